@@ -1,0 +1,171 @@
+//! The command line: flags and subcommands, with the help text users read.
+//!
+//! This module only describes the interface; `main` runs it and chooses exit codes.
+
+use std::net::SocketAddr;
+use std::num::NonZeroUsize;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::config::{BackendUrl, Layer, Mode, NonZeroMillis};
+use crate::sampling::{SampleRate, StickyKey};
+
+/// Exit code for a run that ended as asked.
+pub const EXIT_OK: u8 = 0;
+/// Exit code for a failure while running (a port in use, a crash of the runtime).
+pub const EXIT_FAILURE: u8 = 1;
+/// Exit code for bad flags, environment or config file; nothing was started.
+pub const EXIT_USAGE: u8 = 2;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "shadowdiff",
+    version,
+    about = "Shadow-traffic proxy: compares a new backend's answers with the old one's before each rollout step.",
+    after_help = "Exit codes: 0 ok, 1 runtime failure, 2 bad flags, environment or config.\n\
+                  Every serve setting can also be given in the config file and as a SHADOWDIFF_* variable;\n\
+                  flags win over the environment, which wins over the file."
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+
+    /// Log filter, such as `info`, `debug` or `shadowdiff=debug,info`.
+    #[arg(
+        long,
+        global = true,
+        env = "SHADOWDIFF_LOG",
+        default_value = "info",
+        value_name = "FILTER"
+    )]
+    pub log: String,
+
+    /// Log line format.
+    #[arg(
+        long,
+        global = true,
+        env = "SHADOWDIFF_LOG_FORMAT",
+        default_value = "text",
+        value_name = "FORMAT"
+    )]
+    pub log_format: LogFormat,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object a line, for log pipelines.
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the proxy: answer from the primary, shadow sampled requests to the candidate, compare.
+    Serve(Box<ServeArgs>),
+    /// Check a config file and print the settings it gives, without starting anything.
+    CheckConfig(CheckConfigArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct CheckConfigArgs {
+    /// The TOML file to check.
+    #[arg(value_name = "FILE")]
+    pub file: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// TOML config file; its settings are overridden by SHADOWDIFF_* variables and flags.
+    #[arg(long, env = "SHADOWDIFF_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
+    /// Base URL of the old backend, whose responses clients receive. [key: primary]
+    #[arg(long, value_name = "URL")]
+    pub primary: Option<BackendUrl>,
+
+    /// Base URL of the new backend, which gets the shadow copies. [key: candidate]
+    #[arg(long, value_name = "URL")]
+    pub candidate: Option<BackendUrl>,
+
+    /// Address to accept client (or mirror) traffic on. [default: 127.0.0.1:8080] [key: listen]
+    #[arg(long, value_name = "ADDR")]
+    pub listen: Option<SocketAddr>,
+
+    /// inline: proxy in front of the primary; mirror: target of a traffic mirror, answers 202. [default: inline] [key: mode]
+    #[arg(long, value_name = "MODE")]
+    pub mode: Option<Mode>,
+
+    /// Fraction of requests to shadow, 0.0 to 1.0. [default: 1.0] [key: sample_rate]
+    #[arg(long, value_name = "F")]
+    pub sample_rate: Option<SampleRate>,
+
+    /// Sample by a stable hash of this key instead of at random: header:NAME, cookie:NAME or query:NAME. [key: sticky_key]
+    #[arg(long, value_name = "KEY")]
+    pub sticky_key: Option<StickyKey>,
+
+    /// Bodies larger than this pass through uncompared. [default: 10485760] [key: max_body_bytes]
+    #[arg(long, value_name = "BYTES")]
+    pub max_body_bytes: Option<NonZeroUsize>,
+
+    /// Give up on the candidate after this long. [default: 5000] [key: candidate_timeout_ms]
+    #[arg(long, value_name = "MS")]
+    pub candidate_timeout_ms: Option<NonZeroMillis>,
+
+    /// Shadow comparisons running at once. [default: 512] [key: max_in_flight]
+    #[arg(long, value_name = "N")]
+    pub max_in_flight: Option<NonZeroUsize>,
+
+    /// Shadow work waiting for a slot; beyond it samples are dropped and counted. [default: 10000] [key: queue]
+    #[arg(long, value_name = "N")]
+    pub queue: Option<NonZeroUsize>,
+
+    /// On SIGTERM/SIGINT, wait this long for running comparisons. [default: 10000] [key: drain_timeout_ms]
+    #[arg(long, value_name = "MS")]
+    pub drain_timeout_ms: Option<u64>,
+
+    /// Distinct automatic endpoint names kept before the rest count as `other`. [default: 500] [key: max_endpoints]
+    #[arg(long, value_name = "N")]
+    pub max_endpoints: Option<NonZeroUsize>,
+}
+
+impl ServeArgs {
+    /// The settings given as flags, as the top configuration layer.
+    pub fn layer(&self) -> Layer {
+        Layer {
+            listen: self.listen,
+            primary: self.primary.clone(),
+            candidate: self.candidate.clone(),
+            mode: self.mode,
+            sample_rate: self.sample_rate,
+            sticky_key: self.sticky_key.clone(),
+            max_body_bytes: self.max_body_bytes,
+            candidate_timeout_ms: self.candidate_timeout_ms,
+            max_in_flight: self.max_in_flight,
+            queue: self.queue,
+            drain_timeout_ms: self.drain_timeout_ms,
+            max_endpoints: self.max_endpoints,
+            routes: None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn bad_flag_values_are_refused_by_name() {
+        let err = Cli::try_parse_from(["shadowdiff", "serve", "--sample-rate", "2"]).unwrap_err();
+        assert!(err.to_string().contains("--sample-rate"), "{err}");
+        let err = Cli::try_parse_from(["shadowdiff", "serve", "--mode", "tap"]).unwrap_err();
+        assert!(err.to_string().contains("--mode"), "{err}");
+    }
+}

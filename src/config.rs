@@ -1,0 +1,575 @@
+//! Configuration: the TOML file, `SHADOWDIFF_*` environment variables and
+//! command-line flags, merged in that order (a flag beats the environment,
+//! which beats the file) and parsed once into [`Settings`].
+//!
+//! Every value is checked here, so the rest of the program only ever sees
+//! typed, valid settings. An error names where the value came from (file and
+//! key, variable, or flag) and what would be accepted.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::SocketAddr;
+use std::num::NonZeroUsize;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::endpoint::RoutePattern;
+use crate::sampling::{SampleRate, StickyKey};
+
+/// The prefix of every environment variable that sets a serve setting.
+pub const ENV_PREFIX: &str = "SHADOWDIFF_";
+
+/// Variables with the prefix that are not serve settings.
+const ENV_NOT_SETTINGS: &[&str] = &[
+    "SHADOWDIFF_CONFIG",
+    "SHADOWDIFF_LOG",
+    "SHADOWDIFF_LOG_FORMAT",
+];
+
+/// How shadowdiff sits in the traffic.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    /// In front of the primary: clients get the primary's response through shadowdiff.
+    Inline,
+    /// The target of a traffic mirror: answers 202 and calls both backends itself.
+    Mirror,
+}
+
+impl fmt::Display for Mode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Mode::Inline => "inline",
+            Mode::Mirror => "mirror",
+        })
+    }
+}
+
+/// The base URL of a backend: http or https, a host, an optional path prefix.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "String")]
+pub struct BackendUrl(String);
+
+/// A backend URL that cannot be used.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("backend URL must be http:// or https:// with a host and no query, such as http://127.0.0.1:8001; got {0:?}")]
+pub struct BackendUrlError(pub String);
+
+impl FromStr for BackendUrl {
+    type Err = BackendUrlError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let bad = || BackendUrlError(s.to_string());
+        let url = reqwest::Url::parse(s).map_err(|_| bad())?;
+        let ok = matches!(url.scheme(), "http" | "https")
+            && url.host_str().is_some()
+            && url.query().is_none()
+            && url.fragment().is_none()
+            && url.username().is_empty();
+        if !ok {
+            return Err(bad());
+        }
+        // Stored without a trailing slash so that base + "/path" is the target.
+        Ok(BackendUrl(url.as_str().trim_end_matches('/').to_string()))
+    }
+}
+
+impl TryFrom<String> for BackendUrl {
+    type Error = BackendUrlError;
+    fn try_from(s: String) -> Result<Self, Self::Error> {
+        s.parse()
+    }
+}
+
+impl fmt::Display for BackendUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl BackendUrl {
+    /// The URL to send a request for `path_and_query` to.
+    pub fn join(&self, path_and_query: &str) -> Result<reqwest::Url, url_error::JoinError> {
+        reqwest::Url::parse(&format!("{}{}", self.0, path_and_query))
+            .map_err(|_| url_error::JoinError(path_and_query.to_string()))
+    }
+}
+
+pub mod url_error {
+    /// A request target that does not form a URL with the backend's base.
+    #[derive(Debug, thiserror::Error)]
+    #[error("request target {0:?} does not form a valid URL")]
+    pub struct JoinError(pub String);
+}
+
+/// One `[[route]]`: settings for the requests its pattern matches.
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Route {
+    /// `METHOD /path/{param}`; the first route that fits a request wins.
+    #[serde(rename = "match")]
+    pub pattern: RoutePattern,
+    /// Overrides the global sample rate for these requests.
+    #[serde(default)]
+    pub sample_rate: Option<SampleRate>,
+    /// Allows methods other than GET, HEAD and OPTIONS to reach the candidate.
+    #[serde(default)]
+    pub mirror_unsafe: bool,
+}
+
+/// Every serve setting, valid by construction.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    pub listen: SocketAddr,
+    pub primary: BackendUrl,
+    pub candidate: BackendUrl,
+    pub mode: Mode,
+    pub sample_rate: SampleRate,
+    pub sticky_key: Option<StickyKey>,
+    /// Bodies larger than this pass through uncompared (skipped, body_too_large).
+    pub max_body_bytes: usize,
+    pub candidate_timeout: Duration,
+    /// Shadow comparisons running at once.
+    pub max_in_flight: NonZeroUsize,
+    /// Shadow work waiting for a free slot; beyond it samples are dropped.
+    pub queue: NonZeroUsize,
+    /// How long shutdown waits for running comparisons.
+    pub drain_timeout: Duration,
+    /// Distinct automatic endpoint names before the rest count as `other`.
+    pub max_endpoints: NonZeroUsize,
+    pub routes: Vec<Route>,
+}
+
+impl Settings {
+    pub const DEFAULT_LISTEN: &'static str = "127.0.0.1:8080";
+
+    /// Settings with every default, for the two backends.
+    pub fn new(primary: BackendUrl, candidate: BackendUrl) -> Self {
+        Settings {
+            listen: Self::DEFAULT_LISTEN.parse().expect("valid default address"),
+            primary,
+            candidate,
+            mode: Mode::Inline,
+            sample_rate: SampleRate::ALL,
+            sticky_key: None,
+            max_body_bytes: 10 * 1024 * 1024,
+            candidate_timeout: Duration::from_millis(5_000),
+            max_in_flight: NonZeroUsize::new(512).expect("non-zero"),
+            queue: NonZeroUsize::new(10_000).expect("non-zero"),
+            drain_timeout: Duration::from_millis(10_000),
+            max_endpoints: NonZeroUsize::new(500).expect("non-zero"),
+            routes: Vec::new(),
+        }
+    }
+
+    /// The first route whose pattern fits the request.
+    pub fn route_for(&self, method: &http::Method, path: &str) -> Option<&Route> {
+        self.routes.iter().find(|r| r.pattern.matches(method, path))
+    }
+}
+
+/// Serve settings as one source gives them: every key optional.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Layer {
+    pub listen: Option<SocketAddr>,
+    pub primary: Option<BackendUrl>,
+    pub candidate: Option<BackendUrl>,
+    pub mode: Option<Mode>,
+    pub sample_rate: Option<SampleRate>,
+    pub sticky_key: Option<StickyKey>,
+    pub max_body_bytes: Option<NonZeroUsize>,
+    pub candidate_timeout_ms: Option<NonZeroMillis>,
+    pub max_in_flight: Option<NonZeroUsize>,
+    pub queue: Option<NonZeroUsize>,
+    pub drain_timeout_ms: Option<u64>,
+    pub max_endpoints: Option<NonZeroUsize>,
+    #[serde(rename = "route")]
+    pub routes: Option<Vec<Route>>,
+}
+
+/// A duration in whole milliseconds, at least 1.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "u64")]
+pub struct NonZeroMillis(u64);
+
+impl TryFrom<u64> for NonZeroMillis {
+    type Error = String;
+    fn try_from(ms: u64) -> Result<Self, Self::Error> {
+        if ms == 0 {
+            Err("must be at least 1 (milliseconds)".to_string())
+        } else {
+            Ok(NonZeroMillis(ms))
+        }
+    }
+}
+
+impl FromStr for NonZeroMillis {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let ms: u64 = s
+            .trim()
+            .parse()
+            .map_err(|_| format!("expected whole milliseconds, got {s:?}"))?;
+        ms.try_into()
+    }
+}
+
+impl NonZeroMillis {
+    pub fn duration(self) -> Duration {
+        Duration::from_millis(self.0)
+    }
+}
+
+/// Why configuration was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The config file could not be read.
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    /// A key in the config file is unknown, of the wrong type or out of range.
+    #[error("config file {path}: key `{key}`: {message}")]
+    File {
+        path: PathBuf,
+        key: String,
+        message: String,
+    },
+    /// A `SHADOWDIFF_*` variable is unknown or its value is invalid.
+    #[error("environment variable {var}: {message}")]
+    Env { var: String, message: String },
+    /// A required setting was given nowhere.
+    #[error("no {key} backend given: pass --{key} URL, set SHADOWDIFF_{env}, or put `{key} = \"http://…\"` in the config file")]
+    Missing {
+        key: &'static str,
+        env: &'static str,
+    },
+}
+
+impl Layer {
+    /// Reads and checks a TOML config file.
+    pub fn from_file(path: &Path) -> Result<Layer, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Self::from_toml(&text).map_err(|(key, message)| ConfigError::File {
+            path: path.to_path_buf(),
+            key,
+            message,
+        })
+    }
+
+    /// Parses TOML text; the error is the dotted key path and the reason.
+    pub fn from_toml(text: &str) -> Result<Layer, (String, String)> {
+        let deserializer = toml::Deserializer::new(text);
+        serde_path_to_error::deserialize(deserializer).map_err(|e| {
+            let key = match e.path().to_string() {
+                p if p == "." => "(top level)".to_string(),
+                p => p,
+            };
+            // toml's message carries the line, a caret under the value, and the reason.
+            (key, e.into_inner().to_string().trim_end().to_string())
+        })
+    }
+
+    /// Reads the `SHADOWDIFF_*` variables among `vars`.
+    pub fn from_env(
+        vars: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Layer, ConfigError> {
+        let mut table = toml::Table::new();
+        let mut names = BTreeMap::new();
+        for (var, value) in vars {
+            let Some(key) = var.strip_prefix(ENV_PREFIX) else {
+                continue;
+            };
+            if ENV_NOT_SETTINGS.contains(&var.as_str()) {
+                continue;
+            }
+            let key = key.to_ascii_lowercase();
+            if key == "route" {
+                return Err(ConfigError::Env {
+                    var,
+                    message: "routes can only be set in the config file ([[route]])".into(),
+                });
+            }
+            // Numbers and booleans as TOML reads them, anything else as a string,
+            // so that one deserializer checks the file and the environment alike.
+            let parsed = format!("v = {value}")
+                .parse::<toml::Table>()
+                .ok()
+                .and_then(|mut t| t.remove("v"))
+                .filter(|v| !v.is_str() && !v.is_table() && !v.is_array())
+                .unwrap_or_else(|| toml::Value::String(value.clone()));
+            names.insert(key.clone(), var);
+            table.insert(key, parsed);
+        }
+        let value = toml::Value::Table(table);
+        serde_path_to_error::deserialize(value).map_err(|e| {
+            let path = e.path().to_string();
+            let var = names
+                .get(&path)
+                .cloned()
+                .unwrap_or_else(|| format!("{ENV_PREFIX}{}", path.to_ascii_uppercase()));
+            let message = e.into_inner().to_string();
+            // An unknown variable shows up as an unknown field of the table.
+            let message = match message.strip_prefix("unknown field ") {
+                Some(rest) => {
+                    let var = rest
+                        .split('`')
+                        .nth(1)
+                        .map(|k| format!("{ENV_PREFIX}{}", k.to_ascii_uppercase()))
+                        .unwrap_or(var.clone());
+                    return ConfigError::Env {
+                        var,
+                        message: format!(
+                            "not a shadowdiff setting; known: {}",
+                            Layer::KEYS
+                                .iter()
+                                .map(|k| format!("{ENV_PREFIX}{}", k.to_ascii_uppercase()))
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        ),
+                    };
+                }
+                None => message,
+            };
+            ConfigError::Env { var, message }
+        })
+    }
+
+    /// The scalar keys a file or the environment may set.
+    pub const KEYS: &'static [&'static str] = &[
+        "listen",
+        "primary",
+        "candidate",
+        "mode",
+        "sample_rate",
+        "sticky_key",
+        "max_body_bytes",
+        "candidate_timeout_ms",
+        "max_in_flight",
+        "queue",
+        "drain_timeout_ms",
+        "max_endpoints",
+    ];
+
+    /// This layer with every key that `over` sets replaced by `over`'s value.
+    pub fn overlay(self, over: Layer) -> Layer {
+        Layer {
+            listen: over.listen.or(self.listen),
+            primary: over.primary.or(self.primary),
+            candidate: over.candidate.or(self.candidate),
+            mode: over.mode.or(self.mode),
+            sample_rate: over.sample_rate.or(self.sample_rate),
+            sticky_key: over.sticky_key.or(self.sticky_key),
+            max_body_bytes: over.max_body_bytes.or(self.max_body_bytes),
+            candidate_timeout_ms: over.candidate_timeout_ms.or(self.candidate_timeout_ms),
+            max_in_flight: over.max_in_flight.or(self.max_in_flight),
+            queue: over.queue.or(self.queue),
+            drain_timeout_ms: over.drain_timeout_ms.or(self.drain_timeout_ms),
+            max_endpoints: over.max_endpoints.or(self.max_endpoints),
+            routes: over.routes.or(self.routes),
+        }
+    }
+
+    /// Complete settings: defaults for what no layer set, an error for a missing backend.
+    pub fn resolve(self) -> Result<Settings, ConfigError> {
+        let primary = self.primary.ok_or(ConfigError::Missing {
+            key: "primary",
+            env: "PRIMARY",
+        })?;
+        let candidate = self.candidate.ok_or(ConfigError::Missing {
+            key: "candidate",
+            env: "CANDIDATE",
+        })?;
+        let mut s = Settings::new(primary, candidate);
+        if let Some(v) = self.listen {
+            s.listen = v;
+        }
+        if let Some(v) = self.mode {
+            s.mode = v;
+        }
+        if let Some(v) = self.sample_rate {
+            s.sample_rate = v;
+        }
+        s.sticky_key = self.sticky_key;
+        if let Some(v) = self.max_body_bytes {
+            s.max_body_bytes = v.get();
+        }
+        if let Some(v) = self.candidate_timeout_ms {
+            s.candidate_timeout = v.duration();
+        }
+        if let Some(v) = self.max_in_flight {
+            s.max_in_flight = v;
+        }
+        if let Some(v) = self.queue {
+            s.queue = v;
+        }
+        if let Some(v) = self.drain_timeout_ms {
+            s.drain_timeout = Duration::from_millis(v);
+        }
+        if let Some(v) = self.max_endpoints {
+            s.max_endpoints = v;
+        }
+        s.routes = self.routes.unwrap_or_default();
+        Ok(s)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    const FULL: &str = r#"
+        listen = "127.0.0.1:8080"
+        primary = "http://127.0.0.1:8001"
+        candidate = "http://127.0.0.1:8002/"
+        mode = "mirror"
+        sample_rate = 1
+        sticky_key = "header:x-user-id"
+        max_body_bytes = 10485760
+        candidate_timeout_ms = 5000
+        max_in_flight = 512
+        queue = 10000
+
+        [[route]]
+        match = "GET /api/users/{id}"
+        sample_rate = 0.5
+
+        [[route]]
+        match = "POST /api/orders"
+        mirror_unsafe = true
+    "#;
+
+    #[test]
+    fn the_documented_file_parses() {
+        let s = Layer::from_toml(FULL).unwrap().resolve().unwrap();
+        assert_eq!(s.mode, Mode::Mirror);
+        assert_eq!(s.candidate.to_string(), "http://127.0.0.1:8002");
+        assert_eq!(s.routes.len(), 2);
+        assert_eq!(s.routes[0].sample_rate.unwrap().get(), 0.5);
+        assert!(s.routes[1].mirror_unsafe);
+        assert_eq!(s.sticky_key.unwrap().to_string(), "header:x-user-id");
+    }
+
+    #[test]
+    fn file_errors_name_the_key() {
+        let cases = [
+            ("sample_rate = 1.5", "sample_rate", "from 0.0 to 1.0"),
+            (
+                "sampel_rate = 0.5",
+                "sampel_rate",
+                "unknown field `sampel_rate`",
+            ),
+            ("mode = \"sideways\"", "mode", "unknown variant"),
+            ("primary = \"ftp://x\"", "primary", "http://"),
+            ("queue = 0", "queue", "nonzero"),
+            (
+                "[[route]]\nmatch = \"GET users\"",
+                "route[0].match",
+                "must start with /",
+            ),
+            (
+                "[[route]]\nmatch = \"GET /a\"\nsample = 1",
+                "route[0].sample",
+                "unknown field `sample`",
+            ),
+            (
+                "candidate_timeout_ms = 0",
+                "candidate_timeout_ms",
+                "at least 1",
+            ),
+            ("listen = \"nowhere\"", "listen", "socket address"),
+        ];
+        for (text, key, reason) in cases {
+            let (k, msg) = Layer::from_toml(text).unwrap_err();
+            assert_eq!(k, key, "{text}: {msg}");
+            assert!(msg.contains(reason), "{text}: {msg}");
+        }
+    }
+
+    #[test]
+    fn env_is_read_and_checked() {
+        let layer = Layer::from_env(env(&[
+            ("SHADOWDIFF_SAMPLE_RATE", "0.25"),
+            ("SHADOWDIFF_PRIMARY", "http://localhost:1"),
+            ("SHADOWDIFF_LISTEN", "0.0.0.0:9000"),
+            ("SHADOWDIFF_MODE", "mirror"),
+            ("SHADOWDIFF_LOG", "debug"),
+            ("PATH", "/bin"),
+        ]))
+        .unwrap();
+        assert_eq!(layer.sample_rate.unwrap().get(), 0.25);
+        assert_eq!(layer.mode, Some(Mode::Mirror));
+        assert_eq!(layer.listen.unwrap().port(), 9000);
+
+        let err = Layer::from_env(env(&[("SHADOWDIFF_SAMPLE_RATE", "2")])).unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("environment variable SHADOWDIFF_SAMPLE_RATE:"),
+            "{err}"
+        );
+        let err = Layer::from_env(env(&[("SHADOWDIFF_SAMPLERATE", "0.1")])).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("SHADOWDIFF_SAMPLERATE: not a shadowdiff setting"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn later_layers_win() {
+        let file = Layer::from_toml(
+            "sample_rate = 0.1\nqueue = 5\nprimary = \"http://a\"\ncandidate = \"http://b\"",
+        )
+        .unwrap();
+        let env = Layer::from_env(env(&[
+            ("SHADOWDIFF_SAMPLE_RATE", "0.2"),
+            ("SHADOWDIFF_QUEUE", "6"),
+        ]))
+        .unwrap();
+        let flags = Layer {
+            sample_rate: Some(SampleRate::new(0.3).unwrap()),
+            ..Layer::default()
+        };
+        let s = file.overlay(env).overlay(flags).resolve().unwrap();
+        assert_eq!(s.sample_rate.get(), 0.3);
+        assert_eq!(s.queue.get(), 6);
+    }
+
+    #[test]
+    fn missing_backend_says_how_to_give_it() {
+        let err = Layer::default().resolve().unwrap_err();
+        let msg = err.to_string();
+        assert!(
+            msg.contains("--primary") && msg.contains("SHADOWDIFF_PRIMARY"),
+            "{msg}"
+        );
+    }
+
+    #[test]
+    fn backend_urls_are_checked() {
+        assert!("http://127.0.0.1:8001".parse::<BackendUrl>().is_ok());
+        assert!("https://api.internal/base/".parse::<BackendUrl>().is_ok());
+        for bad in ["127.0.0.1:8001", "ftp://x", "http://x/?q=1", "http://u:p@x"] {
+            assert!(bad.parse::<BackendUrl>().is_err(), "{bad}");
+        }
+        let base: BackendUrl = "http://h:1/base/".parse().unwrap();
+        assert_eq!(
+            base.join("/a%20b?x=1&x=2").unwrap().as_str(),
+            "http://h:1/base/a%20b?x=1&x=2"
+        );
+    }
+}

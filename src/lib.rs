@@ -1,0 +1,20 @@
+//! shadowdiff: a shadow-traffic proxy that proves a new backend (the *candidate*)
+//! answers like the old one (the *primary*) before each rollout step.
+//!
+//! The crate is a library with a thin binary on top. ARCHITECTURE.md is the map;
+//! in short, a request flows `proxy` → (sampled) `shadow` → `compare` → `outcome`,
+//! and everything that shapes that flow comes from `config`, parsed once into types.
+
+pub mod cli;
+pub mod compare;
+pub mod config;
+pub mod endpoint;
+pub mod exchange;
+pub mod outcome;
+pub mod proxy;
+pub mod sampling;
+pub mod server;
+pub mod shadow;
+
+pub use config::Settings;
+pub use server::Server;

@@ -1,0 +1,118 @@
+//! The `shadowdiff` binary: parses the command line, sets up logging, runs a
+//! subcommand from the library and turns its result into an exit code.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use shadowdiff::cli::{self, Cli, Command, LogFormat, ServeArgs};
+use shadowdiff::config::{ConfigError, Layer};
+use shadowdiff::{Server, Settings};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(&cli.log, cli.log_format);
+    match cli.command {
+        Command::CheckConfig(args) => check_config(&args.file),
+        Command::Serve(args) => match load(&args) {
+            Err(error) => {
+                eprintln!("error: {error}");
+                ExitCode::from(cli::EXIT_USAGE)
+            }
+            Ok(settings) => match serve(settings) {
+                Ok(()) => ExitCode::from(cli::EXIT_OK),
+                Err(error) => {
+                    eprintln!("error: {error:#}");
+                    ExitCode::from(cli::EXIT_FAILURE)
+                }
+            },
+        },
+    }
+}
+
+fn init_logging(filter: &str, format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_new(filter).unwrap_or_else(|e| {
+        eprintln!("warning: log filter {filter:?} is invalid ({e}); using \"info\"");
+        tracing_subscriber::EnvFilter::new("info")
+    });
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+/// File, then environment, then flags.
+fn load(args: &ServeArgs) -> Result<Settings, ConfigError> {
+    let file = match &args.config {
+        Some(path) => Layer::from_file(path)?,
+        None => Layer::default(),
+    };
+    let env = Layer::from_env(std::env::vars())?;
+    file.overlay(env).overlay(args.layer()).resolve()
+}
+
+fn check_config(path: &std::path::Path) -> ExitCode {
+    match Layer::from_file(path) {
+        Err(error) => {
+            eprintln!("error: {error}");
+            ExitCode::from(cli::EXIT_USAGE)
+        }
+        Ok(layer) => {
+            let routes = layer.routes.as_ref().map_or(0, Vec::len);
+            let missing: Vec<&str> = [
+                ("primary", layer.primary.is_none()),
+                ("candidate", layer.candidate.is_none()),
+            ]
+            .into_iter()
+            .filter_map(|(k, missing)| missing.then_some(k))
+            .collect();
+            println!("{}: ok ({routes} routes)", path.display());
+            if !missing.is_empty() {
+                println!(
+                    "note: {} not set in the file; give them as flags or SHADOWDIFF_* variables",
+                    missing.join(" and ")
+                );
+            }
+            ExitCode::from(cli::EXIT_OK)
+        }
+    }
+}
+
+fn serve(settings: Settings) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Runtime::new()?;
+    runtime.block_on(async {
+        let listener = tokio::net::TcpListener::bind(settings.listen)
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", settings.listen))?;
+        let server = Server::new(settings)?;
+        server.run(listener, shutdown_signal()).await?;
+        Ok(())
+    })
+}
+
+/// Resolves on SIGTERM or SIGINT (Ctrl-C).
+async fn shutdown_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = match tokio::signal::unix::signal(
+            tokio::signal::unix::SignalKind::terminate(),
+        ) {
+            Ok(term) => term,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot listen for SIGTERM; only Ctrl-C stops the server");
+                let _ = interrupt.await;
+                return;
+            }
+        };
+        tokio::select! {
+            _ = interrupt => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = interrupt.await;
+    tracing::info!("shutdown signal received: no new connections");
+}

@@ -1,0 +1,322 @@
+//! Outcomes: how each sampled request ended, and the tally of them.
+//!
+//! Every sampled request holds a [`Sample`] ticket, which records exactly one
+//! outcome: the one it is finished with, or `dropped (abandoned)` if it is
+//! dropped unfinished (a shutdown deadline, a task that died). So nothing
+//! sampled goes uncounted.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::fmt;
+use std::sync::{Arc, Mutex};
+
+use http::Method;
+use tokio::sync::watch;
+
+use crate::compare::Verdict;
+use crate::endpoint::Endpoint;
+use crate::exchange::Exchange;
+
+/// Why the candidate gave no usable response.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum CandidateErrorKind {
+    /// No response within `candidate_timeout_ms`.
+    Timeout,
+    /// The connection could not be made (refused, unreachable, DNS).
+    Connect,
+    /// The connection was reset or closed mid-exchange.
+    Reset,
+    /// The candidate did not speak valid HTTP.
+    Protocol,
+}
+
+/// Why a sampled request was not compared.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum SkipReason {
+    /// A request or response body was larger than `max_body_bytes`.
+    BodyTooLarge,
+    /// A method other than GET, HEAD or OPTIONS on a route without `mirror_unsafe`.
+    UnsafeMethod,
+    /// A protocol upgrade such as WebSocket: passed through, not shadowed.
+    Upgrade,
+    /// A `text/event-stream` response: passed through, not shadowed.
+    EventStream,
+    /// The primary failed (unreachable, reset), so there is nothing to compare with.
+    PrimaryError,
+    /// The client went away, or the request body broke, before the exchange was whole.
+    Incomplete,
+}
+
+/// Why a sampled request was dropped without an attempt.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum DropReason {
+    /// The shadow queue was full.
+    QueueFull,
+    /// shadowdiff was shutting down.
+    Shutdown,
+    /// The work was given up unfinished (the drain deadline passed).
+    Abandoned,
+}
+
+/// How one sampled request ended.
+#[derive(Debug)]
+pub enum Outcome {
+    /// Both responses were read and compared.
+    Compared(Box<Comparison>),
+    CandidateError(CandidateErrorKind),
+    Skipped(SkipReason),
+    Dropped(DropReason),
+}
+
+/// A finished comparison: the exchange and what was found.
+#[derive(Debug)]
+pub struct Comparison {
+    pub exchange: Exchange,
+    pub verdict: Verdict,
+}
+
+/// The outcome kind as counted: `matched`, `candidate_error/timeout`, …
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum OutcomeKey {
+    Matched,
+    Mismatched,
+    CandidateError(CandidateErrorKind),
+    Skipped(SkipReason),
+    Dropped(DropReason),
+}
+
+/// Stable snake_case names, as logged and (later) stored and reported.
+macro_rules! names {
+    ($ty:ident { $($variant:ident => $name:literal),* $(,)? }) => {
+        impl $ty {
+            pub fn as_str(self) -> &'static str {
+                match self { $($ty::$variant => $name),* }
+            }
+        }
+    };
+}
+
+names!(CandidateErrorKind { Timeout => "timeout", Connect => "connect", Reset => "reset", Protocol => "protocol" });
+names!(SkipReason {
+    BodyTooLarge => "body_too_large",
+    UnsafeMethod => "unsafe_method",
+    Upgrade => "upgrade",
+    EventStream => "event_stream",
+    PrimaryError => "primary_error",
+    Incomplete => "incomplete",
+});
+names!(DropReason { QueueFull => "queue_full", Shutdown => "shutdown", Abandoned => "abandoned" });
+
+impl fmt::Display for OutcomeKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            OutcomeKey::Matched => f.write_str("matched"),
+            OutcomeKey::Mismatched => f.write_str("mismatched"),
+            OutcomeKey::CandidateError(k) => write!(f, "candidate_error/{}", k.as_str()),
+            OutcomeKey::Skipped(r) => write!(f, "skipped/{}", r.as_str()),
+            OutcomeKey::Dropped(r) => write!(f, "dropped/{}", r.as_str()),
+        }
+    }
+}
+
+impl Outcome {
+    pub fn key(&self) -> OutcomeKey {
+        match self {
+            Outcome::Compared(c) if c.verdict.matched => OutcomeKey::Matched,
+            Outcome::Compared(_) => OutcomeKey::Mismatched,
+            Outcome::CandidateError(k) => OutcomeKey::CandidateError(*k),
+            Outcome::Skipped(r) => OutcomeKey::Skipped(*r),
+            Outcome::Dropped(r) => OutcomeKey::Dropped(*r),
+        }
+    }
+}
+
+/// What identifies a sampled request in logs and the recent list.
+#[derive(Clone, Debug)]
+pub struct SampleInfo {
+    pub endpoint: Endpoint,
+    pub method: Method,
+    pub target: String,
+}
+
+/// A short record of a finished sample, kept in memory for inspection.
+#[derive(Clone, Debug)]
+pub struct OutcomeRecord {
+    pub info: SampleInfo,
+    pub key: OutcomeKey,
+}
+
+/// Counts of outcomes per endpoint.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Tally {
+    pub by_endpoint: BTreeMap<Endpoint, BTreeMap<OutcomeKey, u64>>,
+}
+
+impl Tally {
+    pub fn total(&self) -> u64 {
+        self.by_endpoint.values().flat_map(|m| m.values()).sum()
+    }
+
+    /// How many outcomes of `key` across all endpoints.
+    pub fn count(&self, key: OutcomeKey) -> u64 {
+        self.by_endpoint.values().filter_map(|m| m.get(&key)).sum()
+    }
+}
+
+/// Where outcomes go: counters, a short list of recent ones, and the log.
+#[derive(Debug)]
+pub struct Recorder {
+    tally: Mutex<Tally>,
+    recent: Mutex<VecDeque<OutcomeRecord>>,
+    total: watch::Sender<u64>,
+}
+
+impl Default for Recorder {
+    fn default() -> Self {
+        Recorder {
+            tally: Mutex::default(),
+            recent: Mutex::default(),
+            total: watch::Sender::new(0),
+        }
+    }
+}
+
+impl Recorder {
+    /// How many recent outcomes are kept for inspection.
+    pub const RECENT: usize = 1024;
+
+    fn record(&self, info: SampleInfo, outcome: Outcome) {
+        let key = outcome.key();
+        match &outcome {
+            Outcome::Compared(c) if c.verdict.matched => {
+                tracing::debug!(endpoint = %info.endpoint, target = %info.target, outcome = %key, "shadow outcome");
+            }
+            Outcome::Compared(c) => {
+                tracing::info!(
+                    endpoint = %info.endpoint,
+                    target = %info.target,
+                    outcome = %key,
+                    byte_equal = c.verdict.byte_equal,
+                    primary_status = c.exchange.primary.status.as_u16(),
+                    candidate_status = c.exchange.candidate.status.as_u16(),
+                    "shadow outcome"
+                );
+            }
+            _ => {
+                tracing::info!(endpoint = %info.endpoint, target = %info.target, outcome = %key, "shadow outcome");
+            }
+        }
+        {
+            let mut tally = self.tally.lock().unwrap_or_else(|e| e.into_inner());
+            *tally
+                .by_endpoint
+                .entry(info.endpoint.clone())
+                .or_default()
+                .entry(key)
+                .or_default() += 1;
+        }
+        {
+            let mut recent = self.recent.lock().unwrap_or_else(|e| e.into_inner());
+            if recent.len() == Self::RECENT {
+                recent.pop_front();
+            }
+            recent.push_back(OutcomeRecord { info, key });
+        }
+        self.total.send_modify(|n| *n += 1);
+    }
+
+    pub fn tally(&self) -> Tally {
+        self.tally.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// The most recent outcomes, oldest first.
+    pub fn recent(&self) -> Vec<OutcomeRecord> {
+        let recent = self.recent.lock().unwrap_or_else(|e| e.into_inner());
+        recent.iter().cloned().collect()
+    }
+
+    /// Waits until at least `n` outcomes have been recorded in all.
+    pub async fn wait_for(&self, n: u64) {
+        let mut rx = self.total.subscribe();
+        // The sender lives as long as `self`, so this cannot fail while we borrow it.
+        let _ = rx.wait_for(|total| *total >= n).await;
+    }
+
+    /// A ticket for a sampled request, which must end in one outcome.
+    pub fn sample(self: &Arc<Self>, info: SampleInfo) -> Sample {
+        Sample {
+            info: Some(info),
+            recorder: self.clone(),
+        }
+    }
+}
+
+/// A sampled request that has not ended yet. See the module documentation.
+#[derive(Debug)]
+pub struct Sample {
+    info: Option<SampleInfo>,
+    recorder: Arc<Recorder>,
+}
+
+impl Sample {
+    pub fn info(&self) -> &SampleInfo {
+        self.info.as_ref().expect("present until finished")
+    }
+
+    /// Ends the sample with its outcome.
+    pub fn finish(mut self, outcome: Outcome) {
+        if let Some(info) = self.info.take() {
+            self.recorder.record(info, outcome);
+        }
+    }
+}
+
+impl Drop for Sample {
+    fn drop(&mut self) {
+        if let Some(info) = self.info.take() {
+            self.recorder
+                .record(info, Outcome::Dropped(DropReason::Abandoned));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::endpoint::EndpointCatalog;
+
+    fn info() -> SampleInfo {
+        SampleInfo {
+            endpoint: EndpointCatalog::new(10).name(&Method::GET, "/x", None),
+            method: Method::GET,
+            target: "/x".into(),
+        }
+    }
+
+    #[test]
+    fn a_sample_ends_in_exactly_one_outcome() {
+        let recorder = Arc::new(Recorder::default());
+        recorder
+            .sample(info())
+            .finish(Outcome::Skipped(SkipReason::BodyTooLarge));
+        drop(recorder.sample(info()));
+        let tally = recorder.tally();
+        assert_eq!(tally.total(), 2);
+        assert_eq!(
+            tally.count(OutcomeKey::Skipped(SkipReason::BodyTooLarge)),
+            1
+        );
+        assert_eq!(tally.count(OutcomeKey::Dropped(DropReason::Abandoned)), 1);
+    }
+
+    #[test]
+    fn keys_print_as_snake_case() {
+        assert_eq!(
+            OutcomeKey::CandidateError(CandidateErrorKind::Timeout).to_string(),
+            "candidate_error/timeout"
+        );
+        assert_eq!(
+            OutcomeKey::Skipped(SkipReason::BodyTooLarge).to_string(),
+            "skipped/body_too_large"
+        );
+    }
+}

@@ -1,0 +1,169 @@
+//! Header handling at the proxy boundary: hop-by-hop fields (RFC 9110 §7.6.1)
+//! stay on their own connection, and X-Forwarded-* tell the backend who asked.
+
+use std::net::IpAddr;
+
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+
+/// The role header every shadow copy carries, so a backend can tell it apart.
+pub const ROLE_HEADER: &str = "x-shadowdiff-role";
+/// Its value on shadow copies.
+pub const ROLE_SHADOW: &str = "shadow";
+
+const X_FORWARDED_FOR: &str = "x-forwarded-for";
+const X_FORWARDED_PROTO: &str = "x-forwarded-proto";
+const X_FORWARDED_HOST: &str = "x-forwarded-host";
+
+/// Connection-specific fields that a proxy must not forward.
+const HOP_BY_HOP: [HeaderName; 6] = [
+    header::CONNECTION,
+    HeaderName::from_static("keep-alive"),
+    HeaderName::from_static("proxy-connection"),
+    header::TE,
+    header::TRANSFER_ENCODING,
+    header::UPGRADE,
+];
+
+/// Whether the request asks to switch protocols (WebSocket and the like).
+pub fn is_upgrade(headers: &HeaderMap) -> bool {
+    headers.contains_key(header::UPGRADE)
+        && connection_tokens(headers).any(|t| t.eq_ignore_ascii_case("upgrade"))
+}
+
+fn connection_tokens(headers: &HeaderMap) -> impl Iterator<Item = &str> {
+    headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+}
+
+/// Removes hop-by-hop fields, and those the Connection field names. With
+/// `keep_upgrade`, Connection and Upgrade stay, as a protocol switch needs them.
+pub fn strip_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool) {
+    let named: Vec<HeaderName> = connection_tokens(headers)
+        .filter(|t| !(keep_upgrade && t.eq_ignore_ascii_case("upgrade")))
+        .filter_map(|t| HeaderName::from_bytes(t.as_bytes()).ok())
+        .collect();
+    for name in named {
+        headers.remove(name);
+    }
+    for name in &HOP_BY_HOP {
+        if keep_upgrade && (name == header::CONNECTION || name == header::UPGRADE) {
+            continue;
+        }
+        headers.remove(name);
+    }
+}
+
+/// The headers to send a backend for a client's request: the client's own,
+/// minus hop-by-hop fields and Host, plus X-Forwarded-For/-Proto/-Host.
+pub fn forward(incoming: &HeaderMap, client: Option<IpAddr>, upgrade: bool) -> HeaderMap {
+    let mut out = incoming.clone();
+    strip_hop_by_hop(&mut out, upgrade);
+    // The backend's own authority goes in Host; the client's moves to X-Forwarded-Host.
+    let host = out.remove(header::HOST);
+    if let Some(ip) = client {
+        let appended = match incoming.get(X_FORWARDED_FOR).and_then(|v| v.to_str().ok()) {
+            Some(prior) => format!("{prior}, {ip}"),
+            None => ip.to_string(),
+        };
+        if let Ok(v) = HeaderValue::from_str(&appended) {
+            out.insert(X_FORWARDED_FOR, v);
+        }
+    }
+    // A load balancer in front may have set these already; its values are the truth.
+    if !out.contains_key(X_FORWARDED_PROTO) {
+        out.insert(X_FORWARDED_PROTO, HeaderValue::from_static("http"));
+    }
+    if let Some(host) = host {
+        out.entry(X_FORWARDED_HOST).or_insert(host);
+    }
+    out
+}
+
+/// The declared body length, if any and valid.
+pub fn content_length(headers: &HeaderMap) -> Option<u64> {
+    headers
+        .get(header::CONTENT_LENGTH)?
+        .to_str()
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
+}
+
+/// Whether a response is a server-sent event stream, which never ends by itself.
+pub fn is_event_stream(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| {
+            v.split(';')
+                .next()
+                .is_some_and(|t| t.trim().eq_ignore_ascii_case("text/event-stream"))
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.append(*k, HeaderValue::from_static(v));
+        }
+        h
+    }
+
+    #[test]
+    fn hop_by_hop_and_connection_named_fields_go() {
+        let mut h = headers(&[
+            ("connection", "keep-alive, x-secret-hop"),
+            ("keep-alive", "timeout=5"),
+            ("transfer-encoding", "chunked"),
+            ("x-secret-hop", "1"),
+            ("content-type", "text/plain"),
+        ]);
+        strip_hop_by_hop(&mut h, false);
+        assert_eq!(h.len(), 1);
+        assert!(h.contains_key("content-type"));
+    }
+
+    #[test]
+    fn upgrade_keeps_its_fields() {
+        let mut h = headers(&[("connection", "Upgrade"), ("upgrade", "websocket")]);
+        assert!(is_upgrade(&h));
+        strip_hop_by_hop(&mut h, true);
+        assert!(h.contains_key("upgrade") && h.contains_key("connection"));
+    }
+
+    #[test]
+    fn forwarded_fields_are_set_and_appended() {
+        let ip: IpAddr = "10.0.0.9".parse().unwrap();
+        let out = forward(
+            &headers(&[("host", "api.example"), ("x-forwarded-for", "1.2.3.4")]),
+            Some(ip),
+            false,
+        );
+        assert_eq!(out["x-forwarded-for"], "1.2.3.4, 10.0.0.9");
+        assert_eq!(out["x-forwarded-proto"], "http");
+        assert_eq!(out["x-forwarded-host"], "api.example");
+        assert!(!out.contains_key("host"));
+    }
+
+    #[test]
+    fn event_streams_are_recognised() {
+        assert!(is_event_stream(&headers(&[(
+            "content-type",
+            "text/event-stream; charset=utf-8"
+        )])));
+        assert!(!is_event_stream(&headers(&[(
+            "content-type",
+            "text/plain"
+        )])));
+    }
+}

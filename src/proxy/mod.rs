@@ -1,0 +1,344 @@
+//! The client-facing proxy: answers every request from the primary, exactly
+//! and as it streams, and hands sampled ones to the shadow stage.
+//!
+//! The client's path never waits on shadow work: a queue slot is taken with a
+//! non-blocking call, and the primary's body is copied (not buffered) as it
+//! passes. In mirror mode the caller gets 202 at once instead.
+
+pub mod headers;
+pub mod tee;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::body::Body;
+use axum::extract::{ConnectInfo, Request, State};
+use axum::response::{IntoResponse, Response};
+use axum::Router;
+use bytes::Bytes;
+use http::{Method, StatusCode};
+use http_body_util::BodyExt;
+use hyper_util::rt::TokioIo;
+use tokio::sync::oneshot;
+
+use crate::config::{BackendUrl, Mode, Settings};
+use crate::endpoint::EndpointCatalog;
+use crate::exchange::{concat, RecordedResponse};
+use crate::outcome::{Outcome, Recorder, Sample, SampleInfo, SkipReason};
+use crate::sampling::{SampleRate, Sampler};
+use crate::shadow::{BodySource, PrimarySource, ShadowJob, ShadowQueue, ShadowRequest};
+use tee::{Tee, TeeError};
+
+/// Everything the request handlers share.
+pub struct Proxy {
+    settings: Settings,
+    client: reqwest::Client,
+    sampler: Sampler,
+    catalog: EndpointCatalog,
+    queue: ShadowQueue,
+    recorder: Arc<Recorder>,
+}
+
+impl Proxy {
+    pub fn new(
+        settings: Settings,
+        client: reqwest::Client,
+        queue: ShadowQueue,
+        recorder: Arc<Recorder>,
+    ) -> Self {
+        Proxy {
+            sampler: Sampler::new(settings.sticky_key.clone()),
+            catalog: EndpointCatalog::new(settings.max_endpoints.get()),
+            settings,
+            client,
+            queue,
+            recorder,
+        }
+    }
+}
+
+/// The proxy's router: every method and path goes to the one handler.
+pub fn router(proxy: Arc<Proxy>) -> Router {
+    Router::new().fallback(handle).with_state(proxy)
+}
+
+async fn handle(State(proxy): State<Arc<Proxy>>, request: Request) -> Response {
+    match proxy.settings.mode {
+        Mode::Inline => proxy.inline(request).await,
+        Mode::Mirror => proxy.mirror(request).await,
+    }
+}
+
+fn is_safe(method: &Method) -> bool {
+    matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS)
+}
+
+fn target_of(parts: &http::request::Parts) -> &str {
+    parts
+        .uri
+        .path_and_query()
+        .map(|pq| pq.as_str())
+        .unwrap_or("/")
+}
+
+fn bad_gateway(what: &str) -> Response {
+    (StatusCode::BAD_GATEWAY, format!("shadowdiff: {what}\n")).into_response()
+}
+
+impl Proxy {
+    /// Decides whether to shadow a request; a sampled request that cannot be
+    /// shadowed is finished here as skipped.
+    fn admit(&self, parts: &http::request::Parts, upgrade: bool) -> Option<Sample> {
+        let (method, path) = (&parts.method, parts.uri.path());
+        let route = self.settings.route_for(method, path);
+        let rate: SampleRate = route
+            .and_then(|r| r.sample_rate)
+            .unwrap_or(self.settings.sample_rate);
+        if !self.sampler.decide(rate, &parts.headers, parts.uri.query()) {
+            return None;
+        }
+        let endpoint = self.catalog.name(method, path, route.map(|r| &r.pattern));
+        let sample = self.recorder.sample(SampleInfo {
+            endpoint,
+            method: method.clone(),
+            target: target_of(parts).to_string(),
+        });
+        let skip = if upgrade {
+            Some(SkipReason::Upgrade)
+        } else if !is_safe(method) && !route.is_some_and(|r| r.mirror_unsafe) {
+            Some(SkipReason::UnsafeMethod)
+        } else if headers::content_length(&parts.headers)
+            .is_some_and(|n| n > self.settings.max_body_bytes as u64)
+        {
+            Some(SkipReason::BodyTooLarge)
+        } else {
+            None
+        };
+        match skip {
+            Some(reason) => {
+                sample.finish(Outcome::Skipped(reason));
+                None
+            }
+            None => Some(sample),
+        }
+    }
+
+    async fn inline(&self, mut request: Request) -> Response {
+        let client_ip = request
+            .extensions()
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|c| c.0.ip());
+        let upgrade = headers::is_upgrade(request.headers());
+        let on_upgrade = upgrade.then(|| hyper::upgrade::on(&mut request));
+        let (parts, body) = request.into_parts();
+        let forwarded = headers::forward(&parts.headers, client_ip, upgrade);
+        let target = target_of(&parts);
+        let url = match self.settings.primary.join(target) {
+            Ok(url) => url,
+            Err(e) => {
+                return (StatusCode::BAD_REQUEST, format!("shadowdiff: {e}\n")).into_response()
+            }
+        };
+
+        let sample = self.admit(&parts, upgrade);
+        let permit = match sample.map(|s| (self.queue.try_reserve(), s)) {
+            Some((Ok(permit), sample)) => Some((permit, sample)),
+            Some((Err(reason), sample)) => {
+                sample.finish(Outcome::Dropped(reason));
+                None
+            }
+            None => None,
+        };
+
+        let empty = http_body::Body::is_end_stream(&body);
+        let mut primary_report = None;
+        let primary_body = match permit {
+            None if empty => reqwest::Body::from(Bytes::new()),
+            None => reqwest::Body::wrap_stream(body.into_data_stream()),
+            Some((permit, sample)) => {
+                let (report, response_copy) = oneshot::channel();
+                primary_report = Some(report);
+                let (body_source, primary_body) = if empty {
+                    (
+                        BodySource::Ready(Bytes::new()),
+                        reqwest::Body::from(Bytes::new()),
+                    )
+                } else {
+                    let (tx, rx) = oneshot::channel();
+                    let tee = Tee::new(
+                        body.into_data_stream(),
+                        self.settings.max_body_bytes,
+                        Box::new(move |copy| {
+                            let _ = tx.send(copy.map(concat).map_err(skip_reason));
+                        }),
+                    );
+                    (BodySource::Pending(rx), reqwest::Body::wrap_stream(tee))
+                };
+                permit.send(ShadowJob {
+                    sample,
+                    request: ShadowRequest {
+                        method: parts.method.clone(),
+                        target: target.to_string(),
+                        headers: forwarded.clone(),
+                        body: body_source,
+                    },
+                    primary: PrimarySource::Pending(response_copy),
+                });
+                primary_body
+            }
+        };
+
+        let started = Instant::now();
+        let sent = self
+            .client
+            .request(parts.method.clone(), url)
+            .headers(forwarded)
+            .body(primary_body)
+            .send()
+            .await;
+        let response = match sent {
+            Ok(response) => response,
+            Err(error) => {
+                if let Some(report) = primary_report {
+                    let _ = report.send(Err(SkipReason::PrimaryError));
+                }
+                tracing::warn!(error = %error, target, "primary request failed");
+                return bad_gateway("the primary backend did not answer");
+            }
+        };
+        let latency = started.elapsed();
+
+        if let Some(on_upgrade) = on_upgrade {
+            if response.status() == StatusCode::SWITCHING_PROTOCOLS {
+                return switch_protocols(on_upgrade, response);
+            }
+        }
+
+        let response: http::Response<reqwest::Body> = response.into();
+        let (mut head, body) = response.into_parts();
+        let recorded_headers = primary_report.as_ref().map(|_| head.headers.clone());
+        headers::strip_hop_by_hop(&mut head.headers, false);
+
+        let body = match (primary_report, recorded_headers) {
+            (Some(report), Some(recorded_headers)) => {
+                let too_large = headers::content_length(&head.headers)
+                    .is_some_and(|n| n > self.settings.max_body_bytes as u64);
+                if too_large || headers::is_event_stream(&head.headers) {
+                    let reason = if too_large {
+                        SkipReason::BodyTooLarge
+                    } else {
+                        SkipReason::EventStream
+                    };
+                    let _ = report.send(Err(reason));
+                    Body::new(body)
+                } else {
+                    let status = head.status;
+                    let tee = Tee::new(
+                        body.into_data_stream(),
+                        self.settings.max_body_bytes,
+                        Box::new(move |copy| {
+                            let _ = report.send(copy.map_err(skip_reason).map(|chunks| {
+                                RecordedResponse {
+                                    status,
+                                    headers: recorded_headers,
+                                    body: concat(chunks),
+                                    latency,
+                                }
+                            }));
+                        }),
+                    );
+                    Body::from_stream(tee)
+                }
+            }
+            _ => Body::new(body),
+        };
+        Response::from_parts(head, body)
+    }
+
+    async fn mirror(&self, request: Request) -> Response {
+        let upgrade = headers::is_upgrade(request.headers());
+        let (parts, body) = request.into_parts();
+        if let Some(sample) = self.admit(&parts, upgrade) {
+            let limited = http_body_util::Limited::new(body, self.settings.max_body_bytes);
+            match limited.collect().await {
+                Err(error) => {
+                    let reason = if error.is::<http_body_util::LengthLimitError>() {
+                        SkipReason::BodyTooLarge
+                    } else {
+                        SkipReason::Incomplete
+                    };
+                    sample.finish(Outcome::Skipped(reason));
+                }
+                Ok(collected) => match self.queue.try_reserve() {
+                    Err(reason) => sample.finish(Outcome::Dropped(reason)),
+                    Ok(permit) => {
+                        let client_ip = parts
+                            .extensions
+                            .get::<ConnectInfo<SocketAddr>>()
+                            .map(|c| c.0.ip());
+                        permit.send(ShadowJob {
+                            sample,
+                            request: ShadowRequest {
+                                method: parts.method.clone(),
+                                target: target_of(&parts).to_string(),
+                                headers: headers::forward(&parts.headers, client_ip, false),
+                                body: BodySource::Ready(collected.to_bytes()),
+                            },
+                            primary: PrimarySource::Fetch,
+                        });
+                    }
+                },
+            }
+        }
+        StatusCode::ACCEPTED.into_response()
+    }
+}
+
+fn skip_reason(error: TeeError) -> SkipReason {
+    match error {
+        TeeError::TooLarge => SkipReason::BodyTooLarge,
+        TeeError::Incomplete => SkipReason::Incomplete,
+    }
+}
+
+/// Answers 101 and joins the client's and the primary's upgraded connections.
+fn switch_protocols(client: hyper::upgrade::OnUpgrade, primary: reqwest::Response) -> Response {
+    let mut head = Response::new(Body::empty());
+    *head.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
+    *head.headers_mut() = primary.headers().clone();
+    headers::strip_hop_by_hop(head.headers_mut(), true);
+    tokio::spawn(async move {
+        let (client, primary) = tokio::join!(client, primary.upgrade());
+        match (client, primary) {
+            (Ok(client), Ok(mut primary)) => {
+                let mut client = TokioIo::new(client);
+                if let Err(e) = tokio::io::copy_bidirectional(&mut client, &mut primary).await {
+                    tracing::debug!(error = %e, "upgraded connection ended");
+                }
+            }
+            (Err(e), _) => tracing::debug!(error = %e, "client upgrade failed"),
+            (_, Err(e)) => tracing::debug!(error = %e, "primary upgrade failed"),
+        }
+    });
+    head
+}
+
+/// The HTTP client both directions use: no redirects followed, no proxy from
+/// the environment, no decompression, so bytes arrive as the backend sent them.
+pub fn client(timeout: Option<std::time::Duration>) -> reqwest::Result<reqwest::Client> {
+    let mut builder = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .no_proxy()
+        .tcp_nodelay(true)
+        .pool_idle_timeout(std::time::Duration::from_secs(60));
+    if let Some(timeout) = timeout {
+        builder = builder.connect_timeout(timeout);
+    }
+    builder.build()
+}
+
+/// The primary's base URL, for logs.
+pub fn describe(primary: &BackendUrl, candidate: &BackendUrl, mode: Mode) -> String {
+    format!("mode={mode} primary={primary} candidate={candidate}")
+}

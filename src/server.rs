@@ -1,0 +1,102 @@
+//! The server: builds the proxy and the shadow stage from settings and runs
+//! them on a bound listener until a shutdown future resolves.
+//!
+//! Tests and `main` start it the same way; shutdown stops accepting, lets
+//! client requests finish, then drains shadow work up to `drain_timeout`.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::serve::ListenerExt;
+use tokio::net::TcpListener;
+
+use crate::config::Settings;
+use crate::outcome::{Recorder, Tally};
+use crate::proxy::{self, Proxy};
+use crate::shadow::{ShadowConfig, ShadowStage};
+
+/// Why the server could not start or stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    /// The HTTP client for the backends could not be built (TLS set-up).
+    #[error("cannot build the HTTP client: {0}")]
+    Client(#[from] reqwest::Error),
+    /// Accepting or serving connections failed.
+    #[error("serving failed: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+pub struct Server {
+    proxy: Arc<Proxy>,
+    stage: ShadowStage,
+    recorder: Arc<Recorder>,
+    settings: Settings,
+}
+
+impl Server {
+    /// Builds the server; must be called inside a Tokio runtime.
+    pub fn new(settings: Settings) -> Result<Server, ServeError> {
+        let recorder = Arc::new(Recorder::default());
+        let (queue, stage) = ShadowStage::start(ShadowConfig {
+            primary: settings.primary.clone(),
+            candidate: settings.candidate.clone(),
+            client: proxy::client(Some(settings.candidate_timeout))?,
+            timeout: settings.candidate_timeout,
+            max_body_bytes: settings.max_body_bytes,
+            max_in_flight: settings.max_in_flight.get(),
+            queue: settings.queue.get(),
+        });
+        let proxy = Arc::new(Proxy::new(
+            settings.clone(),
+            proxy::client(None)?,
+            queue,
+            recorder.clone(),
+        ));
+        Ok(Server {
+            proxy,
+            stage,
+            recorder,
+            settings,
+        })
+    }
+
+    /// The outcomes recorded so far, shared with the running server.
+    pub fn recorder(&self) -> Arc<Recorder> {
+        self.recorder.clone()
+    }
+
+    /// Serves until `shutdown` resolves, then drains; returns the final tally.
+    pub async fn run(
+        self,
+        listener: TcpListener,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<Tally, ServeError> {
+        let address = listener.local_addr()?;
+        tracing::info!(
+            %address,
+            "{}",
+            proxy::describe(&self.settings.primary, &self.settings.candidate, self.settings.mode)
+        );
+        // Small writes (chunk ends, short responses) must not wait for Nagle.
+        let listener = listener.tap_io(|tcp| {
+            let _ = tcp.set_nodelay(true);
+        });
+        let app =
+            proxy::router(self.proxy.clone()).into_make_service_with_connect_info::<SocketAddr>();
+        axum::serve(listener, app)
+            .with_graceful_shutdown(shutdown)
+            .await?;
+        tracing::info!(
+            deadline_ms = self.settings.drain_timeout.as_millis() as u64,
+            "client requests finished; draining shadow work"
+        );
+        self.stage.drain(self.settings.drain_timeout).await;
+        let tally = self.recorder.tally();
+        for (endpoint, counts) in &tally.by_endpoint {
+            let counts: Vec<String> = counts.iter().map(|(k, n)| format!("{k}={n}")).collect();
+            tracing::info!(%endpoint, outcomes = %counts.join(" "), "final tally");
+        }
+        Ok(tally)
+    }
+}

@@ -1,0 +1,330 @@
+//! The shadow stage: sampled requests wait in a bounded queue, run at most
+//! `max_in_flight` at a time, call the candidate (and, in mirror mode, the
+//! primary) under a timeout, and end as one outcome each.
+//!
+//! Nothing here can reach the client: the proxy hands a job over with a
+//! non-blocking send and never waits for it.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http::{HeaderMap, HeaderValue, Method};
+use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit, Semaphore};
+use tokio::task::JoinSet;
+
+use crate::compare::compare;
+use crate::config::BackendUrl;
+use crate::exchange::{concat, Exchange, RecordedRequest, RecordedResponse};
+use crate::outcome::{CandidateErrorKind, Comparison, DropReason, Outcome, Sample, SkipReason};
+use crate::proxy::headers::{content_length, ROLE_HEADER, ROLE_SHADOW};
+
+/// One sampled request on its way to an outcome.
+pub struct ShadowJob {
+    pub sample: Sample,
+    pub request: ShadowRequest,
+    pub primary: PrimarySource,
+}
+
+/// The request to replay, with headers as forwarded to the primary.
+pub struct ShadowRequest {
+    pub method: Method,
+    pub target: String,
+    pub headers: HeaderMap,
+    pub body: BodySource,
+}
+
+/// Where the request body comes from.
+pub enum BodySource {
+    Ready(Bytes),
+    /// Still streaming to the primary; the copy arrives when it is whole.
+    Pending(oneshot::Receiver<Result<Bytes, SkipReason>>),
+}
+
+/// Where the primary's response comes from.
+pub enum PrimarySource {
+    /// Inline mode: the client's own exchange, copied as it streams.
+    Pending(oneshot::Receiver<Result<RecordedResponse, SkipReason>>),
+    /// Mirror mode: the shadow stage calls the primary itself.
+    Fetch,
+}
+
+/// What the shadow stage needs to run jobs.
+pub struct ShadowConfig {
+    pub primary: BackendUrl,
+    pub candidate: BackendUrl,
+    pub client: reqwest::Client,
+    pub timeout: Duration,
+    pub max_body_bytes: usize,
+    pub max_in_flight: usize,
+    pub queue: usize,
+}
+
+/// The sending side, held by the proxy.
+#[derive(Clone)]
+pub struct ShadowQueue {
+    tx: mpsc::Sender<ShadowJob>,
+}
+
+impl ShadowQueue {
+    /// A place in the queue, without waiting: a full or closed queue is a drop.
+    pub fn try_reserve(&self) -> Result<mpsc::Permit<'_, ShadowJob>, DropReason> {
+        self.tx.try_reserve().map_err(|e| match e {
+            mpsc::error::TrySendError::Full(()) => DropReason::QueueFull,
+            mpsc::error::TrySendError::Closed(()) => DropReason::Shutdown,
+        })
+    }
+}
+
+/// The running stage, to be drained at shutdown.
+pub struct ShadowStage {
+    close: oneshot::Sender<Duration>,
+    dispatcher: tokio::task::JoinHandle<()>,
+}
+
+impl ShadowStage {
+    /// Starts the dispatcher; must be called inside a Tokio runtime.
+    pub fn start(config: ShadowConfig) -> (ShadowQueue, ShadowStage) {
+        let (tx, rx) = mpsc::channel(config.queue);
+        let (close, closing) = oneshot::channel();
+        let slots = Arc::new(Semaphore::new(config.max_in_flight));
+        let dispatcher = tokio::spawn(dispatch(rx, Arc::new(config), slots, closing));
+        (ShadowQueue { tx }, ShadowStage { close, dispatcher })
+    }
+
+    /// Stops taking work, finishes what is queued and running within
+    /// `deadline`, and records the rest as dropped.
+    pub async fn drain(self, deadline: Duration) {
+        let _ = self.close.send(deadline);
+        if let Err(e) = self.dispatcher.await {
+            tracing::error!(error = %e, "shadow dispatcher failed");
+        }
+    }
+}
+
+// Lives for one loop turn on the dispatcher's stack; boxing would cost an allocation per job.
+#[allow(clippy::large_enum_variant)]
+enum Step {
+    Job(Option<(OwnedSemaphorePermit, ShadowJob)>),
+    Close(Duration),
+    Deadline,
+}
+
+async fn dispatch(
+    mut rx: mpsc::Receiver<ShadowJob>,
+    config: Arc<ShadowConfig>,
+    slots: Arc<Semaphore>,
+    mut closing: oneshot::Receiver<Duration>,
+) {
+    let mut running = JoinSet::new();
+    let mut deadline: Option<tokio::time::Instant> = None;
+    loop {
+        // A slot first, then a job: waiting work stays in the bounded queue.
+        let next = async {
+            let permit = slots.clone().acquire_owned().await.ok()?;
+            let job = rx.recv().await?;
+            Some((permit, job))
+        };
+        let step = match deadline {
+            None => tokio::select! {
+                next = next => Step::Job(next),
+                d = &mut closing => Step::Close(d.unwrap_or(Duration::ZERO)),
+            },
+            Some(at) => match tokio::time::timeout_at(at, next).await {
+                Ok(next) => Step::Job(next),
+                Err(_) => Step::Deadline,
+            },
+        };
+        match step {
+            Step::Job(Some((permit, job))) => {
+                running.spawn(run(config.clone(), job, permit));
+                while running.try_join_next().is_some() {}
+            }
+            Step::Job(None) | Step::Deadline => break,
+            Step::Close(grace) => {
+                rx.close();
+                deadline = Some(tokio::time::Instant::now() + grace);
+            }
+        }
+    }
+    rx.close();
+    while let Ok(job) = rx.try_recv() {
+        job.sample.finish(Outcome::Dropped(DropReason::Shutdown));
+    }
+    let at = deadline.unwrap_or_else(tokio::time::Instant::now);
+    let _ =
+        tokio::time::timeout_at(at, async { while running.join_next().await.is_some() {} }).await;
+    // Aborted jobs drop their samples unfinished, which records them as abandoned.
+    running.abort_all();
+    while running.join_next().await.is_some() {}
+}
+
+async fn run(config: Arc<ShadowConfig>, job: ShadowJob, _slot: OwnedSemaphorePermit) {
+    let ShadowJob {
+        sample,
+        request,
+        primary,
+    } = job;
+    let endpoint = sample.info().endpoint.clone();
+    let outcome = execute(&config, endpoint, request, primary).await;
+    sample.finish(outcome);
+}
+
+async fn execute(
+    config: &ShadowConfig,
+    endpoint: crate::endpoint::Endpoint,
+    request: ShadowRequest,
+    primary: PrimarySource,
+) -> Outcome {
+    let body = match request.body {
+        BodySource::Ready(body) => body,
+        BodySource::Pending(rx) => match rx.await {
+            Ok(Ok(body)) => body,
+            Ok(Err(reason)) => return Outcome::Skipped(reason),
+            Err(_) => return Outcome::Skipped(SkipReason::Incomplete),
+        },
+    };
+    let mut shadow_headers = request.headers.clone();
+    shadow_headers.insert(ROLE_HEADER, HeaderValue::from_static(ROLE_SHADOW));
+
+    let candidate = fetch(
+        config,
+        &config.candidate,
+        &request.method,
+        &request.target,
+        shadow_headers.clone(),
+        body.clone(),
+    );
+    let primary = async {
+        match primary {
+            PrimarySource::Pending(rx) => rx.await.unwrap_or(Err(SkipReason::Incomplete)),
+            PrimarySource::Fetch => fetch(
+                config,
+                &config.primary,
+                &request.method,
+                &request.target,
+                shadow_headers.clone(),
+                body.clone(),
+            )
+            .await
+            .map_err(|e| match e {
+                FetchError::TooLarge => SkipReason::BodyTooLarge,
+                FetchError::Failed(_) => SkipReason::PrimaryError,
+            }),
+        }
+    };
+    let (primary, candidate) = tokio::join!(primary, candidate);
+    let primary = match primary {
+        Ok(p) => p,
+        Err(reason) => return Outcome::Skipped(reason),
+    };
+    let candidate = match candidate {
+        Ok(c) => c,
+        Err(FetchError::TooLarge) => return Outcome::Skipped(SkipReason::BodyTooLarge),
+        Err(FetchError::Failed(kind)) => return Outcome::CandidateError(kind),
+    };
+    let exchange = Exchange {
+        endpoint,
+        request: RecordedRequest {
+            method: request.method,
+            target: request.target,
+            headers: request.headers,
+            body,
+        },
+        primary,
+        candidate,
+    };
+    let verdict = compare(&exchange);
+    Outcome::Compared(Box::new(Comparison { exchange, verdict }))
+}
+
+/// Why a shadow call gave no response to compare.
+enum FetchError {
+    TooLarge,
+    Failed(CandidateErrorKind),
+}
+
+/// Sends one request and reads the whole response, within the limits.
+async fn fetch(
+    config: &ShadowConfig,
+    base: &BackendUrl,
+    method: &Method,
+    target: &str,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<RecordedResponse, FetchError> {
+    let url = base
+        .join(target)
+        .map_err(|_| FetchError::Failed(CandidateErrorKind::Protocol))?;
+    let started = Instant::now();
+    let limit = config.max_body_bytes;
+    let call = async {
+        let mut response = config
+            .client
+            .request(method.clone(), url)
+            .headers(headers)
+            .body(body)
+            .send()
+            .await
+            .map_err(classify)?;
+        let latency = started.elapsed();
+        if content_length(response.headers()).is_some_and(|n| n > limit as u64) {
+            return Err(FetchError::TooLarge);
+        }
+        let mut chunks = Vec::new();
+        let mut len = 0;
+        while let Some(chunk) = response.chunk().await.map_err(classify)? {
+            len += chunk.len();
+            if len > limit {
+                return Err(FetchError::TooLarge);
+            }
+            chunks.push(chunk);
+        }
+        Ok(RecordedResponse {
+            status: response.status(),
+            headers: std::mem::take(response.headers_mut()),
+            body: concat(chunks),
+            latency,
+        })
+    };
+    tokio::time::timeout(config.timeout, call)
+        .await
+        .unwrap_or(Err(FetchError::Failed(CandidateErrorKind::Timeout)))
+}
+
+/// Sorts a client error into the kinds users see in reports.
+fn classify(error: reqwest::Error) -> FetchError {
+    use std::error::Error as _;
+    use std::io::ErrorKind;
+    let kind = if error.is_timeout() {
+        CandidateErrorKind::Timeout
+    } else if error.is_connect() {
+        CandidateErrorKind::Connect
+    } else {
+        let mut kind = CandidateErrorKind::Protocol;
+        let mut source = error.source();
+        while let Some(e) = source {
+            if let Some(io) = e.downcast_ref::<std::io::Error>() {
+                if matches!(
+                    io.kind(),
+                    ErrorKind::ConnectionReset
+                        | ErrorKind::ConnectionAborted
+                        | ErrorKind::BrokenPipe
+                        | ErrorKind::UnexpectedEof
+                ) {
+                    kind = CandidateErrorKind::Reset;
+                    break;
+                }
+            }
+            if let Some(h) = e.downcast_ref::<hyper::Error>() {
+                if h.is_incomplete_message() || h.is_closed() || h.is_canceled() {
+                    kind = CandidateErrorKind::Reset;
+                    break;
+                }
+            }
+            source = e.source();
+        }
+        kind
+    };
+    FetchError::Failed(kind)
+}

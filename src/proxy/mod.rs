@@ -166,8 +166,10 @@ impl Proxy {
                     )
                 } else {
                     let (tx, rx) = oneshot::channel();
+                    let expected = http_body::Body::size_hint(&body).exact();
                     let tee = Tee::new(
                         body.into_data_stream(),
+                        expected,
                         self.settings.max_body_bytes,
                         Box::new(move |copy| {
                             let _ = tx.send(copy.map(concat).map_err(skip_reason));
@@ -234,8 +236,10 @@ impl Proxy {
                     Body::new(body)
                 } else {
                     let status = head.status;
+                    let expected = http_body::Body::size_hint(&body).exact();
                     let tee = Tee::new(
                         body.into_data_stream(),
+                        expected,
                         self.settings.max_body_bytes,
                         Box::new(move |copy| {
                             let _ = report.send(copy.map_err(skip_reason).map(|chunks| {

@@ -3,7 +3,9 @@
 //!
 //! Chunks are kept as shared `Bytes` (no copy on the client's path) and joined
 //! later in the background. The tee reports exactly once: when the stream
-//! ends, fails, or is dropped unfinished (the client went away).
+//! ends or reaches its declared length (hyper stops polling a body once it
+//! has sent Content-Length bytes), fails, or is dropped unfinished (the
+//! client went away).
 
 use std::pin::Pin;
 use std::task::{Context, Poll};
@@ -27,21 +29,29 @@ pub struct Tee<S> {
     inner: Pin<Box<S>>,
     chunks: Vec<Bytes>,
     len: usize,
+    /// The body's exact length, when known in advance.
+    expected: Option<u64>,
     limit: usize,
     overflowed: bool,
     report: Option<TeeReport>,
 }
 
 impl<S> Tee<S> {
-    pub fn new(inner: S, limit: usize, report: TeeReport) -> Self {
-        Tee {
+    /// `expected` is the exact length if known (a body's `size_hint().exact()`).
+    pub fn new(inner: S, expected: Option<u64>, limit: usize, report: TeeReport) -> Self {
+        let mut tee = Tee {
             inner: Box::pin(inner),
             chunks: Vec::new(),
             len: 0,
+            expected,
             limit,
             overflowed: false,
             report: Some(report),
+        };
+        if expected == Some(0) {
+            tee.finish(Ok(()));
         }
+        tee
     }
 
     fn finish(&mut self, result: Result<(), TeeError>) {
@@ -75,6 +85,9 @@ where
                 } else {
                     this.chunks.push(chunk.clone());
                 }
+                if this.expected.is_some_and(|n| this.len as u64 >= n) {
+                    this.finish(Ok(()));
+                }
             }
             Poll::Ready(Some(Err(_))) => this.finish(Err(TeeError::Incomplete)),
             Poll::Ready(None) => this.finish(Ok(())),
@@ -98,19 +111,26 @@ mod tests {
 
     type Seen = Arc<Mutex<Vec<Result<Vec<Bytes>, TeeError>>>>;
 
-    fn tee(
+    type TestTee = Tee<futures_util::stream::Iter<std::vec::IntoIter<Result<Bytes, ()>>>>;
+
+    fn tee(chunks: Vec<&'static str>, limit: usize) -> (TestTee, Seen) {
+        tee_of_length(chunks, None, limit)
+    }
+
+    fn tee_of_length(
         chunks: Vec<&'static str>,
+        expected: Option<u64>,
         limit: usize,
-    ) -> (Tee<impl Stream<Item = Result<Bytes, ()>>>, Seen) {
+    ) -> (TestTee, Seen) {
         let seen: Seen = Arc::default();
         let sink = seen.clone();
-        let stream = futures_util::stream::iter(chunks.into_iter().map(|c| Ok(Bytes::from(c))));
-        let tee = Tee::new(
-            stream,
-            limit,
-            Box::new(move |r| sink.lock().unwrap().push(r)),
-        );
-        (tee, seen)
+        let items: Vec<Result<Bytes, ()>> =
+            chunks.into_iter().map(|c| Ok(Bytes::from(c))).collect();
+        let report = Box::new(move |r| sink.lock().unwrap().push(r));
+        (
+            Tee::new(futures_util::stream::iter(items), expected, limit, report),
+            seen,
+        )
     }
 
     #[tokio::test]
@@ -139,5 +159,17 @@ mod tests {
             seen.lock().unwrap().as_slice(),
             &[Err(TeeError::Incomplete)]
         );
+    }
+
+    #[tokio::test]
+    async fn a_body_of_declared_length_is_whole_without_its_end() {
+        let (mut tee, seen) = tee_of_length(vec!["ab", "cd"], Some(4), 10);
+        tee.next().await;
+        tee.next().await;
+        drop(tee);
+        assert_eq!(seen.lock().unwrap()[0].as_ref().unwrap().concat(), b"abcd");
+        let (tee, seen) = tee_of_length(vec![], Some(0), 10);
+        drop(tee);
+        assert_eq!(seen.lock().unwrap()[0].as_ref().unwrap().len(), 0);
     }
 }

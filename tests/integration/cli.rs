@@ -1,0 +1,170 @@
+//! The real binary: config errors, check-config, and draining on SIGTERM.
+
+use std::io::Write;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use axum::routing::get;
+use axum::Router;
+
+use crate::support;
+
+const BIN: &str = env!("CARGO_BIN_EXE_shadowdiff");
+
+fn shadowdiff(args: &[&str]) -> std::process::Output {
+    Command::new(BIN).args(args).env_clear().output().unwrap()
+}
+
+fn config_file(text: &str) -> tempfile::NamedTempFile {
+    let mut file = tempfile::Builder::new().suffix(".toml").tempfile().unwrap();
+    file.write_all(text.as_bytes()).unwrap();
+    file
+}
+
+const GOOD: &str = r#"
+primary = "http://127.0.0.1:8001"
+candidate = "http://127.0.0.1:8002"
+sample_rate = 0.5
+
+[[route]]
+match = "GET /api/users/{id}"
+sample_rate = 0.1
+"#;
+
+#[test]
+fn check_config_accepts_a_good_file() {
+    let file = config_file(GOOD);
+    let out = shadowdiff(&["check-config", file.path().to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("ok (1 routes)"),
+        "{out:?}"
+    );
+}
+
+#[test]
+fn a_bad_key_is_named_with_its_file_and_exit_code_2() {
+    let file = config_file("primary = \"http://127.0.0.1:8001\"\nsample_rate = 1.5\n");
+    let path = file.path().to_str().unwrap();
+    for args in [vec!["check-config", path], vec!["serve", "--config", path]] {
+        let out = shadowdiff(&args);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(stderr.contains(path), "{stderr}");
+        assert!(stderr.contains("key `sample_rate`"), "{stderr}");
+        assert!(stderr.contains("from 0.0 to 1.0"), "{stderr}");
+    }
+}
+
+#[test]
+fn a_bad_route_pattern_is_named() {
+    let file = config_file("[[route]]\nmatch = \"GET api/users\"\n");
+    let out = shadowdiff(&["check-config", file.path().to_str().unwrap()]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("route[0].match") && stderr.contains("must start with /"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn a_bad_environment_variable_is_named() {
+    let out = Command::new(BIN)
+        .args([
+            "serve",
+            "--primary",
+            "http://127.0.0.1:1",
+            "--candidate",
+            "http://127.0.0.1:2",
+        ])
+        .env_clear()
+        .env("SHADOWDIFF_QUEUE", "0")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("SHADOWDIFF_QUEUE"), "{stderr}");
+}
+
+#[test]
+fn missing_backends_and_bad_flags_exit_2() {
+    let out = shadowdiff(&["serve"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--primary"));
+    let out = shadowdiff(&["serve", "--primary", "localhost:80"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--primary"));
+}
+
+#[tokio::test]
+async fn sigterm_finishes_requests_drains_and_exits_0() {
+    let primary = support::backend(Router::new().route(
+        "/slow",
+        get(|| async {
+            tokio::time::sleep(Duration::from_millis(800)).await;
+            "finally"
+        }),
+    ))
+    .await;
+    let port = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.local_addr().unwrap().port()
+    };
+    let listen = format!("127.0.0.1:{port}");
+    let mut child = tokio::process::Command::new(BIN)
+        .args(["serve", "--listen", &listen])
+        .args(["--primary", &primary.url().to_string()])
+        .args(["--candidate", &primary.url().to_string()])
+        .env_clear()
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    while tokio::net::TcpStream::connect(&listen).await.is_err() {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "shadowdiff did not start"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let url = format!("http://{listen}/slow");
+    let in_flight = tokio::spawn(async move {
+        support::client()
+            .get(url)
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    });
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let pid = child.id().unwrap().to_string();
+    assert!(Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap()
+        .success());
+
+    assert_eq!(in_flight.await.unwrap(), "finally");
+    let status = tokio::time::timeout(Duration::from_secs(15), child.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(status.code(), Some(0));
+    let mut stderr = String::new();
+    tokio::io::AsyncReadExt::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr)
+        .await
+        .unwrap();
+    // The shadow copy of the in-flight request was compared before exit.
+    assert!(
+        stderr.contains("final tally") && stderr.contains("matched=1"),
+        "{stderr}"
+    );
+    assert!(
+        tokio::net::TcpStream::connect(&listen).await.is_err(),
+        "still accepting after exit"
+    );
+}

@@ -1,0 +1,277 @@
+//! Through the proxy, a client gets exactly what a direct call gets: status,
+//! headers (less hop-by-hop ones) and body, whatever is sampled.
+
+use std::io::Write;
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::extract::Request;
+use axum::response::IntoResponse;
+use axum::routing::{get, post};
+use axum::Router;
+use bytes::Bytes;
+use futures_util::StreamExt;
+use http::{HeaderMap, StatusCode};
+use shadowdiff::outcome::{OutcomeKey, SkipReason};
+use shadowdiff::sampling::SampleRate;
+
+use crate::support::{self, Backend};
+
+const LARGE: usize = 50 * 1024 * 1024;
+
+fn gzipped(text: &str) -> Vec<u8> {
+    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    encoder.write_all(text.as_bytes()).unwrap();
+    encoder.finish().unwrap()
+}
+
+/// A primary with one route per kind of response the proxy must pass through.
+async fn primary() -> Backend {
+    let router = Router::new()
+        .route(
+            "/json",
+            get(|| async {
+                (
+                    [
+                        ("content-type", "application/json"),
+                        ("x-multi", "one"),
+                        ("x-multi", "two"),
+                        ("cache-control", "max-age=60"),
+                    ],
+                    r#"{"id":42,"name":"Ada","tags":["a","b"]}"#,
+                )
+            }),
+        )
+        .route(
+            "/binary",
+            get(|| async {
+                let bytes: Vec<u8> = (0..=255u8).cycle().take(70_000).collect();
+                ([("content-type", "application/octet-stream")], bytes)
+            }),
+        )
+        .route(
+            "/gzip",
+            get(|| async {
+                (
+                    [
+                        ("content-type", "application/json"),
+                        ("content-encoding", "gzip"),
+                    ],
+                    gzipped(&"{\"k\":\"v\"}".repeat(500)),
+                )
+            }),
+        )
+        .route(
+            "/chunked",
+            get(|| async {
+                let chunks = futures_util::stream::iter(["first,", "second,", "third"]).then(
+                    |c| async move {
+                        tokio::time::sleep(Duration::from_millis(20)).await;
+                        Ok::<_, std::io::Error>(Bytes::from(c))
+                    },
+                );
+                ([("content-type", "text/plain")], Body::from_stream(chunks))
+            }),
+        )
+        .route("/empty", get(|| async { StatusCode::NO_CONTENT }))
+        .route(
+            "/cached",
+            get(|| async { (StatusCode::NOT_MODIFIED, [("etag", "\"v1\"")]) }),
+        )
+        .route(
+            "/large",
+            get(|| async {
+                (
+                    [("content-type", "application/octet-stream")],
+                    vec![b'x'; LARGE],
+                )
+            }),
+        )
+        .route(
+            "/events",
+            get(|| async {
+                (
+                    [("content-type", "text/event-stream")],
+                    "data: one\n\ndata: two\n\n",
+                )
+            }),
+        )
+        .route("/echo", post(|body: Bytes| async move { body }))
+        .fallback(|request: Request| async move {
+            // Echo the target exactly as it arrived: encoding and repeated keys intact.
+            let target = request.uri().to_string();
+            ([("content-type", "text/plain")], target).into_response()
+        });
+    support::backend(router).await
+}
+
+struct Seen {
+    status: StatusCode,
+    headers: HeaderMap,
+    body: Bytes,
+}
+
+async fn fetch(client: &reqwest::Client, method: http::Method, url: String) -> Seen {
+    let response = client.request(method, url).send().await.unwrap();
+    let status = response.status();
+    let mut headers = response.headers().clone();
+    // Both sides stamp their own Date; it may tick between the two calls.
+    headers.remove("date");
+    let body = response.bytes().await.unwrap();
+    Seen {
+        status,
+        headers,
+        body,
+    }
+}
+
+const CASES: &[(&str, &str)] = &[
+    ("GET", "/json"),
+    ("HEAD", "/json"),
+    ("GET", "/binary"),
+    ("GET", "/gzip"),
+    ("GET", "/chunked"),
+    ("GET", "/empty"),
+    ("GET", "/cached"),
+    ("GET", "/large"),
+    ("GET", "/events"),
+    ("GET", "/search?tag=a&tag=b&tag=a&q=%C3%A9t%C3%A9+x"),
+    ("GET", "/files/a%20b%2Fc/%E2%9C%93"),
+];
+
+async fn proxied_equals_direct(rate: SampleRate) {
+    let primary = primary().await;
+    // The candidate is the same service, so every full comparison must match.
+    let mut settings = support::settings(&primary, primary.url());
+    settings.sample_rate = rate;
+    let proxy = support::start(settings).await;
+    let client = support::client();
+    for (method, target) in CASES {
+        let method: http::Method = method.parse().unwrap();
+        let direct = fetch(
+            &client,
+            method.clone(),
+            format!("http://{}{}", primary.addr, target),
+        )
+        .await;
+        let proxied = fetch(&client, method.clone(), proxy.url(target)).await;
+        assert_eq!(proxied.status, direct.status, "{method} {target}");
+        assert_eq!(proxied.headers, direct.headers, "{method} {target}");
+        assert!(
+            proxied.body == direct.body,
+            "{method} {target}: bodies differ"
+        );
+    }
+    if rate == SampleRate::ALL {
+        let tally = proxy.outcomes(CASES.len() as u64).await;
+        assert_eq!(
+            tally.count(OutcomeKey::Skipped(SkipReason::BodyTooLarge)),
+            1,
+            "{tally:?}"
+        );
+        assert_eq!(
+            tally.count(OutcomeKey::Skipped(SkipReason::EventStream)),
+            1,
+            "{tally:?}"
+        );
+        assert_eq!(
+            tally.count(OutcomeKey::Matched),
+            CASES.len() as u64 - 2,
+            "{tally:?}"
+        );
+    }
+    let tally = proxy.stop().await;
+    if rate == SampleRate::NONE {
+        assert_eq!(tally.total(), 0);
+    }
+}
+
+#[tokio::test]
+async fn unsampled_responses_equal_direct_calls() {
+    proxied_equals_direct(SampleRate::NONE).await;
+}
+
+#[tokio::test]
+async fn sampled_responses_equal_direct_calls() {
+    proxied_equals_direct(SampleRate::ALL).await;
+}
+
+#[tokio::test]
+async fn request_bodies_and_chunked_uploads_reach_the_primary_intact() {
+    let primary = primary().await;
+    let proxy = support::start(support::settings(&primary, primary.url())).await;
+    let client = support::client();
+    let body: Vec<u8> = (0..=255u8).cycle().take(300_000).collect();
+    let sized = client
+        .post(proxy.url("/echo"))
+        .body(body.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(sized.status(), StatusCode::OK);
+    assert!(sized.bytes().await.unwrap() == body);
+
+    let chunks = futures_util::stream::iter(
+        body.chunks(10_000)
+            .map(|c| Ok::<_, std::io::Error>(c.to_vec()))
+            .collect::<Vec<_>>(),
+    );
+    let streamed = client
+        .post(proxy.url("/echo"))
+        .body(reqwest::Body::wrap_stream(chunks))
+        .send()
+        .await
+        .unwrap();
+    assert!(streamed.bytes().await.unwrap() == body);
+    // POST is not shadowed without an opt-in; both samples say so.
+    let tally = proxy.outcomes(2).await;
+    assert_eq!(
+        tally.count(OutcomeKey::Skipped(SkipReason::UnsafeMethod)),
+        2
+    );
+    proxy.stop().await;
+}
+
+#[tokio::test]
+async fn forwarded_headers_are_set_and_hop_by_hop_ones_dropped() {
+    let (primary, hits) = support::recording_backend().await;
+    let mut settings = support::settings(&primary, primary.url());
+    settings.sample_rate = SampleRate::NONE;
+    let proxy = support::start(settings).await;
+    let response = support::client()
+        .get(proxy.url("/who"))
+        .header("connection", "keep-alive, x-hop")
+        .header("x-hop", "secret")
+        .header("x-user", "7")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let hit = &hits.wait_for(1).await[0];
+    assert_eq!(hit.headers["x-forwarded-for"], "127.0.0.1");
+    assert_eq!(hit.headers["x-forwarded-proto"], "http");
+    assert_eq!(hit.headers["x-forwarded-host"], proxy.addr.to_string());
+    assert_eq!(hit.headers["x-user"], "7");
+    assert!(!hit.headers.contains_key("x-hop"));
+    assert!(!hit.headers.contains_key("x-shadowdiff-role"));
+    proxy.stop().await;
+}
+
+#[tokio::test]
+async fn an_unreachable_primary_is_a_502_and_a_skip() {
+    let candidate = primary().await;
+    let settings = shadowdiff::Settings::new(support::refusing_url().await, candidate.url());
+    let proxy = support::start(settings).await;
+    let response = support::client()
+        .get(proxy.url("/json"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::BAD_GATEWAY);
+    let tally = proxy.outcomes(1).await;
+    assert_eq!(
+        tally.count(OutcomeKey::Skipped(SkipReason::PrimaryError)),
+        1
+    );
+    proxy.stop().await;
+}

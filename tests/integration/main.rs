@@ -1,0 +1,8 @@
+//! The integration tests: real HTTP backends on 127.0.0.1, the real proxy,
+//! and the real binary for the command line.
+
+mod cli;
+mod fidelity;
+mod isolation;
+mod sampling;
+mod support;

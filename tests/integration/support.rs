@@ -1,0 +1,208 @@
+//! Shared test equipment: real backends on 127.0.0.1 port 0, a proxy started
+//! the way `main` starts it, and misbehaving candidates made of raw sockets.
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::extract::Request;
+use axum::Router;
+use bytes::Bytes;
+use http::HeaderMap;
+use shadowdiff::config::BackendUrl;
+use shadowdiff::outcome::{Recorder, Tally};
+use shadowdiff::{Server, Settings};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+/// A backend serving a router until the test ends.
+pub struct Backend {
+    pub addr: SocketAddr,
+    _task: JoinHandle<()>,
+}
+
+impl Backend {
+    pub fn url(&self) -> BackendUrl {
+        format!("http://{}", self.addr).parse().unwrap()
+    }
+}
+
+pub async fn backend(router: Router) -> Backend {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let task = tokio::spawn(async move {
+        axum::serve(listener, router).await.unwrap();
+    });
+    Backend { addr, _task: task }
+}
+
+/// A request as a backend saw it.
+#[derive(Clone, Debug)]
+pub struct Hit {
+    pub method: http::Method,
+    pub target: String,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+}
+
+/// Every request a recording backend received.
+#[derive(Clone, Default)]
+pub struct Hits(Arc<Mutex<Vec<Hit>>>);
+
+impl Hits {
+    pub fn all(&self) -> Vec<Hit> {
+        self.0.lock().unwrap().clone()
+    }
+
+    /// Waits (bounded) until at least `n` requests arrived.
+    pub async fn wait_for(&self, n: usize) -> Vec<Hit> {
+        for _ in 0..500 {
+            if self.0.lock().unwrap().len() >= n {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        self.all()
+    }
+}
+
+/// A backend that records each request and answers `{"ok":true}`.
+pub async fn recording_backend() -> (Backend, Hits) {
+    let hits = Hits::default();
+    let sink = hits.clone();
+    let router = Router::new().fallback(move |request: Request| {
+        let sink = sink.clone();
+        async move {
+            let (parts, body) = request.into_parts();
+            let body = axum::body::to_bytes(body, usize::MAX).await.unwrap();
+            sink.0.lock().unwrap().push(Hit {
+                method: parts.method,
+                target: parts.uri.to_string(),
+                headers: parts.headers,
+                body,
+            });
+            ([("content-type", "application/json")], "{\"ok\":true}")
+        }
+    });
+    (backend(router).await, hits)
+}
+
+/// A running proxy, stopped (and drained) with [`RunningProxy::stop`].
+pub struct RunningProxy {
+    pub addr: SocketAddr,
+    pub recorder: Arc<Recorder>,
+    stop: oneshot::Sender<()>,
+    task: JoinHandle<Tally>,
+}
+
+impl RunningProxy {
+    pub fn url(&self, target: &str) -> String {
+        format!("http://{}{}", self.addr, target)
+    }
+
+    /// Waits (bounded) until `n` outcomes are recorded, and returns the tally.
+    pub async fn outcomes(&self, n: u64) -> Tally {
+        let waited = tokio::time::timeout(Duration::from_secs(20), self.recorder.wait_for(n)).await;
+        let tally = self.recorder.tally();
+        assert!(waited.is_ok(), "expected {n} outcomes, got {tally:?}");
+        tally
+    }
+
+    pub async fn stop(self) -> Tally {
+        let _ = self.stop.send(());
+        self.task.await.unwrap()
+    }
+}
+
+pub fn settings(primary: &Backend, candidate: BackendUrl) -> Settings {
+    Settings::new(primary.url(), candidate)
+}
+
+pub async fn start(settings: Settings) -> RunningProxy {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = Server::new(settings).unwrap();
+    let recorder = server.recorder();
+    let (stop, stopped) = oneshot::channel::<()>();
+    let task = tokio::spawn(async move {
+        server
+            .run(listener, async {
+                let _ = stopped.await;
+            })
+            .await
+            .unwrap()
+    });
+    RunningProxy {
+        addr,
+        recorder,
+        stop,
+        task,
+    }
+}
+
+/// A client that changes nothing: no redirects, no decompression, no proxy.
+pub fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .no_proxy()
+        .build()
+        .unwrap()
+}
+
+/// A URL on which nothing listens: connections are refused.
+pub async fn refusing_url() -> BackendUrl {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    drop(listener);
+    format!("http://{addr}").parse().unwrap()
+}
+
+/// A raw TCP server that reads a request and then does `answer` to the socket.
+async fn raw_backend<F, Fut>(answer: F) -> BackendUrl
+where
+    F: Fn(tokio::net::TcpStream) -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = ()> + Send,
+{
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let answer = Arc::new(answer);
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut socket, _)) = listener.accept().await else {
+                return;
+            };
+            let answer = answer.clone();
+            tokio::spawn(async move {
+                let mut buf = [0u8; 4096];
+                let _ = socket.read(&mut buf).await;
+                answer(socket).await;
+            });
+        }
+    });
+    format!("http://{addr}").parse().unwrap()
+}
+
+/// A candidate that resets every connection after reading the request.
+pub async fn resetting_url() -> BackendUrl {
+    raw_backend(|socket| async move {
+        // Linger 0 turns the close into a TCP RST. The deprecation warns that
+        // a non-zero linger blocks on drop; a zero one resets at once.
+        #[allow(deprecated)]
+        let _ = socket.set_linger(Some(Duration::ZERO));
+        drop(socket);
+    })
+    .await
+}
+
+/// A candidate that answers with bytes that are not HTTP.
+pub async fn garbage_url() -> BackendUrl {
+    raw_backend(|mut socket| async move {
+        let _ = socket
+            .write_all(b"SSH-2.0-OpenSSH_9.6 this is not http\r\n\r\n")
+            .await;
+        let _ = socket.shutdown().await;
+    })
+    .await
+}

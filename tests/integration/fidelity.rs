@@ -275,3 +275,57 @@ async fn an_unreachable_primary_is_a_502_and_a_skip() {
     );
     proxy.stop().await;
 }
+
+/// A primary that switches to a trivial echo protocol, as a WebSocket server would.
+async fn upgrading_primary() -> Backend {
+    let router = Router::new().route(
+        "/ws",
+        get(|mut request: Request| async move {
+            let upgrade = hyper::upgrade::on(&mut request);
+            tokio::spawn(async move {
+                let mut io = hyper_util::rt::TokioIo::new(upgrade.await.unwrap());
+                let mut buf = [0u8; 64];
+                let n = tokio::io::AsyncReadExt::read(&mut io, &mut buf).await.unwrap();
+                tokio::io::AsyncWriteExt::write_all(&mut io, &buf[..n]).await.unwrap();
+            });
+            (
+                StatusCode::SWITCHING_PROTOCOLS,
+                [("connection", "upgrade"), ("upgrade", "echo")],
+            )
+        }),
+    );
+    support::backend(router).await
+}
+
+#[tokio::test]
+async fn protocol_upgrades_pass_through_unshadowed() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let primary = upgrading_primary().await;
+    let (candidate, candidate_hits) = support::recording_backend().await;
+    let proxy = support::start(support::settings(&primary, candidate.url())).await;
+
+    let mut socket = tokio::net::TcpStream::connect(proxy.addr).await.unwrap();
+    socket
+        .write_all(b"GET /ws HTTP/1.1\r\nhost: x\r\nconnection: upgrade\r\nupgrade: echo\r\n\r\n")
+        .await
+        .unwrap();
+    let mut head = Vec::new();
+    while !head.ends_with(b"\r\n\r\n") {
+        let mut byte = [0u8; 1];
+        assert_eq!(socket.read(&mut byte).await.unwrap(), 1, "closed during the head");
+        head.push(byte[0]);
+    }
+    let head = String::from_utf8(head).unwrap().to_ascii_lowercase();
+    assert!(head.starts_with("http/1.1 101"), "{head}");
+    assert!(head.contains("upgrade: echo"), "{head}");
+
+    socket.write_all(b"ping").await.unwrap();
+    let mut echoed = [0u8; 4];
+    socket.read_exact(&mut echoed).await.unwrap();
+    assert_eq!(&echoed, b"ping");
+
+    let tally = proxy.outcomes(1).await;
+    assert_eq!(tally.count(OutcomeKey::Skipped(SkipReason::Upgrade)), 1, "{tally:?}");
+    assert!(candidate_hits.all().is_empty());
+    proxy.stop().await;
+}

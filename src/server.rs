@@ -75,8 +75,11 @@ impl Server {
         let address = listener.local_addr()?;
         tracing::info!(
             %address,
-            "{}",
-            proxy::describe(&self.settings.primary, &self.settings.candidate, self.settings.mode)
+            mode = %self.settings.mode,
+            primary = %self.settings.primary,
+            candidate = %self.settings.candidate,
+            sample_rate = %self.settings.sample_rate,
+            "shadowdiff listening"
         );
         // Small writes (chunk ends, short responses) must not wait for Nagle.
         let listener = listener.tap_io(|tcp| {

@@ -22,7 +22,7 @@ use http_body_util::BodyExt;
 use hyper_util::rt::TokioIo;
 use tokio::sync::oneshot;
 
-use crate::config::{BackendUrl, Mode, Settings};
+use crate::config::{Mode, Settings};
 use crate::endpoint::EndpointCatalog;
 use crate::exchange::{concat, RecordedResponse};
 use crate::outcome::{Outcome, Recorder, Sample, SampleInfo, SkipReason};
@@ -219,6 +219,8 @@ impl Proxy {
 
         let response: http::Response<reqwest::Body> = response.into();
         let (mut head, body) = response.into_parts();
+        // The HTTP version belongs to each connection: the client's, not the primary's.
+        head.version = http::Version::default();
         let recorded_headers = primary_report.as_ref().map(|_| head.headers.clone());
         headers::strip_hop_by_hop(&mut head.headers, false);
 
@@ -340,9 +342,4 @@ pub fn client(timeout: Option<std::time::Duration>) -> reqwest::Result<reqwest::
         builder = builder.connect_timeout(timeout);
     }
     builder.build()
-}
-
-/// The primary's base URL, for logs.
-pub fn describe(primary: &BackendUrl, candidate: &BackendUrl, mode: Mode) -> String {
-    format!("mode={mode} primary={primary} candidate={candidate}")
 }

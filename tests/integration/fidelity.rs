@@ -285,8 +285,12 @@ async fn upgrading_primary() -> Backend {
             tokio::spawn(async move {
                 let mut io = hyper_util::rt::TokioIo::new(upgrade.await.unwrap());
                 let mut buf = [0u8; 64];
-                let n = tokio::io::AsyncReadExt::read(&mut io, &mut buf).await.unwrap();
-                tokio::io::AsyncWriteExt::write_all(&mut io, &buf[..n]).await.unwrap();
+                let n = tokio::io::AsyncReadExt::read(&mut io, &mut buf)
+                    .await
+                    .unwrap();
+                tokio::io::AsyncWriteExt::write_all(&mut io, &buf[..n])
+                    .await
+                    .unwrap();
             });
             (
                 StatusCode::SWITCHING_PROTOCOLS,
@@ -312,7 +316,11 @@ async fn protocol_upgrades_pass_through_unshadowed() {
     let mut head = Vec::new();
     while !head.ends_with(b"\r\n\r\n") {
         let mut byte = [0u8; 1];
-        assert_eq!(socket.read(&mut byte).await.unwrap(), 1, "closed during the head");
+        assert_eq!(
+            socket.read(&mut byte).await.unwrap(),
+            1,
+            "closed during the head"
+        );
         head.push(byte[0]);
     }
     let head = String::from_utf8(head).unwrap().to_ascii_lowercase();
@@ -325,7 +333,11 @@ async fn protocol_upgrades_pass_through_unshadowed() {
     assert_eq!(&echoed, b"ping");
 
     let tally = proxy.outcomes(1).await;
-    assert_eq!(tally.count(OutcomeKey::Skipped(SkipReason::Upgrade)), 1, "{tally:?}");
+    assert_eq!(
+        tally.count(OutcomeKey::Skipped(SkipReason::Upgrade)),
+        1,
+        "{tally:?}"
+    );
     assert!(candidate_hits.all().is_empty());
     proxy.stop().await;
 }

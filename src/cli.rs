@@ -147,6 +147,7 @@ impl ServeArgs {
             drain_timeout_ms: self.drain_timeout_ms,
             max_endpoints: self.max_endpoints,
             routes: None,
+            compare: None,
         }
     }
 }

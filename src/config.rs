@@ -16,6 +16,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use crate::compare::CompareConfig;
 use crate::endpoint::RoutePattern;
 use crate::sampling::{SampleRate, StickyKey};
 
@@ -105,7 +106,7 @@ pub mod url_error {
 }
 
 /// One `[[route]]`: settings for the requests its pattern matches.
-#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Route {
     /// `METHOD /path/{param}`; the first route that fits a request wins.
@@ -117,6 +118,9 @@ pub struct Route {
     /// Allows methods other than GET, HEAD and OPTIONS to reach the candidate.
     #[serde(default)]
     pub mirror_unsafe: bool,
+    /// Comparison rules added to the global `[compare]` ones for these requests.
+    #[serde(default)]
+    pub compare: Option<CompareConfig>,
 }
 
 /// Every serve setting, valid by construction.
@@ -140,6 +144,8 @@ pub struct Settings {
     /// Distinct automatic endpoint names before the rest count as `other`.
     pub max_endpoints: NonZeroUsize,
     pub routes: Vec<Route>,
+    /// The global comparison rules (`[compare]`).
+    pub compare: CompareConfig,
 }
 
 impl Settings {
@@ -161,12 +167,15 @@ impl Settings {
             drain_timeout: Duration::from_millis(10_000),
             max_endpoints: NonZeroUsize::new(500).expect("non-zero"),
             routes: Vec::new(),
+            compare: CompareConfig::default(),
         }
     }
 
-    /// The first route whose pattern fits the request.
-    pub fn route_for(&self, method: &http::Method, path: &str) -> Option<&Route> {
-        self.routes.iter().find(|r| r.pattern.matches(method, path))
+    /// The index of the first route whose pattern fits the request.
+    pub fn route_for(&self, method: &http::Method, path: &str) -> Option<usize> {
+        self.routes
+            .iter()
+            .position(|r| r.pattern.matches(method, path))
     }
 }
 
@@ -188,6 +197,7 @@ pub struct Layer {
     pub max_endpoints: Option<NonZeroUsize>,
     #[serde(rename = "route")]
     pub routes: Option<Vec<Route>>,
+    pub compare: Option<CompareConfig>,
 }
 
 /// A duration in whole milliseconds, at least 1.
@@ -291,10 +301,11 @@ impl Layer {
                 continue;
             }
             let key = key.to_ascii_lowercase();
-            if key == "route" {
+            if key == "route" || key == "compare" {
                 return Err(ConfigError::Env {
                     var,
-                    message: "routes can only be set in the config file ([[route]])".into(),
+                    message: "routes and comparison rules can only be set in the config file"
+                        .into(),
                 });
             }
             // Numbers and booleans as TOML reads them, anything else as a string,
@@ -374,6 +385,7 @@ impl Layer {
             drain_timeout_ms: over.drain_timeout_ms.or(self.drain_timeout_ms),
             max_endpoints: over.max_endpoints.or(self.max_endpoints),
             routes: over.routes.or(self.routes),
+            compare: over.compare.or(self.compare),
         }
     }
 
@@ -417,6 +429,7 @@ impl Layer {
             s.max_endpoints = v;
         }
         s.routes = self.routes.unwrap_or_default();
+        s.compare = self.compare.unwrap_or_default();
         Ok(s)
     }
 }

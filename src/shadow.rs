@@ -13,7 +13,7 @@ use http::{HeaderMap, HeaderValue, Method};
 use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
 
-use crate::compare::compare;
+use crate::compare::{compare, Rules};
 use crate::config::BackendUrl;
 use crate::exchange::{concat, Exchange, RecordedRequest, RecordedResponse};
 use crate::outcome::{CandidateErrorKind, Comparison, DropReason, Outcome, Sample, SkipReason};
@@ -22,6 +22,8 @@ use crate::proxy::headers::{content_length, ROLE_HEADER, ROLE_SHADOW};
 /// One sampled request on its way to an outcome.
 pub struct ShadowJob {
     pub sample: Sample,
+    /// The comparison rules of the request's route.
+    pub rules: Arc<Rules>,
     pub request: ShadowRequest,
     pub primary: PrimarySource,
 }
@@ -162,16 +164,18 @@ async fn dispatch(
 async fn run(config: Arc<ShadowConfig>, job: ShadowJob, _slot: OwnedSemaphorePermit) {
     let ShadowJob {
         sample,
+        rules,
         request,
         primary,
     } = job;
     let endpoint = sample.info().endpoint.clone();
-    let outcome = execute(&config, endpoint, request, primary).await;
+    let outcome = execute(&config, &rules, endpoint, request, primary).await;
     sample.finish(outcome);
 }
 
 async fn execute(
     config: &ShadowConfig,
+    rules: &Rules,
     endpoint: crate::endpoint::Endpoint,
     request: ShadowRequest,
     primary: PrimarySource,
@@ -234,7 +238,7 @@ async fn execute(
         primary,
         candidate,
     };
-    let verdict = compare(&exchange);
+    let verdict = compare(&exchange, rules, config.max_body_bytes);
     Outcome::Compared(Box::new(Comparison { exchange, verdict }))
 }
 

@@ -22,6 +22,7 @@ use http_body_util::BodyExt;
 use hyper_util::rt::TokioIo;
 use tokio::sync::oneshot;
 
+use crate::compare::Rules;
 use crate::config::{Mode, Settings};
 use crate::endpoint::EndpointCatalog;
 use crate::exchange::{concat, RecordedResponse};
@@ -33,6 +34,10 @@ use tee::{Tee, TeeError};
 /// Everything the request handlers share.
 pub struct Proxy {
     settings: Settings,
+    /// Comparison rules for requests no route matches.
+    default_rules: Arc<Rules>,
+    /// Comparison rules per route, global ones included, in route order.
+    route_rules: Vec<Arc<Rules>>,
     client: reqwest::Client,
     sampler: Sampler,
     catalog: EndpointCatalog,
@@ -47,7 +52,17 @@ impl Proxy {
         queue: ShadowQueue,
         recorder: Arc<Recorder>,
     ) -> Self {
+        let route_rules = settings
+            .routes
+            .iter()
+            .map(|route| match &route.compare {
+                Some(own) => Arc::new(Rules::from(&settings.compare.with(own))),
+                None => Arc::new(Rules::from(&settings.compare)),
+            })
+            .collect();
         Proxy {
+            default_rules: Arc::new(Rules::from(&settings.compare)),
+            route_rules,
             sampler: Sampler::new(settings.sticky_key.clone()),
             catalog: EndpointCatalog::new(settings.max_endpoints.get()),
             settings,
@@ -89,9 +104,10 @@ fn bad_gateway(what: &str) -> Response {
 impl Proxy {
     /// Decides whether to shadow a request; a sampled request that cannot be
     /// shadowed is finished here as skipped.
-    fn admit(&self, parts: &http::request::Parts, upgrade: bool) -> Option<Sample> {
+    fn admit(&self, parts: &http::request::Parts, upgrade: bool) -> Option<(Sample, Arc<Rules>)> {
         let (method, path) = (&parts.method, parts.uri.path());
-        let route = self.settings.route_for(method, path);
+        let index = self.settings.route_for(method, path);
+        let route = index.map(|i| &self.settings.routes[i]);
         let rate: SampleRate = route
             .and_then(|r| r.sample_rate)
             .unwrap_or(self.settings.sample_rate);
@@ -120,7 +136,13 @@ impl Proxy {
                 sample.finish(Outcome::Skipped(reason));
                 None
             }
-            None => Some(sample),
+            None => {
+                let rules = match index {
+                    Some(i) => self.route_rules[i].clone(),
+                    None => self.default_rules.clone(),
+                };
+                Some((sample, rules))
+            }
         }
     }
 
@@ -144,7 +166,7 @@ impl Proxy {
         let sample = self.admit(&parts, upgrade);
         let permit = match sample.map(|s| (self.queue.try_reserve(), s)) {
             Some((Ok(permit), sample)) => Some((permit, sample)),
-            Some((Err(reason), sample)) => {
+            Some((Err(reason), (sample, _))) => {
                 sample.finish(Outcome::Dropped(reason));
                 None
             }
@@ -156,7 +178,7 @@ impl Proxy {
         let primary_body = match permit {
             None if empty => reqwest::Body::from(Bytes::new()),
             None => reqwest::Body::wrap_stream(body.into_data_stream()),
-            Some((permit, sample)) => {
+            Some((permit, (sample, rules))) => {
                 let (report, response_copy) = oneshot::channel();
                 primary_report = Some(report);
                 let (body_source, primary_body) = if empty {
@@ -179,6 +201,7 @@ impl Proxy {
                 };
                 permit.send(ShadowJob {
                     sample,
+                    rules,
                     request: ShadowRequest {
                         method: parts.method.clone(),
                         target: target.to_string(),
@@ -265,7 +288,7 @@ impl Proxy {
     async fn mirror(&self, request: Request) -> Response {
         let upgrade = headers::is_upgrade(request.headers());
         let (parts, body) = request.into_parts();
-        if let Some(sample) = self.admit(&parts, upgrade) {
+        if let Some((sample, rules)) = self.admit(&parts, upgrade) {
             let limited = http_body_util::Limited::new(body, self.settings.max_body_bytes);
             match limited.collect().await {
                 Err(error) => {
@@ -285,6 +308,7 @@ impl Proxy {
                             .map(|c| c.0.ip());
                         permit.send(ShadowJob {
                             sample,
+                            rules,
                             request: ShadowRequest {
                                 method: parts.method.clone(),
                                 target: target_of(&parts).to_string(),

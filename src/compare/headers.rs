@@ -1,0 +1,186 @@
+//! Response header comparison: by name, case-insensitively, skipping headers
+//! that differ by nature between any two servers or responses.
+
+use std::collections::BTreeSet;
+
+use http::HeaderMap;
+use serde::Serialize;
+
+use super::rules::Rules;
+
+/// Headers that differ between servers or between two responses of one
+/// server without saying anything about the application.
+pub const IGNORED_BY_DEFAULT: &[&str] = &[
+    "age",
+    "alt-svc",
+    "connection",
+    "content-encoding", // bodies are compared decoded
+    "content-length",
+    "date",
+    "etag",
+    "expires",
+    "keep-alive",
+    "last-modified",
+    "proxy-connection",
+    "request-id",
+    "server",
+    "te",
+    "traceparent",
+    "tracestate",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+    "via",
+    "x-amzn-trace-id",
+    "x-correlation-id",
+    "x-request-id",
+    "x-response-time",
+    "x-runtime",
+    "x-trace-id",
+];
+
+/// One header that differs; `None` where a side lacks it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct HeaderDiff {
+    pub name: String,
+    pub primary: Option<String>,
+    pub candidate: Option<String>,
+}
+
+pub fn compare(primary: &HeaderMap, candidate: &HeaderMap, rules: &Rules) -> Vec<HeaderDiff> {
+    let names: BTreeSet<&str> = primary
+        .keys()
+        .chain(candidate.keys())
+        .map(|n| n.as_str())
+        .collect();
+    names
+        .into_iter()
+        .filter(|name| {
+            let forced = rules.compare_headers.iter().any(|h| h == name);
+            forced
+                || !(IGNORED_BY_DEFAULT.contains(name)
+                    || rules.ignore_headers.iter().any(|h| h == name))
+        })
+        .filter_map(|name| {
+            let forced = rules.compare_headers.iter().any(|h| h == name);
+            let p = comparable(primary, name, rules, forced);
+            let c = comparable(candidate, name, rules, forced);
+            (p != c).then(|| HeaderDiff {
+                name: name.to_string(),
+                primary: p,
+                candidate: c,
+            })
+        })
+        .collect()
+}
+
+/// The value of a header as compared: most are the joined raw values; a few
+/// compare by meaning (Content-Type's media type, Vary's set, cookie names).
+fn comparable(headers: &HeaderMap, name: &str, rules: &Rules, forced: bool) -> Option<String> {
+    let values: Vec<&str> = headers
+        .get_all(name)
+        .iter()
+        .map(|v| v.to_str().unwrap_or("<non-text value>"))
+        .collect();
+    if values.is_empty() {
+        return None;
+    }
+    Some(match name {
+        "content-type" => {
+            let value = values[0];
+            let mut parts = value.split(';').map(str::trim);
+            let media = parts.next().unwrap_or("").to_ascii_lowercase();
+            let charset = parts
+                .filter_map(|p| p.split_once('='))
+                .find(|(k, _)| k.trim().eq_ignore_ascii_case("charset"))
+                .map(|(_, v)| v.trim().trim_matches('"').to_ascii_lowercase());
+            match charset {
+                Some(charset) if rules.compare_charset => format!("{media}; charset={charset}"),
+                _ => media,
+            }
+        }
+        "vary" => {
+            let tokens: BTreeSet<String> = values
+                .iter()
+                .flat_map(|v| v.split(','))
+                .map(|t| t.trim().to_ascii_lowercase())
+                .filter(|t| !t.is_empty())
+                .collect();
+            tokens.into_iter().collect::<Vec<_>>().join(", ")
+        }
+        // Cookie values (sessions, CSRF tokens) differ on every response.
+        "set-cookie" if !forced => {
+            let names: BTreeSet<&str> = values
+                .iter()
+                .filter_map(|v| v.split(';').next()?.split_once('=').map(|(n, _)| n.trim()))
+                .collect();
+            names.into_iter().collect::<Vec<_>>().join(", ")
+        }
+        _ => values.join(", "),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http::HeaderValue;
+
+    fn headers(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.append(*k, HeaderValue::from_static(v));
+        }
+        h
+    }
+
+    #[test]
+    fn natural_differences_are_not_reported() {
+        let p = headers(&[
+            ("date", "a"),
+            ("server", "gunicorn"),
+            ("content-type", "application/json"),
+            ("vary", "Accept, Cookie"),
+            ("set-cookie", "sid=1; Path=/"),
+        ]);
+        let c = headers(&[
+            ("date", "b"),
+            ("server", "go"),
+            ("content-type", "application/json; charset=utf-8"),
+            ("vary", "cookie,accept"),
+            ("set-cookie", "sid=2; Path=/; HttpOnly"),
+        ]);
+        assert_eq!(compare(&p, &c, &Rules::default()), vec![]);
+    }
+
+    #[test]
+    fn real_differences_are() {
+        let p = headers(&[("cache-control", "max-age=60"), ("x-powered-by", "Django")]);
+        let c = headers(&[("cache-control", "no-store")]);
+        let diffs = compare(&p, &c, &Rules::default());
+        assert_eq!(diffs.len(), 2);
+        assert_eq!(diffs[0].name, "cache-control");
+        assert_eq!(diffs[1].candidate, None);
+
+        let rules = Rules {
+            ignore_headers: vec!["x-powered-by".into()],
+            compare_headers: vec!["server".into()],
+            compare_charset: true,
+            ..Rules::default()
+        };
+        let p = headers(&[
+            ("x-powered-by", "Django"),
+            ("server", "a"),
+            ("content-type", "text/html; charset=UTF-8"),
+        ]);
+        let c = headers(&[
+            ("server", "a"),
+            ("content-type", "text/html; charset=latin-1"),
+        ]);
+        let diffs = compare(&p, &c, &rules);
+        assert_eq!(diffs.len(), 1, "{diffs:?}");
+        assert_eq!(
+            diffs[0].candidate.as_deref(),
+            Some("text/html; charset=latin-1")
+        );
+    }
+}

@@ -1,0 +1,370 @@
+//! JSON bodies: parsing that tolerates Python's NaN and Infinity, canonical
+//! numbers, and the normalisation that applies the rules to one side.
+//!
+//! Normalisation works on each side alone and is idempotent, so two bodies
+//! match exactly when their normal forms are equal (after number tolerance,
+//! the one rule that needs both sides, is reconciled).
+
+use serde_json::{Map, Number, Value};
+
+use super::instant::canonical_instant;
+use super::rules::{Action, Cursor, MaskKind, NumberTolerance, Rules};
+
+/// A body that parsed, and whether it needed Python's non-standard tokens.
+#[derive(Debug)]
+pub struct Parsed {
+    pub value: Value,
+    pub non_standard: bool,
+}
+
+/// Parses a JSON body. `NaN`, `Infinity` and `-Infinity` (which Python's json
+/// module writes by default) are read as the strings of the same name.
+pub fn parse(bytes: &[u8]) -> Result<Parsed, String> {
+    match serde_json::from_slice(bytes) {
+        Ok(value) => Ok(Parsed {
+            value,
+            non_standard: false,
+        }),
+        Err(first) => match quote_non_standard_tokens(bytes) {
+            Some(rewritten) => serde_json::from_slice(&rewritten)
+                .map(|value| Parsed {
+                    value,
+                    non_standard: true,
+                })
+                .map_err(|e| e.to_string()),
+            None => Err(first.to_string()),
+        },
+    }
+}
+
+/// Quotes bare NaN/Infinity tokens outside strings; `None` if there are none.
+fn quote_non_standard_tokens(bytes: &[u8]) -> Option<Vec<u8>> {
+    const TOKENS: [&[u8]; 3] = [b"-Infinity", b"Infinity", b"NaN"];
+    let mut out = Vec::with_capacity(bytes.len() + 16);
+    let (mut in_string, mut escaped, mut found) = (false, false, false);
+    let mut i = 0;
+    while i < bytes.len() {
+        let b = bytes[i];
+        if in_string {
+            out.push(b);
+            match (escaped, b) {
+                (true, _) => escaped = false,
+                (false, b'\\') => escaped = true,
+                (false, b'"') => in_string = false,
+                _ => {}
+            }
+            i += 1;
+            continue;
+        }
+        if b == b'"' {
+            in_string = true;
+        }
+        if let Some(token) = TOKENS.iter().find(|t| bytes[i..].starts_with(t)) {
+            out.push(b'"');
+            out.extend_from_slice(token);
+            out.push(b'"');
+            i += token.len();
+            found = true;
+            continue;
+        }
+        out.push(b);
+        i += 1;
+    }
+    found.then_some(out)
+}
+
+/// The one spelling of a JSON number's value: `1.0`, `1`, `1e0` and `10e-1`
+/// are all `1`; `1e2` is `100`; big integers keep every digit.
+pub fn canonical_number(text: &str) -> String {
+    let (negative, unsigned) = match text.strip_prefix('-') {
+        Some(rest) => (true, rest),
+        None => (false, text),
+    };
+    let (mantissa, exponent) = match unsigned.find(['e', 'E']) {
+        Some(at) => (&unsigned[..at], &unsigned[at + 1..]),
+        None => (unsigned, "0"),
+    };
+    let Ok(exponent) = exponent.parse::<i64>() else {
+        return text.to_string();
+    };
+    let (int, frac) = mantissa.split_once('.').unwrap_or((mantissa, ""));
+    // value = digits × 10^(exponent − frac.len()); zeros at either end of the
+    // digits are dropped, the trailing ones moving into the exponent.
+    let digits: String = int.chars().chain(frac.chars()).collect();
+    let significant = digits.trim_start_matches('0');
+    let trimmed = significant.trim_end_matches('0');
+    if trimmed.is_empty() {
+        return "0".to_string();
+    }
+    let shift = (significant.len() - trimmed.len()) as i64 - frac.len() as i64;
+    // With `point` the place of the decimal point: value = 0.<trimmed> × 10^point.
+    let Some(point) = exponent.checked_add(shift + trimmed.len() as i64) else {
+        return text.to_string();
+    };
+    let n = trimmed.len() as i64;
+    let sign = if negative { "-" } else { "" };
+    if (n..=21).contains(&point) {
+        format!("{sign}{trimmed}{}", "0".repeat((point - n) as usize))
+    } else if point > 0 && point < n {
+        let (whole, fraction) = trimmed.split_at(point as usize);
+        format!("{sign}{whole}.{fraction}")
+    } else if point <= 0 && point > -6 {
+        format!("{sign}0.{}{trimmed}", "0".repeat((-point) as usize))
+    } else {
+        let (first, rest) = trimmed.split_at(1);
+        let dot = if rest.is_empty() { "" } else { "." };
+        format!("{sign}{first}{dot}{rest}e{}", point - 1)
+    }
+}
+
+fn number(text: &str) -> Option<Number> {
+    serde_json::from_str(text).ok()
+}
+
+/// Whether a string is a JSON number, such as Django REST framework's
+/// decimals ("12.50"), which a Go service would write as a number.
+fn numeric_string(s: &str) -> Option<Number> {
+    let b = s.as_bytes();
+    let first = *b.first()?;
+    if !(first == b'-' || first.is_ascii_digit()) || s.len() > 64 {
+        return None;
+    }
+    number(s)
+}
+
+impl MaskKind {
+    fn accepts(&self, value: &Value) -> bool {
+        match (self, value) {
+            (MaskKind::Any, _) => true,
+            (MaskKind::Number, Value::Number(_)) => true,
+            (MaskKind::String, Value::String(_)) => true,
+            (MaskKind::Uuid, Value::String(s)) => is_uuid(s),
+            (MaskKind::Timestamp, Value::String(s)) => canonical_instant(s).is_some(),
+            (MaskKind::Regex(re), Value::String(s)) => re.is_match(s),
+            _ => false,
+        }
+    }
+}
+
+fn is_uuid(s: &str) -> bool {
+    s.len() == 36
+        && s.bytes().enumerate().all(|(i, b)| match i {
+            8 | 13 | 18 | 23 => b == b'-',
+            _ => b.is_ascii_hexdigit(),
+        })
+}
+
+/// A value in normal form for these rules. An ignored root becomes null.
+pub fn normalize(mut value: Value, rules: &Rules) -> Value {
+    let cursors: Vec<Cursor> = rules.paths.iter().map(|(p, _)| Cursor::start(p)).collect();
+    let walk = Walk { rules };
+    if walk.visit(&mut value, &cursors) {
+        value
+    } else {
+        Value::Null
+    }
+}
+
+struct Walk<'r> {
+    rules: &'r Rules,
+}
+
+impl Walk<'_> {
+    fn advance(&self, cursors: &[Cursor], segment: &str) -> Vec<Cursor> {
+        self.rules
+            .paths
+            .iter()
+            .zip(cursors)
+            .map(|((pattern, _), c)| c.advance(pattern, segment))
+            .collect()
+    }
+
+    /// Normalises `value` in place; `false` means "remove it" (ignored).
+    fn visit(&self, value: &mut Value, cursors: &[Cursor]) -> bool {
+        let (mut unordered, mut keyed, mut mask) = (false, None, None);
+        for ((pattern, action), cursor) in self.rules.paths.iter().zip(cursors) {
+            if !cursor.accepts(pattern) {
+                continue;
+            }
+            match action {
+                Action::Ignore => return false,
+                Action::Mask(kind) => mask = Some(kind),
+                Action::Unordered => unordered = true,
+                Action::Keyed(field) => keyed = Some(field.as_str()),
+            }
+        }
+        if let Some(kind) = mask {
+            if kind.accepts(value) {
+                *value = Value::String(kind.placeholder().to_string());
+                return true;
+            }
+        }
+        if let (Some(field), Value::Array(items)) = (keyed, &mut *value) {
+            *value = Value::Object(by_key(std::mem::take(items), field));
+        }
+        let track = !self.rules.paths.is_empty();
+        match value {
+            Value::Object(map) => {
+                map.retain(|key, child| {
+                    let kept = if track {
+                        self.visit(child, &self.advance(cursors, key))
+                    } else {
+                        self.visit(child, cursors)
+                    };
+                    kept && !(self.rules.null_equals_missing && child.is_null())
+                });
+            }
+            Value::Array(items) => {
+                let mut index = 0usize;
+                items.retain_mut(|child| {
+                    let kept = if track {
+                        self.visit(child, &self.advance(cursors, &index.to_string()))
+                    } else {
+                        self.visit(child, cursors)
+                    };
+                    index += 1;
+                    kept
+                });
+                if unordered {
+                    items.sort_by_cached_key(|item| item.to_string());
+                }
+            }
+            Value::Number(n) => {
+                let canonical = canonical_number(n.as_str());
+                if canonical != n.as_str() {
+                    if let Some(c) = number(&canonical) {
+                        *n = c;
+                    }
+                }
+            }
+            Value::String(s) => {
+                if self.rules.timestamps_as_instants {
+                    if let Some(instant) = canonical_instant(s) {
+                        *s = instant;
+                        return true;
+                    }
+                }
+                if self.rules.numeric_strings {
+                    if let Some(n) = numeric_string(s) {
+                        *value = Value::Number(n);
+                        return self.visit(value, cursors);
+                    }
+                }
+            }
+            Value::Null | Value::Bool(_) => {}
+        }
+        if self.rules.null_equals_empty {
+            let empty = match value {
+                Value::Array(items) => items.is_empty(),
+                Value::Object(map) => map.is_empty(),
+                _ => false,
+            };
+            if empty {
+                *value = Value::Null;
+            }
+        }
+        true
+    }
+}
+
+/// An array of objects as an object keyed `field=value`, so that elements
+/// pair up by identity rather than position. Elements without the field keep
+/// their position as `#index`; a repeated key gets `#n` appended.
+fn by_key(items: Vec<Value>, field: &str) -> Map<String, Value> {
+    let mut out = Map::new();
+    for (index, item) in items.into_iter().enumerate() {
+        let base = match item.get(field) {
+            Some(Value::String(s)) => format!("{field}={s}"),
+            Some(Value::Number(n)) => format!("{field}={}", canonical_number(n.as_str())),
+            Some(other @ (Value::Bool(_) | Value::Null)) => format!("{field}={other}"),
+            _ => format!("#{index}"),
+        };
+        let mut key = base.clone();
+        let mut n = 2;
+        while out.contains_key(&key) {
+            key = format!("{base}#{n}");
+            n += 1;
+        }
+        out.insert(key, item);
+    }
+    out
+}
+
+/// Makes numbers in `candidate` that are within tolerance of the primary's
+/// equal to them, so that only real differences remain.
+pub fn reconcile(primary: &Value, candidate: &mut Value, tolerance: &NumberTolerance) {
+    match (primary, candidate) {
+        (Value::Number(a), c @ Value::Number(_)) => {
+            if let (Some(x), Some(y)) = (a.as_f64(), c.as_f64()) {
+                if tolerance.accepts(x, y) {
+                    *c = Value::Number(a.clone());
+                }
+            }
+        }
+        (Value::Object(p), Value::Object(c)) => {
+            for (key, cv) in c.iter_mut() {
+                if let Some(pv) = p.get(key) {
+                    reconcile(pv, cv, tolerance);
+                }
+            }
+        }
+        (Value::Array(p), Value::Array(c)) => {
+            for (pv, cv) in p.iter().zip(c.iter_mut()) {
+                reconcile(pv, cv, tolerance);
+            }
+        }
+        _ => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numbers_have_one_spelling() {
+        let cases = [
+            ("1", "1"),
+            ("1.0", "1"),
+            ("1.50", "1.5"),
+            ("1e2", "100"),
+            ("10e-1", "1"),
+            ("0.000", "0"),
+            ("-0", "0"),
+            ("-0.0", "0"),
+            ("0.001", "0.001"),
+            ("0.0012e1", "0.012"),
+            ("1e-7", "1e-7"),
+            (
+                "123456789012345678901234567890",
+                "1.2345678901234567890123456789e29",
+            ),
+            ("12345678901234567890", "12345678901234567890"),
+            ("1E+25", "1e25"),
+            ("-2.5E-10", "-2.5e-10"),
+            ("00012.3400", "12.34"),
+            ("100", "100"),
+        ];
+        for (input, want) in cases {
+            assert_eq!(canonical_number(input), want, "{input}");
+            assert_eq!(canonical_number(want), want, "{want} must be a fixed point");
+        }
+    }
+
+    #[test]
+    fn python_non_standard_tokens_parse_as_strings() {
+        let parsed =
+            parse(br#"{"a": NaN, "b": [Infinity, -Infinity], "c": "NaN inside"}"#).unwrap();
+        assert!(parsed.non_standard);
+        assert_eq!(parsed.value["a"], "NaN");
+        assert_eq!(parsed.value["b"][1], "-Infinity");
+        assert!(parse(b"{\"a\": nope}").is_err());
+        assert!(!parse(b"{\"a\": 1}").unwrap().non_standard);
+    }
+
+    #[test]
+    fn deep_nesting_is_an_error_not_a_crash() {
+        let deep = "[".repeat(10_000) + &"]".repeat(10_000);
+        assert!(parse(deep.as_bytes()).unwrap_err().contains("recursion"));
+    }
+}

@@ -1,0 +1,369 @@
+//! The comparison engine: turns an exchange into a verdict. Pure code, no
+//! I/O, and never an error: broken encodings, invalid JSON, NaN tokens, deep
+//! nesting or huge bodies each become a verdict with a reason.
+//!
+//! Steps: decode both bodies; compare status and headers; if the decoded
+//! bodies are identical, stop (fast path); otherwise compare by kind: JSON
+//! (and forms, read as JSON) structurally after normalising each side by the
+//! rules, text by lines, binary by length and hash.
+
+pub mod decode;
+pub mod headers;
+pub mod instant;
+pub mod json;
+pub mod rules;
+
+use std::collections::BTreeSet;
+
+use bytes::Bytes;
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::exchange::{Exchange, RecordedResponse};
+use crate::sampling::stable_hash;
+use decode::BodyKind;
+use headers::HeaderDiff;
+pub use rules::{CompareConfig, Rules};
+
+/// Text diffs longer than this are cut, at a line end.
+const TEXT_DIFF_LIMIT: usize = 64 * 1024;
+
+/// What the comparison of one exchange found.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Verdict {
+    pub matched: bool,
+    /// The decoded bodies are identical byte for byte.
+    pub byte_equal: bool,
+    /// How the bodies were compared (by the primary's media type).
+    pub body_kind: BodyKind,
+    /// Present when the statuses differ.
+    pub status: Option<StatusDiff>,
+    pub headers: Vec<HeaderDiff>,
+    /// RFC 6902 operations that turn the normalised primary body into the
+    /// normalised candidate body (JSON and form bodies only).
+    pub patch: Option<json_patch::Patch>,
+    /// A unified diff of the (pretty-printed, normalised) bodies.
+    pub text_diff: Option<String>,
+    /// JSON Pointers of the differing parts of the body ("" for the whole).
+    pub paths: Vec<String>,
+    /// Groups mismatches of one kind on one endpoint; `None` when matched.
+    pub fingerprint: Option<String>,
+    /// Why the comparison went as it did where that is not obvious.
+    pub reasons: Vec<String>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub struct StatusDiff {
+    pub primary: u16,
+    pub candidate: u16,
+}
+
+/// Compares an exchange's two responses under `rules`. Bodies that decode to
+/// more than `max_body_bytes` are compared undecoded.
+pub fn compare(exchange: &Exchange, rules: &Rules, max_body_bytes: usize) -> Verdict {
+    compare_responses(
+        exchange.endpoint.as_str(),
+        &exchange.primary,
+        &exchange.candidate,
+        rules,
+        max_body_bytes,
+    )
+}
+
+/// The comparison itself, for callers without a whole exchange.
+pub fn compare_responses(
+    endpoint: &str,
+    primary: &RecordedResponse,
+    candidate: &RecordedResponse,
+    rules: &Rules,
+    max_body_bytes: usize,
+) -> Verdict {
+    let mut reasons = Vec::new();
+    let status = (primary.status != candidate.status).then(|| StatusDiff {
+        primary: primary.status.as_u16(),
+        candidate: candidate.status.as_u16(),
+    });
+    let header_diffs = headers::compare(&primary.headers, &candidate.headers, rules);
+
+    let same_raw = primary.body == candidate.body
+        && primary
+            .headers
+            .get_all(http::header::CONTENT_ENCODING)
+            .iter()
+            .eq(candidate
+                .headers
+                .get_all(http::header::CONTENT_ENCODING)
+                .iter());
+    let (p_body, c_body) = if same_raw {
+        (primary.body.clone(), candidate.body.clone())
+    } else {
+        (
+            decoded(primary, "primary", max_body_bytes, &mut reasons),
+            decoded(candidate, "candidate", max_body_bytes, &mut reasons),
+        )
+    };
+    let byte_equal = p_body == c_body;
+    let kind = match BodyKind::of(&primary.headers, &p_body) {
+        BodyKind::Empty => BodyKind::of(&candidate.headers, &c_body),
+        kind => kind,
+    };
+
+    let body = if byte_equal {
+        BodyComparison::default()
+    } else {
+        compare_bodies(kind, &p_body, &c_body, rules, &mut reasons)
+    };
+
+    let matched = status.is_none() && header_diffs.is_empty() && body.equal;
+    let fingerprint = (!matched).then(|| fingerprint(endpoint, status, &header_diffs, &body));
+    Verdict {
+        matched,
+        byte_equal,
+        body_kind: kind,
+        status,
+        headers: header_diffs,
+        patch: body.patch,
+        text_diff: body.text_diff,
+        paths: body.paths,
+        fingerprint,
+        reasons,
+    }
+}
+
+fn decoded(
+    response: &RecordedResponse,
+    side: &str,
+    limit: usize,
+    reasons: &mut Vec<String>,
+) -> Bytes {
+    decode::decode(&response.body, &response.headers, limit).unwrap_or_else(|e| {
+        reasons.push(format!("{side}: {e}; compared the bytes as received"));
+        response.body.clone()
+    })
+}
+
+/// The outcome of comparing two bodies that are not byte-identical.
+struct BodyComparison {
+    equal: bool,
+    patch: Option<json_patch::Patch>,
+    text_diff: Option<String>,
+    paths: Vec<String>,
+    /// What the fingerprint should say about a body that could not be diffed structurally.
+    summary: Option<String>,
+}
+
+impl Default for BodyComparison {
+    fn default() -> Self {
+        BodyComparison {
+            equal: true,
+            patch: None,
+            text_diff: None,
+            paths: Vec::new(),
+            summary: None,
+        }
+    }
+}
+
+fn compare_bodies(
+    kind: BodyKind,
+    p: &[u8],
+    c: &[u8],
+    rules: &Rules,
+    reasons: &mut Vec<String>,
+) -> BodyComparison {
+    let structured = match kind {
+        BodyKind::Json => parse_json_pair(p, c, reasons),
+        BodyKind::Form => Some((form_as_json(p), form_as_json(c))),
+        _ => None,
+    };
+    if let Some((pv, cv)) = structured {
+        return compare_structured(pv, cv, rules);
+    }
+    match kind {
+        BodyKind::Binary => {
+            reasons.push(format!(
+                "binary bodies differ: primary {} bytes (hash {:016x}), candidate {} bytes (hash {:016x})",
+                p.len(),
+                stable_hash(p),
+                c.len(),
+                stable_hash(c)
+            ));
+            BodyComparison {
+                equal: false,
+                paths: vec![String::new()],
+                summary: Some("body binary".into()),
+                ..BodyComparison::default()
+            }
+        }
+        _ => BodyComparison {
+            equal: false,
+            text_diff: Some(text_diff(
+                &String::from_utf8_lossy(p),
+                &String::from_utf8_lossy(c),
+            )),
+            paths: vec![String::new()],
+            summary: Some(format!("body {}", kind_name(kind))),
+            ..BodyComparison::default()
+        },
+    }
+}
+
+fn kind_name(kind: BodyKind) -> &'static str {
+    match kind {
+        BodyKind::Empty => "empty",
+        BodyKind::Json => "json",
+        BodyKind::Form => "form",
+        BodyKind::Text => "text",
+        BodyKind::Binary => "binary",
+    }
+}
+
+/// Both bodies as JSON, or `None` (with the reasons) if either is not.
+fn parse_json_pair(p: &[u8], c: &[u8], reasons: &mut Vec<String>) -> Option<(Value, Value)> {
+    let mut side = |bytes: &[u8], name: &str| match json::parse(bytes) {
+        Ok(parsed) => {
+            if parsed.non_standard {
+                reasons.push(format!(
+                    "{name}: NaN or Infinity tokens (not JSON; Python writes them) read as strings"
+                ));
+            }
+            Some(parsed.value)
+        }
+        Err(e) => {
+            reasons.push(format!(
+                "{name}: body is not valid JSON ({e}); compared as text"
+            ));
+            None
+        }
+    };
+    let pv = side(p, "primary");
+    let cv = side(c, "candidate");
+    Some((pv?, cv?))
+}
+
+/// A form body as an object of arrays: `a=1&a=2&b=x` is `{"a":["1","2"],"b":["x"]}`.
+fn form_as_json(body: &[u8]) -> Value {
+    let mut map = serde_json::Map::new();
+    for (key, value) in form_urlencoded::parse(body) {
+        let entry = map
+            .entry(key.into_owned())
+            .or_insert_with(|| Value::Array(Vec::new()));
+        if let Value::Array(values) = entry {
+            values.push(Value::String(value.into_owned()));
+        }
+    }
+    Value::Object(map)
+}
+
+fn compare_structured(p: Value, c: Value, rules: &Rules) -> BodyComparison {
+    let p = json::normalize(p, rules);
+    let mut c = json::normalize(c, rules);
+    if !rules.number_tolerance.is_zero() {
+        json::reconcile(&p, &mut c, &rules.number_tolerance);
+    }
+    if p == c {
+        return BodyComparison::default();
+    }
+    let patch = json_patch::diff(&p, &c);
+    let paths: Vec<String> = patch.0.iter().map(|op| op.path().to_string()).collect();
+    let pretty = |v: &Value| serde_json::to_string_pretty(v).unwrap_or_default();
+    BodyComparison {
+        equal: false,
+        text_diff: Some(text_diff(&pretty(&p), &pretty(&c))),
+        patch: Some(patch),
+        paths,
+        summary: None,
+    }
+}
+
+/// A unified line diff, cut at [`TEXT_DIFF_LIMIT`].
+fn text_diff(primary: &str, candidate: &str) -> String {
+    let diff = similar::TextDiff::configure()
+        .algorithm(similar::Algorithm::Myers)
+        .timeout(std::time::Duration::from_millis(500))
+        .diff_lines(primary, candidate);
+    let mut out = diff
+        .unified_diff()
+        .context_radius(3)
+        .header("primary", "candidate")
+        .to_string();
+    if out.len() > TEXT_DIFF_LIMIT {
+        let cut = out[..TEXT_DIFF_LIMIT]
+            .rfind('\n')
+            .map_or(TEXT_DIFF_LIMIT, |i| i + 1);
+        out.truncate(cut);
+        out.push_str("… (diff truncated)\n");
+    }
+    out
+}
+
+/// A JSON Pointer with array indices and keyed-array members generalised to
+/// `*`, so one bug on many elements is one group.
+pub fn generalise_path(pointer: &str) -> String {
+    pointer
+        .split('/')
+        .map(|segment| {
+            let index = !segment.is_empty() && segment.bytes().all(|b| b.is_ascii_digit());
+            if index || segment == "-" || segment.starts_with('#') || segment.contains('=') {
+                "*"
+            } else {
+                segment
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
+fn fingerprint(
+    endpoint: &str,
+    status: Option<StatusDiff>,
+    headers: &[HeaderDiff],
+    body: &BodyComparison,
+) -> String {
+    let mut parts = BTreeSet::new();
+    if let Some(s) = status {
+        parts.insert(format!("status {}>{}", s.primary, s.candidate));
+    }
+    for h in headers {
+        parts.insert(format!("header {}", h.name));
+    }
+    if let Some(patch) = &body.patch {
+        for op in &patch.0 {
+            let name = match op {
+                json_patch::PatchOperation::Add(_) => "add",
+                json_patch::PatchOperation::Remove(_) => "remove",
+                json_patch::PatchOperation::Replace(_) => "replace",
+                json_patch::PatchOperation::Move(_) => "move",
+                json_patch::PatchOperation::Copy(_) => "copy",
+                json_patch::PatchOperation::Test(_) => "test",
+            };
+            parts.insert(format!(
+                "{name} {}",
+                generalise_path(op.path().as_str())
+            ));
+        }
+    }
+    if let Some(summary) = &body.summary {
+        parts.insert(summary.clone());
+    }
+    let mut text = endpoint.to_string();
+    for part in parts {
+        text.push('\n');
+        text.push_str(&part);
+    }
+    format!("{:016x}", stable_hash(text.as_bytes()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_generalise_indices_and_keys() {
+        assert_eq!(generalise_path("/items/3/price"), "/items/*/price");
+        assert_eq!(generalise_path("/items/id=42/price"), "/items/*/price");
+        assert_eq!(generalise_path("/items/-"), "/items/*");
+        assert_eq!(generalise_path(""), "");
+        assert_eq!(generalise_path("/v2/name"), "/v2/name");
+    }
+}

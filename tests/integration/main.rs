@@ -3,6 +3,7 @@
 
 mod cli;
 mod fidelity;
+mod golden;
 mod isolation;
 mod sampling;
 mod support;

@@ -1,0 +1,147 @@
+//! Golden cases for the comparison engine: each folder under fixtures/compare
+//! is one case. Adding a case adds files, not code (see fixtures/README.md).
+//!
+//! `SHADOWDIFF_BLESS=1 cargo test golden` writes expected.json for every case
+//! from the current engine; review the diff before committing it.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
+use serde_json::Value;
+use shadowdiff::compare::{compare_responses, CompareConfig, Rules};
+use shadowdiff::exchange::RecordedResponse;
+
+const MAX_BODY: usize = 10 * 1024 * 1024;
+
+fn cases() -> Vec<PathBuf> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/compare");
+    let mut cases: Vec<PathBuf> = std::fs::read_dir(&root)
+        .unwrap_or_else(|e| panic!("{}: {e}", root.display()))
+        .map(|entry| entry.unwrap().path())
+        .filter(|path| path.is_dir())
+        .collect();
+    cases.sort();
+    cases
+}
+
+/// Reads `status line, headers, blank line, body` (one final newline of the
+/// file is not part of the body). `x-fixture-encode: gzip|deflate|br|zstd|
+/// gzip-truncated` compresses the body and sets Content-Encoding.
+pub fn read_response(path: &Path) -> RecordedResponse {
+    let raw = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let split = raw
+        .windows(2)
+        .position(|w| w == b"\n\n")
+        .unwrap_or_else(|| panic!("{}: no blank line after the headers", path.display()));
+    let head = std::str::from_utf8(&raw[..split]).unwrap();
+    let mut body = raw[split + 2..].to_vec();
+    if body.last() == Some(&b'\n') {
+        body.pop();
+    }
+    let mut lines = head.lines();
+    let status: u16 = lines
+        .next()
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("{}: first line must be like `HTTP/1.1 200 OK`", path.display()));
+    let mut headers = HeaderMap::new();
+    let mut encode = None;
+    for line in lines {
+        let (name, value) = line.split_once(':').unwrap_or_else(|| panic!("{}: bad header {line:?}", path.display()));
+        let (name, value) = (name.trim().to_ascii_lowercase(), value.trim());
+        if name == "x-fixture-encode" {
+            encode = Some(value.to_string());
+            continue;
+        }
+        headers.append(HeaderName::from_bytes(name.as_bytes()).unwrap(), HeaderValue::from_str(value).unwrap());
+    }
+    if let Some(encoding) = encode {
+        body = compress(&encoding, &body);
+        let label = encoding.trim_end_matches("-truncated").to_string();
+        headers.insert("content-encoding", HeaderValue::from_str(&label).unwrap());
+    }
+    RecordedResponse {
+        status: StatusCode::from_u16(status).unwrap(),
+        headers,
+        body: Bytes::from(body),
+        latency: Duration::ZERO,
+    }
+}
+
+fn compress(encoding: &str, body: &[u8]) -> Vec<u8> {
+    match encoding {
+        "gzip" | "gzip-truncated" => {
+            let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+            e.write_all(body).unwrap();
+            let mut out = e.finish().unwrap();
+            if encoding == "gzip-truncated" {
+                out.truncate(out.len() / 2);
+            }
+            out
+        }
+        "deflate" => {
+            let mut e = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::default());
+            e.write_all(body).unwrap();
+            e.finish().unwrap()
+        }
+        "br" => {
+            let mut out = Vec::new();
+            brotli::CompressorWriter::new(&mut out, 4096, 5, 22).write_all(body).unwrap();
+            out
+        }
+        "zstd" => zstd::encode_all(body, 3).unwrap(),
+        other => panic!("unknown x-fixture-encode {other:?}"),
+    }
+}
+
+fn rules_of(case: &Path) -> Rules {
+    let path = case.join("rules.toml");
+    let config: CompareConfig = match std::fs::read_to_string(&path) {
+        Ok(text) => toml::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display())),
+        Err(_) => CompareConfig::default(),
+    };
+    Rules::from(&config)
+}
+
+#[test]
+fn golden_cases() {
+    let bless = std::env::var_os("SHADOWDIFF_BLESS").is_some();
+    let cases = cases();
+    assert!(cases.len() >= 25, "expected the golden cases under fixtures/compare");
+    let mut failures = Vec::new();
+    for case in &cases {
+        let name = case.file_name().unwrap().to_string_lossy().to_string();
+        let primary = read_response(&case.join("primary.http"));
+        let candidate = read_response(&case.join("candidate.http"));
+        let verdict = compare_responses("GET /golden", &primary, &candidate, &rules_of(case), MAX_BODY);
+        let actual = serde_json::to_value(&verdict).unwrap();
+        let expected_path = case.join("expected.json");
+        if bless {
+            let text = serde_json::to_string_pretty(&actual).unwrap() + "\n";
+            std::fs::write(&expected_path, text).unwrap();
+            continue;
+        }
+        let expected: Value = match std::fs::read_to_string(&expected_path) {
+            Ok(text) => serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", expected_path.display())),
+            Err(_) => {
+                failures.push(format!("{name}: no expected.json (run with SHADOWDIFF_BLESS=1 and review)"));
+                continue;
+            }
+        };
+        if actual != expected {
+            failures.push(format!(
+                "{name}:\n  expected {}\n  actual   {}",
+                serde_json::to_string(&expected).unwrap(),
+                serde_json::to_string(&actual).unwrap()
+            ));
+        }
+        // Whatever the rules, the patch must turn one normal form into the other.
+        if let Some(patch) = &verdict.patch {
+            assert!(!patch.0.is_empty(), "{name}: an empty patch on a mismatch");
+        }
+    }
+    assert!(failures.is_empty(), "{} golden case(s) differ:\n{}", failures.len(), failures.join("\n"));
+}

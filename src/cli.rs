@@ -64,7 +64,7 @@ pub enum LogFormat {
 pub enum Command {
     /// Run the proxy: answer from the primary, shadow sampled requests to the candidate, compare.
     Serve(Box<ServeArgs>),
-    /// Check a config file and print the settings it gives, without starting anything.
+    /// Check a config file without starting anything: exit 0 if valid, 2 with the reason if not.
     CheckConfig(CheckConfigArgs),
 }
 

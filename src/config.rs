@@ -91,17 +91,28 @@ impl fmt::Display for BackendUrl {
 }
 
 impl BackendUrl {
-    /// The URL to send a request for `path_and_query` to.
+    /// The URL to send a request for `path_and_query` to. A path with dot
+    /// segments (`..`, `%2e%2e`) is refused: URL parsing would resolve them,
+    /// so the backend would get another path than the client asked for, one
+    /// that may even leave the base URL's prefix.
     pub fn join(&self, path_and_query: &str) -> Result<reqwest::Url, url_error::JoinError> {
-        reqwest::Url::parse(&format!("{}{}", self.0, path_and_query))
-            .map_err(|_| url_error::JoinError(path_and_query.to_string()))
+        let refuse = || url_error::JoinError(path_and_query.to_string());
+        let path = path_and_query.split('?').next().unwrap_or("");
+        let dot = |segment: &str| {
+            let s = segment.to_ascii_lowercase().replace("%2e", ".");
+            s == "." || s == ".."
+        };
+        if path.split('/').any(dot) {
+            return Err(refuse());
+        }
+        reqwest::Url::parse(&format!("{}{}", self.0, path_and_query)).map_err(|_| refuse())
     }
 }
 
 pub mod url_error {
     /// A request target that does not form a URL with the backend's base.
     #[derive(Debug, thiserror::Error)]
-    #[error("request target {0:?} does not form a valid URL")]
+    #[error("request target {0:?} has dot segments or does not form a valid URL")]
     pub struct JoinError(pub String);
 }
 
@@ -287,12 +298,16 @@ impl Layer {
         })
     }
 
-    /// Reads the `SHADOWDIFF_*` variables among `vars`.
+    /// Reads the `SHADOWDIFF_*` variables among `vars`. Variables with the
+    /// prefix that are no setting (Kubernetes makes `SHADOWDIFF_PORT` and the
+    /// like for a Service of that name) are returned, to be warned about, not
+    /// refused.
     pub fn from_env(
         vars: impl IntoIterator<Item = (String, String)>,
-    ) -> Result<Layer, ConfigError> {
+    ) -> Result<(Layer, Vec<String>), ConfigError> {
         let mut table = toml::Table::new();
         let mut names = BTreeMap::new();
+        let mut unknown = Vec::new();
         for (var, value) in vars {
             let Some(key) = var.strip_prefix(ENV_PREFIX) else {
                 continue;
@@ -301,12 +316,9 @@ impl Layer {
                 continue;
             }
             let key = key.to_ascii_lowercase();
-            if key == "route" || key == "compare" {
-                return Err(ConfigError::Env {
-                    var,
-                    message: "routes and comparison rules can only be set in the config file"
-                        .into(),
-                });
+            if !Layer::KEYS.contains(&key.as_str()) {
+                unknown.push(var);
+                continue;
             }
             // Numbers and booleans as TOML reads them, anything else as a string,
             // so that one deserializer checks the file and the environment alike.
@@ -319,38 +331,18 @@ impl Layer {
             names.insert(key.clone(), var);
             table.insert(key, parsed);
         }
-        let value = toml::Value::Table(table);
-        serde_path_to_error::deserialize(value).map_err(|e| {
+        let layer = serde_path_to_error::deserialize(toml::Value::Table(table)).map_err(|e| {
             let path = e.path().to_string();
             let var = names
                 .get(&path)
                 .cloned()
                 .unwrap_or_else(|| format!("{ENV_PREFIX}{}", path.to_ascii_uppercase()));
-            let message = e.into_inner().to_string();
-            // An unknown variable shows up as an unknown field of the table.
-            let message = match message.strip_prefix("unknown field ") {
-                Some(rest) => {
-                    let var = rest
-                        .split('`')
-                        .nth(1)
-                        .map(|k| format!("{ENV_PREFIX}{}", k.to_ascii_uppercase()))
-                        .unwrap_or(var.clone());
-                    return ConfigError::Env {
-                        var,
-                        message: format!(
-                            "not a shadowdiff setting; known: {}",
-                            Layer::KEYS
-                                .iter()
-                                .map(|k| format!("{ENV_PREFIX}{}", k.to_ascii_uppercase()))
-                                .collect::<Vec<_>>()
-                                .join(", ")
-                        ),
-                    };
-                }
-                None => message,
-            };
-            ConfigError::Env { var, message }
-        })
+            ConfigError::Env {
+                var,
+                message: e.into_inner().to_string(),
+            }
+        })?;
+        Ok((layer, unknown))
     }
 
     /// The scalar keys a file or the environment may set.
@@ -515,7 +507,7 @@ mod tests {
 
     #[test]
     fn env_is_read_and_checked() {
-        let layer = Layer::from_env(env(&[
+        let (layer, unknown) = Layer::from_env(env(&[
             ("SHADOWDIFF_SAMPLE_RATE", "0.25"),
             ("SHADOWDIFF_PRIMARY", "http://localhost:1"),
             ("SHADOWDIFF_LISTEN", "0.0.0.0:9000"),
@@ -534,12 +526,13 @@ mod tests {
                 .starts_with("environment variable SHADOWDIFF_SAMPLE_RATE:"),
             "{err}"
         );
-        let err = Layer::from_env(env(&[("SHADOWDIFF_SAMPLERATE", "0.1")])).unwrap_err();
-        assert!(
-            err.to_string()
-                .contains("SHADOWDIFF_SAMPLERATE: not a shadowdiff setting"),
-            "{err}"
-        );
+        assert!(unknown.is_empty());
+        let (_, unknown) = Layer::from_env(env(&[
+            ("SHADOWDIFF_SAMPLERATE", "0.1"),
+            ("SHADOWDIFF_PORT", "tcp://10.0.0.1:80"),
+        ]))
+        .unwrap();
+        assert_eq!(unknown, ["SHADOWDIFF_SAMPLERATE", "SHADOWDIFF_PORT"]);
     }
 
     #[test]
@@ -548,7 +541,7 @@ mod tests {
             "sample_rate = 0.1\nqueue = 5\nprimary = \"http://a\"\ncandidate = \"http://b\"",
         )
         .unwrap();
-        let env = Layer::from_env(env(&[
+        let (env, _) = Layer::from_env(env(&[
             ("SHADOWDIFF_SAMPLE_RATE", "0.2"),
             ("SHADOWDIFF_QUEUE", "6"),
         ]))
@@ -584,5 +577,9 @@ mod tests {
             base.join("/a%20b?x=1&x=2").unwrap().as_str(),
             "http://h:1/base/a%20b?x=1&x=2"
         );
+        for escaping in ["/x/../admin", "/x/%2e%2e/admin", "/x/.%2E/admin", "/./a"] {
+            assert!(base.join(escaping).is_err(), "{escaping}");
+        }
+        assert!(base.join("/a/..b/c.d?x=..").is_ok());
     }
 }

@@ -50,7 +50,14 @@ fn load(args: &ServeArgs) -> Result<Settings, ConfigError> {
         Some(path) => Layer::from_file(path)?,
         None => Layer::default(),
     };
-    let env = Layer::from_env(std::env::vars())?;
+    let (env, unknown) = Layer::from_env(std::env::vars())?;
+    for var in unknown {
+        tracing::warn!(
+            variable = %var,
+            known = %Layer::KEYS.join(", "),
+            "ignoring an environment variable that is not a shadowdiff setting"
+        );
+    }
     file.overlay(env).overlay(args.layer()).resolve()
 }
 

@@ -42,6 +42,8 @@ pub enum SkipReason {
     EventStream,
     /// The primary failed (unreachable, reset), so there is nothing to compare with.
     PrimaryError,
+    /// The primary's response took longer than the shadow timeout to complete.
+    PrimaryTimeout,
     /// The client went away, or the request body broke, before the exchange was whole.
     Incomplete,
 }
@@ -53,7 +55,8 @@ pub enum DropReason {
     QueueFull,
     /// shadowdiff was shutting down.
     Shutdown,
-    /// The work was given up unfinished (the drain deadline passed).
+    /// The work was given up unfinished: the drain deadline passed, or the
+    /// client went away while its request was being read (mirror mode).
     Abandoned,
 }
 
@@ -102,6 +105,7 @@ names!(SkipReason {
     Upgrade => "upgrade",
     EventStream => "event_stream",
     PrimaryError => "primary_error",
+    PrimaryTimeout => "primary_timeout",
     Incomplete => "incomplete",
 });
 names!(DropReason { QueueFull => "queue_full", Shutdown => "shutdown", Abandoned => "abandoned" });
@@ -201,8 +205,12 @@ impl Recorder {
                     "shadow outcome"
                 );
             }
-            _ => {
+            Outcome::CandidateError(_) => {
                 tracing::info!(endpoint = %info.endpoint, target = %info.target, outcome = %key, "shadow outcome");
+            }
+            // Skips and drops are decided on the client's path: no blocking write there.
+            _ => {
+                tracing::debug!(endpoint = %info.endpoint, target = %info.target, outcome = %key, "shadow outcome");
             }
         }
         {

@@ -9,6 +9,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::serve::ListenerExt;
+use futures_util::FutureExt;
 use tokio::net::TcpListener;
 
 use crate::config::Settings;
@@ -87,14 +88,32 @@ impl Server {
         });
         let app =
             proxy::router(self.proxy.clone()).into_make_service_with_connect_info::<SocketAddr>();
-        axum::serve(listener, app)
-            .with_graceful_shutdown(shutdown)
-            .await?;
+        let shutdown = shutdown.shared();
+        let grace = self.settings.drain_timeout;
+        let served = axum::serve(listener, app).with_graceful_shutdown(shutdown.clone());
+        // Streams that never end (event streams, long polls) must not hold
+        // shutdown forever: past the grace period they are cut.
+        let overdue = async {
+            shutdown.await;
+            tokio::time::sleep(grace).await;
+        };
+        let served = tokio::select! {
+            served = served => served,
+            () = overdue => {
+                tracing::warn!(
+                    grace_ms = grace.as_millis() as u64,
+                    "client connections still open after the grace period; closing them"
+                );
+                Ok(())
+            }
+        };
         tracing::info!(
-            deadline_ms = self.settings.drain_timeout.as_millis() as u64,
+            deadline_ms = grace.as_millis() as u64,
             "client requests finished; draining shadow work"
         );
-        self.stage.drain(self.settings.drain_timeout).await;
+        // Drained even when serving failed, so every sample still gets its outcome.
+        self.stage.drain(grace).await;
+        served?;
         let tally = self.recorder.tally();
         for (endpoint, counts) in &tally.by_endpoint {
             let counts: Vec<String> = counts.iter().map(|(k, n)| format!("{k}={n}")).collect();

@@ -17,7 +17,7 @@ use crate::compare::{compare, Rules};
 use crate::config::BackendUrl;
 use crate::exchange::{concat, Exchange, RecordedRequest, RecordedResponse};
 use crate::outcome::{CandidateErrorKind, Comparison, DropReason, Outcome, Sample, SkipReason};
-use crate::proxy::headers::{content_length, ROLE_HEADER, ROLE_SHADOW};
+use crate::proxy::headers::{content_length, has_body, ROLE_HEADER, ROLE_SHADOW};
 
 /// One sampled request on its way to an outcome.
 pub struct ShadowJob {
@@ -121,18 +121,13 @@ async fn dispatch(
     let mut running = JoinSet::new();
     let mut deadline: Option<tokio::time::Instant> = None;
     loop {
-        // A slot first, then a job: waiting work stays in the bounded queue.
-        let next = async {
-            let permit = slots.clone().acquire_owned().await.ok()?;
-            let job = rx.recv().await?;
-            Some((permit, job))
-        };
         let step = match deadline {
             None => tokio::select! {
-                next = next => Step::Job(next),
+                next = next_job(&mut rx, &slots) => Step::Job(next),
                 d = &mut closing => Step::Close(d.unwrap_or(Duration::ZERO)),
             },
-            Some(at) => match tokio::time::timeout_at(at, next).await {
+            Some(at) if tokio::time::Instant::now() >= at => Step::Deadline,
+            Some(at) => match tokio::time::timeout_at(at, next_job(&mut rx, &slots)).await {
                 Ok(next) => Step::Job(next),
                 Err(_) => Step::Deadline,
             },
@@ -161,6 +156,16 @@ async fn dispatch(
     while running.join_next().await.is_some() {}
 }
 
+/// A slot first, then a job: waiting work stays in the bounded queue.
+async fn next_job(
+    rx: &mut mpsc::Receiver<ShadowJob>,
+    slots: &Arc<Semaphore>,
+) -> Option<(OwnedSemaphorePermit, ShadowJob)> {
+    let permit = slots.clone().acquire_owned().await.ok()?;
+    let job = rx.recv().await?;
+    Some((permit, job))
+}
+
 async fn run(config: Arc<ShadowConfig>, job: ShadowJob, _slot: OwnedSemaphorePermit) {
     let ShadowJob {
         sample,
@@ -180,12 +185,20 @@ async fn execute(
     request: ShadowRequest,
     primary: PrimarySource,
 ) -> Outcome {
+    let mut primary = primary;
     let body = match request.body {
         BodySource::Ready(body) => body,
         BodySource::Pending(rx) => match rx.await {
             Ok(Ok(body)) => body,
             Ok(Err(reason)) => return Outcome::Skipped(reason),
-            Err(_) => return Outcome::Skipped(SkipReason::Incomplete),
+            // The body broke off; if the primary failed, that is the cause.
+            Err(_) => match &mut primary {
+                PrimarySource::Pending(copy) => match copy.try_recv() {
+                    Ok(Err(reason)) => return Outcome::Skipped(reason),
+                    _ => return Outcome::Skipped(SkipReason::Incomplete),
+                },
+                PrimarySource::Fetch => return Outcome::Skipped(SkipReason::Incomplete),
+            },
         },
     };
     let mut shadow_headers = request.headers.clone();
@@ -201,7 +214,14 @@ async fn execute(
     );
     let primary = async {
         match primary {
-            PrimarySource::Pending(rx) => rx.await.unwrap_or(Err(SkipReason::Incomplete)),
+            // The primary's own exchange may stream for long; past the shadow
+            // timeout it holds a slot for nothing.
+            PrimarySource::Pending(copy) => {
+                match tokio::time::timeout(config.timeout, copy).await {
+                    Ok(copy) => copy.unwrap_or(Err(SkipReason::Incomplete)),
+                    Err(_) => Err(SkipReason::PrimaryTimeout),
+                }
+            }
             PrimarySource::Fetch => fetch(
                 config,
                 &config.primary,
@@ -213,14 +233,25 @@ async fn execute(
             .await
             .map_err(|e| match e {
                 FetchError::TooLarge => SkipReason::BodyTooLarge,
+                FetchError::Failed(CandidateErrorKind::Timeout) => SkipReason::PrimaryTimeout,
                 FetchError::Failed(_) => SkipReason::PrimaryError,
             }),
         }
     };
-    let (primary, candidate) = tokio::join!(primary, candidate);
-    let primary = match primary {
-        Ok(p) => p,
-        Err(reason) => return Outcome::Skipped(reason),
+    // Without a primary response there is nothing to compare: stop the
+    // candidate call as soon as the primary side fails.
+    let (primary, candidate) = {
+        tokio::pin!(candidate, primary);
+        tokio::select! {
+            p = &mut primary => match p {
+                Err(reason) => return Outcome::Skipped(reason),
+                Ok(p) => (p, candidate.await),
+            },
+            c = &mut candidate => match primary.await {
+                Err(reason) => return Outcome::Skipped(reason),
+                Ok(p) => (p, c),
+            },
+        }
     };
     let candidate = match candidate {
         Ok(c) => c,
@@ -272,7 +303,9 @@ async fn fetch(
             .await
             .map_err(classify)?;
         let latency = started.elapsed();
-        if content_length(response.headers()).is_some_and(|n| n > limit as u64) {
+        if has_body(method, response.status())
+            && content_length(response.headers()).is_some_and(|n| n > limit as u64)
+        {
             return Err(FetchError::TooLarge);
         }
         let mut chunks = Vec::new();

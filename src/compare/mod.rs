@@ -337,10 +337,7 @@ fn fingerprint(
                 json_patch::PatchOperation::Copy(_) => "copy",
                 json_patch::PatchOperation::Test(_) => "test",
             };
-            parts.insert(format!(
-                "{name} {}",
-                generalise_path(op.path().as_str())
-            ));
+            parts.insert(format!("{name} {}", generalise_path(op.path().as_str())));
         }
     }
     if let Some(summary) = &body.summary {

@@ -66,9 +66,14 @@ pub fn forward(incoming: &HeaderMap, client: Option<IpAddr>, upgrade: bool) -> H
     // The backend's own authority goes in Host; the client's moves to X-Forwarded-Host.
     let host = out.remove(header::HOST);
     if let Some(ip) = client {
-        let appended = match incoming.get(X_FORWARDED_FOR).and_then(|v| v.to_str().ok()) {
-            Some(prior) => format!("{prior}, {ip}"),
-            None => ip.to_string(),
+        let prior: Vec<&str> = incoming
+            .get_all(X_FORWARDED_FOR)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .collect();
+        let appended = match prior.is_empty() {
+            true => ip.to_string(),
+            false => format!("{}, {ip}", prior.join(", ")),
         };
         if let Ok(v) = HeaderValue::from_str(&appended) {
             out.insert(X_FORWARDED_FOR, v);
@@ -93,6 +98,15 @@ pub fn content_length(headers: &HeaderMap) -> Option<u64> {
         .trim()
         .parse()
         .ok()
+}
+
+/// Whether a response to `method` with `status` has a body at all (RFC 9110
+/// §6.4.1): HEAD responses, 1xx, 204 and 304 never do, whatever Content-Length says.
+pub fn has_body(method: &http::Method, status: http::StatusCode) -> bool {
+    method != http::Method::HEAD
+        && !status.is_informational()
+        && status != http::StatusCode::NO_CONTENT
+        && status != http::StatusCode::NOT_MODIFIED
 }
 
 /// Whether a response is a server-sent event stream, which never ends by itself.
@@ -145,11 +159,15 @@ mod tests {
     fn forwarded_fields_are_set_and_appended() {
         let ip: IpAddr = "10.0.0.9".parse().unwrap();
         let out = forward(
-            &headers(&[("host", "api.example"), ("x-forwarded-for", "1.2.3.4")]),
+            &headers(&[
+                ("host", "api.example"),
+                ("x-forwarded-for", "1.2.3.4"),
+                ("x-forwarded-for", "5.6.7.8"),
+            ]),
             Some(ip),
             false,
         );
-        assert_eq!(out["x-forwarded-for"], "1.2.3.4, 10.0.0.9");
+        assert_eq!(out["x-forwarded-for"], "1.2.3.4, 5.6.7.8, 10.0.0.9");
         assert_eq!(out["x-forwarded-proto"], "http");
         assert_eq!(out["x-forwarded-host"], "api.example");
         assert!(!out.contains_key("host"));

@@ -249,8 +249,9 @@ impl Proxy {
 
         let body = match (primary_report, recorded_headers) {
             (Some(report), Some(recorded_headers)) => {
-                let too_large = headers::content_length(&head.headers)
-                    .is_some_and(|n| n > self.settings.max_body_bytes as u64);
+                let too_large = headers::has_body(&parts.method, head.status)
+                    && headers::content_length(&head.headers)
+                        .is_some_and(|n| n > self.settings.max_body_bytes as u64);
                 if too_large || headers::is_event_stream(&head.headers) {
                     let reason = if too_large {
                         SkipReason::BodyTooLarge

@@ -79,9 +79,10 @@ where
             Poll::Ready(Some(Ok(chunk))) if this.report.is_some() && !this.overflowed => {
                 this.len += chunk.len();
                 if this.len > this.limit {
-                    // Keep counting nothing more; free what was kept at once.
+                    // Report at once, so no shadow slot waits for a long stream's end.
                     this.overflowed = true;
                     this.chunks = Vec::new();
+                    this.finish(Ok(()));
                 } else {
                     this.chunks.push(chunk.clone());
                 }

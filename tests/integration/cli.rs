@@ -2,6 +2,8 @@
 
 use std::io::Write;
 use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::routing::get;
@@ -88,6 +90,25 @@ fn a_bad_environment_variable_is_named() {
 }
 
 #[test]
+fn unknown_prefixed_variables_are_warned_about_not_fatal() {
+    // Kubernetes sets SHADOWDIFF_PORT for a Service named shadowdiff.
+    let out = Command::new(BIN)
+        .args(["serve"])
+        .env_clear()
+        .env("SHADOWDIFF_PORT", "tcp://10.0.0.1:80")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    // It goes on to the next check (the missing backends), past the variable.
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("SHADOWDIFF_PORT") && stderr.contains("not a shadowdiff setting"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("no primary backend given"), "{stderr}");
+}
+
+#[test]
 fn missing_backends_and_bad_flags_exit_2() {
     let out = shadowdiff(&["serve"]);
     assert_eq!(out.status.code(), Some(2));
@@ -99,11 +120,16 @@ fn missing_backends_and_bad_flags_exit_2() {
 
 #[tokio::test]
 async fn sigterm_finishes_requests_drains_and_exits_0() {
+    let arrived = Arc::new(AtomicBool::new(false));
+    let seen = arrived.clone();
     let primary = support::backend(Router::new().route(
         "/slow",
-        get(|| async {
-            tokio::time::sleep(Duration::from_millis(800)).await;
-            "finally"
+        get(move || {
+            seen.store(true, Ordering::SeqCst);
+            async {
+                tokio::time::sleep(Duration::from_millis(800)).await;
+                "finally"
+            }
         }),
     ))
     .await;
@@ -140,7 +166,14 @@ async fn sigterm_finishes_requests_drains_and_exits_0() {
             .await
             .unwrap()
     });
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    // SIGTERM only once the request is in flight at the primary.
+    while !arrived.load(Ordering::SeqCst) {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "the request never reached the primary"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
     let pid = child.id().unwrap().to_string();
     assert!(Command::new("kill")
         .args(["-TERM", &pid])

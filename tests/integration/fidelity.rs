@@ -180,10 +180,14 @@ async fn proxied_equals_direct(rate: SampleRate) {
             "{tally:?}"
         );
     }
+    // Every sampled request ends in exactly one outcome, and none is left over.
     let tally = proxy.stop().await;
-    if rate == SampleRate::NONE {
-        assert_eq!(tally.total(), 0);
-    }
+    let sampled = if rate == SampleRate::ALL {
+        CASES.len() as u64
+    } else {
+        0
+    };
+    assert_eq!(tally.total(), sampled, "{tally:?}");
 }
 
 #[tokio::test]
@@ -197,9 +201,11 @@ async fn sampled_responses_equal_direct_calls() {
 }
 
 #[tokio::test]
-async fn request_bodies_and_chunked_uploads_reach_the_primary_intact() {
+async fn request_bodies_and_chunked_uploads_reach_both_backends_intact() {
     let primary = primary().await;
-    let proxy = support::start(support::settings(&primary, primary.url())).await;
+    let mut settings = support::settings(&primary, primary.url());
+    settings.routes = opt_in("POST /echo");
+    let proxy = support::start(settings).await;
     let client = support::client();
     let body: Vec<u8> = (0..=255u8).cycle().take(300_000).collect();
     let sized = client
@@ -223,12 +229,108 @@ async fn request_bodies_and_chunked_uploads_reach_the_primary_intact() {
         .await
         .unwrap();
     assert!(streamed.bytes().await.unwrap() == body);
-    // POST is not shadowed without an opt-in; both samples say so.
+    // The candidate (the same echo service) got the same bodies: both match.
     let tally = proxy.outcomes(2).await;
+    assert_eq!(tally.count(OutcomeKey::Matched), 2, "{tally:?}");
+    proxy.stop().await;
+}
+
+fn opt_in(pattern: &str) -> Vec<shadowdiff::config::Route> {
+    let toml = format!("[[route]]\nmatch = \"{pattern}\"\nmirror_unsafe = true");
+    shadowdiff::config::Layer::from_toml(&toml)
+        .unwrap()
+        .routes
+        .unwrap()
+}
+
+#[tokio::test]
+async fn uploads_over_the_limit_pass_through_and_are_skipped() {
+    let primary = primary().await;
+    let mut settings = support::settings(&primary, primary.url());
+    settings.routes = opt_in("POST /echo");
+    settings.max_body_bytes = 50_000;
+    let proxy = support::start(settings).await;
+    let body = vec![b'u'; 200_000];
+    let chunks: Vec<Result<Vec<u8>, std::io::Error>> =
+        body.chunks(8_192).map(|c| Ok(c.to_vec())).collect();
+    let response = support::client()
+        .post(proxy.url("/echo"))
+        .body(reqwest::Body::wrap_stream(futures_util::stream::iter(
+            chunks,
+        )))
+        .send()
+        .await
+        .unwrap();
+    assert!(response.bytes().await.unwrap() == body);
+    let tally = proxy.outcomes(1).await;
     assert_eq!(
-        tally.count(OutcomeKey::Skipped(SkipReason::UnsafeMethod)),
-        2
+        tally.count(OutcomeKey::Skipped(SkipReason::BodyTooLarge)),
+        1,
+        "{tally:?}"
     );
+    proxy.stop().await;
+}
+
+#[tokio::test]
+async fn a_long_stream_over_the_limit_does_not_hold_a_shadow_slot() {
+    let endless = support::backend(
+        Router::new()
+            .route(
+                "/stream",
+                get(|| async {
+                    let chunks = futures_util::stream::repeat(()).then(|()| async {
+                        tokio::time::sleep(Duration::from_millis(2)).await;
+                        Ok::<_, std::io::Error>(Bytes::from(vec![b'{'; 4_096]))
+                    });
+                    (
+                        [("content-type", "application/x-ndjson")],
+                        Body::from_stream(chunks),
+                    )
+                }),
+            )
+            .route("/ok", get(|| async { "ok" })),
+    )
+    .await;
+    let mut settings = support::settings(&endless, endless.url());
+    settings.max_body_bytes = 16_384;
+    settings.max_in_flight = 1.try_into().unwrap();
+    let proxy = support::start(settings).await;
+    let client = support::client();
+    let mut stream = client.get(proxy.url("/stream")).send().await.unwrap();
+    let mut read = 0;
+    while read < 100_000 {
+        read += stream.chunk().await.unwrap().unwrap().len();
+    }
+    // The stream is still open; the one shadow slot must be free again.
+    let tally = proxy.outcomes(1).await;
+    assert_eq!(
+        tally.count(OutcomeKey::Skipped(SkipReason::BodyTooLarge)),
+        1,
+        "{tally:?}"
+    );
+    client.get(proxy.url("/ok")).send().await.unwrap();
+    let tally = proxy.outcomes(2).await;
+    assert_eq!(tally.count(OutcomeKey::Matched), 1, "{tally:?}");
+    drop(stream);
+    proxy.stop().await;
+}
+
+#[tokio::test]
+async fn dot_segments_are_refused_not_resolved() {
+    let primary = primary().await;
+    let mut base = support::settings(&primary, primary.url());
+    base.primary = format!("http://{}/base", primary.addr).parse().unwrap();
+    let proxy = support::start(base).await;
+    // Sent raw: an HTTP client library would resolve the dots itself.
+    for target in ["/x/../admin", "/x/%2e%2e/admin", "/x/%2E./admin"] {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut socket = tokio::net::TcpStream::connect(proxy.addr).await.unwrap();
+        let request = format!("GET {target} HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n");
+        socket.write_all(request.as_bytes()).await.unwrap();
+        let mut response = String::new();
+        socket.read_to_string(&mut response).await.unwrap();
+        assert!(response.starts_with("HTTP/1.1 400"), "{target}: {response}");
+    }
     proxy.stop().await;
 }
 

@@ -46,17 +46,27 @@ pub fn read_response(path: &Path) -> RecordedResponse {
         .next()
         .and_then(|l| l.split_whitespace().nth(1))
         .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| panic!("{}: first line must be like `HTTP/1.1 200 OK`", path.display()));
+        .unwrap_or_else(|| {
+            panic!(
+                "{}: first line must be like `HTTP/1.1 200 OK`",
+                path.display()
+            )
+        });
     let mut headers = HeaderMap::new();
     let mut encode = None;
     for line in lines {
-        let (name, value) = line.split_once(':').unwrap_or_else(|| panic!("{}: bad header {line:?}", path.display()));
+        let (name, value) = line
+            .split_once(':')
+            .unwrap_or_else(|| panic!("{}: bad header {line:?}", path.display()));
         let (name, value) = (name.trim().to_ascii_lowercase(), value.trim());
         if name == "x-fixture-encode" {
             encode = Some(value.to_string());
             continue;
         }
-        headers.append(HeaderName::from_bytes(name.as_bytes()).unwrap(), HeaderValue::from_str(value).unwrap());
+        headers.append(
+            HeaderName::from_bytes(name.as_bytes()).unwrap(),
+            HeaderValue::from_str(value).unwrap(),
+        );
     }
     if let Some(encoding) = encode {
         body = compress(&encoding, &body);
@@ -89,7 +99,9 @@ fn compress(encoding: &str, body: &[u8]) -> Vec<u8> {
         }
         "br" => {
             let mut out = Vec::new();
-            brotli::CompressorWriter::new(&mut out, 4096, 5, 22).write_all(body).unwrap();
+            brotli::CompressorWriter::new(&mut out, 4096, 5, 22)
+                .write_all(body)
+                .unwrap();
             out
         }
         "zstd" => zstd::encode_all(body, 3).unwrap(),
@@ -110,13 +122,22 @@ fn rules_of(case: &Path) -> Rules {
 fn golden_cases() {
     let bless = std::env::var_os("SHADOWDIFF_BLESS").is_some();
     let cases = cases();
-    assert!(cases.len() >= 25, "expected the golden cases under fixtures/compare");
+    assert!(
+        cases.len() >= 25,
+        "expected the golden cases under fixtures/compare"
+    );
     let mut failures = Vec::new();
     for case in &cases {
         let name = case.file_name().unwrap().to_string_lossy().to_string();
         let primary = read_response(&case.join("primary.http"));
         let candidate = read_response(&case.join("candidate.http"));
-        let verdict = compare_responses("GET /golden", &primary, &candidate, &rules_of(case), MAX_BODY);
+        let verdict = compare_responses(
+            "GET /golden",
+            &primary,
+            &candidate,
+            &rules_of(case),
+            MAX_BODY,
+        );
         let actual = serde_json::to_value(&verdict).unwrap();
         let expected_path = case.join("expected.json");
         if bless {
@@ -125,9 +146,12 @@ fn golden_cases() {
             continue;
         }
         let expected: Value = match std::fs::read_to_string(&expected_path) {
-            Ok(text) => serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", expected_path.display())),
+            Ok(text) => serde_json::from_str(&text)
+                .unwrap_or_else(|e| panic!("{}: {e}", expected_path.display())),
             Err(_) => {
-                failures.push(format!("{name}: no expected.json (run with SHADOWDIFF_BLESS=1 and review)"));
+                failures.push(format!(
+                    "{name}: no expected.json (run with SHADOWDIFF_BLESS=1 and review)"
+                ));
                 continue;
             }
         };
@@ -143,5 +167,10 @@ fn golden_cases() {
             assert!(!patch.0.is_empty(), "{name}: an empty patch on a mismatch");
         }
     }
-    assert!(failures.is_empty(), "{} golden case(s) differ:\n{}", failures.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} golden case(s) differ:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
 }

@@ -3,7 +3,9 @@
 
 mod cli;
 mod fidelity;
+mod fuzz_corpus;
 mod golden;
 mod isolation;
+mod properties;
 mod sampling;
 mod support;

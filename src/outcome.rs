@@ -202,6 +202,8 @@ impl Recorder {
                     byte_equal = c.verdict.byte_equal,
                     primary_status = c.exchange.primary.status.as_u16(),
                     candidate_status = c.exchange.candidate.status.as_u16(),
+                    paths = ?c.verdict.paths.iter().take(5).collect::<Vec<_>>(),
+                    fingerprint = c.verdict.fingerprint.as_deref().unwrap_or(""),
                     "shadow outcome"
                 );
             }

@@ -117,6 +117,29 @@ pub fn canonical_number(text: &str) -> String {
     }
 }
 
+/// A quick, allocation-free "already canonical" for the common shapes (plain
+/// integers and short decimals); `false` only means "canonicalise to be sure".
+fn is_canonical(text: &str) -> bool {
+    let digits = text.strip_prefix('-').unwrap_or(text);
+    let b = digits.as_bytes();
+    if b.is_empty() || b.len() > 40 || !b.iter().all(|c| c.is_ascii_digit() || *c == b'.') {
+        return false;
+    }
+    match digits.split_once('.') {
+        None => (b[0] != b'0' || b.len() == 1) && text != "-0",
+        Some((int, frac)) => {
+            // "0.05" is canonical; "0.0000005" is written 5e-7.
+            let leading = frac.len() - frac.trim_start_matches('0').len();
+            let int_ok = if int == "0" {
+                leading <= 5
+            } else {
+                !int.is_empty() && !int.starts_with('0')
+            };
+            int_ok && !frac.is_empty() && !frac.ends_with('0') && !frac.contains('.')
+        }
+    }
+}
+
 fn number(text: &str) -> Option<Number> {
     serde_json::from_str(text).ok()
 }
@@ -230,9 +253,8 @@ impl Walk<'_> {
                 }
             }
             Value::Number(n) => {
-                let canonical = canonical_number(n.as_str());
-                if canonical != n.as_str() {
-                    if let Some(c) = number(&canonical) {
+                if !is_canonical(n.as_str()) {
+                    if let Some(c) = number(&canonical_number(n.as_str())) {
                         *n = c;
                     }
                 }
@@ -354,6 +376,14 @@ mod tests {
         for (input, want) in cases {
             assert_eq!(canonical_number(input), want, "{input}");
             assert_eq!(canonical_number(want), want, "{want} must be a fixed point");
+            // The quick check may say "not sure", never "canonical" wrongly.
+            if is_canonical(input) {
+                assert_eq!(input, want, "{input} is not canonical");
+            }
+        }
+        for quick in ["0", "7", "-12", "1.5", "-0.5", "10.25", "0.000001"] {
+            assert!(is_canonical(quick), "{quick}");
+            assert_eq!(canonical_number(quick), quick);
         }
     }
 

@@ -109,6 +109,10 @@ pub struct ServeArgs {
     #[arg(long, value_name = "BYTES")]
     pub max_body_bytes: Option<NonZeroUsize>,
 
+    /// Memory for all body copies held for comparison; beyond it samples are skipped. [default: 268435456] [key: max_buffered_bytes]
+    #[arg(long, value_name = "BYTES")]
+    pub max_buffered_bytes: Option<NonZeroUsize>,
+
     /// Give up on the candidate after this long. [default: 5000] [key: candidate_timeout_ms]
     #[arg(long, value_name = "MS")]
     pub candidate_timeout_ms: Option<NonZeroMillis>,
@@ -141,6 +145,7 @@ impl ServeArgs {
             sample_rate: self.sample_rate,
             sticky_key: self.sticky_key.clone(),
             max_body_bytes: self.max_body_bytes,
+            max_buffered_bytes: self.max_buffered_bytes,
             candidate_timeout_ms: self.candidate_timeout_ms,
             max_in_flight: self.max_in_flight,
             queue: self.queue,

@@ -145,6 +145,8 @@ pub struct Settings {
     pub sticky_key: Option<StickyKey>,
     /// Bodies larger than this pass through uncompared (skipped, body_too_large).
     pub max_body_bytes: usize,
+    /// All body copies held for comparison together stay within this.
+    pub max_buffered_bytes: usize,
     pub candidate_timeout: Duration,
     /// Shadow comparisons running at once.
     pub max_in_flight: NonZeroUsize,
@@ -172,6 +174,7 @@ impl Settings {
             sample_rate: SampleRate::ALL,
             sticky_key: None,
             max_body_bytes: 10 * 1024 * 1024,
+            max_buffered_bytes: 256 * 1024 * 1024,
             candidate_timeout: Duration::from_millis(5_000),
             max_in_flight: NonZeroUsize::new(512).expect("non-zero"),
             queue: NonZeroUsize::new(10_000).expect("non-zero"),
@@ -201,6 +204,7 @@ pub struct Layer {
     pub sample_rate: Option<SampleRate>,
     pub sticky_key: Option<StickyKey>,
     pub max_body_bytes: Option<NonZeroUsize>,
+    pub max_buffered_bytes: Option<NonZeroUsize>,
     pub candidate_timeout_ms: Option<NonZeroMillis>,
     pub max_in_flight: Option<NonZeroUsize>,
     pub queue: Option<NonZeroUsize>,
@@ -354,6 +358,7 @@ impl Layer {
         "sample_rate",
         "sticky_key",
         "max_body_bytes",
+        "max_buffered_bytes",
         "candidate_timeout_ms",
         "max_in_flight",
         "queue",
@@ -371,6 +376,7 @@ impl Layer {
             sample_rate: over.sample_rate.or(self.sample_rate),
             sticky_key: over.sticky_key.or(self.sticky_key),
             max_body_bytes: over.max_body_bytes.or(self.max_body_bytes),
+            max_buffered_bytes: over.max_buffered_bytes.or(self.max_buffered_bytes),
             candidate_timeout_ms: over.candidate_timeout_ms.or(self.candidate_timeout_ms),
             max_in_flight: over.max_in_flight.or(self.max_in_flight),
             queue: over.queue.or(self.queue),
@@ -404,6 +410,9 @@ impl Layer {
         s.sticky_key = self.sticky_key;
         if let Some(v) = self.max_body_bytes {
             s.max_body_bytes = v.get();
+        }
+        if let Some(v) = self.max_buffered_bytes {
+            s.max_buffered_bytes = v.get();
         }
         if let Some(v) = self.candidate_timeout_ms {
             s.candidate_timeout = v.duration();

@@ -44,6 +44,8 @@ pub enum SkipReason {
     PrimaryError,
     /// The primary's response took longer than the shadow timeout to complete.
     PrimaryTimeout,
+    /// Body copies held for comparison had reached `max_buffered_bytes`.
+    OverBudget,
     /// The client went away, or the request body broke, before the exchange was whole.
     Incomplete,
 }
@@ -106,6 +108,7 @@ names!(SkipReason {
     EventStream => "event_stream",
     PrimaryError => "primary_error",
     PrimaryTimeout => "primary_timeout",
+    OverBudget => "over_budget",
     Incomplete => "incomplete",
 });
 names!(DropReason { QueueFull => "queue_full", Shutdown => "shutdown", Abandoned => "abandoned" });

@@ -12,6 +12,7 @@ use axum::serve::ListenerExt;
 use futures_util::FutureExt;
 use tokio::net::TcpListener;
 
+use crate::budget::BodyBudget;
 use crate::config::Settings;
 use crate::outcome::{Recorder, Tally};
 use crate::proxy::{self, Proxy};
@@ -39,6 +40,7 @@ impl Server {
     /// Builds the server; must be called inside a Tokio runtime.
     pub fn new(settings: Settings) -> Result<Server, ServeError> {
         let recorder = Arc::new(Recorder::default());
+        let budget = BodyBudget::new(settings.max_buffered_bytes);
         let (queue, stage) = ShadowStage::start(ShadowConfig {
             primary: settings.primary.clone(),
             candidate: settings.candidate.clone(),
@@ -47,12 +49,14 @@ impl Server {
             max_body_bytes: settings.max_body_bytes,
             max_in_flight: settings.max_in_flight.get(),
             queue: settings.queue.get(),
+            budget: budget.clone(),
         });
         let proxy = Arc::new(Proxy::new(
             settings.clone(),
             proxy::client(None)?,
             queue,
             recorder.clone(),
+            budget,
         ));
         Ok(Server {
             proxy,

@@ -13,11 +13,13 @@ use http::{HeaderMap, HeaderValue, Method};
 use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
 
+use crate::budget::{BodyBudget, Claim};
 use crate::compare::{compare, Rules};
 use crate::config::BackendUrl;
 use crate::exchange::{concat, Exchange, RecordedRequest, RecordedResponse};
 use crate::outcome::{CandidateErrorKind, Comparison, DropReason, Outcome, Sample, SkipReason};
 use crate::proxy::headers::{content_length, has_body, ROLE_HEADER, ROLE_SHADOW};
+use crate::proxy::tee::Copied;
 
 /// One sampled request on its way to an outcome.
 pub struct ShadowJob {
@@ -38,15 +40,24 @@ pub struct ShadowRequest {
 
 /// Where the request body comes from.
 pub enum BodySource {
-    Ready(Bytes),
+    /// Read already, holding its share of the memory budget.
+    Ready(Bytes, Claim),
     /// Still streaming to the primary; the copy arrives when it is whole.
-    Pending(oneshot::Receiver<Result<Bytes, SkipReason>>),
+    Pending(oneshot::Receiver<Result<Copied, SkipReason>>),
+}
+
+/// The primary's response as copied from the client's exchange.
+pub struct PrimaryCopy {
+    pub status: http::StatusCode,
+    pub headers: HeaderMap,
+    pub body: Copied,
+    pub latency: Duration,
 }
 
 /// Where the primary's response comes from.
 pub enum PrimarySource {
     /// Inline mode: the client's own exchange, copied as it streams.
-    Pending(oneshot::Receiver<Result<RecordedResponse, SkipReason>>),
+    Pending(oneshot::Receiver<Result<PrimaryCopy, SkipReason>>),
     /// Mirror mode: the shadow stage calls the primary itself.
     Fetch,
 }
@@ -60,6 +71,8 @@ pub struct ShadowConfig {
     pub max_body_bytes: usize,
     pub max_in_flight: usize,
     pub queue: usize,
+    /// Shared with the proxy: all body copies together stay within it.
+    pub budget: BodyBudget,
 }
 
 /// The sending side, held by the proxy.
@@ -186,10 +199,11 @@ async fn execute(
     primary: PrimarySource,
 ) -> Outcome {
     let mut primary = primary;
-    let body = match request.body {
-        BodySource::Ready(body) => body,
+    // Claims live until the comparison is done, keeping its memory counted.
+    let (body, _request_claim) = match request.body {
+        BodySource::Ready(body, claim) => (body, claim),
         BodySource::Pending(rx) => match rx.await {
-            Ok(Ok(body)) => body,
+            Ok(Ok(copy)) => (concat(copy.chunks), copy.claim),
             Ok(Err(reason)) => return Outcome::Skipped(reason),
             // The body broke off; if the primary failed, that is the cause.
             Err(_) => match &mut primary {
@@ -218,7 +232,17 @@ async fn execute(
             // timeout it holds a slot for nothing.
             PrimarySource::Pending(copy) => {
                 match tokio::time::timeout(config.timeout, copy).await {
-                    Ok(copy) => copy.unwrap_or(Err(SkipReason::Incomplete)),
+                    Ok(Ok(Ok(copy))) => Ok((
+                        RecordedResponse {
+                            status: copy.status,
+                            headers: copy.headers,
+                            body: concat(copy.body.chunks),
+                            latency: copy.latency,
+                        },
+                        copy.body.claim,
+                    )),
+                    Ok(Ok(Err(reason))) => Err(reason),
+                    Ok(Err(_)) => Err(SkipReason::Incomplete),
                     Err(_) => Err(SkipReason::PrimaryTimeout),
                 }
             }
@@ -233,6 +257,7 @@ async fn execute(
             .await
             .map_err(|e| match e {
                 FetchError::TooLarge => SkipReason::BodyTooLarge,
+                FetchError::OverBudget => SkipReason::OverBudget,
                 FetchError::Failed(CandidateErrorKind::Timeout) => SkipReason::PrimaryTimeout,
                 FetchError::Failed(_) => SkipReason::PrimaryError,
             }),
@@ -253,9 +278,11 @@ async fn execute(
             },
         }
     };
-    let candidate = match candidate {
+    let (primary, _primary_claim) = primary;
+    let (candidate, _candidate_claim) = match candidate {
         Ok(c) => c,
         Err(FetchError::TooLarge) => return Outcome::Skipped(SkipReason::BodyTooLarge),
+        Err(FetchError::OverBudget) => return Outcome::Skipped(SkipReason::OverBudget),
         Err(FetchError::Failed(kind)) => return Outcome::CandidateError(kind),
     };
     let exchange = Exchange {
@@ -276,6 +303,7 @@ async fn execute(
 /// Why a shadow call gave no response to compare.
 enum FetchError {
     TooLarge,
+    OverBudget,
     Failed(CandidateErrorKind),
 }
 
@@ -287,7 +315,7 @@ async fn fetch(
     target: &str,
     headers: HeaderMap,
     body: Bytes,
-) -> Result<RecordedResponse, FetchError> {
+) -> Result<(RecordedResponse, Claim), FetchError> {
     let url = base
         .join(target)
         .map_err(|_| FetchError::Failed(CandidateErrorKind::Protocol))?;
@@ -310,19 +338,24 @@ async fn fetch(
         }
         let mut chunks = Vec::new();
         let mut len = 0;
+        let mut claim = config.budget.claim();
         while let Some(chunk) = response.chunk().await.map_err(classify)? {
             len += chunk.len();
             if len > limit {
                 return Err(FetchError::TooLarge);
             }
+            if !claim.grow(chunk.len()) {
+                return Err(FetchError::OverBudget);
+            }
             chunks.push(chunk);
         }
-        Ok(RecordedResponse {
+        let recorded = RecordedResponse {
             status: response.status(),
             headers: std::mem::take(response.headers_mut()),
             body: concat(chunks),
             latency,
-        })
+        };
+        Ok((recorded, claim))
     };
     tokio::time::timeout(config.timeout, call)
         .await

@@ -96,12 +96,11 @@ pub fn canonical_number(text: &str) -> String {
     if trimmed.is_empty() {
         return "0".to_string();
     }
-    let shift = (significant.len() - trimmed.len()) as i64 - frac.len() as i64;
+    // In i128 an i64 exponent plus a body length cannot overflow.
+    let shift = (significant.len() - trimmed.len()) as i128 - frac.len() as i128;
     // With `point` the place of the decimal point: value = 0.<trimmed> × 10^point.
-    let Some(point) = exponent.checked_add(shift + trimmed.len() as i64) else {
-        return text.to_string();
-    };
-    let n = trimmed.len() as i64;
+    let point = i128::from(exponent) + shift + trimmed.len() as i128;
+    let n = trimmed.len() as i128;
     let sign = if negative { "-" } else { "" };
     if (n..=64).contains(&point) {
         format!("{sign}{trimmed}{}", "0".repeat((point - n) as usize))
@@ -367,6 +366,8 @@ mod tests {
                 "1500000000000000000000000000000000000000000000000000000000000000",
             ),
             ("1.5e64", "1.5e64"),
+            ("0.1e-9223372036854775808", "1e-9223372036854775809"),
+            ("10e9223372036854775807", "1e9223372036854775808"),
             ("12345678901234567890", "12345678901234567890"),
             ("1E+25", "10000000000000000000000000"),
             ("-2.5E-10", "-2.5e-10"),

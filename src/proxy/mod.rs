@@ -25,10 +25,13 @@ use tokio::sync::oneshot;
 use crate::compare::Rules;
 use crate::config::{Mode, Settings};
 use crate::endpoint::EndpointCatalog;
-use crate::exchange::{concat, RecordedResponse};
+
+use crate::budget::BodyBudget;
 use crate::outcome::{Outcome, Recorder, Sample, SampleInfo, SkipReason};
 use crate::sampling::{SampleRate, Sampler};
-use crate::shadow::{BodySource, PrimarySource, ShadowJob, ShadowQueue, ShadowRequest};
+use crate::shadow::{
+    BodySource, PrimaryCopy, PrimarySource, ShadowJob, ShadowQueue, ShadowRequest,
+};
 use tee::{Tee, TeeError};
 
 /// Everything the request handlers share.
@@ -43,6 +46,7 @@ pub struct Proxy {
     catalog: EndpointCatalog,
     queue: ShadowQueue,
     recorder: Arc<Recorder>,
+    budget: BodyBudget,
 }
 
 impl Proxy {
@@ -51,6 +55,7 @@ impl Proxy {
         client: reqwest::Client,
         queue: ShadowQueue,
         recorder: Arc<Recorder>,
+        budget: BodyBudget,
     ) -> Self {
         let route_rules = settings
             .routes
@@ -69,6 +74,7 @@ impl Proxy {
             client,
             queue,
             recorder,
+            budget,
         }
     }
 }
@@ -183,7 +189,7 @@ impl Proxy {
                 primary_report = Some(report);
                 let (body_source, primary_body) = if empty {
                     (
-                        BodySource::Ready(Bytes::new()),
+                        BodySource::Ready(Bytes::new(), self.budget.claim()),
                         reqwest::Body::from(Bytes::new()),
                     )
                 } else {
@@ -193,8 +199,9 @@ impl Proxy {
                         body.into_data_stream(),
                         expected,
                         self.settings.max_body_bytes,
+                        self.budget.claim(),
                         Box::new(move |copy| {
-                            let _ = tx.send(copy.map(concat).map_err(skip_reason));
+                            let _ = tx.send(copy.map_err(skip_reason));
                         }),
                     );
                     (BodySource::Pending(rx), reqwest::Body::wrap_stream(tee))
@@ -267,15 +274,15 @@ impl Proxy {
                         body.into_data_stream(),
                         expected,
                         self.settings.max_body_bytes,
+                        self.budget.claim(),
                         Box::new(move |copy| {
-                            let _ = report.send(copy.map_err(skip_reason).map(|chunks| {
-                                RecordedResponse {
+                            let _ =
+                                report.send(copy.map_err(skip_reason).map(|body| PrimaryCopy {
                                     status,
                                     headers: recorded_headers,
-                                    body: concat(chunks),
+                                    body,
                                     latency,
-                                }
-                            }));
+                                }));
                         }),
                     );
                     Body::from_stream(tee)
@@ -300,26 +307,34 @@ impl Proxy {
                     };
                     sample.finish(Outcome::Skipped(reason));
                 }
-                Ok(collected) => match self.queue.try_reserve() {
-                    Err(reason) => sample.finish(Outcome::Dropped(reason)),
-                    Ok(permit) => {
-                        let client_ip = parts
-                            .extensions
-                            .get::<ConnectInfo<SocketAddr>>()
-                            .map(|c| c.0.ip());
-                        permit.send(ShadowJob {
-                            sample,
-                            rules,
-                            request: ShadowRequest {
-                                method: parts.method.clone(),
-                                target: target_of(&parts).to_string(),
-                                headers: headers::forward(&parts.headers, client_ip, false),
-                                body: BodySource::Ready(collected.to_bytes()),
-                            },
-                            primary: PrimarySource::Fetch,
-                        });
+                Ok(collected) => {
+                    let body = collected.to_bytes();
+                    let mut claim = self.budget.claim();
+                    if !claim.grow(body.len()) {
+                        sample.finish(Outcome::Skipped(SkipReason::OverBudget));
+                        return StatusCode::ACCEPTED.into_response();
                     }
-                },
+                    match self.queue.try_reserve() {
+                        Err(reason) => sample.finish(Outcome::Dropped(reason)),
+                        Ok(permit) => {
+                            let client_ip = parts
+                                .extensions
+                                .get::<ConnectInfo<SocketAddr>>()
+                                .map(|c| c.0.ip());
+                            permit.send(ShadowJob {
+                                sample,
+                                rules,
+                                request: ShadowRequest {
+                                    method: parts.method.clone(),
+                                    target: target_of(&parts).to_string(),
+                                    headers: headers::forward(&parts.headers, client_ip, false),
+                                    body: BodySource::Ready(body, claim),
+                                },
+                                primary: PrimarySource::Fetch,
+                            });
+                        }
+                    }
+                }
             }
         }
         StatusCode::ACCEPTED.into_response()
@@ -329,6 +344,7 @@ impl Proxy {
 fn skip_reason(error: TeeError) -> SkipReason {
     match error {
         TeeError::TooLarge => SkipReason::BodyTooLarge,
+        TeeError::OverBudget => SkipReason::OverBudget,
         TeeError::Incomplete => SkipReason::Incomplete,
     }
 }

@@ -1,5 +1,5 @@
 //! A body stream that passes every chunk on untouched while keeping a copy,
-//! up to a size limit, for the comparison.
+//! up to a size limit and within the memory budget, for the comparison.
 //!
 //! Chunks are kept as shared `Bytes` (no copy on the client's path) and joined
 //! later in the background. The tee reports exactly once: when the stream
@@ -13,17 +13,29 @@ use std::task::{Context, Poll};
 use bytes::Bytes;
 use futures_util::Stream;
 
+use crate::budget::Claim;
+
 /// Why no complete copy of a body was kept.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum TeeError {
     /// The body was larger than the limit.
     TooLarge,
+    /// The memory budget for copies was used up.
+    OverBudget,
     /// The stream failed or was dropped before its end.
     Incomplete,
 }
 
-/// Receives the copy: the chunks of a whole body, or why there are none.
-pub type TeeReport = Box<dyn FnOnce(Result<Vec<Bytes>, TeeError>) + Send>;
+/// A whole body's chunks (joined later, off the client's path) and the
+/// budget they hold until the comparison is done.
+#[derive(Debug)]
+pub struct Copied {
+    pub chunks: Vec<Bytes>,
+    pub claim: Claim,
+}
+
+/// Receives the copy, or why there is none.
+pub type TeeReport = Box<dyn FnOnce(Result<Copied, TeeError>) + Send>;
 
 pub struct Tee<S> {
     inner: Pin<Box<S>>,
@@ -32,20 +44,29 @@ pub struct Tee<S> {
     /// The body's exact length, when known in advance.
     expected: Option<u64>,
     limit: usize,
-    overflowed: bool,
+    /// Why copying stopped early, if it did.
+    overflow: Option<TeeError>,
+    claim: Option<Claim>,
     report: Option<TeeReport>,
 }
 
 impl<S> Tee<S> {
     /// `expected` is the exact length if known (a body's `size_hint().exact()`).
-    pub fn new(inner: S, expected: Option<u64>, limit: usize, report: TeeReport) -> Self {
+    pub fn new(
+        inner: S,
+        expected: Option<u64>,
+        limit: usize,
+        claim: Claim,
+        report: TeeReport,
+    ) -> Self {
         let mut tee = Tee {
             inner: Box::pin(inner),
             chunks: Vec::new(),
             len: 0,
             expected,
             limit,
-            overflowed: false,
+            overflow: None,
+            claim: Some(claim),
             report: Some(report),
         };
         if expected == Some(0) {
@@ -57,8 +78,13 @@ impl<S> Tee<S> {
     fn finish(&mut self, result: Result<(), TeeError>) {
         if let Some(report) = self.report.take() {
             let result = match result {
-                Ok(()) if self.overflowed => Err(TeeError::TooLarge),
-                Ok(()) => Ok(std::mem::take(&mut self.chunks)),
+                Ok(()) => match (self.overflow, self.claim.take()) {
+                    (None, Some(claim)) => Ok(Copied {
+                        chunks: std::mem::take(&mut self.chunks),
+                        claim,
+                    }),
+                    (overflow, _) => Err(overflow.unwrap_or(TeeError::Incomplete)),
+                },
                 Err(e) => Err(e),
             };
             report(result);
@@ -76,12 +102,19 @@ where
         let this = &mut *self;
         let polled = this.inner.as_mut().poll_next(cx);
         match &polled {
-            Poll::Ready(Some(Ok(chunk))) if this.report.is_some() && !this.overflowed => {
+            Poll::Ready(Some(Ok(chunk))) if this.report.is_some() && this.overflow.is_none() => {
                 this.len += chunk.len();
-                if this.len > this.limit {
-                    // Report at once, so no shadow slot waits for a long stream's end.
-                    this.overflowed = true;
+                let fits = this.claim.as_mut().is_some_and(|c| c.grow(chunk.len()));
+                if this.len > this.limit || !fits {
+                    this.overflow = Some(if this.len > this.limit {
+                        TeeError::TooLarge
+                    } else {
+                        TeeError::OverBudget
+                    });
+                    // Free the copy and report at once, so no shadow slot
+                    // waits for a long stream's end.
                     this.chunks = Vec::new();
+                    this.claim = None;
                     this.finish(Ok(()));
                 } else {
                     this.chunks.push(chunk.clone());
@@ -112,6 +145,10 @@ mod tests {
 
     type Seen = Arc<Mutex<Vec<Result<Vec<Bytes>, TeeError>>>>;
 
+    fn budget() -> crate::budget::BodyBudget {
+        crate::budget::BodyBudget::new(1 << 20)
+    }
+
     type TestTee = Tee<futures_util::stream::Iter<std::vec::IntoIter<Result<Bytes, ()>>>>;
 
     fn tee(chunks: Vec<&'static str>, limit: usize) -> (TestTee, Seen) {
@@ -127,9 +164,17 @@ mod tests {
         let sink = seen.clone();
         let items: Vec<Result<Bytes, ()>> =
             chunks.into_iter().map(|c| Ok(Bytes::from(c))).collect();
-        let report = Box::new(move |r| sink.lock().unwrap().push(r));
+        let report = Box::new(move |r: Result<Copied, TeeError>| {
+            sink.lock().unwrap().push(r.map(|c| c.chunks))
+        });
         (
-            Tee::new(futures_util::stream::iter(items), expected, limit, report),
+            Tee::new(
+                futures_util::stream::iter(items),
+                expected,
+                limit,
+                budget().claim(),
+                report,
+            ),
             seen,
         )
     }
@@ -172,5 +217,33 @@ mod tests {
         let (tee, seen) = tee_of_length(vec![], Some(0), 10);
         drop(tee);
         assert_eq!(seen.lock().unwrap()[0].as_ref().unwrap().len(), 0);
+    }
+
+    #[tokio::test]
+    async fn a_used_up_budget_stops_the_copy_not_the_stream() {
+        let budget = crate::budget::BodyBudget::new(3);
+        let seen: Seen = Arc::default();
+        let sink = seen.clone();
+        let items: Vec<Result<Bytes, ()>> = vec![Ok(Bytes::from("ab")), Ok(Bytes::from("cd"))];
+        let report = Box::new(move |r: Result<Copied, TeeError>| {
+            sink.lock().unwrap().push(r.map(|c| c.chunks))
+        });
+        let tee = Tee::new(
+            futures_util::stream::iter(items),
+            None,
+            100,
+            budget.claim(),
+            report,
+        );
+        assert_eq!(tee.collect::<Vec<_>>().await.len(), 2);
+        assert_eq!(
+            seen.lock().unwrap().as_slice(),
+            &[Err(TeeError::OverBudget)]
+        );
+        assert_eq!(
+            budget.remaining(),
+            3,
+            "the partial copy's bytes are given back"
+        );
     }
 }

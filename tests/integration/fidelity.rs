@@ -443,3 +443,30 @@ async fn protocol_upgrades_pass_through_unshadowed() {
     assert!(candidate_hits.all().is_empty());
     proxy.stop().await;
 }
+
+#[tokio::test]
+async fn copies_beyond_the_memory_budget_are_skipped_not_waited_for() {
+    let primary = primary().await;
+    let mut settings = support::settings(&primary, primary.url());
+    settings.max_buffered_bytes = 10_000;
+    let proxy = support::start(settings).await;
+    let client = support::client();
+    // 70,000 bytes cannot be copied within 10,000; the client still gets them all.
+    let direct = client
+        .get(format!("http://{}/binary", primary.addr))
+        .send()
+        .await
+        .unwrap();
+    let proxied = client.get(proxy.url("/binary")).send().await.unwrap();
+    assert!(proxied.bytes().await.unwrap() == direct.bytes().await.unwrap());
+    let small = client.get(proxy.url("/json")).send().await.unwrap();
+    assert_eq!(small.status(), StatusCode::OK);
+    let tally = proxy.outcomes(2).await;
+    assert_eq!(
+        tally.count(OutcomeKey::Skipped(SkipReason::OverBudget)),
+        1,
+        "{tally:?}"
+    );
+    assert_eq!(tally.count(OutcomeKey::Matched), 1, "{tally:?}");
+    proxy.stop().await;
+}

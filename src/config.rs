@@ -506,6 +506,31 @@ mod tests {
                 "at least 1",
             ),
             ("listen = \"nowhere\"", "listen", "socket address"),
+            (
+                "[compare]\nignore = [\"items\"]",
+                "compare.ignore[0]",
+                "JSON Pointer",
+            ),
+            (
+                "[compare]\nmask = { \"/a\" = \"(\" }",
+                "compare.mask./a",
+                "regular expression",
+            ),
+            (
+                "[compare]\nkeyed = { \"items\" = \"id\" }",
+                "compare.keyed.items",
+                "JSON Pointer",
+            ),
+            (
+                "[compare]\npreset = \"ruby-go\"",
+                "compare.preset",
+                "python-go",
+            ),
+            (
+                "[[route]]\nmatch = \"GET /a\"\n[route.compare]\nunordered = [\"x\"]",
+                "route[0].compare.unordered[0]",
+                "JSON Pointer",
+            ),
         ];
         for (text, key, reason) in cases {
             let (k, msg) = Layer::from_toml(text).unwrap_err();

@@ -3,7 +3,11 @@
 //!
 //! Normalisation works on each side alone and is idempotent, so two bodies
 //! match exactly when their normal forms are equal (after number tolerance,
-//! the one rule that needs both sides, is reconciled).
+//! the one rule that needs both sides, is reconciled). One exception: a rule
+//! that names an array index (`/list/0`) applies to the index as received,
+//! so normalising twice can reach another element; each side is normalised
+//! once, so verdicts are not affected. Exponents beyond the i64 range are
+//! compared as written (a false mismatch at worst, never a false match).
 
 use serde_json::{Map, Number, Value};
 
@@ -262,6 +266,13 @@ impl Walk<'_> {
                 if self.rules.timestamps_as_instants {
                     if let Some(instant) = canonical_instant(s) {
                         *s = instant;
+                        // A mask sees the value in either spelling: otherwise
+                        // a second pass would mask what the first did not.
+                        if let Some(kind) = mask {
+                            if kind.accepts(value) {
+                                *value = Value::String(kind.placeholder().to_string());
+                            }
+                        }
                         return true;
                     }
                 }

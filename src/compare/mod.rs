@@ -8,6 +8,7 @@
 //! rules, text by lines, binary by length and hash.
 
 pub mod decode;
+pub mod fuzz_input;
 pub mod headers;
 pub mod instant;
 pub mod json;
@@ -94,25 +95,34 @@ pub fn compare_responses(
                 .headers
                 .get_all(http::header::CONTENT_ENCODING)
                 .iter());
-    let (p_body, c_body) = if same_raw {
-        (primary.body.clone(), candidate.body.clone())
+    let (p_body, c_body, undecodable) = if same_raw {
+        (primary.body.clone(), candidate.body.clone(), false)
     } else {
-        (
-            decoded(primary, "primary", max_body_bytes, &mut reasons),
-            decoded(candidate, "candidate", max_body_bytes, &mut reasons),
-        )
+        let (p, p_failed) = decoded(primary, "primary", max_body_bytes, &mut reasons);
+        let (c, c_failed) = decoded(candidate, "candidate", max_body_bytes, &mut reasons);
+        (p, c, p_failed || c_failed)
     };
-    let byte_equal = p_body == c_body;
+    // A body that does not decode is not what its headers promise: a client
+    // would fail on it, so it cannot count as equal, whatever its bytes.
+    let byte_equal = !undecodable && p_body == c_body;
     let kind = match BodyKind::of(&primary.headers, &p_body) {
         BodyKind::Empty => BodyKind::of(&candidate.headers, &c_body),
         kind => kind,
     };
 
-    let body = if byte_equal {
+    let mut body = if byte_equal {
         BodyComparison::default()
     } else {
         compare_bodies(kind, &p_body, &c_body, rules, &mut reasons)
     };
+    if undecodable && body.equal {
+        body = BodyComparison {
+            equal: false,
+            paths: vec![String::new()],
+            summary: Some("body undecodable".into()),
+            ..BodyComparison::default()
+        };
+    }
 
     let matched = status.is_none() && header_diffs.is_empty() && body.equal;
     let fingerprint = (!matched).then(|| fingerprint(endpoint, status, &header_diffs, &body));
@@ -130,16 +140,20 @@ pub fn compare_responses(
     }
 }
 
+/// The decoded body, or the body as received and `true` if it did not decode.
 fn decoded(
     response: &RecordedResponse,
     side: &str,
     limit: usize,
     reasons: &mut Vec<String>,
-) -> Bytes {
-    decode::decode(&response.body, &response.headers, limit).unwrap_or_else(|e| {
-        reasons.push(format!("{side}: {e}; compared the bytes as received"));
-        response.body.clone()
-    })
+) -> (Bytes, bool) {
+    match decode::decode(&response.body, &response.headers, limit) {
+        Ok(body) => (body, false),
+        Err(e) => {
+            reasons.push(format!("{side}: {e}; compared the bytes as received"));
+            (response.body.clone(), true)
+        }
+    }
 }
 
 /// The outcome of comparing two bodies that are not byte-identical.

@@ -26,14 +26,15 @@ fn record(i: usize, differ: bool) -> String {
     )
 }
 
-/// A document of about `size` bytes; with `differ`, 1 record in 100 has a
-/// changed score (about 1% of fields, as each record has 10).
+/// A document of about `size` bytes; with `differ`, 1 record in 10 has a
+/// changed score: about 1% of fields, as each record has 10 (the second
+/// record always differs, so the 1 KB document has a difference too).
 fn document(size: usize, differ: bool) -> String {
     let mut records = Vec::new();
     let mut len = 0;
     let mut i = 0;
     while len < size {
-        let r = record(i, differ && i % 10 == 5);
+        let r = record(i, differ && (i % 10 == 5 || i == 1));
         len += r.len() + 2;
         records.push(r);
         i += 1;

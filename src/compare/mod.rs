@@ -110,8 +110,22 @@ pub fn compare_responses(
         kind => kind,
     };
 
+    let oversized = p_body.len().max(c_body.len()) > max_body_bytes;
     let mut body = if byte_equal {
         BodyComparison::default()
+    } else if oversized {
+        // Parsing and diffing beyond the limit would cost what the limit is for.
+        reasons.push(format!(
+            "bodies of {} and {} bytes exceed max_body_bytes ({max_body_bytes}): compared by bytes only",
+            p_body.len(),
+            c_body.len()
+        ));
+        BodyComparison {
+            equal: false,
+            paths: vec![String::new()],
+            summary: Some("body too large".into()),
+            ..BodyComparison::default()
+        }
     } else {
         compare_bodies(kind, &p_body, &c_body, rules, &mut reasons)
     };
@@ -368,6 +382,45 @@ fn fingerprint(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn json(body: Vec<u8>) -> RecordedResponse {
+        let mut headers = http::HeaderMap::new();
+        headers.insert(
+            "content-type",
+            http::HeaderValue::from_static("application/json"),
+        );
+        RecordedResponse {
+            status: http::StatusCode::OK,
+            headers,
+            body: Bytes::from(body),
+            latency: std::time::Duration::ZERO,
+        }
+    }
+
+    #[test]
+    fn fifty_megabyte_bodies_get_a_verdict_with_a_reason() {
+        let big = |fill: u8| {
+            let mut body = vec![b'['];
+            body.resize(50 * 1024 * 1024, fill);
+            json(body)
+        };
+        let (p, c) = (big(b'1'), big(b'2'));
+        let verdict = compare_responses("GET /big", &p, &c, &Rules::default(), 10 * 1024 * 1024);
+        assert!(!verdict.matched);
+        assert!(
+            verdict.reasons[0].contains("exceed max_body_bytes"),
+            "{:?}",
+            verdict.reasons
+        );
+        let same = compare_responses(
+            "GET /big",
+            &p,
+            &p.clone(),
+            &Rules::default(),
+            10 * 1024 * 1024,
+        );
+        assert!(same.matched && same.byte_equal);
+    }
 
     #[test]
     fn paths_generalise_indices_and_keys() {

@@ -16,6 +16,7 @@ pub mod proxy;
 pub mod sampling;
 pub mod server;
 pub mod shadow;
+pub mod store;
 
 pub use config::Settings;
 pub use server::Server;

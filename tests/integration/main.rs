@@ -8,4 +8,5 @@ mod golden;
 mod isolation;
 mod properties;
 mod sampling;
+mod store;
 mod support;

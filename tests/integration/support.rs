@@ -206,3 +206,91 @@ pub async fn garbage_url() -> BackendUrl {
     })
     .await
 }
+
+/// The variable naming the PostgreSQL server the store tests use.
+pub const POSTGRES_ENV: &str = "SHADOWDIFF_TEST_POSTGRES_URL";
+
+/// A database for one test: a fresh SQLite file, or a fresh database on the
+/// PostgreSQL server, dropped (best effort) when the guard goes.
+pub struct TestDatabase {
+    pub name: &'static str,
+    pub url: shadowdiff::store::DatabaseUrl,
+    _dir: Option<tempfile::TempDir>,
+    drop_from: Option<(String, String)>,
+}
+
+impl Drop for TestDatabase {
+    fn drop(&mut self) {
+        if let Some((admin, db)) = self.drop_from.take() {
+            // A separate runtime: drop can run inside or outside one.
+            let _ = std::thread::spawn(move || {
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .unwrap();
+                runtime.block_on(async {
+                    if let Ok(pool) = sqlx::PgPool::connect(&admin).await {
+                        let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)"))
+                            .execute(&pool)
+                            .await;
+                    }
+                });
+            })
+            .join();
+        }
+    }
+}
+
+pub fn sqlite_database() -> TestDatabase {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("shadowdiff.db").display());
+    TestDatabase {
+        name: "sqlite",
+        url: url.parse().unwrap(),
+        _dir: Some(dir),
+        drop_from: None,
+    }
+}
+
+/// A fresh PostgreSQL database, or `None` (with a printed notice) on a
+/// machine without one. Under CI the server is required: its absence fails.
+pub async fn postgres_database() -> Option<TestDatabase> {
+    let Ok(admin) = std::env::var(POSTGRES_ENV) else {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "{POSTGRES_ENV} is not set under CI: the PostgreSQL tests must run there"
+        );
+        eprintln!("notice: {POSTGRES_ENV} is not set; skipping the PostgreSQL half of this test");
+        return None;
+    };
+    let db = format!(
+        "shadowdiff_test_{}_{:08x}",
+        std::process::id(),
+        rand::random::<u32>()
+    );
+    let pool = sqlx::PgPool::connect(&admin)
+        .await
+        .unwrap_or_else(|e| panic!("{POSTGRES_ENV}={admin}: cannot connect: {e}"));
+    sqlx::query(&format!("CREATE DATABASE {db}"))
+        .execute(&pool)
+        .await
+        .unwrap();
+    pool.close().await;
+    let base = admin
+        .rsplit_once('/')
+        .map(|(base, _)| base)
+        .unwrap_or(&admin);
+    Some(TestDatabase {
+        name: "postgres",
+        url: format!("{base}/{db}").parse().unwrap(),
+        _dir: None,
+        drop_from: Some((admin.clone(), db)),
+    })
+}
+
+/// Both databases a store test runs on (PostgreSQL where there is one).
+pub async fn databases() -> Vec<TestDatabase> {
+    let mut all = vec![sqlite_database()];
+    all.extend(postgres_database().await);
+    all
+}

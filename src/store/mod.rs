@@ -1,0 +1,789 @@
+//! The store: outcome counters, latency histograms, mismatch groups and
+//! redacted mismatch exemplars, in SQLite (the default, embedded: nothing to
+//! set up) or PostgreSQL (shared by several instances, whose writes add up).
+//!
+//! Only this module contains SQL. One implementation serves both databases
+//! through sqlx's Any driver: statements are written once with `$n`
+//! parameters (rewritten to SQLite's `?n`), in SQL both dialects share.
+//! Migrations live in migrations/sqlite and migrations/postgres.
+
+pub mod writer;
+
+use std::fmt;
+use std::str::FromStr;
+
+use futures_util::future::BoxFuture;
+use serde::{Deserialize, Serialize};
+use sqlx::any::{AnyPoolOptions, AnyRow};
+use sqlx::{AnyPool, Row};
+
+/// Which database a URL names.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// A database URL: `sqlite://FILE` (created if missing) or `postgres://…`.
+#[derive(Clone, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "String")]
+pub struct DatabaseUrl {
+    url: String,
+    backend: Backend,
+}
+
+/// A database URL of neither kind.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("database URL must start with sqlite:// (such as sqlite://shadowdiff.db) or postgres://; got {0:?}")]
+pub struct DatabaseUrlError(pub String);
+
+impl FromStr for DatabaseUrl {
+    type Err = DatabaseUrlError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let backend = if s.starts_with("sqlite:") {
+            Backend::Sqlite
+        } else if s.starts_with("postgres://") || s.starts_with("postgresql://") {
+            Backend::Postgres
+        } else {
+            return Err(DatabaseUrlError(redact_password(s)));
+        };
+        let mut url = s.to_string();
+        // SQLite opens read-write only by default; the file is created on first start.
+        if backend == Backend::Sqlite && !url.contains("mode=") && !url.contains(":memory:") {
+            url.push_str(if url.contains('?') {
+                "&mode=rwc"
+            } else {
+                "?mode=rwc"
+            });
+        }
+        Ok(DatabaseUrl { url, backend })
+    }
+}
+
+impl TryFrom<String> for DatabaseUrl {
+    type Error = DatabaseUrlError;
+    fn try_from(s: String) -> Result<Self, Self::Error> {
+        s.parse()
+    }
+}
+
+impl DatabaseUrl {
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+}
+
+/// Shown without its password, so logs and errors never carry it.
+impl fmt::Display for DatabaseUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&redact_password(&self.url))
+    }
+}
+
+impl fmt::Debug for DatabaseUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "DatabaseUrl({self})")
+    }
+}
+
+fn redact_password(url: &str) -> String {
+    match (url.find("://"), url.find('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let userinfo = &url[scheme + 3..at];
+            match userinfo.split_once(':') {
+                Some((user, _)) => format!("{}{user}:***{}", &url[..scheme + 3], &url[at..]),
+                None => url.to_string(),
+            }
+        }
+        _ => url.to_string(),
+    }
+}
+
+/// Why the store could not do what was asked.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The database could not be reached or opened.
+    #[error("cannot open the database {url}: {source}")]
+    Connect { url: String, source: sqlx::Error },
+    /// Applying the migrations failed.
+    #[error("migrating the database failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    /// A statement failed (database down, disk full, constraint).
+    #[error("database statement failed: {0}")]
+    Query(#[from] sqlx::Error),
+    /// Data read back could not be decoded (a JSON column).
+    #[error("stored data is malformed: {0}")]
+    Malformed(String),
+}
+
+/// A body as stored: capped, with a flag saying so.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct StoredBody {
+    pub bytes: Vec<u8>,
+    pub truncated: bool,
+}
+
+impl StoredBody {
+    pub fn capped(bytes: &[u8], cap: usize) -> StoredBody {
+        StoredBody {
+            bytes: bytes[..bytes.len().min(cap)].to_vec(),
+            truncated: bytes.len() > cap,
+        }
+    }
+}
+
+/// One side of a stored exchange.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct StoredMessage {
+    /// The status, for responses; 0 for the request.
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: StoredBody,
+}
+
+/// A mismatch exemplar, already redacted.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct MismatchRecord {
+    pub at_ms: i64,
+    pub endpoint: String,
+    pub fingerprint: String,
+    pub method: String,
+    pub path: String,
+    pub query: String,
+    pub request: StoredMessage,
+    pub primary: StoredMessage,
+    pub candidate: StoredMessage,
+    /// The verdict as JSON (patch, text diff, paths, reasons).
+    pub verdict: serde_json::Value,
+}
+
+/// A stored mismatch as read back, with its id and instance.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct StoredMismatch {
+    pub id: i64,
+    pub instance: String,
+    #[serde(flatten)]
+    pub record: MismatchRecord,
+}
+
+/// Counts to add to one (minute, endpoint, outcome).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CounterDelta {
+    pub minute: i64,
+    pub endpoint: String,
+    pub outcome: String,
+    pub count: i64,
+}
+
+/// Counts to add to one latency bucket.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LatencyDelta {
+    pub minute: i64,
+    pub endpoint: String,
+    pub side: &'static str,
+    pub bucket: i64,
+    pub count: i64,
+}
+
+/// Occurrences of one mismatch group since the last write.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GroupDelta {
+    pub fingerprint: String,
+    pub endpoint: String,
+    pub first_seen: i64,
+    pub last_seen: i64,
+    pub count: i64,
+    pub paths: Vec<String>,
+}
+
+/// Everything one write adds, applied in one transaction.
+#[derive(Clone, Debug, Default)]
+pub struct Batch {
+    pub counters: Vec<CounterDelta>,
+    pub latencies: Vec<LatencyDelta>,
+    pub groups: Vec<GroupDelta>,
+    pub mismatches: Vec<MismatchRecord>,
+    /// Records this instance could not keep, per minute.
+    pub lost: Vec<(i64, i64)>,
+}
+
+impl Batch {
+    pub fn is_empty(&self) -> bool {
+        self.counters.is_empty()
+            && self.latencies.is_empty()
+            && self.groups.is_empty()
+            && self.mismatches.is_empty()
+            && self.lost.is_empty()
+    }
+}
+
+/// A mismatch group as read back.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Group {
+    pub fingerprint: String,
+    pub endpoint: String,
+    pub first_seen: i64,
+    pub last_seen: i64,
+    pub count: i64,
+    pub paths: Vec<String>,
+    pub status: String,
+    pub note: String,
+}
+
+/// Outcome counts of one endpoint over a window, summed over instances.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct EndpointCounts {
+    pub endpoint: String,
+    /// By outcome key (`matched`, `candidate_error/timeout`, …).
+    pub outcomes: std::collections::BTreeMap<String, i64>,
+}
+
+/// A time window in Unix milliseconds, `since` inclusive, `until` exclusive.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Window {
+    pub since_ms: i64,
+    pub until_ms: i64,
+}
+
+/// Exemplars kept per group per hour; beyond, occurrences are only counted.
+pub const EXEMPLARS_PER_GROUP_HOUR: i64 = 20;
+
+/// What the rest of the program needs from a database.
+pub trait Store: Send + Sync {
+    /// Adds a batch in one transaction: counters add up, groups merge,
+    /// exemplars beyond the hourly cap are left out.
+    fn write<'a>(
+        &'a self,
+        instance: &'a str,
+        batch: &'a Batch,
+    ) -> BoxFuture<'a, Result<(), StoreError>>;
+    /// Outcome counts per endpoint over a window.
+    fn counts<'a>(
+        &'a self,
+        window: Window,
+        endpoint: Option<&'a str>,
+    ) -> BoxFuture<'a, Result<Vec<EndpointCounts>, StoreError>>;
+    /// Latency histogram (bucket → count) of one side, over a window.
+    fn latency<'a>(
+        &'a self,
+        window: Window,
+        endpoint: &'a str,
+        side: &'a str,
+    ) -> BoxFuture<'a, Result<Vec<(i64, i64)>, StoreError>>;
+    /// Groups, most frequent first.
+    fn groups<'a>(
+        &'a self,
+        endpoint: Option<&'a str>,
+        status: Option<&'a str>,
+    ) -> BoxFuture<'a, Result<Vec<Group>, StoreError>>;
+    /// Sets a group's triage status and note; `false` if there is no such group.
+    fn triage<'a>(
+        &'a self,
+        fingerprint: &'a str,
+        status: &'a str,
+        note: &'a str,
+    ) -> BoxFuture<'a, Result<bool, StoreError>>;
+    /// Mismatches newest first, after `before` (an id) if given.
+    fn mismatches<'a>(
+        &'a self,
+        endpoint: Option<&'a str>,
+        fingerprint: Option<&'a str>,
+        before: Option<i64>,
+        limit: i64,
+    ) -> BoxFuture<'a, Result<Vec<StoredMismatch>, StoreError>>;
+    fn mismatch(&self, id: i64) -> BoxFuture<'_, Result<Option<StoredMismatch>, StoreError>>;
+    /// Records lost by writers over a window.
+    fn lost(&self, window: Window) -> BoxFuture<'_, Result<i64, StoreError>>;
+    /// Deletes everything older than `before_ms`; returns rows removed.
+    fn prune(&self, before_ms: i64) -> BoxFuture<'_, Result<u64, StoreError>>;
+}
+
+/// The SQL store, for either database.
+#[derive(Clone, Debug)]
+pub struct SqlStore {
+    pool: AnyPool,
+    backend: Backend,
+}
+
+static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
+
+impl SqlStore {
+    /// Opens the database (creating a SQLite file if missing).
+    pub async fn connect(url: &DatabaseUrl) -> Result<SqlStore, StoreError> {
+        sqlx::any::install_default_drivers();
+        let connect_error = |source| StoreError::Connect {
+            url: url.to_string(),
+            source,
+        };
+        let mut options = AnyPoolOptions::new()
+            .acquire_timeout(std::time::Duration::from_secs(5))
+            .max_connections(8);
+        if url.backend == Backend::Sqlite {
+            // One writer at a time is SQLite's rule; one connection keeps it simple.
+            options = options.max_connections(1);
+        }
+        let pool = options.connect(&url.url).await.map_err(connect_error)?;
+        Ok(SqlStore {
+            pool,
+            backend: url.backend,
+        })
+    }
+
+    /// Applies the migrations not applied yet.
+    pub async fn migrate(&self) -> Result<(), StoreError> {
+        match self.backend {
+            Backend::Sqlite => SQLITE_MIGRATIONS.run(&self.pool).await?,
+            Backend::Postgres => POSTGRES_MIGRATIONS.run(&self.pool).await?,
+        }
+        Ok(())
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// A statement in this database's parameter syntax.
+    fn sql(&self, text: &'static str) -> std::borrow::Cow<'static, str> {
+        match self.backend {
+            Backend::Postgres => text.into(),
+            Backend::Sqlite => text.replace('$', "?").into(),
+        }
+    }
+
+    async fn write_batch(&self, instance: &str, batch: &Batch) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let counter = self.sql(
+            "INSERT INTO counters (minute, endpoint, outcome, instance, count) VALUES ($1, $2, $3, $4, $5) \
+             ON CONFLICT (minute, endpoint, outcome, instance) DO UPDATE SET count = counters.count + excluded.count",
+        );
+        for c in &batch.counters {
+            sqlx::query(&counter)
+                .bind(c.minute)
+                .bind(&c.endpoint)
+                .bind(&c.outcome)
+                .bind(instance)
+                .bind(c.count)
+                .execute(&mut *tx)
+                .await?;
+        }
+        let latency = self.sql(
+            "INSERT INTO latencies (minute, endpoint, side, bucket, instance, count) VALUES ($1, $2, $3, $4, $5, $6) \
+             ON CONFLICT (minute, endpoint, side, bucket, instance) DO UPDATE SET count = latencies.count + excluded.count",
+        );
+        for l in &batch.latencies {
+            sqlx::query(&latency)
+                .bind(l.minute)
+                .bind(&l.endpoint)
+                .bind(l.side)
+                .bind(l.bucket)
+                .bind(instance)
+                .bind(l.count)
+                .execute(&mut *tx)
+                .await?;
+        }
+        let group = self.sql(
+            "INSERT INTO mismatch_groups (fingerprint, endpoint, first_seen, last_seen, count, paths) VALUES ($1, $2, $3, $4, $5, $6) \
+             ON CONFLICT (fingerprint) DO UPDATE SET \
+             first_seen = CASE WHEN excluded.first_seen < mismatch_groups.first_seen THEN excluded.first_seen ELSE mismatch_groups.first_seen END, \
+             last_seen = CASE WHEN excluded.last_seen > mismatch_groups.last_seen THEN excluded.last_seen ELSE mismatch_groups.last_seen END, \
+             count = mismatch_groups.count + excluded.count",
+        );
+        for g in &batch.groups {
+            let paths = serde_json::to_string(&g.paths).unwrap_or_else(|_| "[]".into());
+            sqlx::query(&group)
+                .bind(&g.fingerprint)
+                .bind(&g.endpoint)
+                .bind(g.first_seen)
+                .bind(g.last_seen)
+                .bind(g.count)
+                .bind(paths)
+                .execute(&mut *tx)
+                .await?;
+        }
+        let quota = self.sql(
+            "INSERT INTO exemplar_quota (fingerprint, hour, count) VALUES ($1, $2, 1) \
+             ON CONFLICT (fingerprint, hour) DO UPDATE SET count = exemplar_quota.count + 1 RETURNING count",
+        );
+        let insert = self.sql(
+            "INSERT INTO mismatches (at, instance, endpoint, fingerprint, method, path, query, \
+             request_headers, request_body, request_truncated, primary_status, primary_headers, primary_body, primary_truncated, \
+             candidate_status, candidate_headers, candidate_body, candidate_truncated, verdict) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)",
+        );
+        for m in &batch.mismatches {
+            let used: i64 = sqlx::query(&quota)
+                .bind(&m.fingerprint)
+                .bind(m.at_ms.div_euclid(3_600_000))
+                .fetch_one(&mut *tx)
+                .await?
+                .try_get(0)?;
+            if used > EXEMPLARS_PER_GROUP_HOUR {
+                continue;
+            }
+            sqlx::query(&insert)
+                .bind(m.at_ms)
+                .bind(instance)
+                .bind(&m.endpoint)
+                .bind(&m.fingerprint)
+                .bind(&m.method)
+                .bind(&m.path)
+                .bind(&m.query)
+                .bind(headers_json(&m.request.headers))
+                .bind(m.request.body.bytes.clone())
+                .bind(i64::from(m.request.body.truncated))
+                .bind(i64::from(m.primary.status))
+                .bind(headers_json(&m.primary.headers))
+                .bind(m.primary.body.bytes.clone())
+                .bind(i64::from(m.primary.body.truncated))
+                .bind(i64::from(m.candidate.status))
+                .bind(headers_json(&m.candidate.headers))
+                .bind(m.candidate.body.bytes.clone())
+                .bind(i64::from(m.candidate.body.truncated))
+                .bind(m.verdict.to_string())
+                .execute(&mut *tx)
+                .await?;
+        }
+        let lost = self.sql(
+            "INSERT INTO lost_records (minute, instance, count) VALUES ($1, $2, $3) \
+             ON CONFLICT (minute, instance) DO UPDATE SET count = lost_records.count + excluded.count",
+        );
+        for (minute, count) in &batch.lost {
+            sqlx::query(&lost)
+                .bind(*minute)
+                .bind(instance)
+                .bind(*count)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn read_counts(
+        &self,
+        window: Window,
+        endpoint: Option<&str>,
+    ) -> Result<Vec<EndpointCounts>, StoreError> {
+        let sql = self.sql(
+            "SELECT endpoint, outcome, CAST(SUM(count) AS BIGINT) FROM counters \
+             WHERE minute >= $1 AND minute < $2 AND ($3 = '' OR endpoint = $3) \
+             GROUP BY endpoint, outcome ORDER BY endpoint, outcome",
+        );
+        let rows = sqlx::query(&sql)
+            .bind(window.since_ms.div_euclid(60_000))
+            .bind(ceil_div(window.until_ms, 60_000))
+            .bind(endpoint.unwrap_or(""))
+            .fetch_all(&self.pool)
+            .await?;
+        let mut out: Vec<EndpointCounts> = Vec::new();
+        for row in rows {
+            let (endpoint, outcome, count): (String, String, i64) =
+                (row.try_get(0)?, row.try_get(1)?, row.try_get(2)?);
+            if out.last().is_none_or(|e| e.endpoint != endpoint) {
+                out.push(EndpointCounts {
+                    endpoint: endpoint.clone(),
+                    ..EndpointCounts::default()
+                });
+            }
+            if let Some(last) = out.last_mut() {
+                last.outcomes.insert(outcome, count);
+            }
+        }
+        Ok(out)
+    }
+
+    async fn read_latency(
+        &self,
+        window: Window,
+        endpoint: &str,
+        side: &str,
+    ) -> Result<Vec<(i64, i64)>, StoreError> {
+        let sql = self.sql(
+            "SELECT bucket, CAST(SUM(count) AS BIGINT) FROM latencies \
+             WHERE minute >= $1 AND minute < $2 AND endpoint = $3 AND side = $4 GROUP BY bucket ORDER BY bucket",
+        );
+        let rows = sqlx::query(&sql)
+            .bind(window.since_ms.div_euclid(60_000))
+            .bind(ceil_div(window.until_ms, 60_000))
+            .bind(endpoint)
+            .bind(side)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
+            .collect()
+    }
+
+    async fn read_groups(
+        &self,
+        endpoint: Option<&str>,
+        status: Option<&str>,
+    ) -> Result<Vec<Group>, StoreError> {
+        let sql = self.sql(
+            "SELECT fingerprint, endpoint, first_seen, last_seen, count, paths, status, note FROM mismatch_groups \
+             WHERE ($1 = '' OR endpoint = $1) AND ($2 = '' OR status = $2) ORDER BY count DESC, fingerprint",
+        );
+        let rows = sqlx::query(&sql)
+            .bind(endpoint.unwrap_or(""))
+            .bind(status.unwrap_or(""))
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|r| {
+                let paths: String = r.try_get(5)?;
+                Ok(Group {
+                    fingerprint: r.try_get(0)?,
+                    endpoint: r.try_get(1)?,
+                    first_seen: r.try_get(2)?,
+                    last_seen: r.try_get(3)?,
+                    count: r.try_get(4)?,
+                    paths: serde_json::from_str(&paths)
+                        .map_err(|e| StoreError::Malformed(e.to_string()))?,
+                    status: r.try_get(6)?,
+                    note: r.try_get(7)?,
+                })
+            })
+            .collect()
+    }
+
+    async fn set_triage(
+        &self,
+        fingerprint: &str,
+        status: &str,
+        note: &str,
+    ) -> Result<bool, StoreError> {
+        let sql =
+            self.sql("UPDATE mismatch_groups SET status = $1, note = $2 WHERE fingerprint = $3");
+        let done = sqlx::query(&sql)
+            .bind(status)
+            .bind(note)
+            .bind(fingerprint)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    const MISMATCH_COLUMNS: &'static str = "id, instance, at, endpoint, fingerprint, method, path, query, \
+        request_headers, request_body, request_truncated, primary_status, primary_headers, primary_body, primary_truncated, \
+        candidate_status, candidate_headers, candidate_body, candidate_truncated, verdict";
+
+    async fn read_mismatches(
+        &self,
+        endpoint: Option<&str>,
+        fingerprint: Option<&str>,
+        before: Option<i64>,
+        limit: i64,
+    ) -> Result<Vec<StoredMismatch>, StoreError> {
+        // Keyset pagination on the id: stable while new rows arrive.
+        let sql = format!(
+            "SELECT {} FROM mismatches WHERE ($1 = '' OR endpoint = $1) AND ($2 = '' OR fingerprint = $2) AND id < $3 \
+             ORDER BY id DESC LIMIT $4",
+            Self::MISMATCH_COLUMNS
+        );
+        let sql = match self.backend {
+            Backend::Postgres => sql,
+            Backend::Sqlite => sql.replace('$', "?"),
+        };
+        let rows = sqlx::query(&sql)
+            .bind(endpoint.unwrap_or(""))
+            .bind(fingerprint.unwrap_or(""))
+            .bind(before.unwrap_or(i64::MAX))
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(mismatch_from_row).collect()
+    }
+
+    async fn read_mismatch(&self, id: i64) -> Result<Option<StoredMismatch>, StoreError> {
+        let sql = format!(
+            "SELECT {} FROM mismatches WHERE id = $1",
+            Self::MISMATCH_COLUMNS
+        );
+        let sql = match self.backend {
+            Backend::Postgres => sql,
+            Backend::Sqlite => sql.replace('$', "?"),
+        };
+        let row = sqlx::query(&sql)
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(mismatch_from_row).transpose()
+    }
+
+    async fn read_lost(&self, window: Window) -> Result<i64, StoreError> {
+        let sql = self.sql(
+            "SELECT CAST(COALESCE(SUM(count), 0) AS BIGINT) FROM lost_records WHERE minute >= $1 AND minute < $2",
+        );
+        let row = sqlx::query(&sql)
+            .bind(window.since_ms.div_euclid(60_000))
+            .bind(ceil_div(window.until_ms, 60_000))
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(row.try_get(0)?)
+    }
+
+    async fn delete_before(&self, before_ms: i64) -> Result<u64, StoreError> {
+        let minute = before_ms.div_euclid(60_000);
+        let mut removed = 0;
+        let statements: [(&'static str, i64); 6] = [
+            ("DELETE FROM counters WHERE minute < $1", minute),
+            ("DELETE FROM latencies WHERE minute < $1", minute),
+            ("DELETE FROM lost_records WHERE minute < $1", minute),
+            ("DELETE FROM mismatches WHERE at < $1", before_ms),
+            (
+                "DELETE FROM mismatch_groups WHERE last_seen < $1",
+                before_ms,
+            ),
+            (
+                "DELETE FROM exemplar_quota WHERE hour < $1",
+                before_ms.div_euclid(3_600_000),
+            ),
+        ];
+        for (sql, bound) in statements {
+            removed += sqlx::query(&self.sql(sql))
+                .bind(bound)
+                .execute(&self.pool)
+                .await?
+                .rows_affected();
+        }
+        Ok(removed)
+    }
+}
+
+fn ceil_div(a: i64, b: i64) -> i64 {
+    a.div_euclid(b) + i64::from(a.rem_euclid(b) != 0)
+}
+
+fn headers_json(headers: &[(String, String)]) -> String {
+    serde_json::to_string(headers).unwrap_or_else(|_| "[]".into())
+}
+
+fn mismatch_from_row(r: &AnyRow) -> Result<StoredMismatch, StoreError> {
+    let malformed = |e: serde_json::Error| StoreError::Malformed(e.to_string());
+    let headers = |i: usize| -> Result<Vec<(String, String)>, StoreError> {
+        let text: String = r.try_get(i)?;
+        serde_json::from_str(&text).map_err(malformed)
+    };
+    // Flags are stored as 0 or 1: the one boolean both databases agree on.
+    let flag = |i: usize| -> Result<bool, StoreError> {
+        let n: i64 = r.try_get(i)?;
+        Ok(n != 0)
+    };
+    let status = |i: usize| -> Result<u16, StoreError> {
+        let n: i64 = r.try_get(i)?;
+        Ok(u16::try_from(n).unwrap_or(0))
+    };
+    let verdict: String = r.try_get(19)?;
+    Ok(StoredMismatch {
+        id: r.try_get(0)?,
+        instance: r.try_get(1)?,
+        record: MismatchRecord {
+            at_ms: r.try_get(2)?,
+            endpoint: r.try_get(3)?,
+            fingerprint: r.try_get(4)?,
+            method: r.try_get(5)?,
+            path: r.try_get(6)?,
+            query: r.try_get(7)?,
+            request: StoredMessage {
+                status: 0,
+                headers: headers(8)?,
+                body: StoredBody {
+                    bytes: r.try_get(9)?,
+                    truncated: flag(10)?,
+                },
+            },
+            primary: StoredMessage {
+                status: status(11)?,
+                headers: headers(12)?,
+                body: StoredBody {
+                    bytes: r.try_get(13)?,
+                    truncated: flag(14)?,
+                },
+            },
+            candidate: StoredMessage {
+                status: status(15)?,
+                headers: headers(16)?,
+                body: StoredBody {
+                    bytes: r.try_get(17)?,
+                    truncated: flag(18)?,
+                },
+            },
+            verdict: serde_json::from_str(&verdict).map_err(malformed)?,
+        },
+    })
+}
+
+impl Store for SqlStore {
+    fn write<'a>(
+        &'a self,
+        instance: &'a str,
+        batch: &'a Batch,
+    ) -> BoxFuture<'a, Result<(), StoreError>> {
+        Box::pin(self.write_batch(instance, batch))
+    }
+    fn counts<'a>(
+        &'a self,
+        window: Window,
+        endpoint: Option<&'a str>,
+    ) -> BoxFuture<'a, Result<Vec<EndpointCounts>, StoreError>> {
+        Box::pin(self.read_counts(window, endpoint))
+    }
+    fn latency<'a>(
+        &'a self,
+        window: Window,
+        endpoint: &'a str,
+        side: &'a str,
+    ) -> BoxFuture<'a, Result<Vec<(i64, i64)>, StoreError>> {
+        Box::pin(self.read_latency(window, endpoint, side))
+    }
+    fn groups<'a>(
+        &'a self,
+        endpoint: Option<&'a str>,
+        status: Option<&'a str>,
+    ) -> BoxFuture<'a, Result<Vec<Group>, StoreError>> {
+        Box::pin(self.read_groups(endpoint, status))
+    }
+    fn triage<'a>(
+        &'a self,
+        fingerprint: &'a str,
+        status: &'a str,
+        note: &'a str,
+    ) -> BoxFuture<'a, Result<bool, StoreError>> {
+        Box::pin(self.set_triage(fingerprint, status, note))
+    }
+    fn mismatches<'a>(
+        &'a self,
+        endpoint: Option<&'a str>,
+        fingerprint: Option<&'a str>,
+        before: Option<i64>,
+        limit: i64,
+    ) -> BoxFuture<'a, Result<Vec<StoredMismatch>, StoreError>> {
+        Box::pin(self.read_mismatches(endpoint, fingerprint, before, limit))
+    }
+    fn mismatch(&self, id: i64) -> BoxFuture<'_, Result<Option<StoredMismatch>, StoreError>> {
+        Box::pin(self.read_mismatch(id))
+    }
+    fn lost(&self, window: Window) -> BoxFuture<'_, Result<i64, StoreError>> {
+        Box::pin(self.read_lost(window))
+    }
+    fn prune(&self, before_ms: i64) -> BoxFuture<'_, Result<u64, StoreError>> {
+        Box::pin(self.delete_before(before_ms))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_are_checked_and_passwords_hidden() {
+        let pg: DatabaseUrl = "postgres://app:s3cret@db:5432/shadow".parse().unwrap();
+        assert_eq!(pg.backend(), Backend::Postgres);
+        assert_eq!(pg.to_string(), "postgres://app:***@db:5432/shadow");
+        let lite: DatabaseUrl = "sqlite://shadowdiff.db".parse().unwrap();
+        assert_eq!(lite.to_string(), "sqlite://shadowdiff.db?mode=rwc");
+        let err = "mysql://root:pw@x/db".parse::<DatabaseUrl>().unwrap_err();
+        assert!(!err.to_string().contains("pw"), "{err}");
+    }
+}

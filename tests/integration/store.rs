@@ -1,0 +1,338 @@
+//! The store contract: one suite, run against SQLite and the real PostgreSQL.
+//! Each test opens a fresh database, migrates it, and checks what the rest of
+//! the program relies on: counts add up across instances, groups merge,
+//! exemplars are capped, pagination is stable, data survives a reconnect,
+//! and retention prunes.
+
+use serde_json::json;
+use shadowdiff::store::{
+    Batch, CounterDelta, GroupDelta, LatencyDelta, MismatchRecord, SqlStore, Store, StoredBody,
+    StoredMessage, Window, EXEMPLARS_PER_GROUP_HOUR,
+};
+
+use crate::support::{self, TestDatabase};
+
+const HOUR: i64 = 3_600_000;
+/// 2026-01-01T00:00:00Z: a fixed clock makes windows exact.
+const T0: i64 = 1_767_225_600_000;
+
+async fn open(db: &TestDatabase) -> SqlStore {
+    let store = SqlStore::connect(&db.url)
+        .await
+        .unwrap_or_else(|e| panic!("{}: {e}", db.name));
+    store
+        .migrate()
+        .await
+        .unwrap_or_else(|e| panic!("{}: {e}", db.name));
+    store
+}
+
+fn window(hours: i64) -> Window {
+    Window {
+        since_ms: T0,
+        until_ms: T0 + hours * HOUR,
+    }
+}
+
+fn counter(minute_offset: i64, endpoint: &str, outcome: &str, count: i64) -> CounterDelta {
+    CounterDelta {
+        minute: T0 / 60_000 + minute_offset,
+        endpoint: endpoint.into(),
+        outcome: outcome.into(),
+        count,
+    }
+}
+
+fn mismatch(at_ms: i64, fingerprint: &str, n: usize) -> MismatchRecord {
+    let message = |status: u16, body: &str| StoredMessage {
+        status,
+        headers: vec![("content-type".into(), "application/json".into())],
+        body: StoredBody {
+            bytes: body.as_bytes().to_vec(),
+            truncated: false,
+        },
+    };
+    MismatchRecord {
+        at_ms,
+        endpoint: "GET /users/{id}".into(),
+        fingerprint: fingerprint.into(),
+        method: "GET".into(),
+        path: format!("/users/{n}"),
+        query: "a=1&a=2".into(),
+        request: message(0, ""),
+        primary: message(200, "{\"total\":30}"),
+        candidate: message(200, "{\"total\":3}"),
+        verdict: json!({"patch": [{"op": "replace", "path": "/total", "value": 3}], "paths": ["/total"]}),
+    }
+}
+
+#[tokio::test]
+async fn counts_from_several_instances_add_up() {
+    for db in support::databases().await {
+        let store = open(&db).await;
+        // Migrating again is a no-op.
+        store.migrate().await.unwrap();
+        let batch = Batch {
+            counters: vec![
+                counter(0, "GET /a", "matched", 5),
+                counter(1, "GET /a", "mismatched", 2),
+                counter(0, "GET /b", "candidate_error/timeout", 1),
+            ],
+            ..Batch::default()
+        };
+        store.write("one", &batch).await.unwrap();
+        store.write("two", &batch).await.unwrap();
+        store
+            .write(
+                "one",
+                &Batch {
+                    counters: vec![counter(0, "GET /a", "matched", 1)],
+                    ..Batch::default()
+                },
+            )
+            .await
+            .unwrap();
+        let counts = store.counts(window(1), None).await.unwrap();
+        assert_eq!(counts.len(), 2, "{}: {counts:?}", db.name);
+        assert_eq!(counts[0].endpoint, "GET /a");
+        assert_eq!(counts[0].outcomes["matched"], 11, "{}", db.name);
+        assert_eq!(counts[0].outcomes["mismatched"], 4);
+        assert_eq!(counts[1].outcomes["candidate_error/timeout"], 2);
+        // A window that ends before the second minute leaves it out.
+        let narrow = Window {
+            since_ms: T0,
+            until_ms: T0 + 60_000,
+        };
+        let counts = store.counts(narrow, Some("GET /a")).await.unwrap();
+        assert_eq!(counts.len(), 1);
+        assert_eq!(counts[0].outcomes.get("mismatched"), None, "{}", db.name);
+    }
+}
+
+#[tokio::test]
+async fn latency_histograms_merge() {
+    for db in support::databases().await {
+        let store = open(&db).await;
+        let delta = |bucket, count| LatencyDelta {
+            minute: T0 / 60_000,
+            endpoint: "GET /a".into(),
+            side: "candidate",
+            bucket,
+            count,
+        };
+        let batch = Batch {
+            latencies: vec![delta(3, 2), delta(7, 1)],
+            ..Batch::default()
+        };
+        store.write("one", &batch).await.unwrap();
+        store.write("two", &batch).await.unwrap();
+        let histogram = store
+            .latency(window(1), "GET /a", "candidate")
+            .await
+            .unwrap();
+        assert_eq!(histogram, vec![(3, 4), (7, 2)], "{}", db.name);
+        assert!(store
+            .latency(window(1), "GET /a", "primary")
+            .await
+            .unwrap()
+            .is_empty());
+    }
+}
+
+#[tokio::test]
+async fn groups_merge_and_keep_their_triage() {
+    for db in support::databases().await {
+        let store = open(&db).await;
+        let group = |fingerprint: &str, first, last, count| GroupDelta {
+            fingerprint: fingerprint.into(),
+            endpoint: "GET /users/{id}".into(),
+            first_seen: first,
+            last_seen: last,
+            count,
+            paths: vec!["/total".into()],
+        };
+        store
+            .write(
+                "one",
+                &Batch {
+                    groups: vec![group("aa", T0 + 10, T0 + 20, 3), group("bb", T0, T0, 1)],
+                    ..Batch::default()
+                },
+            )
+            .await
+            .unwrap();
+        store
+            .write(
+                "two",
+                &Batch {
+                    groups: vec![group("aa", T0 + 5, T0 + 15, 4)],
+                    ..Batch::default()
+                },
+            )
+            .await
+            .unwrap();
+        let groups = store.groups(None, None).await.unwrap();
+        assert_eq!(groups.len(), 2);
+        assert_eq!(groups[0].fingerprint, "aa", "most frequent first");
+        assert_eq!(
+            (groups[0].first_seen, groups[0].last_seen, groups[0].count),
+            (T0 + 5, T0 + 20, 7),
+            "{}",
+            db.name
+        );
+        assert_eq!(groups[0].status, "open");
+        assert_eq!(groups[0].paths, vec!["/total".to_string()]);
+
+        assert!(store
+            .triage("aa", "expected", "rounding, fixed in v2")
+            .await
+            .unwrap());
+        assert!(!store.triage("zz", "bug", "").await.unwrap());
+        let expected = store.groups(None, Some("expected")).await.unwrap();
+        assert_eq!(expected.len(), 1);
+        assert_eq!(expected[0].note, "rounding, fixed in v2");
+        // New occurrences do not reset a triage.
+        store
+            .write(
+                "one",
+                &Batch {
+                    groups: vec![group("aa", T0, T0 + 30, 1)],
+                    ..Batch::default()
+                },
+            )
+            .await
+            .unwrap();
+        assert_eq!(
+            store
+                .groups(Some("GET /users/{id}"), Some("expected"))
+                .await
+                .unwrap()[0]
+                .count,
+            8
+        );
+    }
+}
+
+#[tokio::test]
+async fn exemplars_are_capped_per_group_and_hour_and_paginate() {
+    for db in support::databases().await {
+        let store = open(&db).await;
+        let n = EXEMPLARS_PER_GROUP_HOUR as usize + 5;
+        let first: Vec<MismatchRecord> = (0..n).map(|i| mismatch(T0 + i as i64, "aa", i)).collect();
+        store
+            .write(
+                "one",
+                &Batch {
+                    mismatches: first,
+                    ..Batch::default()
+                },
+            )
+            .await
+            .unwrap();
+        // Another hour and another group each get their own quota.
+        let later = vec![mismatch(T0 + HOUR, "aa", 100), mismatch(T0 + 1, "bb", 200)];
+        store
+            .write(
+                "two",
+                &Batch {
+                    mismatches: later,
+                    ..Batch::default()
+                },
+            )
+            .await
+            .unwrap();
+
+        let aa = store
+            .mismatches(None, Some("aa"), None, 1_000)
+            .await
+            .unwrap();
+        assert_eq!(
+            aa.len(),
+            EXEMPLARS_PER_GROUP_HOUR as usize + 1,
+            "{}",
+            db.name
+        );
+
+        // Newest first, and pages do not overlap or skip.
+        let mut seen = Vec::new();
+        let mut before = None;
+        loop {
+            let page = store.mismatches(None, None, before, 7).await.unwrap();
+            if page.is_empty() {
+                break;
+            }
+            before = page.last().map(|m| m.id);
+            seen.extend(page.into_iter().map(|m| m.id));
+        }
+        assert_eq!(seen.len(), EXEMPLARS_PER_GROUP_HOUR as usize + 2);
+        assert!(
+            seen.windows(2).all(|w| w[0] > w[1]),
+            "{}: {seen:?}",
+            db.name
+        );
+
+        let one = store.mismatch(seen[0]).await.unwrap().unwrap();
+        assert_eq!(
+            one.record,
+            mismatch(T0 + 1, "bb", 200),
+            "{}: the record round-trips",
+            db.name
+        );
+        assert_eq!(one.instance, "two");
+        assert!(store.mismatch(-1).await.unwrap().is_none());
+    }
+}
+
+#[tokio::test]
+async fn everything_survives_a_reconnect_and_retention_prunes() {
+    for db in support::databases().await {
+        {
+            let store = open(&db).await;
+            let batch = Batch {
+                counters: vec![
+                    counter(0, "GET /old", "matched", 1),
+                    counter(60 * 24 * 20, "GET /new", "matched", 2),
+                ],
+                mismatches: vec![
+                    mismatch(T0, "old", 1),
+                    mismatch(T0 + 20 * 24 * HOUR, "new", 2),
+                ],
+                groups: vec![GroupDelta {
+                    fingerprint: "old".into(),
+                    endpoint: "GET /old".into(),
+                    first_seen: T0,
+                    last_seen: T0,
+                    count: 1,
+                    paths: vec![],
+                }],
+                lost: vec![(T0 / 60_000, 3)],
+                ..Batch::default()
+            };
+            store.write("one", &batch).await.unwrap();
+        }
+        // A new connection (a restart) sees everything.
+        let store = open(&db).await;
+        assert_eq!(
+            store.counts(window(24 * 30), None).await.unwrap().len(),
+            2,
+            "{}",
+            db.name
+        );
+        assert_eq!(store.lost(window(1)).await.unwrap(), 3);
+        assert_eq!(
+            store.mismatches(None, None, None, 10).await.unwrap().len(),
+            2
+        );
+
+        let removed = store.prune(T0 + 10 * 24 * HOUR).await.unwrap();
+        assert!(removed >= 4, "{}: removed {removed}", db.name);
+        let counts = store.counts(window(24 * 30), None).await.unwrap();
+        assert_eq!(counts.len(), 1);
+        assert_eq!(counts[0].endpoint, "GET /new");
+        let left = store.mismatches(None, None, None, 10).await.unwrap();
+        assert_eq!(left.len(), 1);
+        assert_eq!(left[0].record.fingerprint, "new");
+        assert!(store.groups(None, None).await.unwrap().is_empty());
+        assert_eq!(store.lost(window(1)).await.unwrap(), 0);
+    }
+}

@@ -66,6 +66,20 @@ pub enum Command {
     Serve(Box<ServeArgs>),
     /// Check a config file without starting anything: exit 0 if valid, 2 with the reason if not.
     CheckConfig(CheckConfigArgs),
+    /// Apply the database migrations and exit (serve also applies them at start).
+    Migrate(MigrateArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct MigrateArgs {
+    /// The database: sqlite://FILE or postgres://…. [default: sqlite://shadowdiff.db]
+    #[arg(
+        long,
+        env = "SHADOWDIFF_DATABASE_URL",
+        value_name = "URL",
+        default_value = "sqlite://shadowdiff.db"
+    )]
+    pub database_url: crate::store::DatabaseUrl,
 }
 
 #[derive(Debug, Args)]
@@ -129,6 +143,18 @@ pub struct ServeArgs {
     #[arg(long, value_name = "MS")]
     pub drain_timeout_ms: Option<u64>,
 
+    /// Where outcomes and mismatches are stored: sqlite://FILE or postgres://…. [default: sqlite://shadowdiff.db] [key: database_url]
+    #[arg(long, value_name = "URL")]
+    pub database_url: Option<crate::store::DatabaseUrl>,
+
+    /// This instance's name in the store. [default: the host name] [key: instance]
+    #[arg(long, value_name = "NAME")]
+    pub instance: Option<String>,
+
+    /// Stored data older than this is pruned: 12h, 14d, 4w. [default: 14d] [key: retention]
+    #[arg(long, value_name = "DURATION")]
+    pub retention: Option<crate::config::HumanDuration>,
+
     /// Distinct automatic endpoint names kept before the rest count as `other`. [default: 500] [key: max_endpoints]
     #[arg(long, value_name = "N")]
     pub max_endpoints: Option<NonZeroUsize>,
@@ -153,6 +179,10 @@ impl ServeArgs {
             max_endpoints: self.max_endpoints,
             routes: None,
             compare: None,
+            database_url: self.database_url.clone(),
+            instance: self.instance.clone(),
+            retention: self.retention,
+            redact: None,
         }
     }
 }

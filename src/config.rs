@@ -18,7 +18,9 @@ use serde::Deserialize;
 
 use crate::compare::CompareConfig;
 use crate::endpoint::RoutePattern;
+use crate::redact::RedactConfig;
 use crate::sampling::{SampleRate, StickyKey};
+use crate::store::DatabaseUrl;
 
 /// The prefix of every environment variable that sets a serve setting.
 pub const ENV_PREFIX: &str = "SHADOWDIFF_";
@@ -159,6 +161,13 @@ pub struct Settings {
     pub routes: Vec<Route>,
     /// The global comparison rules (`[compare]`).
     pub compare: CompareConfig,
+    /// Where outcomes and mismatches are stored; `None` keeps them in memory only.
+    pub database_url: Option<DatabaseUrl>,
+    /// Names this instance in what it stores.
+    pub instance: String,
+    /// Stored rows older than this are pruned.
+    pub retention: Duration,
+    pub redact: RedactConfig,
 }
 
 impl Settings {
@@ -182,6 +191,10 @@ impl Settings {
             max_endpoints: NonZeroUsize::new(500).expect("non-zero"),
             routes: Vec::new(),
             compare: CompareConfig::default(),
+            database_url: None,
+            instance: default_instance(),
+            retention: Duration::from_secs(14 * 24 * 3_600),
+            redact: RedactConfig::default(),
         }
     }
 
@@ -213,6 +226,53 @@ pub struct Layer {
     #[serde(rename = "route")]
     pub routes: Option<Vec<Route>>,
     pub compare: Option<CompareConfig>,
+    pub database_url: Option<DatabaseUrl>,
+    pub instance: Option<String>,
+    pub retention: Option<HumanDuration>,
+    pub redact: Option<RedactConfig>,
+}
+
+/// The instance name when none is given: the host name, else a random one.
+fn default_instance() -> String {
+    std::env::var("HOSTNAME")
+        .ok()
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| format!("shadowdiff-{:08x}", rand::random::<u32>()))
+}
+
+/// A duration written as a number and a unit: `15m`, `2h`, `14d`, `30s`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "String")]
+pub struct HumanDuration(pub Duration);
+
+impl FromStr for HumanDuration {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let bad = || format!("expected a duration such as 30s, 15m, 2h or 14d; got {s:?}");
+        let s = s.trim();
+        let split = s.find(|c: char| !c.is_ascii_digit()).ok_or_else(bad)?;
+        let (number, unit) = s.split_at(split);
+        let n: u64 = number.parse().map_err(|_| bad())?;
+        let seconds = match unit {
+            "s" => 1,
+            "m" => 60,
+            "h" => 3_600,
+            "d" => 86_400,
+            "w" => 7 * 86_400,
+            _ => return Err(bad()),
+        };
+        n.checked_mul(seconds)
+            .filter(|&total| total > 0)
+            .map(|total| HumanDuration(Duration::from_secs(total)))
+            .ok_or_else(bad)
+    }
+}
+
+impl TryFrom<String> for HumanDuration {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, Self::Error> {
+        s.parse()
+    }
 }
 
 /// A duration in whole milliseconds, at least 1.
@@ -364,6 +424,9 @@ impl Layer {
         "queue",
         "drain_timeout_ms",
         "max_endpoints",
+        "database_url",
+        "instance",
+        "retention",
     ];
 
     /// This layer with every key that `over` sets replaced by `over`'s value.
@@ -384,6 +447,10 @@ impl Layer {
             max_endpoints: over.max_endpoints.or(self.max_endpoints),
             routes: over.routes.or(self.routes),
             compare: over.compare.or(self.compare),
+            database_url: over.database_url.or(self.database_url),
+            instance: over.instance.or(self.instance),
+            retention: over.retention.or(self.retention),
+            redact: over.redact.or(self.redact),
         }
     }
 
@@ -431,6 +498,19 @@ impl Layer {
         }
         s.routes = self.routes.unwrap_or_default();
         s.compare = self.compare.unwrap_or_default();
+        // SQLite next to the process by default: `serve` needs no set-up.
+        s.database_url = Some(self.database_url.unwrap_or_else(|| {
+            "sqlite://shadowdiff.db"
+                .parse()
+                .expect("a valid default URL")
+        }));
+        if let Some(instance) = self.instance {
+            s.instance = instance;
+        }
+        if let Some(retention) = self.retention {
+            s.retention = retention.0;
+        }
+        s.redact = self.redact.unwrap_or_default();
         Ok(s)
     }
 }
@@ -615,5 +695,17 @@ mod tests {
             assert!(base.join(escaping).is_err(), "{escaping}");
         }
         assert!(base.join("/a/..b/c.d?x=..").is_ok());
+    }
+
+    #[test]
+    fn durations_read_like_people_write_them() {
+        assert_eq!("15m".parse::<HumanDuration>().unwrap().0.as_secs(), 900);
+        assert_eq!(
+            "14d".parse::<HumanDuration>().unwrap().0.as_secs(),
+            14 * 86_400
+        );
+        for bad in ["", "15", "m", "0h", "2 hours", "-1d"] {
+            assert!(bad.parse::<HumanDuration>().is_err(), "{bad}");
+        }
     }
 }

@@ -13,6 +13,7 @@ pub mod endpoint;
 pub mod exchange;
 pub mod outcome;
 pub mod proxy;
+pub mod redact;
 pub mod sampling;
 pub mod server;
 pub mod shadow;

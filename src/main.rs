@@ -13,6 +13,13 @@ fn main() -> ExitCode {
     init_logging(&cli.log, cli.log_format);
     match cli.command {
         Command::CheckConfig(args) => check_config(&args.file),
+        Command::Migrate(args) => match migrate(&args.database_url) {
+            Ok(()) => ExitCode::from(cli::EXIT_OK),
+            Err(error) => {
+                eprintln!("error: {error:#}");
+                ExitCode::from(cli::EXIT_FAILURE)
+            }
+        },
         Command::Serve(args) => match load(&args) {
             Err(error) => {
                 eprintln!("error: {error}");
@@ -96,6 +103,16 @@ fn serve(settings: Settings) -> anyhow::Result<()> {
             .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", settings.listen))?;
         let server = Server::new(settings)?;
         server.run(listener, shutdown_signal()).await?;
+        Ok(())
+    })
+}
+
+fn migrate(url: &shadowdiff::store::DatabaseUrl) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Runtime::new()?;
+    runtime.block_on(async {
+        let store = shadowdiff::store::SqlStore::connect(url).await?;
+        store.migrate().await?;
+        println!("{url}: migrations applied");
         Ok(())
     })
 }

@@ -77,6 +77,8 @@ pub enum Outcome {
 pub struct Comparison {
     pub exchange: Exchange,
     pub verdict: Verdict,
+    /// The rules the verdict was reached under, to compare again after redaction.
+    pub rules: std::sync::Arc<crate::compare::Rules>,
 }
 
 /// The outcome kind as counted: `matched`, `candidate_error/timeout`, …
@@ -172,6 +174,8 @@ impl Tally {
 /// Where outcomes go: counters, a short list of recent ones, and the log.
 #[derive(Debug)]
 pub struct Recorder {
+    /// Where outcomes are persisted, when a database is configured.
+    writer: Option<crate::store::writer::StoreWriter>,
     tally: Mutex<Tally>,
     recent: Mutex<VecDeque<OutcomeRecord>>,
     total: watch::Sender<u64>,
@@ -180,6 +184,7 @@ pub struct Recorder {
 impl Default for Recorder {
     fn default() -> Self {
         Recorder {
+            writer: None,
             tally: Mutex::default(),
             recent: Mutex::default(),
             total: watch::Sender::new(0),
@@ -191,8 +196,19 @@ impl Recorder {
     /// How many recent outcomes are kept for inspection.
     pub const RECENT: usize = 1024;
 
+    /// A recorder that also hands every outcome to the store writer.
+    pub fn with_writer(writer: crate::store::writer::StoreWriter) -> Self {
+        Recorder {
+            writer: Some(writer),
+            ..Recorder::default()
+        }
+    }
+
     fn record(&self, info: SampleInfo, outcome: Outcome) {
         let key = outcome.key();
+        if let Some(writer) = &self.writer {
+            writer.record(&info, &outcome);
+        }
         match &outcome {
             Outcome::Compared(c) if c.verdict.matched => {
                 tracing::debug!(endpoint = %info.endpoint, target = %info.target, outcome = %key, "shadow outcome");

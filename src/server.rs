@@ -12,11 +12,17 @@ use axum::serve::ListenerExt;
 use futures_util::FutureExt;
 use tokio::net::TcpListener;
 
+use std::time::Duration;
+
+use tokio::sync::oneshot;
+
 use crate::budget::BodyBudget;
 use crate::config::Settings;
 use crate::outcome::{Recorder, Tally};
 use crate::proxy::{self, Proxy};
+use crate::redact::Redactor;
 use crate::shadow::{ShadowConfig, ShadowStage};
+use crate::store::writer::{StoreWriter, WriterConfig};
 
 /// Why the server could not start or stopped with an error.
 #[derive(Debug, thiserror::Error)]
@@ -34,12 +40,34 @@ pub struct Server {
     stage: ShadowStage,
     recorder: Arc<Recorder>,
     settings: Settings,
+    /// The store writer's task and its stop signal, when a database is configured.
+    writer: Option<(oneshot::Sender<()>, tokio::task::JoinHandle<()>)>,
 }
 
 impl Server {
     /// Builds the server; must be called inside a Tokio runtime.
     pub fn new(settings: Settings) -> Result<Server, ServeError> {
-        let recorder = Arc::new(Recorder::default());
+        let (recorder, writer) = match &settings.database_url {
+            None => (Arc::new(Recorder::default()), None),
+            Some(url) => {
+                let writer = StoreWriter::new(
+                    WriterConfig {
+                        instance: settings.instance.clone(),
+                        max_pending: 10_000,
+                        flush_every: Duration::from_millis(500),
+                        retention: settings.retention,
+                    },
+                    Redactor::new(&settings.redact),
+                );
+                let (stop, stopped) = oneshot::channel();
+                let task = tokio::spawn(writer.clone().connect_and_run(
+                    url.clone(),
+                    stopped,
+                    settings.drain_timeout,
+                ));
+                (Arc::new(Recorder::with_writer(writer)), Some((stop, task)))
+            }
+        };
         let budget = BodyBudget::new(settings.max_buffered_bytes);
         let (queue, stage) = ShadowStage::start(ShadowConfig {
             primary: settings.primary.clone(),
@@ -63,6 +91,7 @@ impl Server {
             stage,
             recorder,
             settings,
+            writer,
         })
     }
 
@@ -117,6 +146,12 @@ impl Server {
         );
         // Drained even when serving failed, so every sample still gets its outcome.
         self.stage.drain(grace).await;
+        if let Some((stop, task)) = self.writer {
+            let _ = stop.send(());
+            if let Err(e) = task.await {
+                tracing::error!(error = %e, "the store writer failed");
+            }
+        }
         served?;
         let tally = self.recorder.tally();
         for (endpoint, counts) in &tally.by_endpoint {

@@ -193,7 +193,7 @@ async fn run(config: Arc<ShadowConfig>, job: ShadowJob, _slot: OwnedSemaphorePer
 
 async fn execute(
     config: &ShadowConfig,
-    rules: &Rules,
+    rules: &Arc<Rules>,
     endpoint: crate::endpoint::Endpoint,
     request: ShadowRequest,
     primary: PrimarySource,
@@ -297,7 +297,11 @@ async fn execute(
         candidate,
     };
     let verdict = compare(&exchange, rules, config.max_body_bytes);
-    Outcome::Compared(Box::new(Comparison { exchange, verdict }))
+    Outcome::Compared(Box::new(Comparison {
+        exchange,
+        verdict,
+        rules: rules.clone(),
+    }))
 }
 
 /// Why a shadow call gave no response to compare.

@@ -138,7 +138,10 @@ async fn sigterm_finishes_requests_drains_and_exits_0() {
         listener.local_addr().unwrap().port()
     };
     let listen = format!("127.0.0.1:{port}");
+    // The default store, sqlite://shadowdiff.db, lands in the working directory.
+    let workdir = tempfile::tempdir().unwrap();
     let mut child = tokio::process::Command::new(BIN)
+        .current_dir(workdir.path())
         .args(["serve", "--listen", &listen])
         .args(["--primary", &primary.url().to_string()])
         .args(["--candidate", &primary.url().to_string()])
@@ -200,4 +203,20 @@ async fn sigterm_finishes_requests_drains_and_exits_0() {
         tokio::net::TcpStream::connect(&listen).await.is_err(),
         "still accepting after exit"
     );
+    // The outcome was written to the default SQLite store before exit.
+    let url = format!(
+        "sqlite://{}",
+        workdir.path().join("shadowdiff.db").display()
+    );
+    let store = shadowdiff::store::SqlStore::connect(&url.parse().unwrap())
+        .await
+        .unwrap();
+    let window = shadowdiff::store::Window {
+        since_ms: 0,
+        until_ms: i64::MAX / 2,
+    };
+    let counts = shadowdiff::store::Store::counts(&store, window, None)
+        .await
+        .unwrap();
+    assert_eq!(counts[0].outcomes.get("matched"), Some(&1), "{counts:?}");
 }

@@ -6,6 +6,7 @@ mod fidelity;
 mod fuzz_corpus;
 mod golden;
 mod isolation;
+mod persistence;
 mod properties;
 mod sampling;
 mod store;

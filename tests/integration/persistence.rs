@@ -1,0 +1,298 @@
+//! End to end through the store: real backends, the proxy, the writer and
+//! the database (SQLite and PostgreSQL). What the proxy saw is what the store
+//! holds: exact counts, one group per bug, exemplars, and no secret in clear.
+
+use axum::extract::Path;
+use axum::routing::{get, post};
+use axum::Router;
+use serde_json::json;
+use shadowdiff::sampling::SampleRate;
+use shadowdiff::store::{SqlStore, Store, Window};
+use sqlx::Row;
+
+use crate::support::{self, TestDatabase};
+
+const SECRETS: [&str; 6] = [
+    "SECRET-bearer",
+    "SECRET-cookie",
+    "SECRET-query",
+    "SECRET-password",
+    "SECRET-set-cookie",
+    "SECRET-api-key",
+];
+
+/// The old service: totals are right.
+async fn primary() -> support::Backend {
+    support::backend(
+        Router::new()
+            .route(
+                "/users/{id}",
+                get(|Path(id): Path<u32>| async move {
+                    (
+                        [
+                            ("content-type", "application/json"),
+                            ("set-cookie", "sid=SECRET-set-cookie; Path=/"),
+                        ],
+                        json!({"id": id, "total": 30.0, "password": "SECRET-password"}).to_string(),
+                    )
+                }),
+            )
+            .route(
+                "/login",
+                post(|| async { ([("content-type", "application/json")], "{\"ok\":true}") }),
+            ),
+    )
+    .await
+}
+
+/// The new service: even ids get a wrong total, the seeded bug.
+async fn candidate() -> support::Backend {
+    support::backend(
+        Router::new()
+            .route(
+                "/users/{id}",
+                get(|Path(id): Path<u32>| async move {
+                    let total = if id % 2 == 0 { 3 } else { 30 };
+                    (
+                        [
+                            ("content-type", "application/json"),
+                            ("set-cookie", "sid=SECRET-set-cookie; Path=/"),
+                        ],
+                        json!({"id": id, "total": total, "password": "SECRET-password"})
+                            .to_string(),
+                    )
+                }),
+            )
+            .route(
+                "/login",
+                post(|| async { ([("content-type", "application/json")], "{\"ok\":false}") }),
+            ),
+    )
+    .await
+}
+
+fn settings(
+    primary: &support::Backend,
+    candidate: &support::Backend,
+    db: &TestDatabase,
+    instance: &str,
+) -> shadowdiff::Settings {
+    let mut s = support::settings(primary, candidate.url());
+    s.database_url = Some(db.url.clone());
+    s.instance = instance.into();
+    s.sample_rate = SampleRate::ALL;
+    let config = r#"
+        [redact]
+        headers = ["x-api-key"]
+        query = ["token"]
+        json = ["/**/password"]
+        key = "test-key"
+
+        [[route]]
+        match = "POST /login"
+        mirror_unsafe = true
+    "#;
+    let layer = shadowdiff::config::Layer::from_toml(config).unwrap();
+    s.redact = layer.redact.unwrap();
+    s.routes = layer.routes.unwrap();
+    s
+}
+
+async fn traffic(proxy: &support::RunningProxy, ids: std::ops::Range<u32>) {
+    let client = support::client();
+    for id in ids {
+        let response = client
+            .get(proxy.url(&format!("/users/{id}?token=SECRET-query&page=1")))
+            .header("authorization", "Bearer SECRET-bearer")
+            .header("cookie", "session=SECRET-cookie")
+            .header("x-api-key", "SECRET-api-key")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+    }
+}
+
+fn all_time() -> Window {
+    Window {
+        since_ms: 0,
+        until_ms: i64::MAX / 2,
+    }
+}
+
+/// Every text and binary column of every table, as one string per row.
+async fn raw_rows(db: &TestDatabase) -> Vec<String> {
+    sqlx::any::install_default_drivers();
+    let pool = sqlx::AnyPool::connect(&db.url.to_string().replace("***", "")).await;
+    let pool = match pool {
+        Ok(pool) => pool,
+        Err(_) => sqlx::AnyPool::connect(&db_url_raw(db)).await.unwrap(),
+    };
+    let mut out = Vec::new();
+    for (table, columns) in [
+        ("mismatches", "endpoint, fingerprint, method, path, query, request_headers, request_body, primary_headers, primary_body, candidate_headers, candidate_body, verdict"),
+        ("mismatch_groups", "fingerprint, endpoint, paths, status, note"),
+        ("counters", "endpoint, outcome, instance"),
+    ] {
+        let rows = sqlx::query(&format!("SELECT {columns} FROM {table}")).fetch_all(&pool).await.unwrap();
+        for row in rows {
+            let mut text = String::new();
+            for i in 0..row.len() {
+                match row.try_get::<String, _>(i) {
+                    Ok(s) => text.push_str(&s),
+                    Err(_) => text.push_str(&String::from_utf8_lossy(&row.try_get::<Vec<u8>, _>(i).unwrap())),
+                }
+                text.push('|');
+            }
+            out.push(text);
+        }
+    }
+    out
+}
+
+fn db_url_raw(db: &TestDatabase) -> String {
+    // The test's own URL carries no password; Display hides none then.
+    db.url.to_string()
+}
+
+#[tokio::test]
+async fn what_the_proxy_saw_is_stored_exactly_and_without_secrets() {
+    let (primary, candidate) = (primary().await, candidate().await);
+    for db in support::databases().await {
+        let proxy = support::start(settings(&primary, &candidate, &db, "one")).await;
+        traffic(&proxy, 0..10).await;
+        let login = support::client()
+            .post(proxy.url("/login"))
+            .header("content-type", "application/json")
+            .body(r#"{"user":"ada","password":"SECRET-password"}"#)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(login.status(), 200);
+        proxy.outcomes(11).await;
+        // Stopping flushes the writer: the store then holds everything.
+        proxy.stop().await;
+
+        let store = SqlStore::connect(&db.url).await.unwrap();
+        let counts = store.counts(all_time(), None).await.unwrap();
+        let users = counts
+            .iter()
+            .find(|c| c.endpoint == "GET /users/{id}")
+            .unwrap();
+        assert_eq!(
+            users.outcomes.get("matched"),
+            Some(&5),
+            "{}: {counts:?}",
+            db.name
+        );
+        assert_eq!(
+            users.outcomes.get("mismatched"),
+            Some(&5),
+            "{}: {counts:?}",
+            db.name
+        );
+        let login = counts.iter().find(|c| c.endpoint == "POST /login").unwrap();
+        assert_eq!(login.outcomes.get("mismatched"), Some(&1));
+
+        let groups = store.groups(Some("GET /users/{id}"), None).await.unwrap();
+        assert_eq!(
+            groups.len(),
+            1,
+            "{}: one bug, one group: {groups:?}",
+            db.name
+        );
+        assert_eq!(groups[0].count, 5);
+        assert_eq!(groups[0].paths, vec!["/total".to_string()]);
+
+        let stored = store
+            .mismatches(Some("GET /users/{id}"), None, None, 100)
+            .await
+            .unwrap();
+        assert_eq!(stored.len(), 5, "{}", db.name);
+        let patch = &stored[0].record.verdict["patch"];
+        assert_eq!(
+            patch,
+            &json!([{"op": "replace", "path": "/total", "value": 3}]),
+            "{}",
+            db.name
+        );
+        assert_eq!(stored[0].record.query.split('&').nth(1), Some("page=1"));
+
+        let latency = store
+            .latency(all_time(), "GET /users/{id}", "candidate")
+            .await
+            .unwrap();
+        assert_eq!(
+            latency.iter().map(|(_, n)| n).sum::<i64>(),
+            10,
+            "{}",
+            db.name
+        );
+
+        let rows = raw_rows(&db).await;
+        assert!(rows.len() >= 8, "{}: {} rows", db.name, rows.len());
+        for row in &rows {
+            for secret in SECRETS {
+                assert!(
+                    !row.contains(secret),
+                    "{}: {secret} reached the store: {row}",
+                    db.name
+                );
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn two_instances_add_up_in_one_database_and_a_restart_keeps_everything() {
+    let (primary, candidate) = (primary().await, candidate().await);
+    for db in support::databases().await {
+        let one = support::start(settings(&primary, &candidate, &db, "one")).await;
+        let two = support::start(settings(&primary, &candidate, &db, "two")).await;
+        traffic(&one, 0..6).await;
+        traffic(&two, 6..10).await;
+        one.outcomes(6).await;
+        two.outcomes(4).await;
+        one.stop().await;
+        two.stop().await;
+        // A restart on the same database adds to what is there.
+        let again = support::start(settings(&primary, &candidate, &db, "one")).await;
+        traffic(&again, 10..12).await;
+        again.outcomes(2).await;
+        again.stop().await;
+
+        let store = SqlStore::connect(&db.url).await.unwrap();
+        let counts = store
+            .counts(all_time(), Some("GET /users/{id}"))
+            .await
+            .unwrap();
+        assert_eq!(
+            counts[0].outcomes.get("matched"),
+            Some(&6),
+            "{}: {counts:?}",
+            db.name
+        );
+        assert_eq!(
+            counts[0].outcomes.get("mismatched"),
+            Some(&6),
+            "{}: {counts:?}",
+            db.name
+        );
+        let groups = store.groups(None, None).await.unwrap();
+        assert_eq!(groups.len(), 1);
+        assert_eq!(groups[0].count, 6);
+        let instances: std::collections::BTreeSet<String> = store
+            .mismatches(None, None, None, 100)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|m| m.instance)
+            .collect();
+        assert_eq!(
+            instances.into_iter().collect::<Vec<_>>(),
+            vec!["one", "two"],
+            "{}",
+            db.name
+        );
+    }
+}

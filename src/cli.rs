@@ -155,6 +155,14 @@ pub struct ServeArgs {
     #[arg(long, value_name = "DURATION")]
     pub retention: Option<crate::config::HumanDuration>,
 
+    /// Address of the report API. [default: 127.0.0.1:9090] [key: report_listen]
+    #[arg(long, value_name = "ADDR")]
+    pub report_listen: Option<SocketAddr>,
+
+    /// Token the report API requires as `Authorization: Bearer`; without one the API is open. [key: report_token]
+    #[arg(long, value_name = "TOKEN")]
+    pub report_token: Option<String>,
+
     /// Distinct automatic endpoint names kept before the rest count as `other`. [default: 500] [key: max_endpoints]
     #[arg(long, value_name = "N")]
     pub max_endpoints: Option<NonZeroUsize>,
@@ -183,6 +191,8 @@ impl ServeArgs {
             instance: self.instance.clone(),
             retention: self.retention,
             redact: None,
+            report_listen: self.report_listen,
+            report_token: self.report_token.clone(),
         }
     }
 }

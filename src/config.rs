@@ -167,6 +167,10 @@ pub struct Settings {
     pub instance: String,
     /// Stored rows older than this are pruned.
     pub retention: Duration,
+    /// Where the report API listens.
+    pub report_listen: SocketAddr,
+    /// Bearer token the report API requires; `None` leaves it open.
+    pub report_token: Option<String>,
     pub redact: RedactConfig,
 }
 
@@ -194,6 +198,8 @@ impl Settings {
             database_url: None,
             instance: default_instance(),
             retention: Duration::from_secs(14 * 24 * 3_600),
+            report_listen: "127.0.0.1:9090".parse().expect("valid default address"),
+            report_token: None,
             redact: RedactConfig::default(),
         }
     }
@@ -230,6 +236,8 @@ pub struct Layer {
     pub instance: Option<String>,
     pub retention: Option<HumanDuration>,
     pub redact: Option<RedactConfig>,
+    pub report_listen: Option<SocketAddr>,
+    pub report_token: Option<String>,
 }
 
 /// The instance name when none is given: the host name, else a random one.
@@ -427,6 +435,8 @@ impl Layer {
         "database_url",
         "instance",
         "retention",
+        "report_listen",
+        "report_token",
     ];
 
     /// This layer with every key that `over` sets replaced by `over`'s value.
@@ -451,6 +461,8 @@ impl Layer {
             instance: over.instance.or(self.instance),
             retention: over.retention.or(self.retention),
             redact: over.redact.or(self.redact),
+            report_listen: over.report_listen.or(self.report_listen),
+            report_token: over.report_token.or(self.report_token),
         }
     }
 
@@ -511,6 +523,10 @@ impl Layer {
             s.retention = retention.0;
         }
         s.redact = self.redact.unwrap_or_default();
+        if let Some(listen) = self.report_listen {
+            s.report_listen = listen;
+        }
+        s.report_token = self.report_token.filter(|t| !t.is_empty());
         Ok(s)
     }
 }

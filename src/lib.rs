@@ -14,6 +14,7 @@ pub mod exchange;
 pub mod outcome;
 pub mod proxy;
 pub mod redact;
+pub mod report;
 pub mod sampling;
 pub mod server;
 pub mod shadow;

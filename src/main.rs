@@ -101,8 +101,18 @@ fn serve(settings: Settings) -> anyhow::Result<()> {
         let listener = tokio::net::TcpListener::bind(settings.listen)
             .await
             .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", settings.listen))?;
+        let report = tokio::net::TcpListener::bind(settings.report_listen)
+            .await
+            .map_err(|e| {
+                anyhow::anyhow!(
+                    "cannot listen on {} for the report API: {e}",
+                    settings.report_listen
+                )
+            })?;
         let server = Server::new(settings)?;
-        server.run(listener, shutdown_signal()).await?;
+        server
+            .run_with_report(listener, report, shutdown_signal())
+            .await?;
         Ok(())
     })
 }

@@ -21,6 +21,7 @@ use crate::config::Settings;
 use crate::outcome::{Recorder, Tally};
 use crate::proxy::{self, Proxy};
 use crate::redact::Redactor;
+use crate::report::{self, ReportState};
 use crate::shadow::{ShadowConfig, ShadowStage};
 use crate::store::writer::{StoreWriter, WriterConfig};
 
@@ -98,6 +99,39 @@ impl Server {
     /// The outcomes recorded so far, shared with the running server.
     pub fn recorder(&self) -> Arc<Recorder> {
         self.recorder.clone()
+    }
+
+    /// Serves the proxy and the report API until `shutdown` resolves.
+    pub async fn run_with_report(
+        self,
+        listener: TcpListener,
+        report: TcpListener,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<Tally, ServeError> {
+        let shutdown = shutdown.shared();
+        if self.settings.report_token.is_none() {
+            tracing::warn!(
+                "no report token is set: the report API is open to anyone who can reach it"
+            );
+        }
+        let state = Arc::new(ReportState::new(
+            self.settings.database_url.clone(),
+            self.settings.report_token.clone(),
+            self.settings.primary.clone(),
+            self.settings.candidate.clone(),
+        ));
+        let address = report.local_addr()?;
+        tracing::info!(%address, "report API listening");
+        let api =
+            axum::serve(report, report::router(state)).with_graceful_shutdown(shutdown.clone());
+        let api = tokio::spawn(async move { api.await });
+        let tally = self.run(listener, shutdown).await;
+        match api.await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::error!(error = %e, "the report API failed"),
+            Err(e) => tracing::error!(error = %e, "the report API task failed"),
+        }
+        tally
     }
 
     /// Serves until `shutdown` resolves, then drains; returns the final tally.

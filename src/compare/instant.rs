@@ -4,12 +4,8 @@
 //! A string that reads as a date-time becomes one canonical UTC form, so
 //! equal instants compare equal whatever their offset, separator or precision.
 
-/// The canonical UTC form of a date-time string, or `None` if it is not one.
-///
-/// Accepts `YYYY-MM-DD`, then `T`, `t` or a space, then `HH:MM[:SS[.fraction]]`,
-/// then `Z`, `±HH:MM`, `±HHMM`, `±HH`, or nothing (read as UTC, as Python's
-/// naive datetimes usually are in APIs).
-pub fn canonical_instant(s: &str) -> Option<String> {
+/// Seconds since the epoch and nanoseconds of a date-time string.
+fn parse(s: &str) -> Option<(i64, i64)> {
     let b = s.as_bytes();
     if b.len() < 16 || b.len() > 40 {
         return None;
@@ -83,6 +79,32 @@ pub fn canonical_instant(s: &str) -> Option<String> {
     }
     let seconds = days_from_civil(year, month, day) * 86_400 + hour * 3_600 + minute * 60 + second
         - offset_minutes * 60;
+    Some((seconds, nanos))
+}
+
+/// The canonical UTC form of a date-time string, or `None` if it is not one.
+///
+/// Accepts `YYYY-MM-DD`, then `T`, `t` or a space, then `HH:MM[:SS[.fraction]]`,
+/// then `Z`, `±HH:MM`, `±HHMM`, `±HH`, or nothing (read as UTC, as Python's
+/// naive datetimes usually are in APIs).
+pub fn canonical_instant(s: &str) -> Option<String> {
+    let (seconds, nanos) = parse(s)?;
+    Some(format(seconds, nanos))
+}
+
+/// Milliseconds since the Unix epoch of a date-time string (RFC 3339 and the
+/// forms [`canonical_instant`] accepts).
+pub fn parse_millis(s: &str) -> Option<i64> {
+    let (seconds, nanos) = parse(s)?;
+    seconds.checked_mul(1_000)?.checked_add(nanos / 1_000_000)
+}
+
+/// RFC 3339 in UTC, with milliseconds when there are any.
+pub fn format_millis(ms: i64) -> String {
+    format(ms.div_euclid(1_000), ms.rem_euclid(1_000) * 1_000_000)
+}
+
+fn format(seconds: i64, nanos: i64) -> String {
     let (days, secs) = (seconds.div_euclid(86_400), seconds.rem_euclid(86_400));
     let (y, m, d) = civil_from_days(days);
     let mut out = format!(
@@ -97,7 +119,7 @@ pub fn canonical_instant(s: &str) -> Option<String> {
         out.push_str(fraction.trim_end_matches('0'));
     }
     out.push('Z');
-    Some(out)
+    out
 }
 
 fn is_leap(year: i64) -> bool {
@@ -175,6 +197,14 @@ mod tests {
             let once = canonical_instant(s).unwrap();
             assert_eq!(canonical_instant(&once).unwrap(), once);
         }
+    }
+
+    #[test]
+    fn milliseconds_round_trip() {
+        let ms = parse_millis("2026-11-25T01:02:03.456+01:00").unwrap();
+        assert_eq!(format_millis(ms), "2026-11-25T00:02:03.456Z");
+        assert_eq!(parse_millis(&format_millis(ms)), Some(ms));
+        assert_eq!(format_millis(0), "1970-01-01T00:00:00Z");
     }
 
     #[test]

@@ -245,6 +245,14 @@ pub struct Window {
     pub until_ms: i64,
 }
 
+/// Which mismatches to list.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct MismatchFilter<'a> {
+    pub endpoint: Option<&'a str>,
+    pub fingerprint: Option<&'a str>,
+    pub since_ms: Option<i64>,
+}
+
 /// Exemplars kept per group per hour; beyond, occurrences are only counted.
 pub const EXEMPLARS_PER_GROUP_HOUR: i64 = 20;
 
@@ -286,8 +294,7 @@ pub trait Store: Send + Sync {
     /// Mismatches newest first, after `before` (an id) if given.
     fn mismatches<'a>(
         &'a self,
-        endpoint: Option<&'a str>,
-        fingerprint: Option<&'a str>,
+        filter: MismatchFilter<'a>,
         before: Option<i64>,
         limit: i64,
     ) -> BoxFuture<'a, Result<Vec<StoredMismatch>, StoreError>>;
@@ -570,15 +577,14 @@ impl SqlStore {
 
     async fn read_mismatches(
         &self,
-        endpoint: Option<&str>,
-        fingerprint: Option<&str>,
+        filter: MismatchFilter<'_>,
         before: Option<i64>,
         limit: i64,
     ) -> Result<Vec<StoredMismatch>, StoreError> {
         // Keyset pagination on the id: stable while new rows arrive.
         let sql = format!(
             "SELECT {} FROM mismatches WHERE ($1 = '' OR endpoint = $1) AND ($2 = '' OR fingerprint = $2) AND id < $3 \
-             ORDER BY id DESC LIMIT $4",
+             AND at >= $4 ORDER BY id DESC LIMIT $5",
             Self::MISMATCH_COLUMNS
         );
         let sql = match self.backend {
@@ -586,9 +592,10 @@ impl SqlStore {
             Backend::Sqlite => sql.replace('$', "?"),
         };
         let rows = sqlx::query(&sql)
-            .bind(endpoint.unwrap_or(""))
-            .bind(fingerprint.unwrap_or(""))
+            .bind(filter.endpoint.unwrap_or(""))
+            .bind(filter.fingerprint.unwrap_or(""))
             .bind(before.unwrap_or(i64::MAX))
+            .bind(filter.since_ms.unwrap_or(i64::MIN))
             .bind(limit)
             .fetch_all(&self.pool)
             .await?;
@@ -754,12 +761,11 @@ impl Store for SqlStore {
     }
     fn mismatches<'a>(
         &'a self,
-        endpoint: Option<&'a str>,
-        fingerprint: Option<&'a str>,
+        filter: MismatchFilter<'a>,
         before: Option<i64>,
         limit: i64,
     ) -> BoxFuture<'a, Result<Vec<StoredMismatch>, StoreError>> {
-        Box::pin(self.read_mismatches(endpoint, fingerprint, before, limit))
+        Box::pin(self.read_mismatches(filter, before, limit))
     }
     fn mismatch(&self, id: i64) -> BoxFuture<'_, Result<Option<StoredMismatch>, StoreError>> {
         Box::pin(self.read_mismatch(id))

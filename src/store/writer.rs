@@ -99,13 +99,24 @@ impl StoreWriter {
                 .entry((minute, endpoint.to_string(), outcome.key().to_string()))
                 .or_default() += 1;
             if let Outcome::Compared(c) = outcome {
-                for (side, latency) in [
-                    ("primary", c.exchange.primary.latency),
-                    ("candidate", c.exchange.candidate.latency),
+                for (side, response) in [
+                    ("primary", &c.exchange.primary),
+                    ("candidate", &c.exchange.candidate),
                 ] {
                     *p.latencies
-                        .entry((minute, endpoint.to_string(), side, latency_bucket(latency)))
+                        .entry((
+                            minute,
+                            endpoint.to_string(),
+                            side,
+                            latency_bucket(response.latency),
+                        ))
                         .or_default() += 1;
+                    // Server errors are counted beside the outcomes, for error rates.
+                    if response.status.is_server_error() {
+                        *p.counters
+                            .entry((minute, endpoint.to_string(), format!("{side}_5xx")))
+                            .or_default() += 1;
+                    }
                 }
             }
             match mismatch {

@@ -142,7 +142,13 @@ async fn sigterm_finishes_requests_drains_and_exits_0() {
     let workdir = tempfile::tempdir().unwrap();
     let mut child = tokio::process::Command::new(BIN)
         .current_dir(workdir.path())
-        .args(["serve", "--listen", &listen])
+        .args([
+            "serve",
+            "--listen",
+            &listen,
+            "--report-listen",
+            "127.0.0.1:0",
+        ])
         .args(["--primary", &primary.url().to_string()])
         .args(["--candidate", &primary.url().to_string()])
         .env_clear()

@@ -8,6 +8,7 @@ mod golden;
 mod isolation;
 mod persistence;
 mod properties;
+mod report_api;
 mod sampling;
 mod store;
 mod support;

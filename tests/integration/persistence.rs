@@ -7,7 +7,7 @@ use axum::routing::{get, post};
 use axum::Router;
 use serde_json::json;
 use shadowdiff::sampling::SampleRate;
-use shadowdiff::store::{SqlStore, Store, Window};
+use shadowdiff::store::{MismatchFilter, SqlStore, Store, Window};
 use sqlx::Row;
 
 use crate::support::{self, TestDatabase};
@@ -22,7 +22,7 @@ const SECRETS: [&str; 6] = [
 ];
 
 /// The old service: totals are right.
-async fn primary() -> support::Backend {
+pub async fn primary() -> support::Backend {
     support::backend(
         Router::new()
             .route(
@@ -46,7 +46,7 @@ async fn primary() -> support::Backend {
 }
 
 /// The new service: even ids get a wrong total, the seeded bug.
-async fn candidate() -> support::Backend {
+pub async fn candidate() -> support::Backend {
     support::backend(
         Router::new()
             .route(
@@ -71,7 +71,7 @@ async fn candidate() -> support::Backend {
     .await
 }
 
-fn settings(
+pub fn settings(
     primary: &support::Backend,
     candidate: &support::Backend,
     db: &TestDatabase,
@@ -98,7 +98,7 @@ fn settings(
     s
 }
 
-async fn traffic(proxy: &support::RunningProxy, ids: std::ops::Range<u32>) {
+pub async fn traffic(proxy: &support::RunningProxy, ids: std::ops::Range<u32>) {
     let client = support::client();
     for id in ids {
         let response = client
@@ -205,7 +205,14 @@ async fn what_the_proxy_saw_is_stored_exactly_and_without_secrets() {
         assert_eq!(groups[0].paths, vec!["/total".to_string()]);
 
         let stored = store
-            .mismatches(Some("GET /users/{id}"), None, None, 100)
+            .mismatches(
+                MismatchFilter {
+                    endpoint: Some("GET /users/{id}"),
+                    ..Default::default()
+                },
+                None,
+                100,
+            )
             .await
             .unwrap();
         assert_eq!(stored.len(), 5, "{}", db.name);
@@ -282,7 +289,7 @@ async fn two_instances_add_up_in_one_database_and_a_restart_keeps_everything() {
         assert_eq!(groups.len(), 1);
         assert_eq!(groups[0].count, 6);
         let instances: std::collections::BTreeSet<String> = store
-            .mismatches(None, None, None, 100)
+            .mismatches(MismatchFilter::default(), None, 100)
             .await
             .unwrap()
             .into_iter()

@@ -6,8 +6,8 @@
 
 use serde_json::json;
 use shadowdiff::store::{
-    Batch, CounterDelta, GroupDelta, LatencyDelta, MismatchRecord, SqlStore, Store, StoredBody,
-    StoredMessage, Window, EXEMPLARS_PER_GROUP_HOUR,
+    Batch, CounterDelta, GroupDelta, LatencyDelta, MismatchFilter, MismatchRecord, SqlStore, Store,
+    StoredBody, StoredMessage, Window, EXEMPLARS_PER_GROUP_HOUR,
 };
 
 use crate::support::{self, TestDatabase};
@@ -243,7 +243,14 @@ async fn exemplars_are_capped_per_group_and_hour_and_paginate() {
             .unwrap();
 
         let aa = store
-            .mismatches(None, Some("aa"), None, 1_000)
+            .mismatches(
+                MismatchFilter {
+                    fingerprint: Some("aa"),
+                    ..Default::default()
+                },
+                None,
+                1_000,
+            )
             .await
             .unwrap();
         assert_eq!(
@@ -257,7 +264,10 @@ async fn exemplars_are_capped_per_group_and_hour_and_paginate() {
         let mut seen = Vec::new();
         let mut before = None;
         loop {
-            let page = store.mismatches(None, None, before, 7).await.unwrap();
+            let page = store
+                .mismatches(MismatchFilter::default(), before, 7)
+                .await
+                .unwrap();
             if page.is_empty() {
                 break;
             }
@@ -320,7 +330,11 @@ async fn everything_survives_a_reconnect_and_retention_prunes() {
         );
         assert_eq!(store.lost(window(1)).await.unwrap(), 3);
         assert_eq!(
-            store.mismatches(None, None, None, 10).await.unwrap().len(),
+            store
+                .mismatches(MismatchFilter::default(), None, 10)
+                .await
+                .unwrap()
+                .len(),
             2
         );
 
@@ -329,7 +343,10 @@ async fn everything_survives_a_reconnect_and_retention_prunes() {
         let counts = store.counts(window(24 * 30), None).await.unwrap();
         assert_eq!(counts.len(), 1);
         assert_eq!(counts[0].endpoint, "GET /new");
-        let left = store.mismatches(None, None, None, 10).await.unwrap();
+        let left = store
+            .mismatches(MismatchFilter::default(), None, 10)
+            .await
+            .unwrap();
         assert_eq!(left.len(), 1);
         assert_eq!(left[0].record.fingerprint, "new");
         assert!(store.groups(None, None).await.unwrap().is_empty());

@@ -92,6 +92,8 @@ pub async fn recording_backend() -> (Backend, Hits) {
 /// A running proxy, stopped (and drained) with [`RunningProxy::stop`].
 pub struct RunningProxy {
     pub addr: SocketAddr,
+    /// The report API's address, when it was started.
+    pub report: Option<SocketAddr>,
     pub recorder: Arc<Recorder>,
     stop: oneshot::Sender<()>,
     task: JoinHandle<Tally>,
@@ -121,21 +123,40 @@ pub fn settings(primary: &Backend, candidate: BackendUrl) -> Settings {
 }
 
 pub async fn start(settings: Settings) -> RunningProxy {
+    launch(settings, false).await
+}
+
+/// The proxy and its report API, each on a port of its own.
+pub async fn start_with_report(settings: Settings) -> RunningProxy {
+    launch(settings, true).await
+}
+
+async fn launch(settings: Settings, with_report: bool) -> RunningProxy {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
+    let report = match with_report {
+        true => Some(TcpListener::bind("127.0.0.1:0").await.unwrap()),
+        false => None,
+    };
+    let report_addr = report.as_ref().map(|r| r.local_addr().unwrap());
     let server = Server::new(settings).unwrap();
     let recorder = server.recorder();
     let (stop, stopped) = oneshot::channel::<()>();
     let task = tokio::spawn(async move {
-        server
-            .run(listener, async {
-                let _ = stopped.await;
-            })
-            .await
-            .unwrap()
+        let shutdown = async {
+            let _ = stopped.await;
+        };
+        match report {
+            Some(report) => server
+                .run_with_report(listener, report, shutdown)
+                .await
+                .unwrap(),
+            None => server.run(listener, shutdown).await.unwrap(),
+        }
     });
     RunningProxy {
         addr,
+        report: report_addr,
         recorder,
         stop,
         task,

@@ -1,0 +1,274 @@
+//! The report API's wire format: every JSON body it sends or accepts. Times
+//! are RFC 3339 strings in UTC; counts are integers; rates are fractions
+//! from 0 to 1, or null where nothing was measured.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::compare::instant::format_millis;
+use crate::store::{Group, StoredBody, StoredMessage, StoredMismatch};
+
+#[derive(Serialize)]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+#[derive(Serialize)]
+pub struct ErrorDetail {
+    /// A stable machine-readable code: bad_parameter, not_found, unauthorized, …
+    pub code: &'static str,
+    pub message: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub parameter: Option<String>,
+}
+
+#[derive(Serialize)]
+pub struct WindowView {
+    pub since: String,
+    pub until: String,
+}
+
+/// Outcome totals. Parity is matched / (matched + mismatched + candidate
+/// errors); skipped and dropped samples are coverage, not parity.
+#[derive(Serialize, Debug, PartialEq)]
+pub struct Totals {
+    pub compared: i64,
+    pub matched: i64,
+    pub mismatched: i64,
+    pub candidate_errors: i64,
+    pub skipped: i64,
+    pub dropped: i64,
+    pub parity: Option<f64>,
+    /// Every outcome key with its count, reasons included.
+    pub outcomes: BTreeMap<String, i64>,
+}
+
+#[derive(Serialize)]
+pub struct Percentiles {
+    pub p50: f64,
+    pub p95: f64,
+    pub p99: f64,
+}
+
+#[derive(Serialize)]
+pub struct Latencies {
+    pub primary: Option<Percentiles>,
+    pub candidate: Option<Percentiles>,
+}
+
+#[derive(Serialize)]
+pub struct EndpointSummary {
+    pub endpoint: String,
+    #[serde(flatten)]
+    pub totals: Totals,
+    /// From the fixed-bucket histograms: each value is its bucket's upper bound.
+    pub latency_ms: Latencies,
+    /// 5xx responses and failures of the primary, among its sampled requests.
+    pub primary_error_rate: Option<f64>,
+    /// 5xx responses and errors of the candidate, among its sampled requests.
+    pub candidate_error_rate: Option<f64>,
+}
+
+#[derive(Serialize)]
+pub struct Summary {
+    pub window: WindowView,
+    pub totals: Totals,
+    /// Mismatch records writers could not keep (database down too long).
+    pub lost_records: i64,
+    pub endpoints: Vec<EndpointSummary>,
+}
+
+#[derive(Serialize)]
+pub struct EndpointTotals {
+    pub endpoint: String,
+    #[serde(flatten)]
+    pub totals: Totals,
+}
+
+#[derive(Serialize)]
+pub struct GroupView {
+    pub fingerprint: String,
+    pub endpoint: String,
+    pub first_seen: String,
+    pub last_seen: String,
+    pub count: i64,
+    pub paths: Vec<String>,
+    pub status: String,
+    pub note: String,
+}
+
+impl From<Group> for GroupView {
+    fn from(g: Group) -> Self {
+        GroupView {
+            first_seen: format_millis(g.first_seen),
+            last_seen: format_millis(g.last_seen),
+            fingerprint: g.fingerprint,
+            endpoint: g.endpoint,
+            count: g.count,
+            paths: g.paths,
+            status: g.status,
+            note: g.note,
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TriageRequest {
+    pub status: String,
+    pub note: Option<String>,
+}
+
+#[derive(Serialize)]
+pub struct MismatchSummary {
+    pub id: i64,
+    pub at: String,
+    pub instance: String,
+    pub endpoint: String,
+    pub fingerprint: String,
+    pub method: String,
+    pub path: String,
+    pub primary_status: u16,
+    pub candidate_status: u16,
+    pub paths: serde_json::Value,
+}
+
+impl From<&StoredMismatch> for MismatchSummary {
+    fn from(m: &StoredMismatch) -> Self {
+        let r = &m.record;
+        MismatchSummary {
+            id: m.id,
+            at: format_millis(r.at_ms),
+            instance: m.instance.clone(),
+            endpoint: r.endpoint.clone(),
+            fingerprint: r.fingerprint.clone(),
+            method: r.method.clone(),
+            path: r.path.clone(),
+            primary_status: r.primary.status,
+            candidate_status: r.candidate.status,
+            paths: r.verdict.get("paths").cloned().unwrap_or_default(),
+        }
+    }
+}
+
+#[derive(Serialize)]
+pub struct MismatchPage {
+    pub items: Vec<MismatchSummary>,
+    /// Pass as `cursor` for the next page; null on the last one.
+    pub next_cursor: Option<String>,
+}
+
+/// A body: as text when it is UTF-8, else base64.
+#[derive(Serialize)]
+pub struct BodyView {
+    pub encoding: &'static str,
+    pub data: String,
+    pub truncated: bool,
+}
+
+impl From<&StoredBody> for BodyView {
+    fn from(b: &StoredBody) -> Self {
+        match std::str::from_utf8(&b.bytes) {
+            Ok(text) => BodyView {
+                encoding: "utf-8",
+                data: text.to_string(),
+                truncated: b.truncated,
+            },
+            Err(_) => BodyView {
+                encoding: "base64",
+                data: base64(&b.bytes),
+                truncated: b.truncated,
+            },
+        }
+    }
+}
+
+#[derive(Serialize)]
+pub struct MessageView {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub status: Option<u16>,
+    pub headers: Vec<(String, String)>,
+    pub body: BodyView,
+}
+
+impl MessageView {
+    fn of(m: &StoredMessage, is_response: bool) -> Self {
+        MessageView {
+            status: is_response.then_some(m.status),
+            headers: m.headers.clone(),
+            body: BodyView::from(&m.body),
+        }
+    }
+}
+
+#[derive(Serialize)]
+pub struct MismatchDetail {
+    #[serde(flatten)]
+    pub summary: MismatchSummary,
+    pub query: String,
+    pub request: MessageView,
+    pub primary: MessageView,
+    pub candidate: MessageView,
+    /// The verdict: JSON Patch, text diff, differing paths, reasons.
+    pub verdict: serde_json::Value,
+}
+
+impl From<&StoredMismatch> for MismatchDetail {
+    fn from(m: &StoredMismatch) -> Self {
+        MismatchDetail {
+            summary: MismatchSummary::from(m),
+            query: m.record.query.clone(),
+            request: MessageView::of(&m.record.request, false),
+            primary: MessageView::of(&m.record.primary, true),
+            candidate: MessageView::of(&m.record.candidate, true),
+            verdict: m.record.verdict.clone(),
+        }
+    }
+}
+
+#[derive(Serialize)]
+pub struct CurlCommands {
+    pub primary: String,
+    pub candidate: String,
+    pub note: &'static str,
+}
+
+/// Standard base64 with padding (RFC 4648).
+fn base64(bytes: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
+    for chunk in bytes.chunks(3) {
+        let n = (u32::from(chunk[0]) << 16)
+            | (u32::from(*chunk.get(1).unwrap_or(&0)) << 8)
+            | u32::from(*chunk.get(2).unwrap_or(&0));
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(ALPHABET[(n >> (18 - 6 * i) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::base64;
+
+    #[test]
+    fn base64_matches_rfc_4648_vectors() {
+        for (input, want) in [
+            ("", ""),
+            ("f", "Zg=="),
+            ("fo", "Zm8="),
+            ("foo", "Zm9v"),
+            ("foob", "Zm9vYg=="),
+            ("fooba", "Zm9vYmE="),
+            ("foobar", "Zm9vYmFy"),
+        ] {
+            assert_eq!(base64(input.as_bytes()), want);
+        }
+    }
+}

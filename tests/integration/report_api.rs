@@ -1,0 +1,225 @@
+//! The report API end to end, on SQLite and PostgreSQL: after seeded traffic
+//! through the proxy, the API reports exactly the expected counts, groups and
+//! patches; it requires its token; bad parameters get 400 naming them.
+
+use std::time::Duration;
+
+use serde_json::{json, Value};
+
+use crate::persistence::{candidate, primary, settings, traffic};
+use crate::support;
+
+const TOKEN: &str = "t0ken-for-tests";
+
+struct Api {
+    base: String,
+    client: reqwest::Client,
+}
+
+impl Api {
+    async fn get(&self, path: &str) -> (u16, Value) {
+        let response = self
+            .client
+            .get(format!("{}{path}", self.base))
+            .bearer_auth(TOKEN)
+            .send()
+            .await
+            .unwrap();
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+
+    async fn patch(&self, path: &str, body: Value) -> (u16, Value) {
+        let response = self
+            .client
+            .patch(format!("{}{path}", self.base))
+            .bearer_auth(TOKEN)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+
+    /// Polls the summary until the writer has flushed `n` outcomes (bounded).
+    async fn summary_with(&self, n: i64) -> Value {
+        for _ in 0..100 {
+            let (status, summary) = self.get("/api/v1/summary?since=1h").await;
+            if status == 200 && summary["totals"]["compared"].as_i64() == Some(n) {
+                return summary;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!(
+            "the summary never showed {n} comparisons: {:?}",
+            self.get("/api/v1/summary?since=1h").await
+        );
+    }
+}
+
+#[tokio::test]
+async fn the_api_reports_what_the_proxy_saw() {
+    let (primary, candidate) = (primary().await, candidate().await);
+    for db in support::databases().await {
+        let mut config = settings(&primary, &candidate, &db, "one");
+        config.report_token = Some(TOKEN.into());
+        let proxy = support::start_with_report(config).await;
+        let api = Api {
+            base: format!("http://{}", proxy.report.unwrap()),
+            client: support::client(),
+        };
+        traffic(&proxy, 0..10).await;
+
+        let summary = api.summary_with(10).await;
+        let totals = &summary["totals"];
+        assert_eq!(
+            (totals["matched"].as_i64(), totals["mismatched"].as_i64()),
+            (Some(5), Some(5)),
+            "{}: {summary}",
+            db.name
+        );
+        assert_eq!(totals["parity"], json!(0.5));
+        assert_eq!(summary["lost_records"], json!(0));
+        let users = &summary["endpoints"][0];
+        assert_eq!(users["endpoint"], "GET /users/{id}");
+        assert!(
+            users["latency_ms"]["candidate"]["p99"].as_f64().unwrap() > 0.0,
+            "{users}"
+        );
+        assert_eq!(users["candidate_error_rate"], json!(0.0));
+
+        let (_, endpoints) = api.get("/api/v1/endpoints").await;
+        assert_eq!(endpoints[0]["endpoint"], "GET /users/{id}");
+
+        let (status, groups) = api
+            .get("/api/v1/groups?endpoint=GET%20/users/%7Bid%7D")
+            .await;
+        assert_eq!(status, 200);
+        assert_eq!(groups.as_array().unwrap().len(), 1, "{}: {groups}", db.name);
+        assert_eq!(groups[0]["count"], json!(5));
+        assert_eq!(groups[0]["paths"], json!(["/total"]));
+        let fingerprint = groups[0]["fingerprint"].as_str().unwrap().to_string();
+
+        let (status, group) = api
+            .patch(
+                &format!("/api/v1/groups/{fingerprint}"),
+                json!({"status": "bug", "note": "rounding"}),
+            )
+            .await;
+        assert_eq!(
+            (status, &group["status"], &group["note"]),
+            (200, &json!("bug"), &json!("rounding"))
+        );
+        let (status, error) = api
+            .patch(
+                &format!("/api/v1/groups/{fingerprint}"),
+                json!({"status": "wontfix"}),
+            )
+            .await;
+        assert_eq!(
+            (status, &error["error"]["parameter"]),
+            (400, &json!("status"))
+        );
+        let (status, _) = api
+            .patch("/api/v1/groups/nope", json!({"status": "bug"}))
+            .await;
+        assert_eq!(status, 404);
+        let (_, bugs) = api.get("/api/v1/groups?status=bug").await;
+        assert_eq!(bugs.as_array().unwrap().len(), 1);
+
+        // Keyset pages of two, newest first, five in all.
+        let mut ids = Vec::new();
+        let mut next = String::new();
+        loop {
+            let (status, page) = api.get(&format!("/api/v1/mismatches?limit=2{next}")).await;
+            assert_eq!(status, 200, "{page}");
+            ids.extend(
+                page["items"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|m| m["id"].as_i64().unwrap()),
+            );
+            match page["next_cursor"].as_str() {
+                Some(cursor) => next = format!("&cursor={cursor}"),
+                None => break,
+            }
+        }
+        assert_eq!(ids.len(), 5, "{}: {ids:?}", db.name);
+        assert!(ids.windows(2).all(|w| w[0] > w[1]));
+
+        let (status, detail) = api.get(&format!("/api/v1/mismatches/{}", ids[0])).await;
+        assert_eq!(status, 200);
+        assert_eq!(
+            detail["verdict"]["patch"],
+            json!([{"op": "replace", "path": "/total", "value": 3}])
+        );
+        let auth = detail["request"]["headers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|h| h[0] == "authorization")
+            .unwrap();
+        assert!(auth[1].as_str().unwrap().starts_with("redacted:"), "{auth}");
+        assert_eq!(detail["primary"]["body"]["encoding"], "utf-8");
+
+        let (status, curl) = api
+            .get(&format!("/api/v1/mismatches/{}/curl", ids[0]))
+            .await;
+        assert_eq!(status, 200);
+        let command = curl["candidate"].as_str().unwrap();
+        assert!(
+            command.starts_with("curl -X GET 'http://") && command.contains("/users/"),
+            "{command}"
+        );
+
+        proxy.stop().await;
+    }
+}
+
+#[tokio::test]
+async fn the_api_requires_its_token_and_names_bad_parameters() {
+    let (primary, candidate) = (primary().await, candidate().await);
+    let db = support::sqlite_database();
+    let mut config = settings(&primary, &candidate, &db, "one");
+    config.report_token = Some(TOKEN.into());
+    let proxy = support::start_with_report(config).await;
+    let base = format!("http://{}", proxy.report.unwrap());
+    let client = support::client();
+
+    let health = client.get(format!("{base}/healthz")).send().await.unwrap();
+    assert_eq!(health.status(), 200, "health needs no token");
+    for auth in [None, Some("Bearer wrong"), Some("t0ken-for-tests")] {
+        let mut request = client.get(format!("{base}/api/v1/summary"));
+        if let Some(auth) = auth {
+            request = request.header("authorization", auth);
+        }
+        let response = request.send().await.unwrap();
+        assert_eq!(response.status(), 401, "{auth:?}");
+        let body: Value = response.json().await.unwrap();
+        assert_eq!(body["error"]["code"], "unauthorized");
+    }
+
+    let api = Api { base, client };
+    for (path, parameter) in [
+        ("/api/v1/summary?since=yesterday", "since"),
+        ("/api/v1/summary?since=2h&until=3h", "since"),
+        ("/api/v1/mismatches?limit=0", "limit"),
+        ("/api/v1/mismatches?cursor=x", "cursor"),
+        ("/api/v1/groups?status=closed", "status"),
+        ("/api/v1/summary?sinse=1h", "sinse"),
+        ("/api/v1/mismatches/abc", "id"),
+    ] {
+        let (status, body) = api.get(path).await;
+        assert_eq!(status, 400, "{path}: {body}");
+        assert_eq!(body["error"]["parameter"], parameter, "{path}: {body}");
+        assert!(!body.to_string().contains("SELECT"), "{path}: {body}");
+    }
+    let (status, body) = api.get("/api/v1/mismatches/999999").await;
+    assert_eq!((status, &body["error"]["code"]), (404, &json!("not_found")));
+    let (status, doc) = api.get("/api/v1/openapi.json").await;
+    assert_eq!(status, 200);
+    assert!(doc["openapi"].as_str().unwrap().starts_with("3."));
+    proxy.stop().await;
+}

@@ -52,6 +52,9 @@ pub fn media_type(headers: &HeaderMap) -> Option<String> {
     (!media.is_empty()).then_some(media)
 }
 
+/// Content-codings undone at most, in one body.
+pub const MAX_CODINGS: usize = 3;
+
 /// A body with its Content-Encoding undone, or why it could not be.
 pub fn decode(body: &Bytes, headers: &HeaderMap, limit: usize) -> Result<Bytes, String> {
     let encodings: Vec<String> = headers
@@ -62,6 +65,13 @@ pub fn decode(body: &Bytes, headers: &HeaderMap, limit: usize) -> Result<Bytes, 
         .map(|e| e.trim().to_ascii_lowercase())
         .filter(|e| !e.is_empty() && e != "identity")
         .collect();
+    // Real servers apply one coding, rarely two; a long list is a bomb.
+    if encodings.len() > MAX_CODINGS {
+        return Err(format!(
+            "{} stacked content-codings (at most {MAX_CODINGS} are decoded)",
+            encodings.len()
+        ));
+    }
     let mut current = body.clone();
     // Codings are listed in the order applied, so they are undone last first.
     for encoding in encodings.iter().rev() {

@@ -304,6 +304,9 @@ impl Walk<'_> {
 /// their position as `#index`; a repeated key gets `#n` appended.
 fn by_key(items: Vec<Value>, field: &str) -> Map<String, Value> {
     let mut out = Map::new();
+    // How often each key came before, so a repeat finds its suffix at once
+    // (a linear probe would make many repeats quadratic).
+    let mut seen: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
     for (index, item) in items.into_iter().enumerate() {
         let base = match item.get(field) {
             Some(Value::String(s)) => format!("{field}={s}"),
@@ -311,11 +314,17 @@ fn by_key(items: Vec<Value>, field: &str) -> Map<String, Value> {
             Some(other @ (Value::Bool(_) | Value::Null)) => format!("{field}={other}"),
             _ => format!("#{index}"),
         };
-        let mut key = base.clone();
-        let mut n = 2;
+        let count = seen.entry(base.clone()).or_insert(0);
+        *count += 1;
+        let mut key = if *count == 1 {
+            base.clone()
+        } else {
+            format!("{base}#{count}")
+        };
+        // A literal key such as "id=1#2" could still collide; step past it.
         while out.contains_key(&key) {
-            key = format!("{base}#{n}");
-            n += 1;
+            *count += 1;
+            key = format!("{base}#{count}");
         }
         out.insert(key, item);
     }
@@ -408,6 +417,20 @@ mod tests {
         assert_eq!(parsed.value["b"][1], "-Infinity");
         assert!(parse(b"{\"a\": nope}").is_err());
         assert!(!parse(b"{\"a\": 1}").unwrap().non_standard);
+    }
+
+    #[test]
+    fn many_repeated_keys_stay_linear_and_distinct() {
+        let items: Vec<Value> = (0..50_000)
+            .map(|i| serde_json::json!({"id": 1, "n": i}))
+            .collect();
+        let map = by_key(items, "id");
+        assert_eq!(map.len(), 50_000);
+        assert!(
+            map.contains_key("id=1")
+                && map.contains_key("id=1#2")
+                && map.contains_key("id=1#50000")
+        );
     }
 
     #[test]

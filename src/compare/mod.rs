@@ -95,13 +95,17 @@ pub fn compare_responses(
                 .headers
                 .get_all(http::header::CONTENT_ENCODING)
                 .iter());
-    let (p_body, c_body, undecodable) = if same_raw {
-        (primary.body.clone(), candidate.body.clone(), false)
+    let mut undecoded = Vec::new();
+    let (p_body, c_body) = if same_raw {
+        (primary.body.clone(), candidate.body.clone())
     } else {
         let (p, p_failed) = decoded(primary, "primary", max_body_bytes, &mut reasons);
         let (c, c_failed) = decoded(candidate, "candidate", max_body_bytes, &mut reasons);
-        (p, c, p_failed || c_failed)
+        undecoded.extend(p_failed.then_some("primary"));
+        undecoded.extend(c_failed.then_some("candidate"));
+        (p, c)
     };
+    let undecodable = !undecoded.is_empty();
     // A body that does not decode is not what its headers promise: a client
     // would fail on it, so it cannot count as equal, whatever its bytes.
     let byte_equal = !undecodable && p_body == c_body;
@@ -139,7 +143,8 @@ pub fn compare_responses(
     }
 
     let matched = status.is_none() && header_diffs.is_empty() && body.equal;
-    let fingerprint = (!matched).then(|| fingerprint(endpoint, status, &header_diffs, &body));
+    let fingerprint =
+        (!matched).then(|| fingerprint(endpoint, status, &header_diffs, &body, &undecoded));
     Verdict {
         matched,
         byte_equal,
@@ -199,8 +204,9 @@ fn compare_bodies(
     rules: &Rules,
     reasons: &mut Vec<String>,
 ) -> BodyComparison {
+    let mut unparsed = Vec::new();
     let structured = match kind {
-        BodyKind::Json => parse_json_pair(p, c, reasons),
+        BodyKind::Json => parse_json_pair(p, c, reasons, &mut unparsed),
         BodyKind::Form => Some((form_as_json(p), form_as_json(c))),
         _ => None,
     };
@@ -230,7 +236,16 @@ fn compare_bodies(
                 &String::from_utf8_lossy(c),
             )),
             paths: vec![String::new()],
-            summary: Some(format!("body {}", kind_name(kind))),
+            // Which side failed to parse tells bugs apart: a text 404 from
+            // the candidate is not the same bug as a truncated primary body.
+            summary: Some(match unparsed.is_empty() {
+                true => format!("body {}", kind_name(kind)),
+                false => format!(
+                    "body {} unparseable: {}",
+                    kind_name(kind),
+                    unparsed.join(", ")
+                ),
+            }),
             ..BodyComparison::default()
         },
     }
@@ -247,8 +262,13 @@ fn kind_name(kind: BodyKind) -> &'static str {
 }
 
 /// Both bodies as JSON, or `None` (with the reasons) if either is not.
-fn parse_json_pair(p: &[u8], c: &[u8], reasons: &mut Vec<String>) -> Option<(Value, Value)> {
-    let mut side = |bytes: &[u8], name: &str| match json::parse(bytes) {
+fn parse_json_pair(
+    p: &[u8],
+    c: &[u8],
+    reasons: &mut Vec<String>,
+    unparsed: &mut Vec<&'static str>,
+) -> Option<(Value, Value)> {
+    let mut side = |bytes: &[u8], name: &'static str| match json::parse(bytes) {
         Ok(parsed) => {
             if parsed.non_standard {
                 reasons.push(format!(
@@ -261,6 +281,7 @@ fn parse_json_pair(p: &[u8], c: &[u8], reasons: &mut Vec<String>) -> Option<(Val
             reasons.push(format!(
                 "{name}: body is not valid JSON ({e}); compared as text"
             ));
+            unparsed.push(name);
             None
         }
     };
@@ -347,8 +368,12 @@ fn fingerprint(
     status: Option<StatusDiff>,
     headers: &[HeaderDiff],
     body: &BodyComparison,
+    undecoded: &[&str],
 ) -> String {
     let mut parts = BTreeSet::new();
+    for side in undecoded {
+        parts.insert(format!("undecodable {side}"));
+    }
     if let Some(s) = status {
         parts.insert(format!("status {}>{}", s.primary, s.candidate));
     }

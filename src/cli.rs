@@ -155,6 +155,10 @@ pub struct ServeArgs {
     #[arg(long, value_name = "DURATION")]
     pub retention: Option<crate::config::HumanDuration>,
 
+    /// Mismatch exemplars waiting for the database; beyond, they are lost and counted. [default: 10000] [key: store_queue]
+    #[arg(long, value_name = "N")]
+    pub store_queue: Option<NonZeroUsize>,
+
     /// Address of the report API. [default: 127.0.0.1:9090] [key: report_listen]
     #[arg(long, value_name = "ADDR")]
     pub report_listen: Option<SocketAddr>,
@@ -190,6 +194,7 @@ impl ServeArgs {
             database_url: self.database_url.clone(),
             instance: self.instance.clone(),
             retention: self.retention,
+            store_queue: self.store_queue,
             redact: None,
             report_listen: self.report_listen,
             report_token: self.report_token.clone(),

@@ -167,6 +167,8 @@ pub struct Settings {
     pub instance: String,
     /// Stored rows older than this are pruned.
     pub retention: Duration,
+    /// Mismatch exemplars waiting for the database at most.
+    pub store_queue: NonZeroUsize,
     /// Where the report API listens.
     pub report_listen: SocketAddr,
     /// Bearer token the report API requires; `None` leaves it open.
@@ -198,6 +200,7 @@ impl Settings {
             database_url: None,
             instance: default_instance(),
             retention: Duration::from_secs(14 * 24 * 3_600),
+            store_queue: NonZeroUsize::new(10_000).expect("non-zero"),
             report_listen: "127.0.0.1:9090".parse().expect("valid default address"),
             report_token: None,
             redact: RedactConfig::default(),
@@ -235,6 +238,7 @@ pub struct Layer {
     pub database_url: Option<DatabaseUrl>,
     pub instance: Option<String>,
     pub retention: Option<HumanDuration>,
+    pub store_queue: Option<NonZeroUsize>,
     pub redact: Option<RedactConfig>,
     pub report_listen: Option<SocketAddr>,
     pub report_token: Option<String>,
@@ -435,6 +439,7 @@ impl Layer {
         "database_url",
         "instance",
         "retention",
+        "store_queue",
         "report_listen",
         "report_token",
     ];
@@ -460,6 +465,7 @@ impl Layer {
             database_url: over.database_url.or(self.database_url),
             instance: over.instance.or(self.instance),
             retention: over.retention.or(self.retention),
+            store_queue: over.store_queue.or(self.store_queue),
             redact: over.redact.or(self.redact),
             report_listen: over.report_listen.or(self.report_listen),
             report_token: over.report_token.or(self.report_token),
@@ -521,6 +527,9 @@ impl Layer {
         }
         if let Some(retention) = self.retention {
             s.retention = retention.0;
+        }
+        if let Some(queue) = self.store_queue {
+            s.store_queue = queue;
         }
         s.redact = self.redact.unwrap_or_default();
         if let Some(listen) = self.report_listen {

@@ -54,7 +54,7 @@ impl Server {
                 let writer = StoreWriter::new(
                     WriterConfig {
                         instance: settings.instance.clone(),
-                        max_pending: 10_000,
+                        max_pending: settings.store_queue.get(),
                         flush_every: Duration::from_millis(500),
                         retention: settings.retention,
                     },

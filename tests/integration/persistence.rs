@@ -303,3 +303,74 @@ async fn two_instances_add_up_in_one_database_and_a_restart_keeps_everything() {
         );
     }
 }
+
+#[tokio::test]
+async fn the_database_going_away_costs_clients_nothing_and_losses_are_counted() {
+    let Some(pg) = support::ThrowawayPostgres::start() else {
+        return;
+    };
+    let (primary, candidate) = (primary().await, candidate().await);
+    let db = support::sqlite_database();
+    let mut config = settings(&primary, &candidate, &db, "one");
+    config.database_url = Some(pg.url().parse().unwrap());
+    config.store_queue = 3.try_into().unwrap();
+    let proxy = support::start(config).await;
+    let url = pg.url().parse().unwrap();
+
+    traffic(&proxy, 0..4).await;
+    let store = wait_for_counts(&url, 4).await;
+    drop(store);
+
+    pg.stop();
+    // While the database is down: every answer as usual, and quick.
+    for id in 4..16 {
+        let started = std::time::Instant::now();
+        traffic(&proxy, id..id + 1).await;
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(1),
+            "request {id} waited {:?}",
+            started.elapsed()
+        );
+    }
+    proxy.outcomes(16).await;
+    // Let the writer fail at least once, then bring the database back.
+    tokio::time::sleep(std::time::Duration::from_millis(1_500)).await;
+    pg.start_again();
+
+    let store = wait_for_counts(&url, 16).await;
+    let counts = store
+        .counts(all_time(), Some("GET /users/{id}"))
+        .await
+        .unwrap();
+    assert_eq!(counts[0].outcomes.get("mismatched"), Some(&8), "{counts:?}");
+    // 2 exemplars before the outage; of the 6 during it, 3 fit the queue.
+    let stored = store
+        .mismatches(MismatchFilter::default(), None, 100)
+        .await
+        .unwrap();
+    assert_eq!(stored.len(), 5);
+    assert_eq!(store.lost(all_time()).await.unwrap(), 3);
+    assert_eq!(store.groups(None, None).await.unwrap()[0].count, 8);
+    proxy.stop().await;
+}
+
+/// Waits (bounded) until the store holds `n` comparisons in all.
+async fn wait_for_counts(url: &shadowdiff::store::DatabaseUrl, n: i64) -> SqlStore {
+    for _ in 0..600 {
+        if let Ok(store) = SqlStore::connect(url).await {
+            if let Ok(counts) = store.counts(all_time(), None).await {
+                let compared: i64 = counts
+                    .iter()
+                    .flat_map(|c| c.outcomes.iter())
+                    .filter(|(k, _)| *k == "matched" || *k == "mismatched")
+                    .map(|(_, v)| v)
+                    .sum();
+                if compared >= n {
+                    return store;
+                }
+            }
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    panic!("the store never held {n} comparisons");
+}

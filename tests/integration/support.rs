@@ -12,6 +12,7 @@ use http::HeaderMap;
 use shadowdiff::config::BackendUrl;
 use shadowdiff::outcome::{Recorder, Tally};
 use shadowdiff::{Server, Settings};
+use std::process::Command;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
@@ -314,4 +315,157 @@ pub async fn databases() -> Vec<TestDatabase> {
     let mut all = vec![sqlite_database()];
     all.extend(postgres_database().await);
     all
+}
+
+/// A PostgreSQL server of the test's own, in a temporary directory, that the
+/// test can stop and start again: never the shared server.
+pub struct ThrowawayPostgres {
+    dir: tempfile::TempDir,
+    bin: std::path::PathBuf,
+    pub port: u16,
+}
+
+impl ThrowawayPostgres {
+    /// Starts one, or `None` with a notice on a machine without PostgreSQL's
+    /// server programs (under CI their absence fails the test).
+    pub fn start() -> Option<ThrowawayPostgres> {
+        let bin = std::fs::read_dir("/usr/lib/postgresql")
+            .ok()
+            .and_then(|versions| {
+                versions
+                    .filter_map(|v| v.ok())
+                    .map(|v| v.path().join("bin"))
+                    .find(|b| b.join("initdb").exists())
+            });
+        let Some(bin) = bin else {
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "initdb is missing under CI"
+            );
+            eprintln!(
+                "notice: no PostgreSQL server programs here; skipping the database-outage test"
+            );
+            return None;
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let pg = ThrowawayPostgres { dir, bin, port };
+        if running_as_root() {
+            // PostgreSQL refuses to run as root: its files belong to postgres.
+            assert!(Command::new("chown")
+                .args(["-R", "postgres"])
+                .arg(pg.dir.path())
+                .status()
+                .unwrap()
+                .success());
+        }
+        let data = pg.dir.path().join("data");
+        pg.run(
+            "initdb",
+            &[
+                "-D",
+                data.to_str().unwrap(),
+                "-U",
+                "postgres",
+                "--auth=trust",
+                "-E",
+                "UTF8",
+            ],
+        );
+        pg.start_again();
+        Some(pg)
+    }
+
+    pub fn url(&self) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
+    }
+
+    pub fn start_again(&self) {
+        let data = self.dir.path().join("data");
+        let log = self.dir.path().join("log");
+        let options = format!(
+            "-p {} -k {} -c listen_addresses=127.0.0.1",
+            self.port,
+            self.dir.path().display()
+        );
+        self.run(
+            "pg_ctl",
+            &[
+                "-D",
+                data.to_str().unwrap(),
+                "-l",
+                log.to_str().unwrap(),
+                "-o",
+                &options,
+                "-w",
+                "start",
+            ],
+        );
+    }
+
+    /// Stops it at once, as a crash would.
+    pub fn stop(&self) {
+        let data = self.dir.path().join("data");
+        self.run(
+            "pg_ctl",
+            &[
+                "-D",
+                data.to_str().unwrap(),
+                "-m",
+                "immediate",
+                "-w",
+                "stop",
+            ],
+        );
+    }
+
+    fn run(&self, program: &str, args: &[&str]) {
+        let program = self.bin.join(program);
+        let status = if running_as_root() {
+            Command::new("runuser")
+                .args(["-u", "postgres", "--"])
+                .arg(&program)
+                .args(args)
+                .stdout(std::process::Stdio::null())
+                .status()
+        } else {
+            Command::new(&program)
+                .args(args)
+                .stdout(std::process::Stdio::null())
+                .status()
+        };
+        assert!(
+            status.unwrap().success(),
+            "{} {args:?} failed",
+            program.display()
+        );
+    }
+}
+
+impl Drop for ThrowawayPostgres {
+    fn drop(&mut self) {
+        let data = self.dir.path().join("data");
+        let program = self.bin.join("pg_ctl");
+        let args = ["-D", data.to_str().unwrap(), "-m", "immediate", "stop"];
+        let _ = if running_as_root() {
+            Command::new("runuser")
+                .args(["-u", "postgres", "--"])
+                .arg(&program)
+                .args(args)
+                .output()
+        } else {
+            Command::new(&program).args(args).output()
+        };
+    }
+}
+
+fn running_as_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| o.stdout.starts_with(b"0\n"))
 }

@@ -5,16 +5,27 @@
 
 use std::time::{Duration, Instant};
 
-use shadowdiff::store::{Batch, CounterDelta, GroupDelta, MismatchRecord, SqlStore, Store, StoredBody, StoredMessage};
+use shadowdiff::store::{
+    Batch, CounterDelta, GroupDelta, MismatchRecord, SqlStore, Store, StoredBody, StoredMessage,
+};
 
 fn record(n: u64, at_ms: i64) -> MismatchRecord {
     let body = |total: u64| StoredBody {
-        bytes: format!("{{\"id\":{n},\"total\":{total},\"items\":[{}]}}", "{\"sku\":\"abc-123\",\"qty\":1},".repeat(60).trim_end_matches(',')).into_bytes(),
+        bytes: format!(
+            "{{\"id\":{n},\"total\":{total},\"items\":[{}]}}",
+            "{\"sku\":\"abc-123\",\"qty\":1},"
+                .repeat(60)
+                .trim_end_matches(',')
+        )
+        .into_bytes(),
         truncated: false,
     };
     let message = |status, total| StoredMessage {
         status,
-        headers: vec![("content-type".into(), "application/json".into()), ("x-request-id".into(), format!("r-{n}"))],
+        headers: vec![
+            ("content-type".into(), "application/json".into()),
+            ("x-request-id".into(), format!("r-{n}")),
+        ],
         body: body(total),
     };
     MismatchRecord {
@@ -24,7 +35,14 @@ fn record(n: u64, at_ms: i64) -> MismatchRecord {
         method: "GET".into(),
         path: format!("/api/orders/{n}"),
         query: "expand=items".into(),
-        request: StoredMessage { status: 0, headers: vec![("accept".into(), "application/json".into())], body: StoredBody { bytes: vec![], truncated: false } },
+        request: StoredMessage {
+            status: 0,
+            headers: vec![("accept".into(), "application/json".into())],
+            body: StoredBody {
+                bytes: vec![],
+                truncated: false,
+            },
+        },
         primary: message(200, 30),
         candidate: message(200, 3),
         verdict: serde_json::json!({"patch": [{"op": "replace", "path": "/total", "value": 3}], "paths": ["/total"]}),
@@ -34,7 +52,10 @@ fn record(n: u64, at_ms: i64) -> MismatchRecord {
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = std::env::args().skip(1);
-    let url = args.next().ok_or("usage: store_write_bench DATABASE_URL [SECONDS] [BATCH]")?.parse()?;
+    let url = args
+        .next()
+        .ok_or("usage: store_write_bench DATABASE_URL [SECONDS] [BATCH]")?
+        .parse()?;
     let seconds: u64 = args.next().map_or(Ok(10), |s| s.parse())?;
     let batch_size: u64 = args.next().map_or(Ok(100), |s| s.parse())?;
     let store = SqlStore::connect(&url).await?;
@@ -44,12 +65,26 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut latencies = Vec::new();
     while start.elapsed() < Duration::from_secs(seconds) {
         let now = start.elapsed().as_millis() as i64 + 1_767_225_600_000;
-        let records: Vec<MismatchRecord> = (written..written + batch_size).map(|n| record(n, now)).collect();
+        let records: Vec<MismatchRecord> = (written..written + batch_size)
+            .map(|n| record(n, now))
+            .collect();
         let batch = Batch {
-            counters: vec![CounterDelta { minute: now / 60_000, endpoint: "GET /api/orders/{id}".into(), outcome: "mismatched".into(), count: batch_size as i64 }],
+            counters: vec![CounterDelta {
+                minute: now / 60_000,
+                endpoint: "GET /api/orders/{id}".into(),
+                outcome: "mismatched".into(),
+                count: batch_size as i64,
+            }],
             groups: records
                 .iter()
-                .map(|r| GroupDelta { fingerprint: r.fingerprint.clone(), endpoint: r.endpoint.clone(), first_seen: now, last_seen: now, count: 1, paths: vec!["/total".into()] })
+                .map(|r| GroupDelta {
+                    fingerprint: r.fingerprint.clone(),
+                    endpoint: r.endpoint.clone(),
+                    first_seen: now,
+                    last_seen: now,
+                    count: 1,
+                    paths: vec!["/total".into()],
+                })
                 .collect(),
             mismatches: records,
             ..Batch::default()

@@ -57,6 +57,20 @@ struct Pending {
     lost: HashMap<i64, i64>,
     /// Exemplars queued per (group, hour) by this instance, to stop a storm early.
     quota: HashMap<(String, i64), i64>,
+    /// The last minute a loss was logged in: one line a minute, not one a record.
+    loss_logged: Option<i64>,
+}
+
+impl Pending {
+    fn lose(&mut self, minute: i64, n: i64) {
+        *self.lost.entry(minute).or_default() += n;
+        if self.loss_logged != Some(minute) {
+            self.loss_logged = Some(minute);
+            tracing::warn!(
+                "the store is behind: mismatch records are being lost (counted as lost_records)"
+            );
+        }
+    }
 }
 
 /// The handle outcomes are recorded through; cheap to clone.
@@ -154,7 +168,7 @@ impl StoreWriter {
         let record = self.exemplar(at, info, c);
         let mut p = self.pending.lock().unwrap_or_else(|e| e.into_inner());
         if p.mismatches.len() >= self.config.max_pending {
-            *p.lost.entry(minute).or_default() += 1;
+            p.lose(minute, 1);
             return;
         }
         p.mismatches.push_back(record);
@@ -298,7 +312,7 @@ impl StoreWriter {
         let minute = now_ms().div_euclid(60_000);
         while p.mismatches.len() > max {
             p.mismatches.pop_back();
-            *p.lost.entry(minute).or_default() += 1;
+            p.lose(minute, 1);
         }
     }
 

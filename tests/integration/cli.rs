@@ -109,6 +109,28 @@ fn unknown_prefixed_variables_are_warned_about_not_fatal() {
 }
 
 #[test]
+fn migrate_prepares_a_database_and_refuses_a_bad_url() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("fresh.db").display());
+    let out = shadowdiff(&["migrate", "--database-url", &url]);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert!(dir.path().join("fresh.db").exists());
+    // Twice is fine: applied migrations are skipped.
+    assert_eq!(
+        shadowdiff(&["migrate", "--database-url", &url])
+            .status
+            .code(),
+        Some(0)
+    );
+    let out = shadowdiff(&["migrate", "--database-url", "mysql://x"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("sqlite://"),
+        "{out:?}"
+    );
+}
+
+#[test]
 fn missing_backends_and_bad_flags_exit_2() {
     let out = shadowdiff(&["serve"]);
     assert_eq!(out.status.code(), Some(2));

@@ -1,9 +1,10 @@
 //! JSON bodies: parsing that tolerates Python's NaN and Infinity, canonical
 //! numbers, and the normalisation that applies the rules to one side.
 //!
-//! Normalisation works on each side alone and is idempotent, so two bodies
-//! match exactly when their normal forms are equal (after number tolerance,
-//! the one rule that needs both sides, is reconciled). One exception: a rule
+//! Normalisation works on each side alone and is idempotent; then
+//! [`reconcile`] applies the rules that need both sides (number tolerance,
+//! null against empty, numeric strings against numbers). Two bodies match
+//! exactly when the resulting [`normal_forms`] are equal. One exception: a rule
 //! that names an array index (`/list/0`) applies to the index as received,
 //! so normalising twice can reach another element; each side is normalised
 //! once, so verdicts are not affected. Exponents beyond the i64 range are
@@ -12,7 +13,7 @@
 use serde_json::{Map, Number, Value};
 
 use super::instant::canonical_instant;
-use super::rules::{Action, Cursor, MaskKind, NumberTolerance, Rules};
+use super::rules::{Action, Cursor, MaskKind, Rules};
 
 /// A body that parsed, and whether it needed Python's non-standard tokens.
 #[derive(Debug)]
@@ -276,24 +277,8 @@ impl Walk<'_> {
                         return true;
                     }
                 }
-                if self.rules.numeric_strings {
-                    if let Some(n) = numeric_string(s) {
-                        *value = Value::Number(n);
-                        return self.visit(value, cursors);
-                    }
-                }
             }
             Value::Null | Value::Bool(_) => {}
-        }
-        if self.rules.null_equals_empty {
-            let empty = match value {
-                Value::Array(items) => items.is_empty(),
-                Value::Object(map) => map.is_empty(),
-                _ => false,
-            };
-            if empty {
-                *value = Value::Null;
-            }
         }
         true
     }
@@ -331,31 +316,79 @@ fn by_key(items: Vec<Value>, field: &str) -> Map<String, Value> {
     out
 }
 
-/// Makes numbers in `candidate` that are within tolerance of the primary's
-/// equal to them, so that only real differences remain.
-pub fn reconcile(primary: &Value, candidate: &mut Value, tolerance: &NumberTolerance) {
-    match (primary, candidate) {
-        (Value::Number(a), c @ Value::Number(_)) => {
-            if let (Some(x), Some(y)) = (a.as_f64(), c.as_f64()) {
-                if tolerance.accepts(x, y) {
-                    *c = Value::Number(a.clone());
-                }
-            }
+fn is_empty_container(v: &Value) -> bool {
+    match v {
+        Value::Array(items) => items.is_empty(),
+        Value::Object(map) => map.is_empty(),
+        _ => false,
+    }
+}
+
+/// Whether the rules forgive this pair of scalars, where only the pair can
+/// tell: a null against an empty `[]` or `{}` (never `[]` against `{}`), a
+/// numeric string against the number it spells (never two strings), and
+/// numbers within tolerance.
+fn forgiven(p: &Value, c: &Value, rules: &Rules) -> bool {
+    let empty_pair = |a: &Value, b: &Value| a.is_null() && is_empty_container(b);
+    let spelled = |s: &str, n: &Number| {
+        numeric_string(s)
+            .is_some_and(|m| canonical_number(m.as_str()) == canonical_number(n.as_str()))
+    };
+    match (p, c) {
+        (Value::Number(a), Value::Number(b)) if !rules.number_tolerance.is_zero() => {
+            matches!((a.as_f64(), b.as_f64()), (Some(x), Some(y)) if rules.number_tolerance.accepts(x, y))
         }
+        (Value::String(s), Value::Number(n)) | (Value::Number(n), Value::String(s)) => {
+            rules.numeric_strings && spelled(s, n)
+        }
+        _ => rules.null_equals_empty && (empty_pair(p, c) || empty_pair(c, p)),
+    }
+}
+
+/// Brings the candidate's normal form towards the primary's wherever the
+/// rules forgive the difference, so that only real differences remain and the
+/// patch between the two shows just those. This is the step of the
+/// comparison that needs both sides; normalisation sees one.
+pub fn reconcile(primary: &Value, candidate: &mut Value, rules: &Rules) {
+    if forgiven(primary, candidate, rules) {
+        *candidate = primary.clone();
+        return;
+    }
+    match (primary, candidate) {
         (Value::Object(p), Value::Object(c)) => {
             for (key, cv) in c.iter_mut() {
                 if let Some(pv) = p.get(key) {
-                    reconcile(pv, cv, tolerance);
+                    reconcile(pv, cv, rules);
+                }
+            }
+            // An empty container equals null, and null equals missing: so,
+            // with both rules, an empty container equals a missing member.
+            if rules.null_equals_empty && rules.null_equals_missing {
+                c.retain(|key, cv| p.contains_key(key) || !is_empty_container(cv));
+                for (key, pv) in p {
+                    if is_empty_container(pv) && !c.contains_key(key) {
+                        c.insert(key.clone(), pv.clone());
+                    }
                 }
             }
         }
         (Value::Array(p), Value::Array(c)) => {
             for (pv, cv) in p.iter().zip(c.iter_mut()) {
-                reconcile(pv, cv, tolerance);
+                reconcile(pv, cv, rules);
             }
         }
         _ => {}
     }
+}
+
+/// The two normal forms a verdict compares: each side normalised alone, then
+/// the candidate reconciled with the primary. A match means they are equal;
+/// a mismatch's patch turns the first into the second.
+pub fn normal_forms(primary: Value, candidate: Value, rules: &Rules) -> (Value, Value) {
+    let p = normalize(primary, rules);
+    let mut c = normalize(candidate, rules);
+    reconcile(&p, &mut c, rules);
+    (p, c)
 }
 
 #[cfg(test)]

@@ -305,11 +305,7 @@ fn form_as_json(body: &[u8]) -> Value {
 }
 
 fn compare_structured(p: Value, c: Value, rules: &Rules) -> BodyComparison {
-    let p = json::normalize(p, rules);
-    let mut c = json::normalize(c, rules);
-    if !rules.number_tolerance.is_zero() {
-        json::reconcile(&p, &mut c, &rules.number_tolerance);
-    }
+    let (p, c) = json::normal_forms(p, c, rules);
     if p == c {
         return BodyComparison::default();
     }

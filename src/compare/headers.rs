@@ -110,14 +110,36 @@ fn comparable(headers: &HeaderMap, name: &str, rules: &Rules, forced: bool) -> O
         }
         // Cookie values (sessions, CSRF tokens) differ on every response.
         "set-cookie" if !forced => {
-            let names: BTreeSet<&str> = values
-                .iter()
-                .filter_map(|v| v.split(';').next()?.split_once('=').map(|(n, _)| n.trim()))
-                .collect();
-            names.into_iter().collect::<Vec<_>>().join(", ")
+            let cookies: BTreeSet<String> = values.iter().map(|v| cookie_shape(v)).collect();
+            cookies.into_iter().collect::<Vec<_>>().join(", ")
         }
         _ => values.join(", "),
     })
+}
+
+/// A cookie without its value (sessions and CSRF tokens differ on every
+/// response) but with its attributes, which say how it may be used: losing
+/// `Secure` or `HttpOnly`, or deleting it with `Max-Age=0`, is a difference.
+/// Expires is kept as present or not, since its date moves with the clock.
+fn cookie_shape(set_cookie: &str) -> String {
+    let mut parts = set_cookie.split(';').map(str::trim);
+    let name = parts
+        .next()
+        .and_then(|p| p.split_once('='))
+        .map_or("", |(n, _)| n.trim());
+    let mut attributes: Vec<String> = parts
+        .filter(|p| !p.is_empty())
+        .map(|p| match p.split_once('=') {
+            Some((k, _)) if k.trim().eq_ignore_ascii_case("expires") => "expires".to_string(),
+            Some((k, v)) => format!("{}={}", k.trim().to_ascii_lowercase(), v.trim()),
+            None => p.to_ascii_lowercase(),
+        })
+        .collect();
+    attributes.sort();
+    std::iter::once(name.to_string())
+        .chain(attributes)
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 #[cfg(test)]
@@ -147,9 +169,26 @@ mod tests {
             ("server", "go"),
             ("content-type", "application/json; charset=utf-8"),
             ("vary", "cookie,accept"),
-            ("set-cookie", "sid=2; Path=/; HttpOnly"),
+            ("set-cookie", "sid=2; path=/"),
         ]);
         assert_eq!(compare(&p, &c, &Rules::default()), vec![]);
+    }
+
+    #[test]
+    fn cookies_compare_by_name_and_attributes_not_value() {
+        let p = headers(&[(
+            "set-cookie",
+            "sessionid=abc; HttpOnly; Secure; Path=/; Expires=Wed, 01 Jan 2025 00:00:00 GMT",
+        )]);
+        let same = headers(&[(
+            "set-cookie",
+            "sessionid=xyz; path=/; secure; httponly; expires=Thu, 02 Jan 2025 00:00:00 GMT",
+        )]);
+        assert_eq!(compare(&p, &same, &Rules::default()), vec![]);
+        let deleted = headers(&[("set-cookie", "sessionid=; Max-Age=0")]);
+        assert_eq!(compare(&p, &deleted, &Rules::default()).len(), 1);
+        let insecure = headers(&[("set-cookie", "sessionid=xyz; HttpOnly; Path=/; Expires=x")]);
+        assert_eq!(compare(&p, &insecure, &Rules::default()).len(), 1);
     }
 
     #[test]

@@ -681,6 +681,18 @@ fn mismatch_from_row(r: &AnyRow) -> Result<StoredMismatch, StoreError> {
         let n: i64 = r.try_get(i)?;
         Ok(u16::try_from(n).unwrap_or(0))
     };
+    // A message is its status (none for the request), then headers, body and
+    // truncated flag in consecutive columns.
+    let message = |status_at: Option<usize>, at: usize| -> Result<StoredMessage, StoreError> {
+        Ok(StoredMessage {
+            status: status_at.map(status).transpose()?.unwrap_or(0),
+            headers: headers(at)?,
+            body: StoredBody {
+                bytes: r.try_get(at + 1)?,
+                truncated: flag(at + 2)?,
+            },
+        })
+    };
     let verdict: String = r.try_get(19)?;
     Ok(StoredMismatch {
         id: r.try_get(0)?,
@@ -692,30 +704,9 @@ fn mismatch_from_row(r: &AnyRow) -> Result<StoredMismatch, StoreError> {
             method: r.try_get(5)?,
             path: r.try_get(6)?,
             query: r.try_get(7)?,
-            request: StoredMessage {
-                status: 0,
-                headers: headers(8)?,
-                body: StoredBody {
-                    bytes: r.try_get(9)?,
-                    truncated: flag(10)?,
-                },
-            },
-            primary: StoredMessage {
-                status: status(11)?,
-                headers: headers(12)?,
-                body: StoredBody {
-                    bytes: r.try_get(13)?,
-                    truncated: flag(14)?,
-                },
-            },
-            candidate: StoredMessage {
-                status: status(15)?,
-                headers: headers(16)?,
-                body: StoredBody {
-                    bytes: r.try_get(17)?,
-                    truncated: flag(18)?,
-                },
-            },
+            request: message(None, 8)?,
+            primary: message(Some(11), 12)?,
+            candidate: message(Some(15), 16)?,
             verdict: serde_json::from_str(&verdict).map_err(malformed)?,
         },
     })

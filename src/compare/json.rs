@@ -221,13 +221,16 @@ impl Walk<'_> {
             }
         }
         if let Some(kind) = mask {
-            if kind.accepts(value) {
+            // A null that may stand for a missing member stays null, so that
+            // null_equals_missing can still pair it with an absent one.
+            let null_as_missing = value.is_null() && self.rules.null_equals_missing;
+            if kind.accepts(value) && !null_as_missing {
                 *value = Value::String(kind.placeholder().to_string());
                 return true;
             }
         }
         if let (Some(field), Value::Array(items)) = (keyed, &mut *value) {
-            *value = Value::Object(by_key(std::mem::take(items), field));
+            *value = Value::Object(by_key(std::mem::take(items), field, self.rules));
         }
         let track = !self.rules.paths.is_empty();
         match value {
@@ -287,14 +290,26 @@ impl Walk<'_> {
 /// An array of objects as an object keyed `field=value`, so that elements
 /// pair up by identity rather than position. Elements without the field keep
 /// their position as `#index`; a repeated key gets `#n` appended.
-fn by_key(items: Vec<Value>, field: &str) -> Map<String, Value> {
+fn by_key(items: Vec<Value>, field: &str, rules: &Rules) -> Map<String, Value> {
     let mut out = Map::new();
     // How often each key came before, so a repeat finds its suffix at once
     // (a linear probe would make many repeats quadratic).
     let mut seen: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
     for (index, item) in items.into_iter().enumerate() {
         let base = match item.get(field) {
-            Some(Value::String(s)) => format!("{field}={s}"),
+            // The key as the rules read it, so "1.0" pairs with 1 and a
+            // +00:00 time with a Z one when those rules are on.
+            Some(Value::String(s)) => match (
+                rules
+                    .timestamps_as_instants
+                    .then(|| canonical_instant(s))
+                    .flatten(),
+                rules.numeric_strings.then(|| numeric_string(s)).flatten(),
+            ) {
+                (Some(instant), _) => format!("{field}={instant}"),
+                (None, Some(n)) => format!("{field}={}", canonical_number(n.as_str())),
+                (None, None) => format!("{field}={s}"),
+            },
             Some(Value::Number(n)) => format!("{field}={}", canonical_number(n.as_str())),
             Some(other @ (Value::Bool(_) | Value::Null)) => format!("{field}={other}"),
             _ => format!("#{index}"),
@@ -457,7 +472,7 @@ mod tests {
         let items: Vec<Value> = (0..50_000)
             .map(|i| serde_json::json!({"id": 1, "n": i}))
             .collect();
-        let map = by_key(items, "id");
+        let map = by_key(items, "id", &Rules::default());
         assert_eq!(map.len(), 50_000);
         assert!(
             map.contains_key("id=1")

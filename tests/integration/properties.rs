@@ -605,7 +605,8 @@ fn check_fingerprints(
     // A new value equal (once normalised) to the old one is no change at all.
     for k in [i, j] {
         let old = doc["items"][k]["v"].clone();
-        prop_assume!(normalize(old, rules) != normalize(new.clone(), rules));
+        let (before, after) = normal_forms(old, new.clone(), rules);
+        prop_assume!(before != after);
     }
     let primary = compact(doc);
     let case = format!("{primary}, elements {i} and {j}, new value {new}");

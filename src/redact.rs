@@ -23,6 +23,9 @@ pub const ALWAYS: &[&str] = &[
     "set-cookie",
 ];
 
+/// Headers that carry a URL, whose query parameters are redacted.
+const URL_HEADERS: &[&str] = &["location", "content-location", "referer"];
+
 /// `[redact]` as written.
 #[derive(Clone, Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -91,12 +94,10 @@ impl Redactor {
         headers
             .iter()
             .map(|(name, value)| {
-                let value = if self.headers.iter().any(|h| h == name.as_str()) {
-                    self.mask(value.as_bytes())
-                } else {
-                    String::from_utf8_lossy(value.as_bytes()).into_owned()
-                };
-                (name.as_str().to_string(), value)
+                (
+                    name.as_str().to_string(),
+                    self.header_value(name.as_str(), value.as_bytes()),
+                )
             })
             .collect()
     }
@@ -105,15 +106,36 @@ impl Redactor {
     pub fn header_map(&self, headers: &HeaderMap) -> HeaderMap {
         let mut out = HeaderMap::with_capacity(headers.len());
         for (name, value) in headers {
-            if self.headers.iter().any(|h| h == name.as_str()) {
-                if let Ok(masked) = http::HeaderValue::from_str(&self.mask(value.as_bytes())) {
-                    out.append(name.clone(), masked);
-                }
-            } else {
-                out.append(name.clone(), value.clone());
+            if let Ok(masked) =
+                http::HeaderValue::from_str(&self.header_value(name.as_str(), value.as_bytes()))
+            {
+                out.append(name.clone(), masked);
             }
         }
         out
+    }
+
+    /// Whether a raw (still percent-encoded) parameter name is configured,
+    /// whatever its case or encoding (`Token`, `t%6Fken`).
+    fn is_secret_parameter(&self, raw: &str) -> bool {
+        let name: String = form_urlencoded::parse(raw.as_bytes())
+            .next()
+            .map(|(k, _)| k.into_owned())
+            .unwrap_or_default();
+        self.query.iter().any(|q| q.eq_ignore_ascii_case(&name))
+    }
+
+    /// A header value with secrets masked: a listed header whole, a URL in
+    /// Location, Content-Location or Referer in its query.
+    fn header_value(&self, name: &str, value: &[u8]) -> String {
+        if self.headers.iter().any(|h| h == name) {
+            return self.mask(value);
+        }
+        let text = String::from_utf8_lossy(value);
+        match (URL_HEADERS.contains(&name), text.split_once('?')) {
+            (true, Some((base, query))) => format!("{base}?{}", self.query(query)),
+            _ => text.into_owned(),
+        }
     }
 
     /// A query string with the configured parameters' values masked.
@@ -124,7 +146,7 @@ impl Redactor {
         query
             .split('&')
             .map(|pair| match pair.split_once('=') {
-                Some((name, value)) if self.query.iter().any(|q| q == name) => {
+                Some((name, value)) if self.is_secret_parameter(name) => {
                     format!("{name}={}", self.mask(value.as_bytes()))
                 }
                 _ => pair.to_string(),
@@ -133,20 +155,51 @@ impl Redactor {
             .join("&")
     }
 
-    /// A JSON body with the configured paths masked; other bodies unchanged.
-    pub fn body(&self, body: &[u8]) -> Vec<u8> {
-        if self.json.is_empty() {
-            return body.to_vec();
-        }
-        let Ok(mut value) = serde_json::from_slice::<Value>(body) else {
-            return body.to_vec();
+    /// A body as it may be stored: decoded, with the configured JSON paths
+    /// masked in JSON and form bodies. What cannot be read safely is masked
+    /// whole: a body that does not decode, or a JSON or form body that does
+    /// not parse while JSON paths are configured.
+    pub fn body(&self, body: &bytes::Bytes, headers: &HeaderMap, limit: usize) -> bytes::Bytes {
+        use crate::compare::decode::{self, BodyKind};
+        let Ok(decoded) = decode::decode(body, headers, limit) else {
+            return self.whole("undecodable body", body).into();
         };
-        let mut path = Vec::new();
-        if self.redact_value(&mut value, &mut path) {
-            serde_json::to_vec(&value).unwrap_or_else(|_| body.to_vec())
-        } else {
-            body.to_vec()
+        if self.json.is_empty() {
+            return decoded;
         }
+        match BodyKind::of(headers, &decoded) {
+            BodyKind::Json => match crate::compare::json::parse(&decoded) {
+                Ok(parsed) => {
+                    let mut value = parsed.value;
+                    self.redact_value(&mut value, &mut Vec::new());
+                    serde_json::to_vec(&value)
+                        .map_or_else(|_| self.whole("body", &decoded).into(), Into::into)
+                }
+                Err(_) => self.whole("unparseable JSON body", &decoded).into(),
+            },
+            BodyKind::Form => {
+                let mut out = form_urlencoded::Serializer::new(String::new());
+                for (key, value) in form_urlencoded::parse(&decoded) {
+                    let secret = self
+                        .json
+                        .iter()
+                        .any(|p| p.matches(&[key.as_ref()]) || p.matches(&[key.as_ref(), "0"]));
+                    let value = if secret {
+                        self.mask(value.as_bytes())
+                    } else {
+                        value.into_owned()
+                    };
+                    out.append_pair(&key, &value);
+                }
+                out.finish().into_bytes().into()
+            }
+            _ => decoded,
+        }
+    }
+
+    /// A stand-in for a whole body that could not be redacted piece by piece.
+    fn whole(&self, what: &str, body: &[u8]) -> Vec<u8> {
+        format!("{what} of {} bytes, {}", body.len(), self.mask(body)).into_bytes()
     }
 
     /// Masks matching members in place; `true` if anything changed.
@@ -209,12 +262,50 @@ mod tests {
         let q = r.query("token=s3cr3t&page=2");
         assert!(!q.contains("s3cr3t") && q.ends_with("&page=2"), "{q}");
 
-        let body = br#"{"user":{"password":"hunter2"},"card":{"number":"4111"},"n":1}"#;
-        let out = String::from_utf8(r.body(body)).unwrap();
+        let json = json_headers("application/json");
+        let body = bytes::Bytes::from_static(
+            br#"{"user":{"password":"hunter2"},"card":{"number":"4111"},"n":1}"#,
+        );
+        let out = String::from_utf8(r.body(&body, &json, 1 << 20).to_vec()).unwrap();
         assert!(
             !out.contains("hunter2") && !out.contains("4111") && out.contains("\"n\":1"),
             "{out}"
         );
+
+        // Python's NaN, forms, bodies that do not parse or decode: nothing leaks.
+        let nan = bytes::Bytes::from_static(br#"{"password":"hunter2","score":NaN}"#);
+        assert!(!String::from_utf8_lossy(&r.body(&nan, &json, 1 << 20)).contains("hunter2"));
+        let form = bytes::Bytes::from_static(b"user=ada&password=hunter2");
+        let out = r.body(
+            &form,
+            &json_headers("application/x-www-form-urlencoded"),
+            1 << 20,
+        );
+        let out = String::from_utf8_lossy(&out);
+        assert!(
+            !out.contains("hunter2") && out.contains("user=ada"),
+            "{out}"
+        );
+        let broken = bytes::Bytes::from_static(br#"{"password":"hunter2""#);
+        assert!(!String::from_utf8_lossy(&r.body(&broken, &json, 1 << 20)).contains("hunter2"));
+        let mut gzip = json_headers("application/json");
+        gzip.insert("content-encoding", HeaderValue::from_static("gzip"));
+        let undecodable = bytes::Bytes::from_static(b"\x1f\x8b not really gzip hunter2");
+        assert!(
+            !String::from_utf8_lossy(&r.body(&undecodable, &gzip, 1 << 20)).contains("hunter2")
+        );
+
+        assert!(!r.query("Token=s3cr3t").contains("s3cr3t"));
+        assert!(!r.query("t%6Fken=s3cr3t").contains("s3cr3t"));
+        let mut location = HeaderMap::new();
+        location.insert("location", HeaderValue::from_static("/cb?token=s3cr3t&x=1"));
+        assert!(!r.headers(&location)[0].1.contains("s3cr3t"));
+    }
+
+    fn json_headers(content_type: &'static str) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        h.insert("content-type", HeaderValue::from_static(content_type));
+        h
     }
 
     #[test]

@@ -57,6 +57,7 @@ impl Server {
                         max_pending: settings.store_queue.get(),
                         flush_every: Duration::from_millis(500),
                         retention: settings.retention,
+                        max_body_bytes: settings.max_body_bytes,
                     },
                     Redactor::new(&settings.redact),
                 );

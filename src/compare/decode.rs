@@ -98,7 +98,7 @@ pub fn decode(body: &Bytes, headers: &HeaderMap, limit: usize) -> Result<Bytes, 
 fn read_bounded(reader: impl Read, limit: usize) -> Result<Vec<u8>, String> {
     let mut out = Vec::new();
     let read = reader
-        .take(limit as u64 + 1)
+        .take((limit as u64).saturating_add(1))
         .read_to_end(&mut out)
         .map_err(|e| e.to_string())?;
     if read > limit {

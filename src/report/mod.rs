@@ -565,7 +565,8 @@ fn curl_command(base: &BackendUrl, m: &crate::store::MismatchRecord) -> String {
     let mut parts = vec![
         "curl".to_string(),
         "-X".into(),
-        m.method.clone(),
+        // Quoted too: any token is a valid method name.
+        shell_quote(&m.method),
         shell_quote(&format!("{base}{target}")),
     ];
     for (name, value) in &m.request.headers {

@@ -14,7 +14,7 @@ use super::{
     Batch, CounterDelta, GroupDelta, LatencyDelta, MismatchRecord, Store, StoredBody,
     StoredMessage, EXEMPLARS_PER_GROUP_HOUR,
 };
-use crate::compare::{compare_responses, decode};
+use crate::compare::compare_responses;
 use crate::exchange::RecordedResponse;
 use crate::outcome::{Comparison, Outcome, SampleInfo};
 use crate::redact::Redactor;
@@ -46,6 +46,8 @@ pub struct WriterConfig {
     pub flush_every: Duration,
     /// Rows older than this are pruned (checked every hour).
     pub retention: Duration,
+    /// Bodies decode to at most this many bytes, as in the live comparison.
+    pub max_body_bytes: usize,
 }
 
 #[derive(Default)]
@@ -189,18 +191,15 @@ impl StoreWriter {
             .target
             .split_once('?')
             .unwrap_or((&request.target, ""));
+        let limit = self.config.max_body_bytes;
         let masked = |response: &RecordedResponse| {
-            let body = decode::decode(&response.body, &response.headers, BODY_CAP.max(1 << 20))
-                .unwrap_or_else(|_| response.body.clone());
             let mut headers = r.header_map(&response.headers);
-            if body != response.body {
-                // The stored body is the decoded one.
-                headers.remove(http::header::CONTENT_ENCODING);
-            }
+            // The stored body is decoded (or a stand-in when it does not decode).
+            headers.remove(http::header::CONTENT_ENCODING);
             RecordedResponse {
                 status: response.status,
+                body: r.body(&response.body, &response.headers, limit),
                 headers,
-                body: r.body(&body).into(),
                 latency: response.latency,
             }
         };
@@ -210,7 +209,7 @@ impl StoreWriter {
             &primary,
             &candidate,
             &c.rules,
-            usize::MAX,
+            limit,
         );
         let message = |response: &RecordedResponse| StoredMessage {
             status: response.status.as_u16(),
@@ -237,7 +236,7 @@ impl StoreWriter {
             request: StoredMessage {
                 status: 0,
                 headers: r.headers(&request.headers),
-                body: StoredBody::capped(&r.body(&request.body), BODY_CAP),
+                body: StoredBody::capped(&r.body(&request.body, &request.headers, limit), BODY_CAP),
             },
             primary: message(&primary),
             candidate: message(&candidate),

@@ -170,7 +170,7 @@ async fn the_api_reports_what_the_proxy_saw() {
         assert_eq!(status, 200);
         let command = curl["candidate"].as_str().unwrap();
         assert!(
-            command.starts_with("curl -X GET 'http://") && command.contains("/users/"),
+            command.starts_with("curl -X 'GET' 'http://") && command.contains("/users/"),
             "{command}"
         );
 

@@ -97,6 +97,7 @@ pub fn router(state: Arc<ReportState>) -> Router {
         .route("/mismatches/{id}/curl", get(curl))
         .route("/openapi.json", get(openapi))
         .fallback(|| async { ApiError::NotFound("no such route".into()) })
+        .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(middleware::from_fn_with_state(state.clone(), require_token));
     Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
@@ -137,6 +138,9 @@ pub enum ApiError {
     /// No such mismatch, group or route.
     #[error("{0}")]
     NotFound(String),
+    /// The route exists, but not for this method.
+    #[error("this route does not take that method")]
+    MethodNotAllowed,
     /// The token is missing or wrong.
     #[error("a valid `Authorization: Bearer <token>` header is required")]
     Unauthorized,
@@ -158,6 +162,9 @@ impl IntoResponse for ApiError {
             ),
             ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found", None),
             ApiError::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized", None),
+            ApiError::MethodNotAllowed => {
+                (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", None)
+            }
             ApiError::NoDatabase => (StatusCode::SERVICE_UNAVAILABLE, "no_database", None),
             ApiError::Store(e) => {
                 let mut chain = e.to_string();
@@ -235,7 +242,11 @@ impl Params {
             return Ok(Some(ms));
         }
         match value.parse::<HumanDuration>() {
-            Ok(ago) => Ok(Some(now_ms() - ago.0.as_millis() as i64)),
+            Ok(ago) => i64::try_from(ago.0.as_millis())
+                .ok()
+                .and_then(|ago| now_ms().checked_sub(ago))
+                .map(Some)
+                .ok_or_else(|| bad(name, format!("`{name}` reaches before any time that can be stored; got {value:?}"))),
             Err(_) => Err(bad(name, format!("`{name}` must be an RFC 3339 time (2026-01-01T00:00:00Z) or a duration (15m, 2h, 7d); got {value:?}"))),
         }
     }

@@ -331,6 +331,14 @@ impl SqlStore {
             options = options.max_connections(1);
         }
         let pool = options.connect(&url.url).await.map_err(connect_error)?;
+        if url.backend == Backend::Sqlite {
+            // With a write-ahead log, the report API's reads do not hold up
+            // the writer's commits (the mode is kept in the file).
+            sqlx::query("PRAGMA journal_mode=WAL")
+                .execute(&pool)
+                .await
+                .map_err(connect_error)?;
+        }
         Ok(SqlStore {
             pool,
             backend: url.backend,
@@ -359,6 +367,12 @@ impl SqlStore {
     }
 
     async fn write_batch(&self, instance: &str, batch: &Batch) -> Result<(), StoreError> {
+        // Rows shared between instances (groups, exemplar quotas) are touched
+        // in one order everywhere, so two writers cannot deadlock on them.
+        let mut groups: Vec<&GroupDelta> = batch.groups.iter().collect();
+        groups.sort_by(|a, b| a.fingerprint.cmp(&b.fingerprint));
+        let mut mismatches: Vec<&MismatchRecord> = batch.mismatches.iter().collect();
+        mismatches.sort_by(|a, b| (&a.fingerprint, a.at_ms).cmp(&(&b.fingerprint, b.at_ms)));
         let mut tx = self.pool.begin().await?;
         let counter = self.sql(
             "INSERT INTO counters (minute, endpoint, outcome, instance, count) VALUES ($1, $2, $3, $4, $5) \
@@ -396,7 +410,7 @@ impl SqlStore {
              last_seen = CASE WHEN excluded.last_seen > mismatch_groups.last_seen THEN excluded.last_seen ELSE mismatch_groups.last_seen END, \
              count = mismatch_groups.count + excluded.count",
         );
-        for g in &batch.groups {
+        for g in groups {
             let paths = serde_json::to_string(&g.paths).unwrap_or_else(|_| "[]".into());
             sqlx::query(&group)
                 .bind(&g.fingerprint)
@@ -418,7 +432,7 @@ impl SqlStore {
              candidate_status, candidate_headers, candidate_body, candidate_truncated, verdict) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)",
         );
-        for m in &batch.mismatches {
+        for m in mismatches {
             let used: i64 = sqlx::query(&quota)
                 .bind(&m.fingerprint)
                 .bind(m.at_ms.div_euclid(3_600_000))

@@ -210,12 +210,18 @@ async fn the_api_requires_its_token_and_names_bad_parameters() {
         ("/api/v1/groups?status=closed", "status"),
         ("/api/v1/summary?sinse=1h", "sinse"),
         ("/api/v1/mismatches/abc", "id"),
+        ("/api/v1/summary?since=9223372036854776s", "since"),
     ] {
         let (status, body) = api.get(path).await;
         assert_eq!(status, 400, "{path}: {body}");
         assert_eq!(body["error"]["parameter"], parameter, "{path}: {body}");
         assert!(!body.to_string().contains("SELECT"), "{path}: {body}");
     }
+    let (status, body) = api.get("/api/v1/groups/abc").await;
+    assert_eq!(
+        (status, &body["error"]["code"]),
+        (405, &json!("method_not_allowed"))
+    );
     let (status, body) = api.get("/api/v1/mismatches/999999").await;
     assert_eq!((status, &body["error"]["code"]), (404, &json!("not_found")));
     let (status, doc) = api.get("/api/v1/openapi.json").await;

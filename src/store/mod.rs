@@ -207,7 +207,45 @@ pub struct Batch {
     pub lost: Vec<(i64, i64)>,
 }
 
+/// Moves `items` into the chunks, starting a new chunk every `max` rows.
+fn spread<T>(
+    items: Vec<T>,
+    chunks: &mut Vec<Batch>,
+    rows: &mut usize,
+    max: usize,
+    field: fn(&mut Batch) -> &mut Vec<T>,
+) {
+    for item in items {
+        if *rows == max {
+            chunks.push(Batch::default());
+            *rows = 0;
+        }
+        let last = chunks.last_mut().expect("at least one chunk");
+        field(last).push(item);
+        *rows += 1;
+    }
+}
+
 impl Batch {
+    /// The same rows in batches of at most `max_rows`, oldest kinds first:
+    /// a long backlog is written in transactions that each can finish.
+    pub fn into_chunks(self, max_rows: usize) -> Vec<Batch> {
+        let max = max_rows.max(1);
+        let (mut chunks, mut rows) = (vec![Batch::default()], 0);
+        spread(self.counters, &mut chunks, &mut rows, max, |b| {
+            &mut b.counters
+        });
+        spread(self.latencies, &mut chunks, &mut rows, max, |b| {
+            &mut b.latencies
+        });
+        spread(self.groups, &mut chunks, &mut rows, max, |b| &mut b.groups);
+        spread(self.mismatches, &mut chunks, &mut rows, max, |b| {
+            &mut b.mismatches
+        });
+        spread(self.lost, &mut chunks, &mut rows, max, |b| &mut b.lost);
+        chunks
+    }
+
     pub fn is_empty(&self) -> bool {
         self.counters.is_empty()
             && self.latencies.is_empty()
@@ -786,6 +824,31 @@ impl Store for SqlStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn chunks_keep_every_row_once() {
+        let batch = Batch {
+            counters: (0..5)
+                .map(|i| CounterDelta {
+                    minute: i,
+                    endpoint: "e".into(),
+                    outcome: "matched".into(),
+                    count: 1,
+                })
+                .collect(),
+            lost: vec![(1, 2), (2, 3)],
+            ..Batch::default()
+        };
+        let chunks = batch.into_chunks(3);
+        assert_eq!(chunks.len(), 3);
+        assert_eq!(
+            chunks
+                .iter()
+                .map(|c| c.counters.len() + c.lost.len())
+                .collect::<Vec<_>>(),
+            vec![3, 3, 1]
+        );
+    }
 
     #[test]
     fn urls_are_checked_and_passwords_hidden() {

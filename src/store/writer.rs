@@ -19,6 +19,9 @@ use crate::exchange::RecordedResponse;
 use crate::outcome::{Comparison, Outcome, SampleInfo};
 use crate::redact::Redactor;
 
+/// Rows written in one transaction at most.
+pub const CHUNK_ROWS: usize = 2_000;
+
 /// Bodies are stored up to this many bytes each, with a truncated flag.
 pub const BODY_CAP: usize = 256 * 1024;
 
@@ -429,28 +432,32 @@ impl StoreWriter {
         }
     }
 
-    /// Writes what is pending now, in one batch.
+    /// Writes what is pending now, in chunks of [`CHUNK_ROWS`]; what could
+    /// not be written goes back to wait for the next try.
     pub async fn flush(&self, store: &dyn Store) -> Result<(), super::StoreError> {
         let batch = self.take_batch();
         if batch.is_empty() {
             return Ok(());
         }
-        let written = tokio::time::timeout(
-            Duration::from_secs(30),
-            store.write(&self.config.instance, &batch),
-        )
-        .await;
-        match written {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(e)) => {
-                self.put_back(batch);
-                Err(e)
+        let mut chunks = batch.into_chunks(CHUNK_ROWS).into_iter();
+        while let Some(chunk) = chunks.next() {
+            let written = tokio::time::timeout(
+                Duration::from_secs(30),
+                store.write(&self.config.instance, &chunk),
+            )
+            .await;
+            let error = match written {
+                Ok(Ok(())) => continue,
+                Ok(Err(e)) => e,
+                Err(_) => super::StoreError::Query(sqlx::Error::PoolTimedOut),
+            };
+            self.put_back(chunk);
+            for rest in chunks {
+                self.put_back(rest);
             }
-            Err(_) => {
-                self.put_back(batch);
-                Err(super::StoreError::Query(sqlx::Error::PoolTimedOut))
-            }
+            return Err(error);
         }
+        Ok(())
     }
 
     /// Exemplars lost so far and not yet written as lost.

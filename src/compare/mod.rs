@@ -26,6 +26,9 @@ use decode::BodyKind;
 use headers::HeaderDiff;
 pub use rules::{CompareConfig, Rules};
 
+/// Patches are cut to this many operations (and say so in the fingerprint).
+const MAX_PATCH_OPERATIONS: usize = 1_000;
+
 /// Text diffs longer than this are cut, at a line end.
 const TEXT_DIFF_LIMIT: usize = 64 * 1024;
 
@@ -183,6 +186,9 @@ struct BodyComparison {
     paths: Vec<String>,
     /// What the fingerprint should say about a body that could not be diffed structurally.
     summary: Option<String>,
+    /// Generalised paths of arrays whose lengths differ: how their elements
+    /// shifted depends on the data, so the fingerprint names the array instead.
+    resized: BTreeSet<String>,
 }
 
 impl Default for BodyComparison {
@@ -193,6 +199,7 @@ impl Default for BodyComparison {
             text_diff: None,
             paths: Vec::new(),
             summary: None,
+            resized: BTreeSet::new(),
         }
     }
 }
@@ -309,15 +316,50 @@ fn compare_structured(p: Value, c: Value, rules: &Rules) -> BodyComparison {
     if p == c {
         return BodyComparison::default();
     }
-    let patch = json_patch::diff(&p, &c);
+    let mut patch = json_patch::diff(&p, &c);
+    // Two long arrays shifted by one differ everywhere: keep the verdict small.
+    let truncated = patch.0.len() > MAX_PATCH_OPERATIONS;
+    patch.0.truncate(MAX_PATCH_OPERATIONS);
     let paths: Vec<String> = patch.0.iter().map(|op| op.path().to_string()).collect();
+    let mut resized = BTreeSet::new();
+    resized_arrays(&p, &c, &mut String::new(), &mut resized);
     let pretty = |v: &Value| serde_json::to_string_pretty(v).unwrap_or_default();
     BodyComparison {
         equal: false,
         text_diff: Some(text_diff(&pretty(&p), &pretty(&c))),
         patch: Some(patch),
         paths,
-        summary: None,
+        summary: truncated.then(|| "patch truncated".to_string()),
+        resized,
+    }
+}
+
+/// Collects the generalised paths of arrays whose lengths differ.
+fn resized_arrays(p: &Value, c: &Value, at: &mut String, out: &mut BTreeSet<String>) {
+    match (p, c) {
+        (Value::Array(a), Value::Array(b)) if a.len() != b.len() => {
+            out.insert(generalise_path(at));
+        }
+        (Value::Array(a), Value::Array(b)) => {
+            for (i, (x, y)) in a.iter().zip(b).enumerate() {
+                let len = at.len();
+                at.push_str(&format!("/{i}"));
+                resized_arrays(x, y, at, out);
+                at.truncate(len);
+            }
+        }
+        (Value::Object(a), Value::Object(b)) => {
+            for (key, x) in a {
+                if let Some(y) = b.get(key) {
+                    let len = at.len();
+                    at.push('/');
+                    at.push_str(&key.replace('~', "~0").replace('/', "~1"));
+                    resized_arrays(x, y, at, out);
+                    at.truncate(len);
+                }
+            }
+        }
+        _ => {}
     }
 }
 
@@ -386,7 +428,16 @@ fn fingerprint(
                 json_patch::PatchOperation::Copy(_) => "copy",
                 json_patch::PatchOperation::Test(_) => "test",
             };
-            parts.insert(format!("{name} {}", generalise_path(op.path().as_str())));
+            let path = generalise_path(op.path().as_str());
+            // Under a resized array, which elements shifted is data, not the bug.
+            match body
+                .resized
+                .iter()
+                .find(|r| path == **r || path.starts_with(&format!("{r}/")))
+            {
+                Some(array) => parts.insert(format!("resize {array}")),
+                None => parts.insert(format!("{name} {path}")),
+            };
         }
     }
     if let Some(summary) = &body.summary {
@@ -441,6 +492,43 @@ mod tests {
             10 * 1024 * 1024,
         );
         assert!(same.matched && same.byte_equal);
+    }
+
+    #[test]
+    fn one_missing_element_is_one_group_wherever_it_was() {
+        let list = r#"{"items":[{"id":1,"s":"paid","t":5},{"id":2,"s":"paid","t":7},{"id":3,"s":"open","t":7},{"id":4,"s":"open","t":9}]}"#;
+        let without = |drop: usize| {
+            let mut v: Value = serde_json::from_str(list).unwrap();
+            v["items"].as_array_mut().unwrap().remove(drop);
+            json(v.to_string().into_bytes())
+        };
+        let primary = json(list.as_bytes().to_vec());
+        let prints: BTreeSet<String> = (0..4)
+            .map(|i| {
+                compare_responses("GET /l", &primary, &without(i), &Rules::default(), 1 << 20)
+                    .fingerprint
+                    .unwrap()
+            })
+            .collect();
+        assert_eq!(prints.len(), 1, "{prints:?}");
+        // A changed field, with no element missing, is another group.
+        let changed = json(list.replace("\"t\":9", "\"t\":10").into_bytes());
+        let other = compare_responses("GET /l", &primary, &changed, &Rules::default(), 1 << 20)
+            .fingerprint
+            .unwrap();
+        assert!(!prints.contains(&other));
+    }
+
+    #[test]
+    fn huge_patches_are_cut_and_say_so() {
+        let a: Vec<u32> = (0..5_000).collect();
+        let b: Vec<u32> = (1..5_001).collect();
+        let (p, c) = (
+            json(serde_json::to_vec(&a).unwrap()),
+            json(serde_json::to_vec(&b).unwrap()),
+        );
+        let verdict = compare_responses("GET /l", &p, &c, &Rules::default(), 1 << 20);
+        assert_eq!(verdict.patch.unwrap().0.len(), MAX_PATCH_OPERATIONS);
     }
 
     #[test]

@@ -24,7 +24,9 @@ use tokio::sync::OnceCell;
 use crate::compare::instant::{format_millis, parse_millis};
 use crate::config::{BackendUrl, HumanDuration};
 use crate::store::writer::bucket_upper_bound;
-use crate::store::{DatabaseUrl, MismatchFilter, SqlStore, Store, StoreError, Window};
+use crate::store::{
+    DatabaseUrl, MismatchFilter, SqlStore, Store, StoreError, StoredMismatch, Window,
+};
 use types::*;
 
 /// The OpenAPI 3 description of this API.
@@ -528,34 +530,31 @@ fn id_of(raw: &str) -> Result<i64, ApiError> {
     })
 }
 
-async fn mismatch(
-    State(state): State<Arc<ReportState>>,
-    Path(id): Path<String>,
-) -> Result<Json<MismatchDetail>, ApiError> {
-    let id = id_of(&id)?;
-    let found = state
+/// The stored mismatch a path's `{id}` names, or the error to answer with.
+async fn stored_mismatch(state: &ReportState, raw_id: &str) -> Result<StoredMismatch, ApiError> {
+    let id = id_of(raw_id)?;
+    state
         .store()
         .await?
         .mismatch(id)
         .await
-        .map_err(ApiError::Store)?;
-    found
-        .map(|m| Json(MismatchDetail::from(&m)))
+        .map_err(ApiError::Store)?
         .ok_or_else(|| ApiError::NotFound(format!("no mismatch {id}")))
+}
+
+async fn mismatch(
+    State(state): State<Arc<ReportState>>,
+    Path(id): Path<String>,
+) -> Result<Json<MismatchDetail>, ApiError> {
+    let m = stored_mismatch(&state, &id).await?;
+    Ok(Json(MismatchDetail::from(&m)))
 }
 
 async fn curl(
     State(state): State<Arc<ReportState>>,
     Path(id): Path<String>,
 ) -> Result<Json<CurlCommands>, ApiError> {
-    let id = id_of(&id)?;
-    let m = state
-        .store()
-        .await?
-        .mismatch(id)
-        .await
-        .map_err(ApiError::Store)?
-        .ok_or_else(|| ApiError::NotFound(format!("no mismatch {id}")))?;
+    let m = stored_mismatch(&state, &id).await?;
     Ok(Json(CurlCommands {
         primary: curl_command(&state.primary, &m.record),
         candidate: curl_command(&state.candidate, &m.record),

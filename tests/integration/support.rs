@@ -423,43 +423,33 @@ impl ThrowawayPostgres {
         );
     }
 
-    fn run(&self, program: &str, args: &[&str]) {
+    /// One of PostgreSQL's programs, run as the postgres user when we are
+    /// root (the server refuses to run as root).
+    fn command(&self, program: &str, args: &[&str]) -> Command {
         let program = self.bin.join(program);
-        let status = if running_as_root() {
-            Command::new("runuser")
-                .args(["-u", "postgres", "--"])
-                .arg(&program)
-                .args(args)
-                .stdout(std::process::Stdio::null())
-                .status()
+        let mut command = if running_as_root() {
+            let mut c = Command::new("runuser");
+            c.args(["-u", "postgres", "--"]).arg(program);
+            c
         } else {
-            Command::new(&program)
-                .args(args)
-                .stdout(std::process::Stdio::null())
-                .status()
+            Command::new(program)
         };
-        assert!(
-            status.unwrap().success(),
-            "{} {args:?} failed",
-            program.display()
-        );
+        command.args(args).stdout(std::process::Stdio::null());
+        command
+    }
+
+    fn run(&self, program: &str, args: &[&str]) {
+        let status = self.command(program, args).status();
+        assert!(status.unwrap().success(), "{program} {args:?} failed");
     }
 }
 
 impl Drop for ThrowawayPostgres {
     fn drop(&mut self) {
         let data = self.dir.path().join("data");
-        let program = self.bin.join("pg_ctl");
-        let args = ["-D", data.to_str().unwrap(), "-m", "immediate", "stop"];
-        let _ = if running_as_root() {
-            Command::new("runuser")
-                .args(["-u", "postgres", "--"])
-                .arg(&program)
-                .args(args)
-                .output()
-        } else {
-            Command::new(&program).args(args).output()
-        };
+        let stop = ["-D", data.to_str().unwrap(), "-m", "immediate", "stop"];
+        // Best effort: a stop that fails leaves nothing worse than a temp dir.
+        let _ = self.command("pg_ctl", &stop).output();
     }
 }
 

@@ -90,7 +90,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             ..Batch::default()
         };
         let t = Instant::now();
-        store.write("bench", &batch).await?;
+        store.write("bench", "", &batch).await?;
         latencies.push(t.elapsed());
         written += batch_size;
     }

@@ -54,6 +54,7 @@ impl Server {
                 let writer = StoreWriter::new(
                     WriterConfig {
                         instance: settings.instance.clone(),
+                        run: String::new(),
                         max_pending: settings.store_queue.get(),
                         flush_every: Duration::from_millis(500),
                         retention: settings.retention,

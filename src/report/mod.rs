@@ -309,7 +309,8 @@ fn tally(outcomes: &BTreeMap<String, i64>) -> Totals {
         parity: (judged > 0).then(|| matched as f64 / judged as f64),
         outcomes: outcomes
             .iter()
-            .filter(|(k, _)| !k.ends_with("_5xx"))
+            // Error-rate and per-group counters are not outcomes.
+            .filter(|(k, _)| !k.ends_with("_5xx") && !k.starts_with("group/"))
             .map(|(k, v)| (k.clone(), *v))
             .collect(),
     }
@@ -342,11 +343,12 @@ async fn summary(
     State(state): State<Arc<ReportState>>,
     Query(raw): Query<HashMap<String, String>>,
 ) -> Result<Json<Summary>, ApiError> {
-    let params = Params::new(raw, &["since", "until", "endpoint"])?;
+    let params = Params::new(raw, &["since", "until", "endpoint", "run"])?;
     let window = params.window()?;
+    let run = params.text("run").unwrap_or("");
     let store = state.store().await?;
     let counts = store
-        .counts(window, params.text("endpoint"))
+        .counts(window, run, params.text("endpoint"))
         .await
         .map_err(ApiError::Store)?;
     let mut all = BTreeMap::new();
@@ -365,13 +367,13 @@ async fn summary(
             latency_ms: Latencies {
                 primary: percentiles(
                     &store
-                        .latency(window, &c.endpoint, "primary")
+                        .latency(window, run, &c.endpoint, "primary")
                         .await
                         .map_err(ApiError::Store)?,
                 ),
                 candidate: percentiles(
                     &store
-                        .latency(window, &c.endpoint, "candidate")
+                        .latency(window, run, &c.endpoint, "candidate")
                         .await
                         .map_err(ApiError::Store)?,
                 ),
@@ -400,12 +402,12 @@ async fn endpoints(
     State(state): State<Arc<ReportState>>,
     Query(raw): Query<HashMap<String, String>>,
 ) -> Result<Json<Vec<EndpointTotals>>, ApiError> {
-    let params = Params::new(raw, &["since", "until"])?;
+    let params = Params::new(raw, &["since", "until", "run"])?;
     let window = params.window()?;
     let counts = state
         .store()
         .await?
-        .counts(window, None)
+        .counts(window, params.text("run").unwrap_or(""), None)
         .await
         .map_err(ApiError::Store)?;
     Ok(Json(
@@ -497,11 +499,12 @@ async fn mismatches(
 ) -> Result<Json<MismatchPage>, ApiError> {
     let params = Params::new(
         raw,
-        &["endpoint", "fingerprint", "since", "limit", "cursor"],
+        &["endpoint", "fingerprint", "since", "limit", "cursor", "run"],
     )?;
     let limit = params.number("limit", 1..=500)?.unwrap_or(50);
     let cursor = params.number("cursor", 1..=i64::MAX)?;
     let filter = MismatchFilter {
+        run: Some(params.text("run").unwrap_or("")),
         endpoint: params.text("endpoint"),
         fingerprint: params.text("fingerprint"),
         since_ms: params.time("since")?,

@@ -162,6 +162,8 @@ pub struct MismatchRecord {
 pub struct StoredMismatch {
     pub id: i64,
     pub instance: String,
+    /// The replay run it came from; empty for live traffic.
+    pub run: String,
     #[serde(flatten)]
     pub record: MismatchRecord,
 }
@@ -286,6 +288,8 @@ pub struct Window {
 /// Which mismatches to list.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct MismatchFilter<'a> {
+    /// A replay run's id; `Some("")` is live traffic only, `None` everything.
+    pub run: Option<&'a str>,
     pub endpoint: Option<&'a str>,
     pub fingerprint: Option<&'a str>,
     pub since_ms: Option<i64>,
@@ -301,21 +305,31 @@ pub trait Store: Send + Sync {
     fn write<'a>(
         &'a self,
         instance: &'a str,
+        run: &'a str,
         batch: &'a Batch,
     ) -> BoxFuture<'a, Result<(), StoreError>>;
     /// Outcome counts per endpoint over a window.
     fn counts<'a>(
         &'a self,
         window: Window,
+        run: &'a str,
         endpoint: Option<&'a str>,
     ) -> BoxFuture<'a, Result<Vec<EndpointCounts>, StoreError>>;
     /// Latency histogram (bucket → count) of one side, over a window.
     fn latency<'a>(
         &'a self,
         window: Window,
+        run: &'a str,
         endpoint: &'a str,
         side: &'a str,
     ) -> BoxFuture<'a, Result<Vec<(i64, i64)>, StoreError>>;
+    /// Mismatches per endpoint over a window that belong to groups triaged
+    /// as `expected`.
+    fn expected<'a>(
+        &'a self,
+        window: Window,
+        run: &'a str,
+    ) -> BoxFuture<'a, Result<Vec<(String, i64)>, StoreError>>;
     /// Groups, most frequent first.
     fn groups<'a>(
         &'a self,
@@ -404,7 +418,12 @@ impl SqlStore {
         }
     }
 
-    async fn write_batch(&self, instance: &str, batch: &Batch) -> Result<(), StoreError> {
+    async fn write_batch(
+        &self,
+        instance: &str,
+        run: &str,
+        batch: &Batch,
+    ) -> Result<(), StoreError> {
         // Rows shared between instances (groups, exemplar quotas) are touched
         // in one order everywhere, so two writers cannot deadlock on them.
         let mut groups: Vec<&GroupDelta> = batch.groups.iter().collect();
@@ -413,8 +432,8 @@ impl SqlStore {
         mismatches.sort_by(|a, b| (&a.fingerprint, a.at_ms).cmp(&(&b.fingerprint, b.at_ms)));
         let mut tx = self.pool.begin().await?;
         let counter = self.sql(
-            "INSERT INTO counters (minute, endpoint, outcome, instance, count) VALUES ($1, $2, $3, $4, $5) \
-             ON CONFLICT (minute, endpoint, outcome, instance) DO UPDATE SET count = counters.count + excluded.count",
+            "INSERT INTO counters (minute, endpoint, outcome, instance, count, run) VALUES ($1, $2, $3, $4, $5, $6) \
+             ON CONFLICT (run, minute, endpoint, outcome, instance) DO UPDATE SET count = counters.count + excluded.count",
         );
         for c in &batch.counters {
             sqlx::query(&counter)
@@ -423,12 +442,13 @@ impl SqlStore {
                 .bind(&c.outcome)
                 .bind(instance)
                 .bind(c.count)
+                .bind(run)
                 .execute(&mut *tx)
                 .await?;
         }
         let latency = self.sql(
-            "INSERT INTO latencies (minute, endpoint, side, bucket, instance, count) VALUES ($1, $2, $3, $4, $5, $6) \
-             ON CONFLICT (minute, endpoint, side, bucket, instance) DO UPDATE SET count = latencies.count + excluded.count",
+            "INSERT INTO latencies (minute, endpoint, side, bucket, instance, count, run) VALUES ($1, $2, $3, $4, $5, $6, $7) \
+             ON CONFLICT (run, minute, endpoint, side, bucket, instance) DO UPDATE SET count = latencies.count + excluded.count",
         );
         for l in &batch.latencies {
             sqlx::query(&latency)
@@ -438,6 +458,7 @@ impl SqlStore {
                 .bind(l.bucket)
                 .bind(instance)
                 .bind(l.count)
+                .bind(run)
                 .execute(&mut *tx)
                 .await?;
         }
@@ -467,8 +488,8 @@ impl SqlStore {
         let insert = self.sql(
             "INSERT INTO mismatches (at, instance, endpoint, fingerprint, method, path, query, \
              request_headers, request_body, request_truncated, primary_status, primary_headers, primary_body, primary_truncated, \
-             candidate_status, candidate_headers, candidate_body, candidate_truncated, verdict) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)",
+             candidate_status, candidate_headers, candidate_body, candidate_truncated, verdict, run) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20)",
         );
         for m in mismatches {
             let used: i64 = sqlx::query(&quota)
@@ -500,6 +521,7 @@ impl SqlStore {
                 .bind(m.candidate.body.bytes.clone())
                 .bind(i64::from(m.candidate.body.truncated))
                 .bind(m.verdict.to_string())
+                .bind(run)
                 .execute(&mut *tx)
                 .await?;
         }
@@ -522,17 +544,19 @@ impl SqlStore {
     async fn read_counts(
         &self,
         window: Window,
+        run: &str,
         endpoint: Option<&str>,
     ) -> Result<Vec<EndpointCounts>, StoreError> {
         let sql = self.sql(
             "SELECT endpoint, outcome, CAST(SUM(count) AS BIGINT) FROM counters \
-             WHERE minute >= $1 AND minute < $2 AND ($3 = '' OR endpoint = $3) \
+             WHERE run = $4 AND minute >= $1 AND minute < $2 AND ($3 = '' OR endpoint = $3) \
              GROUP BY endpoint, outcome ORDER BY endpoint, outcome",
         );
         let rows = sqlx::query(&sql)
             .bind(window.since_ms.div_euclid(60_000))
             .bind(ceil_div(window.until_ms, 60_000))
             .bind(endpoint.unwrap_or(""))
+            .bind(run)
             .fetch_all(&self.pool)
             .await?;
         let mut out: Vec<EndpointCounts> = Vec::new();
@@ -555,18 +579,44 @@ impl SqlStore {
     async fn read_latency(
         &self,
         window: Window,
+        run: &str,
         endpoint: &str,
         side: &str,
     ) -> Result<Vec<(i64, i64)>, StoreError> {
         let sql = self.sql(
             "SELECT bucket, CAST(SUM(count) AS BIGINT) FROM latencies \
-             WHERE minute >= $1 AND minute < $2 AND endpoint = $3 AND side = $4 GROUP BY bucket ORDER BY bucket",
+             WHERE run = $5 AND minute >= $1 AND minute < $2 AND endpoint = $3 AND side = $4 GROUP BY bucket ORDER BY bucket",
         );
         let rows = sqlx::query(&sql)
             .bind(window.since_ms.div_euclid(60_000))
             .bind(ceil_div(window.until_ms, 60_000))
             .bind(endpoint)
             .bind(side)
+            .bind(run)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
+            .collect()
+    }
+
+    async fn read_expected(
+        &self,
+        window: Window,
+        run: &str,
+    ) -> Result<Vec<(String, i64)>, StoreError> {
+        // The writer counts each group's occurrences per minute as outcome
+        // `group/<fingerprint>`, beside `mismatched`.
+        let sql = self.sql(
+            "SELECT c.endpoint, CAST(SUM(c.count) AS BIGINT) FROM counters c \
+             JOIN mismatch_groups g ON c.outcome = 'group/' || g.fingerprint \
+             WHERE c.run = $3 AND c.minute >= $1 AND c.minute < $2 AND g.status = 'expected' \
+             GROUP BY c.endpoint ORDER BY c.endpoint",
+        );
+        let rows = sqlx::query(&sql)
+            .bind(window.since_ms.div_euclid(60_000))
+            .bind(ceil_div(window.until_ms, 60_000))
+            .bind(run)
             .fetch_all(&self.pool)
             .await?;
         rows.iter()
@@ -625,7 +675,7 @@ impl SqlStore {
 
     const MISMATCH_COLUMNS: &'static str = "id, instance, at, endpoint, fingerprint, method, path, query, \
         request_headers, request_body, request_truncated, primary_status, primary_headers, primary_body, primary_truncated, \
-        candidate_status, candidate_headers, candidate_body, candidate_truncated, verdict";
+        candidate_status, candidate_headers, candidate_body, candidate_truncated, verdict, run";
 
     async fn read_mismatches(
         &self,
@@ -636,7 +686,7 @@ impl SqlStore {
         // Keyset pagination on the id: stable while new rows arrive.
         let sql = format!(
             "SELECT {} FROM mismatches WHERE ($1 = '' OR endpoint = $1) AND ($2 = '' OR fingerprint = $2) AND id < $3 \
-             AND at >= $4 ORDER BY id DESC LIMIT $5",
+             AND at >= $4 AND ($6 = 0 OR run = $7) ORDER BY id DESC LIMIT $5",
             Self::MISMATCH_COLUMNS
         );
         let sql = match self.backend {
@@ -649,6 +699,8 @@ impl SqlStore {
             .bind(before.unwrap_or(i64::MAX))
             .bind(filter.since_ms.unwrap_or(i64::MIN))
             .bind(limit)
+            .bind(i64::from(filter.run.is_some()))
+            .bind(filter.run.unwrap_or(""))
             .fetch_all(&self.pool)
             .await?;
         rows.iter().map(mismatch_from_row).collect()
@@ -749,6 +801,7 @@ fn mismatch_from_row(r: &AnyRow) -> Result<StoredMismatch, StoreError> {
     Ok(StoredMismatch {
         id: r.try_get(0)?,
         instance: r.try_get(1)?,
+        run: r.try_get(20)?,
         record: MismatchRecord {
             at_ms: r.try_get(2)?,
             endpoint: r.try_get(3)?,
@@ -768,24 +821,34 @@ impl Store for SqlStore {
     fn write<'a>(
         &'a self,
         instance: &'a str,
+        run: &'a str,
         batch: &'a Batch,
     ) -> BoxFuture<'a, Result<(), StoreError>> {
-        Box::pin(self.write_batch(instance, batch))
+        Box::pin(self.write_batch(instance, run, batch))
     }
     fn counts<'a>(
         &'a self,
         window: Window,
+        run: &'a str,
         endpoint: Option<&'a str>,
     ) -> BoxFuture<'a, Result<Vec<EndpointCounts>, StoreError>> {
-        Box::pin(self.read_counts(window, endpoint))
+        Box::pin(self.read_counts(window, run, endpoint))
     }
     fn latency<'a>(
         &'a self,
         window: Window,
+        run: &'a str,
         endpoint: &'a str,
         side: &'a str,
     ) -> BoxFuture<'a, Result<Vec<(i64, i64)>, StoreError>> {
-        Box::pin(self.read_latency(window, endpoint, side))
+        Box::pin(self.read_latency(window, run, endpoint, side))
+    }
+    fn expected<'a>(
+        &'a self,
+        window: Window,
+        run: &'a str,
+    ) -> BoxFuture<'a, Result<Vec<(String, i64)>, StoreError>> {
+        Box::pin(self.read_expected(window, run))
     }
     fn groups<'a>(
         &'a self,

@@ -43,6 +43,8 @@ pub fn bucket_upper_bound(bucket: i64) -> Duration {
 pub struct WriterConfig {
     /// Names this instance in every row it writes.
     pub instance: String,
+    /// The replay run every row belongs to; empty for live traffic.
+    pub run: String,
     /// Exemplars waiting to be written at most; beyond, they are lost and counted.
     pub max_pending: usize,
     /// How often pending data is written.
@@ -155,6 +157,11 @@ impl StoreWriter {
                         });
                     group.count += 1;
                     group.last_seen = group.last_seen.max(at);
+                    // Per-minute group counts let the gate leave out groups
+                    // triaged as expected, over any window.
+                    *p.counters
+                        .entry((minute, endpoint.to_string(), format!("group/{fingerprint}")))
+                        .or_default() += 1;
                     // Past the hourly cap a mismatch is only counted: a storm
                     // costs no redaction, no second comparison, no memory.
                     let used = p
@@ -443,7 +450,7 @@ impl StoreWriter {
         while let Some(chunk) = chunks.next() {
             let written = tokio::time::timeout(
                 Duration::from_secs(30),
-                store.write(&self.config.instance, &chunk),
+                store.write(&self.config.instance, &self.config.run, &chunk),
             )
             .await;
             let error = match written {

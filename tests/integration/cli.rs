@@ -243,7 +243,7 @@ async fn sigterm_finishes_requests_drains_and_exits_0() {
         since_ms: 0,
         until_ms: i64::MAX / 2,
     };
-    let counts = shadowdiff::store::Store::counts(&store, window, None)
+    let counts = shadowdiff::store::Store::counts(&store, window, "", None)
         .await
         .unwrap();
     assert_eq!(counts[0].outcomes.get("matched"), Some(&1), "{counts:?}");

@@ -174,7 +174,7 @@ async fn what_the_proxy_saw_is_stored_exactly_and_without_secrets() {
         proxy.stop().await;
 
         let store = SqlStore::connect(&db.url).await.unwrap();
-        let counts = store.counts(all_time(), None).await.unwrap();
+        let counts = store.counts(all_time(), "", None).await.unwrap();
         let users = counts
             .iter()
             .find(|c| c.endpoint == "GET /users/{id}")
@@ -226,7 +226,7 @@ async fn what_the_proxy_saw_is_stored_exactly_and_without_secrets() {
         assert_eq!(stored[0].record.query.split('&').nth(1), Some("page=1"));
 
         let latency = store
-            .latency(all_time(), "GET /users/{id}", "candidate")
+            .latency(all_time(), "", "GET /users/{id}", "candidate")
             .await
             .unwrap();
         assert_eq!(
@@ -270,7 +270,7 @@ async fn two_instances_add_up_in_one_database_and_a_restart_keeps_everything() {
 
         let store = SqlStore::connect(&db.url).await.unwrap();
         let counts = store
-            .counts(all_time(), Some("GET /users/{id}"))
+            .counts(all_time(), "", Some("GET /users/{id}"))
             .await
             .unwrap();
         assert_eq!(
@@ -339,7 +339,7 @@ async fn the_database_going_away_costs_clients_nothing_and_losses_are_counted() 
 
     let store = wait_for_counts(&url, 16).await;
     let counts = store
-        .counts(all_time(), Some("GET /users/{id}"))
+        .counts(all_time(), "", Some("GET /users/{id}"))
         .await
         .unwrap();
     assert_eq!(counts[0].outcomes.get("mismatched"), Some(&8), "{counts:?}");
@@ -358,7 +358,7 @@ async fn the_database_going_away_costs_clients_nothing_and_losses_are_counted() 
 async fn wait_for_counts(url: &shadowdiff::store::DatabaseUrl, n: i64) -> SqlStore {
     for _ in 0..600 {
         if let Ok(store) = SqlStore::connect(url).await {
-            if let Ok(counts) = store.counts(all_time(), None).await {
+            if let Ok(counts) = store.counts(all_time(), "", None).await {
                 let compared: i64 = counts
                     .iter()
                     .flat_map(|c| c.outcomes.iter())

@@ -80,11 +80,12 @@ async fn counts_from_several_instances_add_up() {
             ],
             ..Batch::default()
         };
-        store.write("one", &batch).await.unwrap();
-        store.write("two", &batch).await.unwrap();
+        store.write("one", "", &batch).await.unwrap();
+        store.write("two", "", &batch).await.unwrap();
         store
             .write(
                 "one",
+                "",
                 &Batch {
                     counters: vec![counter(0, "GET /a", "matched", 1)],
                     ..Batch::default()
@@ -92,7 +93,7 @@ async fn counts_from_several_instances_add_up() {
             )
             .await
             .unwrap();
-        let counts = store.counts(window(1), None).await.unwrap();
+        let counts = store.counts(window(1), "", None).await.unwrap();
         assert_eq!(counts.len(), 2, "{}: {counts:?}", db.name);
         assert_eq!(counts[0].endpoint, "GET /a");
         assert_eq!(counts[0].outcomes["matched"], 11, "{}", db.name);
@@ -103,7 +104,7 @@ async fn counts_from_several_instances_add_up() {
             since_ms: T0,
             until_ms: T0 + 60_000,
         };
-        let counts = store.counts(narrow, Some("GET /a")).await.unwrap();
+        let counts = store.counts(narrow, "", Some("GET /a")).await.unwrap();
         assert_eq!(counts.len(), 1);
         assert_eq!(counts[0].outcomes.get("mismatched"), None, "{}", db.name);
     }
@@ -124,15 +125,15 @@ async fn latency_histograms_merge() {
             latencies: vec![delta(3, 2), delta(7, 1)],
             ..Batch::default()
         };
-        store.write("one", &batch).await.unwrap();
-        store.write("two", &batch).await.unwrap();
+        store.write("one", "", &batch).await.unwrap();
+        store.write("two", "", &batch).await.unwrap();
         let histogram = store
-            .latency(window(1), "GET /a", "candidate")
+            .latency(window(1), "", "GET /a", "candidate")
             .await
             .unwrap();
         assert_eq!(histogram, vec![(3, 4), (7, 2)], "{}", db.name);
         assert!(store
-            .latency(window(1), "GET /a", "primary")
+            .latency(window(1), "", "GET /a", "primary")
             .await
             .unwrap()
             .is_empty());
@@ -154,6 +155,7 @@ async fn groups_merge_and_keep_their_triage() {
         store
             .write(
                 "one",
+                "",
                 &Batch {
                     groups: vec![group("aa", T0 + 10, T0 + 20, 3), group("bb", T0, T0, 1)],
                     ..Batch::default()
@@ -164,6 +166,7 @@ async fn groups_merge_and_keep_their_triage() {
         store
             .write(
                 "two",
+                "",
                 &Batch {
                     groups: vec![group("aa", T0 + 5, T0 + 15, 4)],
                     ..Batch::default()
@@ -195,6 +198,7 @@ async fn groups_merge_and_keep_their_triage() {
         store
             .write(
                 "one",
+                "",
                 &Batch {
                     groups: vec![group("aa", T0, T0 + 30, 1)],
                     ..Batch::default()
@@ -222,6 +226,7 @@ async fn exemplars_are_capped_per_group_and_hour_and_paginate() {
         store
             .write(
                 "one",
+                "",
                 &Batch {
                     mismatches: first,
                     ..Batch::default()
@@ -234,6 +239,7 @@ async fn exemplars_are_capped_per_group_and_hour_and_paginate() {
         store
             .write(
                 "two",
+                "",
                 &Batch {
                     mismatches: later,
                     ..Batch::default()
@@ -318,12 +324,12 @@ async fn everything_survives_a_reconnect_and_retention_prunes() {
                 lost: vec![(T0 / 60_000, 3)],
                 ..Batch::default()
             };
-            store.write("one", &batch).await.unwrap();
+            store.write("one", "", &batch).await.unwrap();
         }
         // A new connection (a restart) sees everything.
         let store = open(&db).await;
         assert_eq!(
-            store.counts(window(24 * 30), None).await.unwrap().len(),
+            store.counts(window(24 * 30), "", None).await.unwrap().len(),
             2,
             "{}",
             db.name
@@ -340,7 +346,7 @@ async fn everything_survives_a_reconnect_and_retention_prunes() {
 
         let removed = store.prune(T0 + 10 * 24 * HOUR).await.unwrap();
         assert!(removed >= 4, "{}: removed {removed}", db.name);
-        let counts = store.counts(window(24 * 30), None).await.unwrap();
+        let counts = store.counts(window(24 * 30), "", None).await.unwrap();
         assert_eq!(counts.len(), 1);
         assert_eq!(counts[0].endpoint, "GET /new");
         let left = store

@@ -9,6 +9,8 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::config::{BackendUrl, Layer, Mode, NonZeroMillis};
+use crate::gate::render::Format;
+use crate::gate::{Confidence, Criteria, EndpointGlob, Limit, MinParity, TimeBound};
 use crate::sampling::{SampleRate, StickyKey};
 
 /// Exit code for a run that ended as asked.
@@ -16,7 +18,14 @@ pub const EXIT_OK: u8 = 0;
 /// Exit code for a failure while running (a port in use, a crash of the runtime).
 pub const EXIT_FAILURE: u8 = 1;
 /// Exit code for bad flags, environment or config file; nothing was started.
+/// For `gate` and `replay`, any operational error: an unreachable API, a
+/// refused token, an unreadable database or input file.
 pub const EXIT_USAGE: u8 = 2;
+/// Exit code of `gate` and `replay` when there is too little data to decide.
+pub const EXIT_INCONCLUSIVE: u8 = 3;
+
+const GATE_EXIT_CODES: &str = "Exit codes: 0 pass, 1 fail, 2 operational error (bad flags, unreachable API, \
+    wrong token, unreadable database), 3 inconclusive (too few comparisons to decide).";
 
 #[derive(Debug, Parser)]
 #[command(
@@ -68,6 +77,99 @@ pub enum Command {
     CheckConfig(CheckConfigArgs),
     /// Apply the database migrations and exit (serve also applies them at start).
     Migrate(MigrateArgs),
+    /// Decide a rollout step from stored outcomes: pass only when the parity's
+    /// Wilson lower bound reaches --min-parity.
+    #[command(after_help = GATE_EXIT_CODES)]
+    Gate(Box<GateArgs>),
+}
+
+#[derive(Debug, Args)]
+pub struct GateArgs {
+    /// Read a running shadowdiff's report API, such as http://127.0.0.1:9090.
+    #[arg(long, value_name = "URL", conflicts_with = "database_url")]
+    pub report_url: Option<String>,
+
+    /// Bearer token of the report API.
+    #[arg(long, env = "SHADOWDIFF_REPORT_TOKEN", hide_env_values = true, value_name = "TOKEN")]
+    pub report_token: Option<String>,
+
+    /// Read the database directly: sqlite://FILE or postgres://….
+    #[arg(long, value_name = "URL")]
+    pub database_url: Option<crate::store::DatabaseUrl>,
+
+    /// Start of the window: a duration back from now (15m, 1h, 7d) or an RFC 3339 time.
+    #[arg(long, value_name = "WHEN", default_value = "1h")]
+    pub since: TimeBound,
+
+    /// End of the window, as --since. [default: now]
+    #[arg(long, value_name = "WHEN")]
+    pub until: Option<TimeBound>,
+
+    /// Gate a replay run (its id) instead of live traffic.
+    #[arg(long, value_name = "ID")]
+    pub run: Option<String>,
+
+    #[command(flatten)]
+    pub criteria: GateCriteriaArgs,
+}
+
+/// What a gate checks and how it prints; shared by `gate` and `replay`.
+#[derive(Debug, Args)]
+pub struct GateCriteriaArgs {
+    /// Least parity to pass, in percent.
+    #[arg(long, value_name = "PERCENT", default_value = "99.9")]
+    pub min_parity: MinParity,
+
+    /// Confidence of the Wilson interval around the observed parity.
+    #[arg(long, value_name = "F", default_value = "0.95")]
+    pub confidence: Confidence,
+
+    /// Every endpoint must pass, not only the total.
+    #[arg(long)]
+    pub per_endpoint: bool,
+
+    /// A scope with fewer comparisons cannot pass (it is inconclusive).
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub min_samples: u64,
+
+    /// Leave mismatches in groups triaged as `expected` out of parity.
+    #[arg(long)]
+    pub exclude_expected: bool,
+
+    /// Fail when the candidate's p99 latency exceeds the primary's times this (1.05).
+    #[arg(long, value_name = "RATIO")]
+    pub max_p99_ratio: Option<Limit>,
+
+    /// Fail when the candidate's 5xx-and-error rate exceeds the primary's by more percentage points.
+    #[arg(long, value_name = "POINTS")]
+    pub max_error_rate_delta: Option<Limit>,
+
+    /// Only endpoints matching this pattern ('GET /api/users/*'; * within a segment, ** across); repeatable.
+    #[arg(long = "endpoint", value_name = "PATTERN")]
+    pub endpoints: Vec<EndpointGlob>,
+
+    /// How to print the report.
+    #[arg(long, value_enum, default_value = "text")]
+    pub format: Format,
+
+    /// Also write the report, in --format, to this file; the text table still goes to standard output.
+    #[arg(long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+}
+
+impl GateCriteriaArgs {
+    pub fn criteria(&self) -> Criteria {
+        Criteria {
+            min_parity: self.min_parity,
+            confidence: self.confidence,
+            per_endpoint: self.per_endpoint,
+            min_samples: self.min_samples,
+            exclude_expected: self.exclude_expected,
+            max_p99_ratio: self.max_p99_ratio,
+            max_error_rate_delta: self.max_error_rate_delta,
+            endpoints: self.endpoints.clone(),
+        }
+    }
 }
 
 #[derive(Debug, Args)]

@@ -11,6 +11,7 @@ pub mod compare;
 pub mod config;
 pub mod endpoint;
 pub mod exchange;
+pub mod gate;
 pub mod outcome;
 pub mod proxy;
 pub mod redact;

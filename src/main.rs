@@ -4,7 +4,8 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use shadowdiff::cli::{self, Cli, Command, LogFormat, ServeArgs};
+use shadowdiff::cli::{self, Cli, Command, GateArgs, GateCriteriaArgs, LogFormat, ServeArgs};
+use shadowdiff::gate::Source;
 use shadowdiff::config::{ConfigError, Layer};
 use shadowdiff::{Server, Settings};
 
@@ -20,6 +21,7 @@ fn main() -> ExitCode {
                 ExitCode::from(cli::EXIT_FAILURE)
             }
         },
+        Command::Gate(args) => gate(&args),
         Command::Serve(args) => match load(&args) {
             Err(error) => {
                 eprintln!("error: {error}");
@@ -124,6 +126,58 @@ fn migrate(url: &shadowdiff::store::DatabaseUrl) -> anyhow::Result<()> {
         store.migrate().await?;
         println!("{url}: migrations applied");
         Ok(())
+    })
+}
+
+fn gate(args: &GateArgs) -> ExitCode {
+    let source = match (&args.report_url, &args.database_url) {
+        (Some(url), _) => Source::Api {
+            url,
+            token: args.report_token.as_deref(),
+        },
+        (None, Some(db)) => Source::Database(db),
+        (None, None) => {
+            eprintln!("error: give --report-url (a running shadowdiff's report API) or --database-url (its database)");
+            return ExitCode::from(cli::EXIT_USAGE);
+        }
+    };
+    let decided = tokio::runtime::Runtime::new()
+        .map_err(anyhow::Error::from)
+        .and_then(|runtime| {
+            Ok(runtime.block_on(shadowdiff::gate::evaluate(
+                source,
+                &args.criteria.criteria(),
+                &args.since,
+                args.until.as_ref(),
+                args.run.as_deref(),
+            ))?)
+        });
+    match decided {
+        Ok(report) => print_gate(&report, &args.criteria),
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::from(cli::EXIT_USAGE)
+        }
+    }
+}
+
+/// Prints (and writes) a gate report; its verdict is the exit code.
+fn print_gate(report: &shadowdiff::report::types::GateReport, args: &GateCriteriaArgs) -> ExitCode {
+    use shadowdiff::gate::render::{render, Format};
+    use shadowdiff::report::types::GateVerdict;
+    if let Some(path) = &args.output {
+        if let Err(e) = std::fs::write(path, render(report, args.format)) {
+            eprintln!("error: cannot write the report to {}: {e}", path.display());
+            return ExitCode::from(cli::EXIT_USAGE);
+        }
+        print!("{}", render(report, Format::Text));
+    } else {
+        print!("{}", render(report, args.format));
+    }
+    ExitCode::from(match report.verdict {
+        GateVerdict::Pass => cli::EXIT_OK,
+        GateVerdict::Fail => cli::EXIT_FAILURE,
+        GateVerdict::Inconclusive => cli::EXIT_INCONCLUSIVE,
     })
 }
 

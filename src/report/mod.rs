@@ -13,7 +13,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use axum::extract::{Path, Query, Request, State};
+use axum::extract::{Path, Query, RawQuery, Request, State};
 use axum::http::{header, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -23,6 +23,7 @@ use tokio::sync::OnceCell;
 
 use crate::compare::instant::{format_millis, parse_millis};
 use crate::config::{BackendUrl, HumanDuration};
+use crate::gate;
 use crate::store::writer::bucket_upper_bound;
 use crate::store::{
     DatabaseUrl, MismatchFilter, SqlStore, Store, StoreError, StoredMismatch, Window,
@@ -97,6 +98,8 @@ pub fn router(state: Arc<ReportState>) -> Router {
         .route("/mismatches", get(mismatches))
         .route("/mismatches/{id}", get(mismatch))
         .route("/mismatches/{id}/curl", get(curl))
+        // POST too: Flagger's webhooks post; the body is not read.
+        .route("/gate", get(gate).post(gate))
         .route("/openapi.json", get(openapi))
         .fallback(|| async { ApiError::NotFound("no such route".into()) })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
@@ -254,8 +257,13 @@ impl Params {
     }
 
     fn window(&self) -> Result<Window, ApiError> {
+        self.window_or(24 * 3_600_000)
+    }
+
+    /// The window, `since` defaulting to `default_ms` before `until`.
+    fn window_or(&self, default_ms: i64) -> Result<Window, ApiError> {
         let until = self.time("until")?.unwrap_or_else(|| now_ms() + 60_000);
-        let since = self.time("since")?.unwrap_or(until - 24 * 3_600_000);
+        let since = self.time("since")?.unwrap_or(until - default_ms);
         if since >= until {
             return Err(bad("since", "`since` must be before `until`"));
         }
@@ -285,6 +293,55 @@ impl Params {
             )),
         }
     }
+}
+
+/// The gate's decision over stored outcomes: the same as `shadowdiff gate`.
+/// `strict=true` answers 412 unless it passes, for callers that only read
+/// the status (Flagger's webhooks).
+async fn gate(
+    State(state): State<Arc<ReportState>>,
+    RawQuery(query): RawQuery,
+) -> Result<Response, ApiError> {
+    let pairs: Vec<(String, String)> =
+        form_urlencoded::parse(query.as_deref().unwrap_or("").as_bytes())
+            .into_owned()
+            .collect();
+    let mut allowed = vec!["since", "until", "run", "strict"];
+    allowed.extend(gate::CRITERIA_PARAMETERS);
+    let single: HashMap<String, String> = pairs
+        .iter()
+        .filter(|(k, _)| k != "endpoint")
+        .cloned()
+        .collect();
+    if let Some((unknown, _)) = pairs.iter().find(|(k, _)| !allowed.contains(&k.as_str())) {
+        return Err(bad(
+            unknown,
+            format!(
+                "unknown parameter `{unknown}`; this route takes: {}",
+                allowed.join(", ")
+            ),
+        ));
+    }
+    let params = Params(single);
+    let criteria = gate::Criteria::from_query(&pairs).map_err(|e| bad(&e.parameter, e.to_string()))?;
+    let window = params.window_or(gate::DEFAULT_WINDOW_MS)?;
+    let strict = match params.text("strict") {
+        None | Some("false") | Some("0") => false,
+        Some("true") | Some("1") => true,
+        Some(other) => return Err(bad("strict", format!("`strict` must be true or false; got {other:?}"))),
+    };
+    let run = params.text("run");
+    let store = state.store().await?;
+    let data = gate::gather(store, window, run.unwrap_or(""), &criteria)
+        .await
+        .map_err(ApiError::Store)?;
+    let report = gate::decide(&criteria, window, run, &data);
+    let status = if strict && !report.pass {
+        StatusCode::PRECONDITION_FAILED
+    } else {
+        StatusCode::OK
+    };
+    Ok((status, Json(report)).into_response())
 }
 
 fn tally(outcomes: &BTreeMap<String, i64>) -> Totals {
@@ -327,7 +384,8 @@ fn percentiles(histogram: &[(i64, i64)]) -> Option<Percentiles> {
         for (bucket, n) in histogram {
             seen += n;
             if seen >= rank {
-                return bucket_upper_bound(*bucket).as_secs_f64() * 1_000.0;
+                // Microsecond precision, without binary-float noise.
+                return (bucket_upper_bound(*bucket).as_secs_f64() * 1e6).round() / 1e3;
             }
         }
         0.0

@@ -24,7 +24,8 @@ pub const EXIT_USAGE: u8 = 2;
 /// Exit code of `gate` and `replay` when there is too little data to decide.
 pub const EXIT_INCONCLUSIVE: u8 = 3;
 
-const GATE_EXIT_CODES: &str = "Exit codes: 0 pass, 1 fail, 2 operational error (bad flags, unreachable API, \
+const GATE_EXIT_CODES: &str =
+    "Exit codes: 0 pass, 1 fail, 2 operational error (bad flags, unreachable API, \
     wrong token, unreadable database), 3 inconclusive (too few comparisons to decide).";
 
 #[derive(Debug, Parser)]
@@ -90,7 +91,12 @@ pub struct GateArgs {
     pub report_url: Option<String>,
 
     /// Bearer token of the report API.
-    #[arg(long, env = "SHADOWDIFF_REPORT_TOKEN", hide_env_values = true, value_name = "TOKEN")]
+    #[arg(
+        long,
+        env = "SHADOWDIFF_REPORT_TOKEN",
+        hide_env_values = true,
+        value_name = "TOKEN"
+    )]
     pub report_token: Option<String>,
 
     /// Read the database directly: sqlite://FILE or postgres://….

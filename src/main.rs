@@ -5,8 +5,8 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use shadowdiff::cli::{self, Cli, Command, GateArgs, GateCriteriaArgs, LogFormat, ServeArgs};
-use shadowdiff::gate::Source;
 use shadowdiff::config::{ConfigError, Layer};
+use shadowdiff::gate::Source;
 use shadowdiff::{Server, Settings};
 
 fn main() -> ExitCode {

@@ -66,7 +66,10 @@ impl TimeBound {
 /// Where a gate reads from.
 pub enum Source<'a> {
     /// A running report API: base URL and token.
-    Api { url: &'a str, token: Option<&'a str> },
+    Api {
+        url: &'a str,
+        token: Option<&'a str>,
+    },
     /// The database itself.
     Database(&'a crate::store::DatabaseUrl),
 }
@@ -113,10 +116,7 @@ pub async fn evaluate(
             if since_ms >= until_ms {
                 return Err(GateError::EmptyWindow);
             }
-            let window = Window {
-                since_ms,
-                until_ms,
-            };
+            let window = Window { since_ms, until_ms };
             let store = crate::store::SqlStore::connect(url).await?;
             store.migrate().await?;
             let data = gather(&store, window, run.unwrap_or(""), criteria).await?;
@@ -226,7 +226,9 @@ impl FromStr for EndpointGlob {
     fn from_str(s: &str) -> Result<Self, String> {
         let s = s.trim();
         if s.is_empty() {
-            return Err("an endpoint pattern cannot be empty; use 'GET /api/users/*' or '/api/**'".into());
+            return Err(
+                "an endpoint pattern cannot be empty; use 'GET /api/users/*' or '/api/**'".into(),
+            );
         }
         let path = s.rsplit_once(' ').map_or(s, |(_, p)| p);
         if !path.starts_with('/') {
@@ -661,7 +663,10 @@ fn evaluate_scope(
     let errors = criteria.max_error_rate_delta.map(|max| {
         let compared = matched + all_mismatched;
         let primary_failed = get("skipped/primary_error");
-        let primary = percent(get("primary_5xx") + primary_failed, compared + primary_failed);
+        let primary = percent(
+            get("primary_5xx") + primary_failed,
+            compared + primary_failed,
+        );
         let candidate = percent(
             get("candidate_5xx") + candidate_errors,
             compared + candidate_errors,
@@ -715,7 +720,9 @@ fn evaluate_scope(
         lower_bound_percent: parity.map(|_| round4(lo * 100.0)),
         upper_bound_percent: parity.map(|_| round4(hi * 100.0)),
         coverage_percent: percent(comparisons + expected, sampled),
-        more_comparisons_needed: (verdict == GateVerdict::Inconclusive).then_some(more).flatten(),
+        more_comparisons_needed: (verdict == GateVerdict::Inconclusive)
+            .then_some(more)
+            .flatten(),
         latency,
         errors,
         reasons,
@@ -802,10 +809,17 @@ fn reason(total: &GateScope, endpoints: &[GateScope], verdict: GateVerdict) -> S
             total.comparisons,
             total.lower_bound_percent.unwrap_or(0.0)
         ),
-        _ if total.verdict == verdict => format!(
+        _ if failing.is_empty() => format!(
             "{parity} over {} comparisons: {}",
             total.comparisons,
             total.reasons.join("; ")
+        ),
+        _ if total.verdict == verdict => format!(
+            "{parity} over {} comparisons: {}; {} on {}",
+            total.comparisons,
+            total.reasons.join("; "),
+            verdict.as_str(),
+            failing.join(", ")
         ),
         _ => format!("{} on {}", verdict.as_str(), failing.join(", ")),
     }
@@ -843,7 +857,10 @@ mod tests {
             (0.0, 10.0, 0.0, 0.277_532_799_863),
         ] {
             let (l, h) = wilson_interval(s, n, z);
-            assert!((l - lo).abs() < 1e-9 && (h - hi).abs() < 1e-9, "{s}/{n}: {l} {h}");
+            assert!(
+                (l - lo).abs() < 1e-9 && (h - hi).abs() < 1e-9,
+                "{s}/{n}: {l} {h}"
+            );
         }
         let (l, h) = wilson_interval(50.0, 100.0, Confidence(0.99).z());
         assert!((l - 0.375_279_625_045).abs() < 1e-9 && (h - 0.624_720_374_955).abs() < 1e-9);
@@ -921,7 +938,10 @@ mod tests {
             ..Criteria::default()
         };
         let with = decide(&c, WINDOW, None, &[d.clone()]);
-        assert_eq!((with.verdict, with.total.mismatched, with.total.expected), (GateVerdict::Pass, 10, 490));
+        assert_eq!(
+            (with.verdict, with.total.mismatched, with.total.expected),
+            (GateVerdict::Pass, 10, 490)
+        );
         let c = Criteria {
             exclude_expected: true,
             min_samples: 50_000,
@@ -951,7 +971,10 @@ mod tests {
         };
         let erring = decide(&c, WINDOW, None, &[d]);
         assert_eq!(erring.verdict, GateVerdict::Fail);
-        assert_eq!(erring.total.errors.as_ref().unwrap().delta_points, Some(2.0));
+        assert_eq!(
+            erring.total.errors.as_ref().unwrap().delta_points,
+            Some(2.0)
+        );
     }
 
     #[test]
@@ -988,7 +1011,10 @@ mod tests {
             .collect();
         assert_eq!(Criteria::from_query(&pairs).unwrap(), c);
         let bad = [("confidence".to_string(), "95".to_string())];
-        assert_eq!(Criteria::from_query(&bad).unwrap_err().parameter, "confidence");
+        assert_eq!(
+            Criteria::from_query(&bad).unwrap_err().parameter,
+            "confidence"
+        );
         assert!("100.1".parse::<MinParity>().is_err());
         assert!("-1".parse::<Limit>().is_err());
     }

@@ -203,7 +203,13 @@ fn markdown(report: &GateReport) -> String {
         let cells: Vec<String> = row
             .iter()
             .enumerate()
-            .map(|(i, c)| if i == 0 { format!("`{c}`") } else { md_escape(c) })
+            .map(|(i, c)| {
+                if i == 0 {
+                    format!("`{c}`")
+                } else {
+                    md_escape(c)
+                }
+            })
             .collect();
         let _ = writeln!(out, "| {} |", cells.join(" | "));
     }

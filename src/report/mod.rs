@@ -323,12 +323,18 @@ async fn gate(
         ));
     }
     let params = Params(single);
-    let criteria = gate::Criteria::from_query(&pairs).map_err(|e| bad(&e.parameter, e.to_string()))?;
+    let criteria =
+        gate::Criteria::from_query(&pairs).map_err(|e| bad(&e.parameter, e.to_string()))?;
     let window = params.window_or(gate::DEFAULT_WINDOW_MS)?;
     let strict = match params.text("strict") {
         None | Some("false") | Some("0") => false,
         Some("true") | Some("1") => true,
-        Some(other) => return Err(bad("strict", format!("`strict` must be true or false; got {other:?}"))),
+        Some(other) => {
+            return Err(bad(
+                "strict",
+                format!("`strict` must be true or false; got {other:?}"),
+            ))
+        }
     };
     let run = params.text("run");
     let store = state.store().await?;

@@ -4,6 +4,7 @@
 mod cli;
 mod fidelity;
 mod fuzz_corpus;
+mod gate;
 mod golden;
 mod isolation;
 mod persistence;

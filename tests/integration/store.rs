@@ -66,6 +66,17 @@ fn mismatch(at_ms: i64, fingerprint: &str, n: usize) -> MismatchRecord {
     }
 }
 
+fn group(fingerprint: &str, first: i64, last: i64, count: i64) -> GroupDelta {
+    GroupDelta {
+        fingerprint: fingerprint.into(),
+        endpoint: "GET /users/{id}".into(),
+        first_seen: first,
+        last_seen: last,
+        count,
+        paths: vec!["/total".into()],
+    }
+}
+
 #[tokio::test]
 async fn counts_from_several_instances_add_up() {
     for db in support::databases().await {
@@ -144,14 +155,6 @@ async fn latency_histograms_merge() {
 async fn groups_merge_and_keep_their_triage() {
     for db in support::databases().await {
         let store = open(&db).await;
-        let group = |fingerprint: &str, first, last, count| GroupDelta {
-            fingerprint: fingerprint.into(),
-            endpoint: "GET /users/{id}".into(),
-            first_seen: first,
-            last_seen: last,
-            count,
-            paths: vec!["/total".into()],
-        };
         store
             .write(
                 "one",
@@ -357,5 +360,93 @@ async fn everything_survives_a_reconnect_and_retention_prunes() {
         assert_eq!(left[0].record.fingerprint, "new");
         assert!(store.groups(None, None).await.unwrap().is_empty());
         assert_eq!(store.lost(window(1)).await.unwrap(), 0);
+    }
+}
+
+#[tokio::test]
+async fn replay_runs_are_counted_apart_and_expected_groups_per_window() {
+    for db in support::databases().await {
+        let store = open(&db).await;
+        let live = Batch {
+            counters: vec![
+                counter(0, "GET /a", "mismatched", 3),
+                counter(0, "GET /a", "group/aa", 2),
+                counter(0, "GET /a", "group/bb", 1),
+                counter(90, "GET /a", "group/aa", 7),
+            ],
+            groups: vec![group("aa", T0, T0, 9), group("bb", T0, T0, 1)],
+            mismatches: vec![mismatch(T0, "aa", 1)],
+            ..Batch::default()
+        };
+        store.write("one", "", &live).await.unwrap();
+        let replay = Batch {
+            counters: vec![
+                counter(0, "GET /a", "matched", 40),
+                counter(0, "GET /a", "group/aa", 5),
+            ],
+            mismatches: vec![mismatch(T0 + 1, "aa", 2)],
+            ..Batch::default()
+        };
+        // Same instance, same minute: the run keeps the rows apart.
+        store.write("one", "run-1", &replay).await.unwrap();
+
+        let live_counts = store.counts(window(1), "", None).await.unwrap();
+        assert_eq!(live_counts[0].outcomes.get("matched"), None, "{}", db.name);
+        let run_counts = store.counts(window(1), "run-1", None).await.unwrap();
+        assert_eq!(run_counts[0].outcomes["matched"], 40, "{}", db.name);
+        assert!(store
+            .counts(window(1), "run-2", None)
+            .await
+            .unwrap()
+            .is_empty());
+
+        // Nothing is expected until a group is triaged so; then only its
+        // occurrences inside the window count.
+        assert!(store.expected(window(1), "").await.unwrap().is_empty());
+        assert!(store
+            .triage("aa", "expected", "float formatting")
+            .await
+            .unwrap());
+        assert_eq!(
+            store.expected(window(1), "").await.unwrap(),
+            vec![("GET /a".to_string(), 2)],
+            "{}",
+            db.name
+        );
+        assert_eq!(
+            store.expected(window(2), "").await.unwrap(),
+            vec![("GET /a".to_string(), 9)]
+        );
+        assert_eq!(
+            store.expected(window(1), "run-1").await.unwrap(),
+            vec![("GET /a".to_string(), 5)]
+        );
+
+        let of_run = |run| MismatchFilter {
+            run,
+            ..MismatchFilter::default()
+        };
+        let ids = |v: Vec<shadowdiff::store::StoredMismatch>| -> Vec<String> {
+            v.into_iter().map(|m| m.run).collect()
+        };
+        assert_eq!(
+            ids(store.mismatches(of_run(Some("")), None, 10).await.unwrap()),
+            [""]
+        );
+        assert_eq!(
+            ids(store
+                .mismatches(of_run(Some("run-1")), None, 10)
+                .await
+                .unwrap()),
+            ["run-1"]
+        );
+        assert_eq!(
+            store
+                .mismatches(of_run(None), None, 10)
+                .await
+                .unwrap()
+                .len(),
+            2
+        );
     }
 }

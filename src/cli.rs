@@ -11,6 +11,8 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use crate::config::{BackendUrl, Layer, Mode, NonZeroMillis};
 use crate::gate::render::Format;
 use crate::gate::{Confidence, Criteria, EndpointGlob, Limit, MinParity, TimeBound};
+use crate::replay::input::InputFormat;
+use crate::replay::{ExtraHeader, Rate};
 use crate::sampling::{SampleRate, StickyKey};
 
 /// Exit code for a run that ended as asked.
@@ -82,6 +84,106 @@ pub enum Command {
     /// Wilson lower bound reaches --min-parity.
     #[command(after_help = GATE_EXIT_CODES)]
     Gate(Box<GateArgs>),
+    /// Send recorded requests (JSON Lines, HAR, or stored mismatches) to both
+    /// backends, compare and store them under a run id, then gate the run.
+    #[command(after_help = GATE_EXIT_CODES)]
+    Replay(Box<ReplayArgs>),
+}
+
+#[derive(Debug, Args)]
+pub struct ReplayArgs {
+    /// TOML config file, as for serve: rules, routes, redaction, database, limits.
+    #[arg(long, env = "SHADOWDIFF_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
+    /// Base URL of the old backend. [key: primary]
+    #[arg(long, value_name = "URL")]
+    pub primary: Option<BackendUrl>,
+
+    /// Base URL of the new backend. [key: candidate]
+    #[arg(long, value_name = "URL")]
+    pub candidate: Option<BackendUrl>,
+
+    /// Where results are stored (and --from-store reads). [default: sqlite://shadowdiff.db] [key: database_url]
+    #[arg(long, value_name = "URL")]
+    pub database_url: Option<crate::store::DatabaseUrl>,
+
+    /// Give up on a backend after this long. [default: 5000] [key: candidate_timeout_ms]
+    #[arg(long, value_name = "MS")]
+    pub candidate_timeout_ms: Option<NonZeroMillis>,
+
+    /// The requests: JSON Lines (one request a line; what serve --record writes) or a HAR 1.2 export.
+    #[arg(
+        long,
+        value_name = "FILE",
+        required_unless_present = "from_store",
+        conflicts_with = "from_store"
+    )]
+    pub input: Option<PathBuf>,
+
+    /// How to read --input.
+    #[arg(long, value_enum, value_name = "FORMAT", default_value = "auto")]
+    pub input_format: InputFormat,
+
+    /// Re-send the requests of stored mismatches (of live traffic, or of --from-run), to see whether a fix landed.
+    #[arg(long)]
+    pub from_store: bool,
+
+    /// With --from-store: only this mismatch group.
+    #[arg(long, value_name = "FINGERPRINT", requires = "from_store")]
+    pub fingerprint: Option<String>,
+
+    /// With --from-store: the mismatches of this replay run instead of live traffic.
+    #[arg(long, value_name = "ID", requires = "from_store")]
+    pub from_run: Option<String>,
+
+    /// The run's id in the store. [default: replay-<time>-<random>]
+    #[arg(long, value_name = "ID")]
+    pub run_id: Option<String>,
+
+    /// Requests in flight at once.
+    #[arg(long, value_name = "N", default_value = "16")]
+    pub concurrency: NonZeroUsize,
+
+    /// At most this many requests per second. [default: as fast as --concurrency allows]
+    #[arg(long, value_name = "R")]
+    pub rate: Option<Rate>,
+
+    /// Send at most this many requests.
+    #[arg(long, value_name = "N")]
+    pub limit: Option<usize>,
+
+    /// Send a random sample of this many requests (reproducible with --seed).
+    #[arg(long, value_name = "N")]
+    pub random: Option<usize>,
+
+    /// Seed of --random; the seed used is printed. [default: random]
+    #[arg(long, value_name = "S", requires = "random")]
+    pub seed: Option<u64>,
+
+    /// Also send methods other than GET, HEAD and OPTIONS; otherwise they are skipped.
+    #[arg(long)]
+    pub allow_unsafe: bool,
+
+    /// Add or replace a header on every request, such as 'Authorization: Bearer …' (recorded ones are redacted); repeatable.
+    #[arg(long = "header", value_name = "NAME: VALUE")]
+    pub headers: Vec<ExtraHeader>,
+
+    #[command(flatten)]
+    pub criteria: GateCriteriaArgs,
+}
+
+impl ReplayArgs {
+    /// The settings given as flags, as the top configuration layer.
+    pub fn layer(&self) -> Layer {
+        Layer {
+            primary: self.primary.clone(),
+            candidate: self.candidate.clone(),
+            database_url: self.database_url.clone(),
+            candidate_timeout_ms: self.candidate_timeout_ms,
+            ..Layer::default()
+        }
+    }
 }
 
 #[derive(Debug, Args)]
@@ -278,6 +380,10 @@ pub struct ServeArgs {
     /// Distinct automatic endpoint names kept before the rest count as `other`. [default: 500] [key: max_endpoints]
     #[arg(long, value_name = "N")]
     pub max_endpoints: Option<NonZeroUsize>,
+
+    /// Append sampled requests, redacted, to this file as JSON Lines that `replay --input` reads. [key: record]
+    #[arg(long, value_name = "FILE")]
+    pub record: Option<PathBuf>,
 }
 
 impl ServeArgs {
@@ -306,6 +412,7 @@ impl ServeArgs {
             redact: None,
             report_listen: self.report_listen,
             report_token: self.report_token.clone(),
+            record: self.record.clone(),
         }
     }
 }

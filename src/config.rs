@@ -174,6 +174,8 @@ pub struct Settings {
     /// Bearer token the report API requires; `None` leaves it open.
     pub report_token: Option<String>,
     pub redact: RedactConfig,
+    /// Sampled requests are appended here, redacted, as JSON Lines for `replay`.
+    pub record: Option<std::path::PathBuf>,
 }
 
 impl Settings {
@@ -204,6 +206,7 @@ impl Settings {
             report_listen: "127.0.0.1:9090".parse().expect("valid default address"),
             report_token: None,
             redact: RedactConfig::default(),
+            record: None,
         }
     }
 
@@ -242,6 +245,7 @@ pub struct Layer {
     pub redact: Option<RedactConfig>,
     pub report_listen: Option<SocketAddr>,
     pub report_token: Option<String>,
+    pub record: Option<std::path::PathBuf>,
 }
 
 /// The instance name when none is given: the host name, else a random one.
@@ -442,6 +446,7 @@ impl Layer {
         "store_queue",
         "report_listen",
         "report_token",
+        "record",
     ];
 
     /// This layer with every key that `over` sets replaced by `over`'s value.
@@ -469,6 +474,7 @@ impl Layer {
             redact: over.redact.or(self.redact),
             report_listen: over.report_listen.or(self.report_listen),
             report_token: over.report_token.or(self.report_token),
+            record: over.record.or(self.record),
         }
     }
 
@@ -536,6 +542,7 @@ impl Layer {
             s.report_listen = listen;
         }
         s.report_token = self.report_token.filter(|t| !t.is_empty());
+        s.record = self.record.filter(|p| !p.as_os_str().is_empty());
         Ok(s)
     }
 }

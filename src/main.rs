@@ -4,14 +4,19 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use shadowdiff::cli::{self, Cli, Command, GateArgs, GateCriteriaArgs, LogFormat, ServeArgs};
+use shadowdiff::cli::{self, Cli, Command, GateArgs, GateCriteriaArgs, LogFormat, ReplayArgs};
 use shadowdiff::config::{ConfigError, Layer};
 use shadowdiff::gate::Source;
 use shadowdiff::{Server, Settings};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging(&cli.log, cli.log_format);
+    // A replay's outcomes are summed up at the end, not logged one by one.
+    let filter = match (&cli.command, cli.log.as_str()) {
+        (Command::Replay(_), "info") => "info,shadowdiff::outcome=warn",
+        (_, filter) => filter,
+    };
+    init_logging(filter, cli.log_format);
     match cli.command {
         Command::CheckConfig(args) => check_config(&args.file),
         Command::Migrate(args) => match migrate(&args.database_url) {
@@ -22,7 +27,8 @@ fn main() -> ExitCode {
             }
         },
         Command::Gate(args) => gate(&args),
-        Command::Serve(args) => match load(&args) {
+        Command::Replay(args) => replay(&args),
+        Command::Serve(args) => match load(args.config.as_deref(), args.layer()) {
             Err(error) => {
                 eprintln!("error: {error}");
                 ExitCode::from(cli::EXIT_USAGE)
@@ -54,8 +60,8 @@ fn init_logging(filter: &str, format: LogFormat) {
 }
 
 /// File, then environment, then flags.
-fn load(args: &ServeArgs) -> Result<Settings, ConfigError> {
-    let file = match &args.config {
+fn load(config: Option<&std::path::Path>, flags: Layer) -> Result<Settings, ConfigError> {
+    let file = match config {
         Some(path) => Layer::from_file(path)?,
         None => Layer::default(),
     };
@@ -67,7 +73,7 @@ fn load(args: &ServeArgs) -> Result<Settings, ConfigError> {
             "ignoring an environment variable that is not a shadowdiff setting"
         );
     }
-    file.overlay(env).overlay(args.layer()).resolve()
+    file.overlay(env).overlay(flags).resolve()
 }
 
 fn check_config(path: &std::path::Path) -> ExitCode {
@@ -127,6 +133,134 @@ fn migrate(url: &shadowdiff::store::DatabaseUrl) -> anyhow::Result<()> {
         println!("{url}: migrations applied");
         Ok(())
     })
+}
+
+fn replay(args: &ReplayArgs) -> ExitCode {
+    use shadowdiff::replay::{self, input, ReplayOptions, Selection};
+    let settings = match load(args.config.as_deref(), args.layer()) {
+        Ok(s) => s,
+        Err(error) => {
+            eprintln!("error: {error}");
+            return ExitCode::from(cli::EXIT_USAGE);
+        }
+    };
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return ExitCode::from(cli::EXIT_USAGE);
+        }
+    };
+    let result = runtime.block_on(async {
+        let url = settings
+            .database_url
+            .clone()
+            .ok_or_else(|| anyhow::anyhow!("no database configured"))?;
+        let store = shadowdiff::store::SqlStore::connect(&url)
+            .await
+            .map_err(|e| anyhow::anyhow!("{url}: {e}"))?;
+        store
+            .migrate()
+            .await
+            .map_err(|e| anyhow::anyhow!("{url}: {e}"))?;
+        let (requests, problems) = match &args.input {
+            Some(path) => input::read_file(path, args.input_format)?,
+            None => {
+                replay::from_store(
+                    &store,
+                    args.from_run.as_deref().unwrap_or(""),
+                    args.fingerprint.as_deref(),
+                )
+                .await?
+            }
+        };
+        for problem in &problems {
+            eprintln!("warning: {problem}; skipped");
+        }
+        let seed = args.seed.unwrap_or_else(rand::random);
+        if args.random.is_some() {
+            eprintln!("random sample seed: {seed} (--seed {seed} repeats it)");
+        }
+        let read = requests.len();
+        let selected = replay::select(
+            &settings,
+            requests,
+            &Selection {
+                endpoints: args.criteria.endpoints.clone(),
+                random: args.random,
+                seed,
+                limit: args.limit,
+            },
+        );
+        let run_id = args.run_id.clone().unwrap_or_else(replay::new_run_id);
+        eprintln!(
+            "replay run {run_id}: {} of {read} requests, {} at a time, to {} and {}",
+            selected.len(),
+            args.concurrency,
+            settings.primary,
+            settings.candidate
+        );
+        let terminal = std::io::IsTerminal::is_terminal(&std::io::stderr());
+        let summary = replay::run(
+            &settings,
+            std::sync::Arc::new(store),
+            selected,
+            &ReplayOptions {
+                run_id,
+                concurrency: args.concurrency,
+                rate: args.rate,
+                allow_unsafe: args.allow_unsafe,
+                headers: args.headers.clone(),
+            },
+            &args.criteria.criteria(),
+            move |p| {
+                if terminal {
+                    let width = 30;
+                    let filled = (p.done * width).checked_div(p.total).unwrap_or(width) as usize;
+                    eprint!(
+                        "\r[{}{}] {}/{}  matched {}  mismatched {}  candidate errors {}  skipped {}",
+                        "=".repeat(filled),
+                        " ".repeat(width as usize - filled),
+                        p.done,
+                        p.total,
+                        p.matched,
+                        p.mismatched,
+                        p.candidate_errors,
+                        p.skipped
+                    );
+                }
+            },
+        )
+        .await?;
+        if terminal {
+            eprintln!();
+        }
+        Ok::<_, anyhow::Error>((summary, problems.len()))
+    });
+    match result {
+        Ok((summary, problems)) => {
+            let t = &summary.gate.total;
+            eprintln!(
+                "replay run {}: {} requests: {} matched, {} mismatched, {} candidate errors, {} skipped or dropped; {} input problems",
+                summary.run_id,
+                summary.selected,
+                t.matched,
+                t.mismatched,
+                t.candidate_errors,
+                t.skipped + t.dropped,
+                problems
+            );
+            eprintln!(
+                "its mismatches: GET /api/v1/mismatches?run={} (report API), or replay --from-store --from-run {}",
+                summary.run_id, summary.run_id
+            );
+            print_gate(&summary.gate, &args.criteria)
+        }
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::from(cli::EXIT_USAGE)
+        }
+    }
 }
 
 fn gate(args: &GateArgs) -> ExitCode {

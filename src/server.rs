@@ -31,6 +31,9 @@ pub enum ServeError {
     /// The HTTP client for the backends could not be built (TLS set-up).
     #[error("cannot build the HTTP client: {0}")]
     Client(#[from] reqwest::Error),
+    /// The record file could not be opened.
+    #[error(transparent)]
+    Record(#[from] crate::record::RecordError),
     /// Accepting or serving connections failed.
     #[error("serving failed: {0}")]
     Io(#[from] std::io::Error),
@@ -43,11 +46,15 @@ pub struct Server {
     settings: Settings,
     /// The store writer's task and its stop signal, when a database is configured.
     writer: Option<(oneshot::Sender<()>, tokio::task::JoinHandle<()>)>,
+    /// The record file's writing task; it ends when the shadow stage has.
+    record: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl Server {
     /// Builds the server; must be called inside a Tokio runtime.
     pub fn new(settings: Settings) -> Result<Server, ServeError> {
+        // One key for the store and the record file, so their hashes agree.
+        let redactor = Redactor::new(&settings.redact);
         let (recorder, writer) = match &settings.database_url {
             None => (Arc::new(Recorder::default()), None),
             Some(url) => {
@@ -60,7 +67,7 @@ impl Server {
                         retention: settings.retention,
                         max_body_bytes: settings.max_body_bytes,
                     },
-                    Redactor::new(&settings.redact),
+                    redactor.clone(),
                 );
                 let (stop, stopped) = oneshot::channel();
                 let task = tokio::spawn(writer.clone().connect_and_run(
@@ -71,8 +78,21 @@ impl Server {
                 (Arc::new(Recorder::with_writer(writer)), Some((stop, task)))
             }
         };
+        let (record, record_task) = match &settings.record {
+            None => (None, None),
+            Some(path) => {
+                let (log, task) = crate::record::RequestLog::open(
+                    path,
+                    redactor.clone(),
+                    settings.max_body_bytes,
+                )?;
+                tracing::info!(file = %path.display(), "recording sampled requests");
+                (Some(log), Some(task))
+            }
+        };
         let budget = BodyBudget::new(settings.max_buffered_bytes);
         let (queue, stage) = ShadowStage::start(ShadowConfig {
+            record,
             primary: settings.primary.clone(),
             candidate: settings.candidate.clone(),
             client: proxy::client(Some(settings.candidate_timeout))?,
@@ -95,6 +115,7 @@ impl Server {
             recorder,
             settings,
             writer,
+            record: record_task,
         })
     }
 
@@ -182,6 +203,11 @@ impl Server {
         );
         // Drained even when serving failed, so every sample still gets its outcome.
         self.stage.drain(grace).await;
+        if let Some(task) = self.record {
+            if let Err(e) = task.await {
+                tracing::error!(error = %e, "the record file writer failed");
+            }
+        }
         if let Some((stop, task)) = self.writer {
             let _ = stop.send(());
             if let Err(e) = task.await {

@@ -73,6 +73,8 @@ pub struct ShadowConfig {
     pub queue: usize,
     /// Shared with the proxy: all body copies together stay within it.
     pub budget: BodyBudget,
+    /// Where sampled requests are recorded (`serve --record`).
+    pub record: Option<crate::record::RequestLog>,
 }
 
 /// The sending side, held by the proxy.
@@ -82,6 +84,12 @@ pub struct ShadowQueue {
 }
 
 impl ShadowQueue {
+    /// A place in the queue, waiting for one: for replays, which pace
+    /// themselves by the queue instead of dropping.
+    pub async fn reserve(&self) -> Result<mpsc::Permit<'_, ShadowJob>, DropReason> {
+        self.tx.reserve().await.map_err(|_| DropReason::Shutdown)
+    }
+
     /// A place in the queue, without waiting: a full or closed queue is a drop.
     pub fn try_reserve(&self) -> Result<mpsc::Permit<'_, ShadowJob>, DropReason> {
         self.tx.try_reserve().map_err(|e| match e {
@@ -150,6 +158,13 @@ async fn dispatch(
                 running.spawn(run(config.clone(), job, permit));
                 while running.try_join_next().is_some() {}
             }
+            // Every sender is gone: no more work, but what runs may still
+            // finish within the grace period the drain gives.
+            Step::Job(None) if deadline.is_none() => {
+                let grace = (&mut closing).await.unwrap_or(Duration::ZERO);
+                deadline = Some(tokio::time::Instant::now() + grace);
+                break;
+            }
             Step::Job(None) | Step::Deadline => break,
             Step::Close(grace) => {
                 rx.close();
@@ -215,6 +230,15 @@ async fn execute(
             },
         },
     };
+    if let Some(log) = &config.record {
+        log.append(
+            endpoint.as_str(),
+            &request.method,
+            &request.target,
+            &request.headers,
+            &body,
+        );
+    }
     let mut shadow_headers = request.headers.clone();
     shadow_headers.insert(ROLE_HEADER, HeaderValue::from_static(ROLE_SHADOW));
 

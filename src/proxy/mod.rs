@@ -57,16 +57,9 @@ impl Proxy {
         recorder: Arc<Recorder>,
         budget: BodyBudget,
     ) -> Self {
-        let route_rules = settings
-            .routes
-            .iter()
-            .map(|route| match &route.compare {
-                Some(own) => Arc::new(Rules::from(&settings.compare.with(own))),
-                None => Arc::new(Rules::from(&settings.compare)),
-            })
-            .collect();
+        let (default_rules, route_rules) = rules(&settings);
         Proxy {
-            default_rules: Arc::new(Rules::from(&settings.compare)),
+            default_rules,
             route_rules,
             sampler: Sampler::new(settings.sticky_key.clone()),
             catalog: EndpointCatalog::new(settings.max_endpoints.get()),
@@ -77,6 +70,20 @@ impl Proxy {
             budget,
         }
     }
+}
+
+/// The comparison rules for requests no route matches, and per route
+/// (global ones included), in route order.
+pub fn rules(settings: &Settings) -> (Arc<Rules>, Vec<Arc<Rules>>) {
+    let routes = settings
+        .routes
+        .iter()
+        .map(|route| match &route.compare {
+            Some(own) => Arc::new(Rules::from(&settings.compare.with(own))),
+            None => Arc::new(Rules::from(&settings.compare)),
+        })
+        .collect();
+    (Arc::new(Rules::from(&settings.compare)), routes)
 }
 
 /// The proxy's router: every method and path goes to the one handler.

@@ -4,7 +4,6 @@
 //! on SQLite and on PostgreSQL.
 
 use std::net::SocketAddr;
-use std::process::{Command, Output};
 use std::sync::Arc;
 
 use shadowdiff::compare::instant::format_millis;
@@ -15,17 +14,12 @@ use shadowdiff::store::{Batch, CounterDelta, DatabaseUrl, SqlStore, Store};
 
 use crate::support;
 
-const BIN: &str = env!("CARGO_BIN_EXE_shadowdiff");
+use support::binary as shadowdiff;
+
 const TOKEN: &str = "gate-token";
 
-async fn shadowdiff(args: Vec<String>) -> Output {
-    tokio::task::spawn_blocking(move || Command::new(BIN).args(&args).env_clear().output().unwrap())
-        .await
-        .unwrap()
-}
-
 /// The report API alone, on its own port, with a token.
-async fn report_api(url: &DatabaseUrl) -> SocketAddr {
+pub async fn report_api(url: &DatabaseUrl) -> SocketAddr {
     let placeholder: BackendUrl = "http://127.0.0.1:9".parse().unwrap();
     let state = Arc::new(ReportState::new(
         Some(url.clone()),

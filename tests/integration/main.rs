@@ -9,6 +9,7 @@ mod golden;
 mod isolation;
 mod persistence;
 mod properties;
+mod replay;
 mod report_api;
 mod sampling;
 mod store;

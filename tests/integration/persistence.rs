@@ -12,7 +12,7 @@ use sqlx::Row;
 
 use crate::support::{self, TestDatabase};
 
-const SECRETS: [&str; 6] = [
+pub const SECRETS: [&str; 6] = [
     "SECRET-bearer",
     "SECRET-cookie",
     "SECRET-query",

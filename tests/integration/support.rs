@@ -459,3 +459,16 @@ fn running_as_root() -> bool {
         .output()
         .is_ok_and(|o| o.stdout.starts_with(b"0\n"))
 }
+
+/// Runs the real binary with a clean environment, off the async runtime.
+pub async fn binary(args: Vec<String>) -> std::process::Output {
+    tokio::task::spawn_blocking(move || {
+        Command::new(env!("CARGO_BIN_EXE_shadowdiff"))
+            .args(&args)
+            .env_clear()
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap()
+}

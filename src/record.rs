@@ -1,0 +1,178 @@
+//! `serve --record FILE`: sampled requests, redacted, appended as JSON Lines
+//! in the format `replay --input` reads. A background task writes the file;
+//! the shadow stage only hands it a line without waiting, and a line that
+//! finds the queue full is counted and logged, never waited for.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use base64::Engine as _;
+use http::{HeaderMap, Method};
+use serde_json::Value;
+use tokio::io::AsyncWriteExt;
+use tokio::sync::mpsc;
+
+use crate::compare::instant::format_millis;
+use crate::redact::Redactor;
+use crate::replay::input::RequestLine;
+
+/// Lines waiting for the file at most.
+const QUEUE: usize = 4_096;
+
+/// The sending side, cheap to clone.
+#[derive(Clone, Debug)]
+pub struct RequestLog {
+    tx: mpsc::Sender<String>,
+    redactor: Arc<Redactor>,
+    max_body_bytes: usize,
+    lost: Arc<AtomicU64>,
+}
+
+/// The file could not be opened for appending.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot open {path} to record requests: {source}")]
+pub struct RecordError {
+    pub path: PathBuf,
+    #[source]
+    pub source: std::io::Error,
+}
+
+impl RequestLog {
+    /// Opens (creating or appending to) `path` and starts the writing task,
+    /// which ends once every `RequestLog` clone is dropped and the rest is written.
+    /// Must be called inside a Tokio runtime.
+    pub fn open(
+        path: &Path,
+        redactor: Redactor,
+        max_body_bytes: usize,
+    ) -> Result<(RequestLog, tokio::task::JoinHandle<()>), RecordError> {
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .map(tokio::fs::File::from_std)
+            .map_err(|source| RecordError {
+                path: path.to_path_buf(),
+                source,
+            })?;
+        let (tx, rx) = mpsc::channel(QUEUE);
+        let lost = Arc::new(AtomicU64::new(0));
+        let task = tokio::spawn(write_lines(
+            file,
+            rx,
+            path.display().to_string(),
+            lost.clone(),
+        ));
+        Ok((
+            RequestLog {
+                tx,
+                redactor: Arc::new(redactor),
+                max_body_bytes,
+                lost,
+            },
+            task,
+        ))
+    }
+
+    /// Queues one request; never waits.
+    pub fn append(
+        &self,
+        endpoint: &str,
+        method: &Method,
+        target: &str,
+        headers: &HeaderMap,
+        body: &bytes::Bytes,
+    ) {
+        let line = self.line(endpoint, method, target, headers, body);
+        let Ok(mut text) = serde_json::to_string(&line) else {
+            return;
+        };
+        text.push('\n');
+        if self.tx.try_send(text).is_err() && self.lost.fetch_add(1, Ordering::Relaxed) == 0 {
+            tracing::warn!("the record file is not keeping up: requests are left out of it (counted at shutdown)");
+        }
+    }
+
+    /// The line as written: secrets masked exactly as in the store.
+    fn line(
+        &self,
+        endpoint: &str,
+        method: &Method,
+        target: &str,
+        headers: &HeaderMap,
+        body: &bytes::Bytes,
+    ) -> RequestLine {
+        let r = &self.redactor;
+        let target = match target.split_once('?') {
+            Some((path, query)) => format!("{path}?{}", r.query(query)),
+            None => target.to_string(),
+        };
+        let body = r.body(body, headers, self.max_body_bytes);
+        // The redacted body is decoded: its coding no longer applies.
+        let headers: serde_json::Map<String, Value> = r
+            .headers(headers)
+            .into_iter()
+            .filter(|(n, _)| !n.eq_ignore_ascii_case("content-encoding"))
+            .fold(serde_json::Map::new(), |mut map, (name, value)| {
+                let joined = match map.get(&name).and_then(Value::as_str) {
+                    Some(before) => format!("{before}, {value}"),
+                    None => value,
+                };
+                map.insert(name, Value::String(joined));
+                map
+            });
+        let (text, base64) = match std::str::from_utf8(&body) {
+            Ok(_) if body.is_empty() => (None, None),
+            Ok(text) => (Some(text.to_string()), None),
+            Err(_) => (
+                None,
+                Some(base64::engine::general_purpose::STANDARD.encode(&body)),
+            ),
+        };
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as i64);
+        RequestLine {
+            at: Some(format_millis(now)),
+            endpoint: Some(endpoint.to_string()),
+            method: Some(method.as_str().to_string()),
+            path: Some(target),
+            url: None,
+            headers: Value::Object(headers),
+            body: text,
+            body_base64: base64,
+        }
+    }
+}
+
+async fn write_lines(
+    file: tokio::fs::File,
+    mut rx: mpsc::Receiver<String>,
+    path: String,
+    lost: Arc<AtomicU64>,
+) {
+    let mut out = tokio::io::BufWriter::new(file);
+    let mut failed = false;
+    while let Some(line) = rx.recv().await {
+        let mut result = out.write_all(line.as_bytes()).await;
+        // Flush whenever the queue is empty, so the file is current when idle.
+        if result.is_ok() && rx.is_empty() {
+            result = out.flush().await;
+        }
+        if let Err(e) = result {
+            lost.fetch_add(1, Ordering::Relaxed);
+            if !failed {
+                tracing::error!(file = %path, error = %e, "writing the record file failed; requests are left out of it");
+                failed = true;
+            }
+        }
+    }
+    if let Err(e) = out.flush().await {
+        tracing::error!(file = %path, error = %e, "writing the record file failed at shutdown");
+    }
+    let lost = lost.load(Ordering::Relaxed);
+    if lost > 0 {
+        tracing::warn!(file = %path, requests = lost, "requests left out of the record file");
+    }
+}

@@ -1,0 +1,413 @@
+//! Recorded requests as `replay` reads them: JSON Lines (what
+//! `serve --record` writes), HAR 1.2 (browser devtools, mitmproxy, Charles),
+//! and stored mismatches. Each becomes a [`ReplayRequest`]; a bad line or
+//! entry becomes a [`Problem`] naming where it is, and reading goes on.
+
+use std::path::Path;
+
+use base64::Engine as _;
+use bytes::Bytes;
+use http::header::{HeaderName, HeaderValue};
+use http::{HeaderMap, Method};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::store::StoredMismatch;
+
+/// One request to send to both backends.
+#[derive(Clone, Debug)]
+pub struct ReplayRequest {
+    /// Where it came from: `line 12`, `entry 3`, `mismatch 42`.
+    pub origin: String,
+    pub method: Method,
+    /// Path and query.
+    pub target: String,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+}
+
+/// An input line or entry that could not be used, and why.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Problem {
+    pub origin: String,
+    pub message: String,
+}
+
+impl std::fmt::Display for Problem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.origin, self.message)
+    }
+}
+
+/// One line of a JSON Lines request file: what `serve --record` writes and
+/// `replay --input` reads. `path` (path and query) or `url`; `headers` an
+/// object or a list of `[name, value]` pairs; `body` text or `body_base64`.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+pub struct RequestLine {
+    /// When it was recorded (RFC 3339); informational.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub at: Option<String>,
+    /// The endpoint it was counted under; informational.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub endpoint: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub method: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    #[serde(default, skip_serializing_if = "Value::is_null")]
+    pub headers: Value,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub body: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub body_base64: Option<String>,
+}
+
+/// The file formats `--input` reads.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum InputFormat {
+    /// `.har` files are HAR, anything else JSON Lines.
+    Auto,
+    Jsonl,
+    Har,
+}
+
+/// Why an input file could not be read at all.
+#[derive(Debug, thiserror::Error)]
+pub enum InputError {
+    /// The file could not be opened or read.
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    /// A HAR file that is not HAR.
+    #[error("{path} is not a HAR file: {message} (use --input-format jsonl for JSON Lines)")]
+    NotHar { path: String, message: String },
+}
+
+/// Reads a request file; bad lines or entries come back as problems.
+pub fn read_file(
+    path: &Path,
+    format: InputFormat,
+) -> Result<(Vec<ReplayRequest>, Vec<Problem>), InputError> {
+    let text = std::fs::read_to_string(path).map_err(|source| InputError::Read {
+        path: path.display().to_string(),
+        source,
+    })?;
+    let har = match format {
+        InputFormat::Har => true,
+        InputFormat::Jsonl => false,
+        InputFormat::Auto => path
+            .extension()
+            .is_some_and(|e| e.eq_ignore_ascii_case("har")),
+    };
+    if har {
+        from_har(&text).map_err(|message| InputError::NotHar {
+            path: path.display().to_string(),
+            message,
+        })
+    } else {
+        Ok(from_jsonl(&text))
+    }
+}
+
+/// JSON Lines: blank lines are skipped, line numbers count from 1.
+pub fn from_jsonl(text: &str) -> (Vec<ReplayRequest>, Vec<Problem>) {
+    let (mut requests, mut problems) = (Vec::new(), Vec::new());
+    for (i, line) in text.lines().enumerate() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        let origin = format!("line {}", i + 1);
+        let parsed = serde_json::from_str::<RequestLine>(line)
+            .map_err(|e| format!("not a request object: {e}"))
+            .and_then(|l| from_line(origin.clone(), l));
+        match parsed {
+            Ok(r) => requests.push(r),
+            Err(message) => problems.push(Problem { origin, message }),
+        }
+    }
+    (requests, problems)
+}
+
+fn from_line(origin: String, line: RequestLine) -> Result<ReplayRequest, String> {
+    let target = match (&line.path, &line.url) {
+        (Some(path), _) => path.clone(),
+        (None, Some(url)) => target_of_url(url)?,
+        (None, None) => return Err("needs `path` (such as \"/api/users/1?x=y\") or `url`".into()),
+    };
+    let pairs: Vec<(String, String)> = match &line.headers {
+        Value::Null => Vec::new(),
+        Value::Object(map) => map
+            .iter()
+            .map(|(k, v)| match v {
+                Value::String(s) => Ok((k.clone(), s.clone())),
+                other => Err(format!("header {k:?} must be a string, got {other}")),
+            })
+            .collect::<Result<_, _>>()?,
+        Value::Array(items) => items
+            .iter()
+            .map(|item| {
+                serde_json::from_value::<(String, String)>(item.clone()).map_err(|_| {
+                    format!("a header must be a [name, value] pair of strings, got {item}")
+                })
+            })
+            .collect::<Result<_, _>>()?,
+        other => {
+            return Err(format!(
+                "`headers` must be an object or a list of [name, value] pairs, got {other}"
+            ))
+        }
+    };
+    let body = match (&line.body, &line.body_base64) {
+        (Some(_), Some(_)) => return Err("give `body` or `body_base64`, not both".into()),
+        (Some(text), None) => Bytes::from(text.clone().into_bytes()),
+        (None, Some(b64)) => base64::engine::general_purpose::STANDARD
+            .decode(b64.trim())
+            .map_err(|e| format!("`body_base64` is not base64: {e}"))?
+            .into(),
+        (None, None) => Bytes::new(),
+    };
+    build(
+        origin,
+        line.method.as_deref().unwrap_or("GET"),
+        &target,
+        &pairs,
+        body,
+    )
+}
+
+/// The path and query of an absolute URL.
+fn target_of_url(url: &str) -> Result<String, String> {
+    let parsed =
+        reqwest::Url::parse(url).map_err(|e| format!("`url` {url:?} is not a URL: {e}"))?;
+    Ok(match parsed.query() {
+        Some(q) => format!("{}?{q}", parsed.path()),
+        None => parsed.path().to_string(),
+    })
+}
+
+/// Headers a replay must not copy: the client recomputes them, or they
+/// belong to one hop (or to HTTP/2 framing, as devtools exports show them).
+fn replayable(name: &str) -> bool {
+    !name.starts_with(':')
+        && !matches!(
+            name.to_ascii_lowercase().as_str(),
+            "host"
+                | "content-length"
+                | "connection"
+                | "keep-alive"
+                | "transfer-encoding"
+                | "te"
+                | "trailer"
+                | "upgrade"
+                | "proxy-connection"
+        )
+}
+
+fn build(
+    origin: String,
+    method: &str,
+    target: &str,
+    pairs: &[(String, String)],
+    body: Bytes,
+) -> Result<ReplayRequest, String> {
+    let method = Method::from_bytes(method.trim().to_ascii_uppercase().as_bytes())
+        .map_err(|_| format!("{method:?} is not an HTTP method"))?;
+    if !target.starts_with('/') || target.parse::<http::uri::PathAndQuery>().is_err() {
+        return Err(format!(
+            "{target:?} is not a path and query starting with /"
+        ));
+    }
+    let mut headers = HeaderMap::new();
+    for (name, value) in pairs.iter().filter(|(n, _)| replayable(n)) {
+        let n = HeaderName::from_bytes(name.as_bytes())
+            .map_err(|_| format!("{name:?} is not a header name"))?;
+        let v = HeaderValue::from_str(value)
+            .map_err(|_| format!("the value of header {name:?} is not valid in HTTP"))?;
+        headers.append(n, v);
+    }
+    Ok(ReplayRequest {
+        origin,
+        method,
+        target: target.to_string(),
+        headers,
+        body,
+    })
+}
+
+#[derive(Deserialize)]
+struct Har {
+    log: HarLog,
+}
+
+#[derive(Deserialize)]
+struct HarLog {
+    entries: Vec<Value>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct HarRequest {
+    method: String,
+    url: String,
+    #[serde(default)]
+    headers: Vec<HarHeader>,
+    #[serde(default)]
+    post_data: Option<HarPostData>,
+}
+
+#[derive(Deserialize)]
+struct HarHeader {
+    name: String,
+    value: String,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct HarPostData {
+    #[serde(default)]
+    mime_type: String,
+    #[serde(default)]
+    text: Option<String>,
+    #[serde(default)]
+    encoding: Option<String>,
+}
+
+/// HAR 1.2: `log.entries[].request`. Entries count from 1.
+pub fn from_har(text: &str) -> Result<(Vec<ReplayRequest>, Vec<Problem>), String> {
+    let har: Har = serde_json::from_str(text).map_err(|e| e.to_string())?;
+    let (mut requests, mut problems) = (Vec::new(), Vec::new());
+    for (i, entry) in har.log.entries.into_iter().enumerate() {
+        let origin = format!("entry {}", i + 1);
+        let parsed = serde_json::from_value::<HarRequest>(entry["request"].clone())
+            .map_err(|e| format!("not a HAR request: {e}"))
+            .and_then(|r| from_har_request(origin.clone(), r));
+        match parsed {
+            Ok(r) => requests.push(r),
+            Err(message) => problems.push(Problem { origin, message }),
+        }
+    }
+    Ok((requests, problems))
+}
+
+fn from_har_request(origin: String, r: HarRequest) -> Result<ReplayRequest, String> {
+    let target = target_of_url(&r.url)?;
+    let body = match r.post_data {
+        None => Bytes::new(),
+        Some(data) => {
+            let text = data.text.unwrap_or_default();
+            if data.encoding.as_deref() == Some("base64") {
+                base64::engine::general_purpose::STANDARD
+                    .decode(text.trim())
+                    .map_err(|e| format!("postData.text is not base64: {e}"))?
+                    .into()
+            } else if !textual(&data.mime_type) && text.chars().all(|c| (c as u32) < 0x100) {
+                // Binary bodies exported as text hold one byte per character
+                // (mitmproxy decodes them as Latin-1).
+                text.chars().map(|c| c as u8).collect::<Vec<u8>>().into()
+            } else {
+                text.into_bytes().into()
+            }
+        }
+    };
+    let pairs: Vec<(String, String)> = r.headers.into_iter().map(|h| (h.name, h.value)).collect();
+    build(origin, &r.method, &target, &pairs, body)
+}
+
+fn textual(mime: &str) -> bool {
+    let m = mime.to_ascii_lowercase();
+    m.is_empty()
+        || m.starts_with("text/")
+        || m.contains("json")
+        || m.contains("xml")
+        || m.contains("x-www-form-urlencoded")
+        || m.contains("javascript")
+}
+
+/// A stored mismatch's request, as recorded (redacted) by the store.
+pub fn from_stored(m: &StoredMismatch) -> Result<ReplayRequest, String> {
+    let r = &m.record;
+    let target = if r.query.is_empty() {
+        r.path.clone()
+    } else {
+        format!("{}?{}", r.path, r.query)
+    };
+    // The stored body is decoded; its coding header no longer applies.
+    let pairs: Vec<(String, String)> = r
+        .request
+        .headers
+        .iter()
+        .filter(|(n, _)| !n.eq_ignore_ascii_case("content-encoding"))
+        .cloned()
+        .collect();
+    if r.request.body.truncated {
+        return Err("its request body was stored truncated; it cannot be sent again".into());
+    }
+    build(
+        format!("mismatch {}", m.id),
+        &r.method,
+        &target,
+        &pairs,
+        Bytes::from(r.request.body.bytes.clone()),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_lines_with_every_shape_and_a_bad_line() {
+        let text = concat!(
+            r#"{"method": "post", "path": "/a?x=1", "headers": {"Content-Type": "application/json", "Host": "old"}, "body": "{\"a\":1}"}"#,
+            "\n\n",
+            r#"{"url": "https://example.test/b/c?q=caf%C3%A9", "headers": [["Accept", "*/*"], ["Accept", "text/html"]]}"#,
+            "\n",
+            r#"{"path": "/bin", "body_base64": "AP8="}"#,
+            "\n",
+            r#"{"method": "GET", "path": "#,
+            "\n",
+            r#"{"method": "GET"}"#,
+            "\n",
+            r#"{"path": "no-slash"}"#,
+            "\n",
+        );
+        let (requests, problems) = from_jsonl(text);
+        assert_eq!(requests.len(), 3);
+        assert_eq!(requests[0].method, Method::POST);
+        assert_eq!(requests[0].target, "/a?x=1");
+        assert!(requests[0].headers.get("host").is_none());
+        assert_eq!(requests[0].body, "{\"a\":1}");
+        assert_eq!(requests[1].target, "/b/c?q=caf%C3%A9");
+        assert_eq!(requests[1].headers.get_all("accept").iter().count(), 2);
+        assert_eq!(requests[2].body.as_ref(), [0u8, 255]);
+        let origins: Vec<&str> = problems.iter().map(|p| p.origin.as_str()).collect();
+        assert_eq!(origins, ["line 5", "line 6", "line 7"]);
+        assert!(problems[1].message.contains("`path`"));
+    }
+
+    #[test]
+    fn har_binary_bodies_come_back_byte_for_byte() {
+        let har = r#"{"log": {"version": "1.2", "entries": [
+            {"request": {"method": "PUT", "url": "http://h:1/u?a=b", "headers": [{"name": ":authority", "value": "h"}, {"name": "X-A", "value": "1"}],
+                         "postData": {"mimeType": "application/octet-stream", "text": "\u0000\u00ff(", "params": []}}},
+            {"request": {"method": "POST", "url": "http://h:1/j", "headers": [],
+                         "postData": {"mimeType": "application/json", "text": "{\"name\":\"Zoë\"}"}}},
+            {"request": {"method": "POST", "url": "http://h:1/b", "postData": {"mimeType": "image/png", "text": "AAE=", "encoding": "base64"}}},
+            {"response": {}}
+        ]}}"#;
+        let (requests, problems) = from_har(har).unwrap();
+        assert_eq!(requests[0].target, "/u?a=b");
+        assert_eq!(requests[0].body.as_ref(), [0u8, 255, b'(']);
+        assert_eq!(requests[0].headers.len(), 1);
+        assert_eq!(requests[1].body, "{\"name\":\"Zoë\"}".as_bytes());
+        assert_eq!(requests[2].body.as_ref(), [0u8, 1]);
+        assert_eq!(problems.len(), 1);
+        assert_eq!(problems[0].origin, "entry 4");
+        assert!(from_har("[1, 2]").is_err());
+    }
+}

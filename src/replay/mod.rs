@@ -1,0 +1,383 @@
+//! Replay: recorded requests sent to both backends, compared with the same
+//! engine and rules as live traffic, and stored under a run id in the same
+//! store, so the gate can judge a run before any live traffic, or re-check
+//! stored mismatches after a fix.
+//!
+//! A replay runs the shadow stage as mirror mode does (it calls both
+//! backends itself), but waits for queue space instead of dropping, and
+//! paces itself by `--concurrency` and `--rate`.
+
+pub mod input;
+
+use std::num::NonZeroUsize;
+use std::sync::Arc;
+use std::time::Duration;
+
+use http::{HeaderName, HeaderValue};
+use rand::seq::index::sample;
+use rand::SeedableRng;
+use tokio::sync::oneshot;
+
+use crate::budget::BodyBudget;
+use crate::endpoint::EndpointCatalog;
+use crate::gate::{self, Criteria, EndpointGlob};
+use crate::outcome::{Outcome, OutcomeKey, Recorder, SampleInfo, SkipReason, Tally};
+use crate::proxy;
+use crate::redact::Redactor;
+use crate::report::types::GateReport;
+use crate::shadow::{
+    BodySource, PrimarySource, ShadowConfig, ShadowJob, ShadowRequest, ShadowStage,
+};
+use crate::store::writer::{StoreWriter, WriterConfig};
+use crate::store::{MismatchFilter, SqlStore, Store, StoreError, Window};
+use crate::Settings;
+use input::{Problem, ReplayRequest};
+
+/// Requests per second, more than 0.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Rate(f64);
+
+impl std::str::FromStr for Rate {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s.trim().parse::<f64>() {
+            Ok(r) if r.is_finite() && r > 0.0 => Ok(Rate(r)),
+            _ => Err(format!(
+                "a rate is requests per second, more than 0 (such as 50 or 0.5); got {s:?}"
+            )),
+        }
+    }
+}
+
+/// A header added to (or replacing one in) every replayed request: `Name: value`.
+#[derive(Clone, Debug)]
+pub struct ExtraHeader(pub HeaderName, pub HeaderValue);
+
+impl std::str::FromStr for ExtraHeader {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let (name, value) = s
+            .split_once(':')
+            .ok_or_else(|| format!("a header is `Name: value`; got {s:?}"))?;
+        let name = HeaderName::from_bytes(name.trim().as_bytes())
+            .map_err(|_| format!("{:?} is not a header name", name.trim()))?;
+        let value = HeaderValue::from_str(value.trim())
+            .map_err(|_| format!("the value of {name} is not valid in HTTP"))?;
+        Ok(ExtraHeader(name, value))
+    }
+}
+
+/// How a replay runs.
+#[derive(Clone, Debug)]
+pub struct ReplayOptions {
+    /// Rows of this run carry it in the store.
+    pub run_id: String,
+    pub concurrency: NonZeroUsize,
+    pub rate: Option<Rate>,
+    /// Send methods other than GET, HEAD and OPTIONS (otherwise skipped).
+    pub allow_unsafe: bool,
+    pub headers: Vec<ExtraHeader>,
+}
+
+/// Which of the read requests to send.
+#[derive(Clone, Debug, Default)]
+pub struct Selection {
+    /// Only requests whose endpoint matches one of these (all when empty).
+    pub endpoints: Vec<EndpointGlob>,
+    /// A reproducible random sample of this many, in input order.
+    pub random: Option<usize>,
+    pub seed: u64,
+    /// At most this many, after the other choices.
+    pub limit: Option<usize>,
+}
+
+/// Where a replay stands, for a progress bar.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Progress {
+    pub total: u64,
+    pub done: u64,
+    pub matched: u64,
+    pub mismatched: u64,
+    pub candidate_errors: u64,
+    pub skipped: u64,
+}
+
+/// What a finished replay did.
+#[derive(Debug)]
+pub struct ReplaySummary {
+    pub run_id: String,
+    /// Requests sent (or skipped) after selection.
+    pub selected: usize,
+    pub tally: Tally,
+    /// The gate's decision over this run.
+    pub gate: GateReport,
+}
+
+/// Why a replay could not run at all.
+#[derive(Debug, thiserror::Error)]
+pub enum ReplayError {
+    /// The store could not be opened or read.
+    #[error("the store: {0}")]
+    Store(#[from] StoreError),
+    /// The HTTP client could not be built.
+    #[error("cannot build the HTTP client: {0}")]
+    Client(#[from] reqwest::Error),
+}
+
+/// Names every request's endpoint as live traffic would be named, and
+/// keeps the ones the selection asks for.
+pub fn select(
+    settings: &Settings,
+    requests: Vec<ReplayRequest>,
+    selection: &Selection,
+) -> Vec<(crate::endpoint::Endpoint, ReplayRequest)> {
+    let catalog = EndpointCatalog::new(settings.max_endpoints.get());
+    let mut named: Vec<_> = requests
+        .into_iter()
+        .map(|r| {
+            let path = r.target.split('?').next().unwrap_or("/");
+            let route = settings
+                .route_for(&r.method, path)
+                .map(|i| &settings.routes[i].pattern);
+            (catalog.name(&r.method, path, route), r)
+        })
+        .filter(|(endpoint, _)| {
+            selection.endpoints.is_empty()
+                || selection
+                    .endpoints
+                    .iter()
+                    .any(|g| g.matches(endpoint.as_str()))
+        })
+        .collect();
+    if let Some(n) = selection.random.filter(|&n| n < named.len()) {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(selection.seed);
+        let mut chosen = sample(&mut rng, named.len(), n).into_vec();
+        chosen.sort_unstable();
+        let mut keep = vec![false; named.len()];
+        for i in chosen {
+            keep[i] = true;
+        }
+        let mut i = 0;
+        named.retain(|_| {
+            i += 1;
+            keep[i - 1]
+        });
+    }
+    if let Some(limit) = selection.limit {
+        named.truncate(limit);
+    }
+    named
+}
+
+/// The requests of stored mismatches: of live traffic (`run` empty) or of a
+/// replay run, optionally of one group. Newest first, as stored.
+pub async fn from_store(
+    store: &dyn Store,
+    run: &str,
+    fingerprint: Option<&str>,
+) -> Result<(Vec<ReplayRequest>, Vec<Problem>), StoreError> {
+    let (mut requests, mut problems) = (Vec::new(), Vec::new());
+    let mut before = None;
+    loop {
+        let filter = MismatchFilter {
+            run: Some(run),
+            fingerprint,
+            ..MismatchFilter::default()
+        };
+        let page = store.mismatches(filter, before, 500).await?;
+        for m in &page {
+            match input::from_stored(m) {
+                Ok(r) => requests.push(r),
+                Err(message) => problems.push(Problem {
+                    origin: format!("mismatch {}", m.id),
+                    message,
+                }),
+            }
+        }
+        match page.last() {
+            Some(last) if page.len() == 500 => before = Some(last.id),
+            _ => break,
+        }
+    }
+    Ok((requests, problems))
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+fn progress_of(tally: &Tally, total: u64) -> Progress {
+    let mut p = Progress {
+        total,
+        ..Progress::default()
+    };
+    for counts in tally.by_endpoint.values() {
+        for (key, n) in counts {
+            p.done += n;
+            match key {
+                OutcomeKey::Matched => p.matched += n,
+                OutcomeKey::Mismatched => p.mismatched += n,
+                OutcomeKey::CandidateError(_) => p.candidate_errors += n,
+                _ => p.skipped += n,
+            }
+        }
+    }
+    p
+}
+
+/// Sends the requests, waits for every outcome and for the store, then
+/// decides the gate over the run. `progress` is called a few times a second.
+pub async fn run(
+    settings: &Settings,
+    store: Arc<SqlStore>,
+    requests: Vec<(crate::endpoint::Endpoint, ReplayRequest)>,
+    options: &ReplayOptions,
+    criteria: &Criteria,
+    progress: impl Fn(Progress) + Send + Sync + 'static,
+) -> Result<ReplaySummary, ReplayError> {
+    let started = now_ms();
+    let writer = StoreWriter::new(
+        WriterConfig {
+            instance: settings.instance.clone(),
+            run: options.run_id.clone(),
+            max_pending: settings.store_queue.get(),
+            flush_every: Duration::from_millis(500),
+            retention: settings.retention,
+            max_body_bytes: settings.max_body_bytes,
+        },
+        Redactor::new(&settings.redact),
+    );
+    let (stop_writer, writer_stopped) = oneshot::channel();
+    let writer_task = tokio::spawn(writer.clone().run(
+        store.clone(),
+        writer_stopped,
+        Duration::from_secs(60),
+    ));
+    let recorder = Arc::new(Recorder::with_writer(writer));
+    let budget = BodyBudget::new(settings.max_buffered_bytes);
+    let concurrency = options.concurrency.get();
+    let (queue, stage) = ShadowStage::start(ShadowConfig {
+        primary: settings.primary.clone(),
+        candidate: settings.candidate.clone(),
+        client: proxy::client(Some(settings.candidate_timeout))?,
+        timeout: settings.candidate_timeout,
+        max_body_bytes: settings.max_body_bytes,
+        max_in_flight: concurrency,
+        queue: concurrency,
+        budget: budget.clone(),
+        record: None,
+    });
+    let (default_rules, route_rules) = proxy::rules(settings);
+    let selected = requests.len();
+    let total = selected as u64;
+
+    let ticker = {
+        let recorder = recorder.clone();
+        tokio::spawn(async move {
+            loop {
+                progress(progress_of(&recorder.tally(), total));
+                if recorder.tally().total() >= total {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        })
+    };
+
+    let mut pace = options.rate.map(|r| {
+        let mut i = tokio::time::interval(Duration::from_secs_f64(1.0 / r.0));
+        i.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        i
+    });
+    for (endpoint, request) in requests {
+        let path = request.target.split('?').next().unwrap_or("/");
+        let route = settings.route_for(&request.method, path);
+        let sample = recorder.sample(SampleInfo {
+            endpoint,
+            method: request.method.clone(),
+            target: request.target.clone(),
+        });
+        let safe = matches!(
+            request.method,
+            http::Method::GET | http::Method::HEAD | http::Method::OPTIONS
+        );
+        if !safe
+            && !options.allow_unsafe
+            && !route.is_some_and(|i| settings.routes[i].mirror_unsafe)
+        {
+            sample.finish(Outcome::Skipped(SkipReason::UnsafeMethod));
+            continue;
+        }
+        if request.body.len() > settings.max_body_bytes {
+            sample.finish(Outcome::Skipped(SkipReason::BodyTooLarge));
+            continue;
+        }
+        let mut claim = budget.claim();
+        if !claim.grow(request.body.len()) {
+            sample.finish(Outcome::Skipped(SkipReason::OverBudget));
+            continue;
+        }
+        if let Some(pace) = &mut pace {
+            pace.tick().await;
+        }
+        let mut headers = request.headers;
+        for ExtraHeader(name, value) in &options.headers {
+            headers.insert(name.clone(), value.clone());
+        }
+        let rules = match route {
+            Some(i) => route_rules[i].clone(),
+            None => default_rules.clone(),
+        };
+        match queue.reserve().await {
+            Err(reason) => sample.finish(Outcome::Dropped(reason)),
+            Ok(permit) => permit.send(ShadowJob {
+                sample,
+                rules,
+                request: ShadowRequest {
+                    method: request.method,
+                    target: request.target,
+                    headers,
+                    body: BodySource::Ready(request.body, claim),
+                },
+                primary: PrimarySource::Fetch,
+            }),
+        }
+    }
+    // Every job has its timeout; this only bounds a wedged backend.
+    stage
+        .drain(settings.candidate_timeout * 2 + Duration::from_secs(5))
+        .await;
+    drop(queue);
+    let _ = ticker.await;
+    let _ = stop_writer.send(());
+    let _ = writer_task.await;
+    let tally = recorder.tally();
+    if tally.total() < total {
+        tracing::error!(
+            missing = total - tally.total(),
+            "some replayed requests ended without an outcome"
+        );
+    }
+
+    let window = Window {
+        since_ms: started - 60_000,
+        until_ms: now_ms() + 60_000,
+    };
+    let data = gate::gather(store.as_ref(), window, &options.run_id, criteria).await?;
+    let gate = gate::decide(criteria, window, Some(&options.run_id), &data);
+    Ok(ReplaySummary {
+        run_id: options.run_id.clone(),
+        selected,
+        tally,
+        gate,
+    })
+}
+
+/// A run id that sorts by time: `replay-20261125T021500Z-1a2b`.
+pub fn new_run_id() -> String {
+    let stamp =
+        crate::compare::instant::format_millis(now_ms() / 1000 * 1000).replace(['-', ':'], "");
+    format!("replay-{stamp}-{:04x}", rand::random::<u16>())
+}

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Replay throughput: comparisons per second when `shadowdiff replay` sends a
 # JSON Lines file to two fast local backends (1 KB JSON each) and stores the
-# results in SQLite, or in PostgreSQL when SHADOWDIFF_BENCH_POSTGRES_URL is
-# set. Everything runs on 127.0.0.1.
+# results in SQLite, and also in PostgreSQL when SHADOWDIFF_BENCH_POSTGRES_URL
+# names a database of its own (tables are created there). Everything runs on
+# 127.0.0.1.
 # Usage: benches/replay-throughput.sh [requests, default 20000]
 set -euo pipefail
 cd "$(dirname "$0")/.."

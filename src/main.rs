@@ -12,8 +12,11 @@ use shadowdiff::{Server, Settings};
 fn main() -> ExitCode {
     let cli = Cli::parse();
     // A replay's outcomes are summed up at the end, not logged one by one.
+    // PostgreSQL's notices (such as "already exists, skipping" on migrating)
+    // are not news.
     let filter = match (&cli.command, cli.log.as_str()) {
-        (Command::Replay(_), "info") => "info,shadowdiff::outcome=warn",
+        (Command::Replay(_), "info") => "info,shadowdiff::outcome=warn,sqlx::postgres::notice=warn",
+        (_, "info") => "info,sqlx::postgres::notice=warn",
         (_, filter) => filter,
     };
     init_logging(filter, cli.log_format);

@@ -7,6 +7,9 @@ WORKDIR /src
 COPY Cargo.toml Cargo.lock ./
 COPY src ./src
 COPY migrations ./migrations
+# Declared in Cargo.toml, so cargo wants them present even when not built.
+COPY benches ./benches
+COPY examples ./examples
 RUN cargo build --release --locked --bin shadowdiff --target x86_64-unknown-linux-musl \
     && cp target/x86_64-unknown-linux-musl/release/shadowdiff /shadowdiff
 

@@ -205,9 +205,9 @@ pub struct GateArgs {
     #[arg(long, value_name = "URL")]
     pub database_url: Option<crate::store::DatabaseUrl>,
 
-    /// Start of the window: a duration back from now (15m, 1h, 7d) or an RFC 3339 time.
-    #[arg(long, value_name = "WHEN", default_value = "1h")]
-    pub since: TimeBound,
+    /// Start of the window: a duration back from now (15m, 1h, 7d) or an RFC 3339 time. [default: 1h before --until; with --run, the run's start]
+    #[arg(long, value_name = "WHEN")]
+    pub since: Option<TimeBound>,
 
     /// End of the window, as --since. [default: now]
     #[arg(long, value_name = "WHEN")]

@@ -284,7 +284,7 @@ fn gate(args: &GateArgs) -> ExitCode {
             Ok(runtime.block_on(shadowdiff::gate::evaluate(
                 source,
                 &args.criteria.criteria(),
-                &args.since,
+                args.since.as_ref(),
                 args.until.as_ref(),
                 args.run.as_deref(),
             ))?)

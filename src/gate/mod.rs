@@ -51,15 +51,16 @@ impl TimeBound {
         &self.0
     }
 
-    /// Unix milliseconds, durations counted back from `now_ms`.
-    pub fn resolve(&self, now_ms: i64) -> i64 {
-        crate::compare::instant::parse_millis(&self.0).unwrap_or_else(|| {
-            let ago = self
-                .0
-                .parse::<crate::config::HumanDuration>()
-                .map_or(0, |d| i64::try_from(d.0.as_millis()).unwrap_or(i64::MAX));
-            now_ms.saturating_sub(ago)
-        })
+    /// Unix milliseconds, durations counted back from `now_ms`; `None` for a
+    /// duration reaching before any time that can be stored.
+    pub fn resolve(&self, now_ms: i64) -> Option<i64> {
+        if let Some(ms) = crate::compare::instant::parse_millis(&self.0) {
+            return Some(ms);
+        }
+        let ago = self.0.parse::<crate::config::HumanDuration>().ok()?;
+        let ago = i64::try_from(ago.0.as_millis()).ok()?;
+        // Stored minutes are small positive numbers; far earlier is an input error.
+        now_ms.checked_sub(ago).filter(|ms| *ms > -(1 << 50))
     }
 }
 
@@ -81,18 +82,53 @@ pub enum GateError {
     #[error(transparent)]
     Remote(#[from] remote::RemoteError),
     /// The database could not be read.
-    #[error("cannot read the store: {0}")]
+    #[error(transparent)]
     Store(#[from] StoreError),
-    /// `since` is not before `until`.
-    #[error("--since must be before --until")]
-    EmptyWindow,
+    /// The window is empty or out of range.
+    #[error("{0}")]
+    Window(#[from] WindowError),
 }
 
-/// Decides from a report API or a database, over `since`..`until` (now when absent).
+/// A window that cannot be read.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum WindowError {
+    /// A duration reaching before any time that can be stored.
+    #[error("`{0}` reaches before any time that can be stored")]
+    TooEarly(&'static str),
+    /// `since` is not before `until`.
+    #[error("`since` must be before `until`")]
+    Empty,
+}
+
+/// The window a gate reads, the same for the API and the CLI: `until`
+/// defaults to now (into the current minute), `since` to an hour before
+/// `until`, or, for a replay run, to the run's beginning.
+pub fn window(
+    since: Option<&TimeBound>,
+    until: Option<&TimeBound>,
+    run: Option<&str>,
+    now_ms: i64,
+) -> Result<Window, WindowError> {
+    let until_ms = match until {
+        Some(u) => u.resolve(now_ms).ok_or(WindowError::TooEarly("until"))?,
+        None => now_ms + 60_000,
+    };
+    let since_ms = match (since, run) {
+        (Some(s), _) => s.resolve(now_ms).ok_or(WindowError::TooEarly("since"))?,
+        (None, Some(_)) => 0,
+        (None, None) => until_ms - DEFAULT_WINDOW_MS,
+    };
+    if since_ms >= until_ms {
+        return Err(WindowError::Empty);
+    }
+    Ok(Window { since_ms, until_ms })
+}
+
+/// Decides from a report API or a database.
 pub async fn evaluate(
     source: Source<'_>,
     criteria: &Criteria,
-    since: &TimeBound,
+    since: Option<&TimeBound>,
     until: Option<&TimeBound>,
     run: Option<&str>,
 ) -> Result<GateReport, GateError> {
@@ -101,7 +137,7 @@ pub async fn evaluate(
             url,
             token,
             criteria,
-            since.as_str(),
+            since.map(TimeBound::as_str),
             until.map(TimeBound::as_str),
             run,
         )
@@ -110,15 +146,9 @@ pub async fn evaluate(
             let now = std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
                 .map_or(0, |d| d.as_millis() as i64);
-            // As the API does: "now" reaches into the current minute.
-            let until_ms = until.map_or(now + 60_000, |u| u.resolve(now));
-            let since_ms = since.resolve(now);
-            if since_ms >= until_ms {
-                return Err(GateError::EmptyWindow);
-            }
-            let window = Window { since_ms, until_ms };
-            let store = crate::store::SqlStore::connect(url).await?;
-            store.migrate().await?;
+            let window = window(since, until, run, now)?;
+            // Read only: a gate never migrates or creates a database.
+            let store = crate::store::SqlStore::open_existing(url).await?;
             let data = gather(&store, window, run.unwrap_or(""), criteria).await?;
             Ok(decide(criteria, window, run, &data))
         }
@@ -257,16 +287,38 @@ impl EndpointGlob {
     }
 }
 
+/// Matches in O(pattern × text) steps, whatever the pattern: the reachable
+/// text positions after each pattern token. (A backtracking matcher would
+/// take exponential time on patterns such as `/**/**/**/**x`.)
 fn glob(pattern: &[u8], text: &[u8]) -> bool {
-    match pattern {
-        [] => text.is_empty(),
-        [b'*', b'*', rest @ ..] => (0..=text.len()).any(|i| glob(rest, &text[i..])),
-        [b'*', rest @ ..] => {
-            let segment = text.iter().position(|&c| c == b'/').unwrap_or(text.len());
-            (0..=segment).any(|i| glob(rest, &text[i..]))
+    let n = text.len();
+    let mut reach = vec![false; n + 1];
+    reach[0] = true;
+    let mut p = 0;
+    while p < pattern.len() {
+        let mut next = vec![false; n + 1];
+        if pattern[p] == b'*' {
+            let across = pattern.get(p + 1) == Some(&b'*');
+            p += if across { 2 } else { 1 };
+            // Reachable from some earlier position without crossing a '/'
+            // (or crossing anything, for `**`).
+            let mut open = false;
+            for j in 0..=n {
+                if j > 0 && !across && text[j - 1] == b'/' {
+                    open = false;
+                }
+                open |= reach[j];
+                next[j] = open;
+            }
+        } else {
+            for j in 0..n {
+                next[j + 1] = reach[j] && text[j] == pattern[p];
+            }
+            p += 1;
         }
-        [c, rest @ ..] => text.first() == Some(c) && glob(rest, &text[1..]),
+        reach = next;
     }
+    reach[n]
 }
 
 /// What a gate checks, parsed once from flags or query parameters.
@@ -313,14 +365,10 @@ impl Criteria {
             })
         }
         fn flag(name: &str, value: &str) -> Result<bool, CriteriaError> {
-            match value {
-                "" | "true" | "1" | "yes" => Ok(true),
-                "false" | "0" | "no" => Ok(false),
-                _ => Err(CriteriaError {
-                    parameter: name.to_string(),
-                    message: format!("expected true or false; got {value:?}"),
-                }),
-            }
+            parse_flag(value).map_err(|message| CriteriaError {
+                parameter: name.to_string(),
+                message,
+            })
         }
         let mut c = Criteria::default();
         for (name, value) in pairs {
@@ -365,6 +413,16 @@ impl Criteria {
 
     fn selects(&self, endpoint: &str) -> bool {
         self.endpoints.is_empty() || self.endpoints.iter().any(|g| g.matches(endpoint))
+    }
+}
+
+/// A boolean query parameter: `true`/`false`, `1`/`0`, `yes`/`no`; empty
+/// (`?per_endpoint`) is true.
+pub fn parse_flag(value: &str) -> Result<bool, String> {
+    match value {
+        "" | "true" | "1" | "yes" => Ok(true),
+        "false" | "0" | "no" => Ok(false),
+        _ => Err(format!("expected true or false; got {value:?}")),
     }
 }
 
@@ -610,7 +668,7 @@ fn evaluate_scope(
                 };
                 reasons.push(match (lo >= min, p > min, more) {
                     (true, _, Some(n)) => format!(
-                        "only {comparisons} comparisons; at least {} are required (--min-samples), {n} more",
+                        "only {comparisons} comparisons; at least {} are required (min samples), {n} more",
                         criteria.min_samples
                     ),
                     (false, true, Some(n)) => format!(
@@ -662,7 +720,8 @@ fn evaluate_scope(
 
     let errors = criteria.max_error_rate_delta.map(|max| {
         let compared = matched + all_mismatched;
-        let primary_failed = get("skipped/primary_error");
+        // Failures and timeouts count against each side alike.
+        let primary_failed = get("skipped/primary_error") + get("skipped/primary_timeout");
         let primary = percent(
             get("primary_5xx") + primary_failed,
             compared + primary_failed,
@@ -762,6 +821,16 @@ pub fn decide(
                 &d.candidate_latency,
             )
         })
+        .map(|mut scope| {
+            // An endpoint whose samples were all skipped or dropped (writes
+            // without `mirror_unsafe`, upgrades, event streams) has nothing
+            // to judge: shown, never holding the gate.
+            if scope.comparisons == 0 && scope.enforced {
+                scope.enforced = false;
+                scope.reasons.push("not compared: not enforced".into());
+            }
+            scope
+        })
         .collect();
     let verdict = std::iter::once(&total)
         .chain(endpoints.iter().filter(|e| e.enforced))
@@ -803,6 +872,9 @@ fn reason(total: &GateScope, endpoints: &[GateScope], verdict: GateVerdict) -> S
     let parity = total
         .parity_percent
         .map_or("no comparisons".to_string(), |p| format!("parity {p:.3}%"));
+    if total.comparisons == 0 {
+        return "no comparisons in the window".into();
+    }
     match verdict {
         GateVerdict::Pass => format!(
             "{parity} over {} comparisons; lower bound {:.3}%",
@@ -925,6 +997,55 @@ mod tests {
         let strict = decide(&strict, WINDOW, None, &d);
         assert_eq!(strict.verdict, GateVerdict::Fail);
         assert_eq!(strict.reason, "fail on GET /b");
+    }
+
+    #[test]
+    fn endpoints_without_comparisons_never_hold_the_gate() {
+        let mut writes = data("POST /b", 0, 0);
+        writes.outcomes = [("skipped/unsafe_method".to_string(), 50)].into();
+        let c = Criteria {
+            per_endpoint: true,
+            ..Criteria::default()
+        };
+        let r = decide(&c, WINDOW, None, &[data("GET /a", 20_000, 0), writes]);
+        assert_eq!(r.verdict, GateVerdict::Pass, "{}", r.reason);
+        assert!(!r.endpoints[1].enforced);
+        let none = decide(&c, WINDOW, None, &[]);
+        assert_eq!(none.reason, "no comparisons in the window");
+    }
+
+    #[test]
+    fn patterns_match_in_polynomial_time() {
+        let pattern: EndpointGlob = format!("/{}b", "**/".repeat(200)).parse().unwrap();
+        let endpoint = format!("GET /{}", "a/".repeat(300));
+        assert!(!pattern.matches(&endpoint));
+        let pattern: EndpointGlob = format!("/{}x", "*".repeat(300)).parse().unwrap();
+        assert!(!pattern.matches(&format!("GET /{}", "a".repeat(500))));
+    }
+
+    #[test]
+    fn windows_are_the_same_for_every_caller() {
+        let now = 10 * 3_600_000;
+        let t = |s: &str| s.parse::<TimeBound>().unwrap();
+        let w = window(None, None, None, now).unwrap();
+        assert_eq!(
+            (w.since_ms, w.until_ms),
+            (now + 60_000 - 3_600_000, now + 60_000)
+        );
+        let w = window(None, Some(&t("2h")), None, now).unwrap();
+        assert_eq!(
+            (w.since_ms, w.until_ms),
+            (now - 3 * 3_600_000, now - 2 * 3_600_000)
+        );
+        assert_eq!(window(None, None, Some("r"), now).unwrap().since_ms, 0);
+        assert_eq!(
+            window(Some(&t("1h")), Some(&t("2h")), None, now),
+            Err(WindowError::Empty)
+        );
+        assert_eq!(
+            window(Some(&t("10000000000000w")), None, None, now),
+            Err(WindowError::TooEarly("since"))
+        );
     }
 
     #[test]

@@ -36,7 +36,7 @@ pub async fn fetch(
     base: &str,
     token: Option<&str>,
     criteria: &Criteria,
-    since: &str,
+    since: Option<&str>,
     until: Option<&str>,
     run: Option<&str>,
 ) -> Result<GateReport, RemoteError> {
@@ -51,7 +51,9 @@ pub async fn fetch(
         for (k, v) in criteria.to_query() {
             q.append_pair(k, &v);
         }
-        q.append_pair("since", since);
+        if let Some(since) = since {
+            q.append_pair("since", since);
+        }
         if let Some(until) = until {
             q.append_pair("until", until);
         }

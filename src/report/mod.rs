@@ -322,19 +322,37 @@ async fn gate(
             ),
         ));
     }
+    let mut seen = std::collections::HashSet::new();
+    if let Some((twice, _)) = pairs
+        .iter()
+        .find(|(k, _)| k != "endpoint" && !seen.insert(k.as_str()))
+    {
+        return Err(bad(
+            twice,
+            format!("`{twice}` is given twice; only `endpoint` may repeat"),
+        ));
+    }
     let params = Params(single);
     let criteria =
         gate::Criteria::from_query(&pairs).map_err(|e| bad(&e.parameter, e.to_string()))?;
-    let window = params.window_or(gate::DEFAULT_WINDOW_MS)?;
-    let strict = match params.text("strict") {
-        None | Some("false") | Some("0") => false,
-        Some("true") | Some("1") => true,
-        Some(other) => {
-            return Err(bad(
-                "strict",
-                format!("`strict` must be true or false; got {other:?}"),
-            ))
-        }
+    let bound = |name: &'static str| -> Result<Option<gate::TimeBound>, ApiError> {
+        params
+            .text(name)
+            .map(|v| {
+                v.parse()
+                    .map_err(|m: String| bad(name, format!("`{name}`: {m}")))
+            })
+            .transpose()
+    };
+    let (since, until) = (bound("since")?, bound("until")?);
+    let window = gate::window(since.as_ref(), until.as_ref(), params.text("run"), now_ms())
+        .map_err(|e| match e {
+            gate::WindowError::TooEarly(name) => bad(name, e.to_string()),
+            gate::WindowError::Empty => bad("since", e.to_string()),
+        })?;
+    let strict = match params.0.get("strict") {
+        None => false,
+        Some(v) => gate::parse_flag(v).map_err(|m| bad("strict", format!("`strict`: {m}")))?,
     };
     let run = params.text("run");
     let store = state.store().await?;

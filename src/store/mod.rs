@@ -114,6 +114,9 @@ pub enum StoreError {
     /// Data read back could not be decoded (a JSON column).
     #[error("stored data is malformed: {0}")]
     Malformed(String),
+    /// The database is not at this version's schema (for readers that do not migrate).
+    #[error("{0}")]
+    Schema(String),
 }
 
 /// A body as stored: capped, with a flag saying so.
@@ -368,8 +371,47 @@ static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations
 static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
 
 impl SqlStore {
+    /// Opens a database that must exist and be at this version's schema,
+    /// changing nothing (no file created, no migration): for readers such as
+    /// `gate`, which may run with another version or a read-only user.
+    pub async fn open_existing(url: &DatabaseUrl) -> Result<SqlStore, StoreError> {
+        let existing = DatabaseUrl {
+            url: url.url.replace("mode=rwc", "mode=rw"),
+            backend: url.backend,
+        };
+        let store = Self::open(&existing, false).await?;
+        let migrator = match store.backend {
+            Backend::Sqlite => &SQLITE_MIGRATIONS,
+            Backend::Postgres => &POSTGRES_MIGRATIONS,
+        };
+        let expected = migrator.iter().map(|m| m.version).max().unwrap_or(0);
+        let found: Option<i64> =
+            sqlx::query("SELECT CAST(MAX(version) AS BIGINT) FROM _sqlx_migrations")
+                .fetch_one(&store.pool)
+                .await
+                .ok()
+                .and_then(|row| row.try_get(0).ok());
+        match found {
+            None => Err(StoreError::Schema(format!(
+                "{url} holds no shadowdiff data: give the database serve writes to"
+            ))),
+            Some(v) if v < expected => Err(StoreError::Schema(format!(
+                "{url} is at schema version {v}, this shadowdiff reads {expected}: \
+                 run `shadowdiff migrate --database-url …` (stop older instances first)"
+            ))),
+            Some(v) if v > expected => Err(StoreError::Schema(format!(
+                "{url} is at schema version {v}, written by a newer shadowdiff: use that version"
+            ))),
+            Some(_) => Ok(store),
+        }
+    }
+
     /// Opens the database (creating a SQLite file if missing).
     pub async fn connect(url: &DatabaseUrl) -> Result<SqlStore, StoreError> {
+        Self::open(url, true).await
+    }
+
+    async fn open(url: &DatabaseUrl, write_ahead_log: bool) -> Result<SqlStore, StoreError> {
         sqlx::any::install_default_drivers();
         let connect_error = |source| StoreError::Connect {
             url: url.to_string(),
@@ -383,7 +425,7 @@ impl SqlStore {
             options = options.max_connections(1);
         }
         let pool = options.connect(&url.url).await.map_err(connect_error)?;
-        if url.backend == Backend::Sqlite {
+        if url.backend == Backend::Sqlite && write_ahead_log {
             // With a write-ahead log, the report API's reads do not hold up
             // the writer's commits (the mode is kept in the file).
             sqlx::query("PRAGMA journal_mode=WAL")

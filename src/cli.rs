@@ -12,7 +12,7 @@ use crate::config::{BackendUrl, Layer, Mode, NonZeroMillis};
 use crate::gate::render::Format;
 use crate::gate::{Confidence, Criteria, EndpointGlob, Limit, MinParity, TimeBound};
 use crate::replay::input::InputFormat;
-use crate::replay::{ExtraHeader, Rate};
+use crate::replay::{Concurrency, ExtraHeader, Rate, RunId};
 use crate::sampling::{SampleRate, StickyKey};
 
 /// Exit code for a run that ended as asked.
@@ -137,13 +137,13 @@ pub struct ReplayArgs {
     #[arg(long, value_name = "ID", requires = "from_store")]
     pub from_run: Option<String>,
 
-    /// The run's id in the store. [default: replay-<time>-<random>]
+    /// The run's id in the store; a new one (an id already in the store is refused). [default: replay-<time>-<random>]
     #[arg(long, value_name = "ID")]
-    pub run_id: Option<String>,
+    pub run_id: Option<RunId>,
 
-    /// Requests in flight at once.
+    /// Requests in flight at once, 1 to 4096.
     #[arg(long, value_name = "N", default_value = "16")]
-    pub concurrency: NonZeroUsize,
+    pub concurrency: Concurrency,
 
     /// At most this many requests per second. [default: as fast as --concurrency allows]
     #[arg(long, value_name = "R")]

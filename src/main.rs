@@ -195,7 +195,17 @@ fn replay(args: &ReplayArgs) -> ExitCode {
                 limit: args.limit,
             },
         );
+        if selected.is_empty() {
+            anyhow::bail!(
+                "nothing to replay: {read} requests read, none selected (check the input, --endpoint and --limit)"
+            );
+        }
         let run_id = args.run_id.clone().unwrap_or_else(replay::new_run_id);
+        if replay::run_exists(&store, &run_id).await? {
+            anyhow::bail!(
+                "the store already holds a run {run_id}; give a new --run-id (results of two runs would add up)"
+            );
+        }
         eprintln!(
             "replay run {run_id}: {} of {read} requests, {} at a time, to {} and {}",
             selected.len(),
@@ -260,7 +270,7 @@ fn replay(args: &ReplayArgs) -> ExitCode {
             print_gate(&summary.gate, &args.criteria)
         }
         Err(error) => {
-            eprintln!("error: {error:#}");
+            eprintln!("error: {error}");
             ExitCode::from(cli::EXIT_USAGE)
         }
     }
@@ -292,7 +302,7 @@ fn gate(args: &GateArgs) -> ExitCode {
     match decided {
         Ok(report) => print_gate(&report, &args.criteria),
         Err(error) => {
-            eprintln!("error: {error:#}");
+            eprintln!("error: {error}");
             ExitCode::from(cli::EXIT_USAGE)
         }
     }
@@ -302,15 +312,19 @@ fn gate(args: &GateArgs) -> ExitCode {
 fn print_gate(report: &shadowdiff::report::types::GateReport, args: &GateCriteriaArgs) -> ExitCode {
     use shadowdiff::gate::render::{render, Format};
     use shadowdiff::report::types::GateVerdict;
-    if let Some(path) = &args.output {
-        if let Err(e) = std::fs::write(path, render(report, args.format)) {
-            eprintln!("error: cannot write the report to {}: {e}", path.display());
-            return ExitCode::from(cli::EXIT_USAGE);
+    use std::io::Write;
+    let shown = match &args.output {
+        Some(path) => {
+            if let Err(e) = std::fs::write(path, render(report, args.format)) {
+                eprintln!("error: cannot write the report to {}: {e}", path.display());
+                return ExitCode::from(cli::EXIT_USAGE);
+            }
+            render(report, Format::Text)
         }
-        print!("{}", render(report, Format::Text));
-    } else {
-        print!("{}", render(report, args.format));
-    }
+        None => render(report, args.format),
+    };
+    // A reader that went away (`| head`) does not change the verdict.
+    let _ = std::io::stdout().lock().write_all(shown.as_bytes());
     ExitCode::from(match report.verdict {
         GateVerdict::Pass => cli::EXIT_OK,
         GateVerdict::Fail => cli::EXIT_FAILURE,

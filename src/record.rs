@@ -19,6 +19,8 @@ use crate::replay::input::RequestLine;
 
 /// Lines waiting for the file at most.
 const QUEUE: usize = 4_096;
+/// Bytes of lines waiting for the file at most: a slow disk costs lines, not memory.
+const QUEUE_BYTES: usize = 64 * 1024 * 1024;
 
 /// The sending side, cheap to clone.
 #[derive(Clone, Debug)]
@@ -27,6 +29,10 @@ pub struct RequestLog {
     redactor: Arc<Redactor>,
     max_body_bytes: usize,
     lost: Arc<AtomicU64>,
+    /// Bytes queued and not yet written.
+    queued: Arc<std::sync::atomic::AtomicUsize>,
+    /// Requests whose body could not be redacted exactly, left out.
+    unrecordable: Arc<AtomicU64>,
 }
 
 /// The file could not be opened for appending.
@@ -58,11 +64,17 @@ impl RequestLog {
             })?;
         let (tx, rx) = mpsc::channel(QUEUE);
         let lost = Arc::new(AtomicU64::new(0));
+        let queued = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let unrecordable = Arc::new(AtomicU64::new(0));
         let task = tokio::spawn(write_lines(
             file,
             rx,
             path.display().to_string(),
-            lost.clone(),
+            Counts {
+                lost: lost.clone(),
+                queued: queued.clone(),
+                unrecordable: unrecordable.clone(),
+            },
         ));
         Ok((
             RequestLog {
@@ -70,6 +82,8 @@ impl RequestLog {
                 redactor: Arc::new(redactor),
                 max_body_bytes,
                 lost,
+                queued,
+                unrecordable,
             },
             task,
         ))
@@ -84,13 +98,24 @@ impl RequestLog {
         headers: &HeaderMap,
         body: &bytes::Bytes,
     ) {
-        let line = self.line(endpoint, method, target, headers, body);
+        let Some(line) = self.line(endpoint, method, target, headers, body) else {
+            // A body that cannot be redacted exactly (undecodable, or
+            // unparseable while JSON paths are redacted) would replay as a
+            // stand-in: such requests are left out, and counted.
+            self.unrecordable.fetch_add(1, Ordering::Relaxed);
+            return;
+        };
         let Ok(mut text) = serde_json::to_string(&line) else {
             return;
         };
         text.push('\n');
-        if self.tx.try_send(text).is_err() && self.lost.fetch_add(1, Ordering::Relaxed) == 0 {
-            tracing::warn!("the record file is not keeping up: requests are left out of it (counted at shutdown)");
+        let size = text.len();
+        let room = self.queued.fetch_add(size, Ordering::Relaxed) + size <= QUEUE_BYTES;
+        if !room || self.tx.try_send(text).is_err() {
+            self.queued.fetch_sub(size, Ordering::Relaxed);
+            if self.lost.fetch_add(1, Ordering::Relaxed) == 0 {
+                tracing::warn!("the record file is not keeping up: requests are left out of it (counted at shutdown)");
+            }
         }
     }
 
@@ -102,13 +127,13 @@ impl RequestLog {
         target: &str,
         headers: &HeaderMap,
         body: &bytes::Bytes,
-    ) -> RequestLine {
+    ) -> Option<RequestLine> {
         let r = &self.redactor;
         let target = match target.split_once('?') {
             Some((path, query)) => format!("{path}?{}", r.query(query)),
             None => target.to_string(),
         };
-        let body = r.body(body, headers, self.max_body_bytes);
+        let body = r.body_exact(body, headers, self.max_body_bytes)?;
         // The redacted body is decoded: its coding no longer applies.
         let headers: serde_json::Map<String, Value> = r
             .headers(headers)
@@ -133,7 +158,7 @@ impl RequestLog {
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_millis() as i64);
-        RequestLine {
+        Some(RequestLine {
             at: Some(format_millis(now)),
             endpoint: Some(endpoint.to_string()),
             method: Some(method.as_str().to_string()),
@@ -142,26 +167,34 @@ impl RequestLog {
             headers: Value::Object(headers),
             body: text,
             body_base64: base64,
-        }
+        })
     }
+}
+
+/// What the writing task reports on.
+struct Counts {
+    lost: Arc<AtomicU64>,
+    queued: Arc<std::sync::atomic::AtomicUsize>,
+    unrecordable: Arc<AtomicU64>,
 }
 
 async fn write_lines(
     file: tokio::fs::File,
     mut rx: mpsc::Receiver<String>,
     path: String,
-    lost: Arc<AtomicU64>,
+    counts: Counts,
 ) {
     let mut out = tokio::io::BufWriter::new(file);
     let mut failed = false;
     while let Some(line) = rx.recv().await {
+        counts.queued.fetch_sub(line.len(), Ordering::Relaxed);
         let mut result = out.write_all(line.as_bytes()).await;
         // Flush whenever the queue is empty, so the file is current when idle.
         if result.is_ok() && rx.is_empty() {
             result = out.flush().await;
         }
         if let Err(e) = result {
-            lost.fetch_add(1, Ordering::Relaxed);
+            counts.lost.fetch_add(1, Ordering::Relaxed);
             if !failed {
                 tracing::error!(file = %path, error = %e, "writing the record file failed; requests are left out of it");
                 failed = true;
@@ -171,8 +204,12 @@ async fn write_lines(
     if let Err(e) = out.flush().await {
         tracing::error!(file = %path, error = %e, "writing the record file failed at shutdown");
     }
-    let lost = lost.load(Ordering::Relaxed);
+    let lost = counts.lost.load(Ordering::Relaxed);
     if lost > 0 {
-        tracing::warn!(file = %path, requests = lost, "requests left out of the record file");
+        tracing::warn!(file = %path, requests = lost, "requests left out of the record file: it did not keep up");
+    }
+    let unrecordable = counts.unrecordable.load(Ordering::Relaxed);
+    if unrecordable > 0 {
+        tracing::warn!(file = %path, requests = unrecordable, "requests left out of the record file: their bodies could not be redacted exactly");
     }
 }

@@ -160,12 +160,33 @@ impl Redactor {
     /// whole: a body that does not decode, or a JSON or form body that does
     /// not parse while JSON paths are configured.
     pub fn body(&self, body: &bytes::Bytes, headers: &HeaderMap, limit: usize) -> bytes::Bytes {
+        self.body_or_stand_in(body, headers, limit)
+            .unwrap_or_else(|stand_in| stand_in)
+    }
+
+    /// The redacted body, or `None` where only a stand-in could be given:
+    /// for copies that must be the request itself (the record file).
+    pub fn body_exact(
+        &self,
+        body: &bytes::Bytes,
+        headers: &HeaderMap,
+        limit: usize,
+    ) -> Option<bytes::Bytes> {
+        self.body_or_stand_in(body, headers, limit).ok()
+    }
+
+    fn body_or_stand_in(
+        &self,
+        body: &bytes::Bytes,
+        headers: &HeaderMap,
+        limit: usize,
+    ) -> Result<bytes::Bytes, bytes::Bytes> {
         use crate::compare::decode::{self, BodyKind};
         let Ok(decoded) = decode::decode(body, headers, limit) else {
-            return self.whole("undecodable body", body).into();
+            return Err(self.whole("undecodable body", body).into());
         };
         if self.json.is_empty() {
-            return decoded;
+            return Ok(decoded);
         }
         match BodyKind::of(headers, &decoded) {
             BodyKind::Json => match crate::compare::json::parse(&decoded) {
@@ -173,9 +194,10 @@ impl Redactor {
                     let mut value = parsed.value;
                     self.redact_value(&mut value, &mut Vec::new());
                     serde_json::to_vec(&value)
-                        .map_or_else(|_| self.whole("body", &decoded).into(), Into::into)
+                        .map(Into::into)
+                        .map_err(|_| self.whole("body", &decoded).into())
                 }
-                Err(_) => self.whole("unparseable JSON body", &decoded).into(),
+                Err(_) => Err(self.whole("unparseable JSON body", &decoded).into()),
             },
             BodyKind::Form => {
                 let mut out = form_urlencoded::Serializer::new(String::new());
@@ -191,9 +213,9 @@ impl Redactor {
                     };
                     out.append_pair(&key, &value);
                 }
-                out.finish().into_bytes().into()
+                Ok(out.finish().into_bytes().into())
             }
-            _ => decoded,
+            _ => Ok(decoded),
         }
     }
 

@@ -64,7 +64,7 @@ impl Server {
                         run: String::new(),
                         max_pending: settings.store_queue.get(),
                         flush_every: Duration::from_millis(500),
-                        retention: settings.retention,
+                        retention: Some(settings.retention),
                         max_body_bytes: settings.max_body_bytes,
                     },
                     redactor.clone(),

@@ -10,3 +10,13 @@ ALTER TABLE latencies ADD PRIMARY KEY (run, minute, endpoint, side, bucket, inst
 
 ALTER TABLE mismatches ADD COLUMN run TEXT NOT NULL DEFAULT '';
 CREATE INDEX mismatches_run ON mismatches (run, id);
+
+-- A replay's exemplars have their own hourly quota, so a run neither uses up
+-- live traffic's nor finds it used up.
+ALTER TABLE exemplar_quota ADD COLUMN run TEXT NOT NULL DEFAULT '';
+ALTER TABLE exemplar_quota DROP CONSTRAINT exemplar_quota_pkey;
+ALTER TABLE exemplar_quota ADD PRIMARY KEY (run, fingerprint, hour);
+
+ALTER TABLE lost_records ADD COLUMN run TEXT NOT NULL DEFAULT '';
+ALTER TABLE lost_records DROP CONSTRAINT lost_records_pkey;
+ALTER TABLE lost_records ADD PRIMARY KEY (run, minute, instance);

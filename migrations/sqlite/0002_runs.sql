@@ -32,3 +32,29 @@ ALTER TABLE latencies_new RENAME TO latencies;
 
 ALTER TABLE mismatches ADD COLUMN run TEXT NOT NULL DEFAULT '';
 CREATE INDEX mismatches_run ON mismatches (run, id);
+
+-- A replay's exemplars have their own hourly quota, so a run neither uses up
+-- live traffic's nor finds it used up.
+CREATE TABLE exemplar_quota_new (
+    run         TEXT    NOT NULL DEFAULT '',
+    fingerprint TEXT    NOT NULL,
+    hour        INTEGER NOT NULL,
+    count       INTEGER NOT NULL,
+    PRIMARY KEY (run, fingerprint, hour)
+);
+INSERT INTO exemplar_quota_new (fingerprint, hour, count)
+    SELECT fingerprint, hour, count FROM exemplar_quota;
+DROP TABLE exemplar_quota;
+ALTER TABLE exemplar_quota_new RENAME TO exemplar_quota;
+
+CREATE TABLE lost_records_new (
+    run      TEXT    NOT NULL DEFAULT '',
+    minute   INTEGER NOT NULL,
+    instance TEXT    NOT NULL,
+    count    INTEGER NOT NULL,
+    PRIMARY KEY (run, minute, instance)
+);
+INSERT INTO lost_records_new (minute, instance, count)
+    SELECT minute, instance, count FROM lost_records;
+DROP TABLE lost_records;
+ALTER TABLE lost_records_new RENAME TO lost_records;

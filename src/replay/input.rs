@@ -93,7 +93,7 @@ pub fn read_file(
     path: &Path,
     format: InputFormat,
 ) -> Result<(Vec<ReplayRequest>, Vec<Problem>), InputError> {
-    let text = std::fs::read_to_string(path).map_err(|source| InputError::Read {
+    let bytes = std::fs::read(path).map_err(|source| InputError::Read {
         path: path.display().to_string(),
         source,
     })?;
@@ -105,23 +105,36 @@ pub fn read_file(
             .is_some_and(|e| e.eq_ignore_ascii_case("har")),
     };
     if har {
-        from_har(&text).map_err(|message| InputError::NotHar {
+        let not_har = |message: String| InputError::NotHar {
             path: path.display().to_string(),
             message,
-        })
+        };
+        let text = std::str::from_utf8(&bytes).map_err(|e| not_har(e.to_string()))?;
+        from_har(text).map_err(not_har)
     } else {
-        Ok(from_jsonl(&text))
+        Ok(from_jsonl(&bytes))
     }
 }
 
-/// JSON Lines: blank lines are skipped, line numbers count from 1.
-pub fn from_jsonl(text: &str) -> (Vec<ReplayRequest>, Vec<Problem>) {
+/// JSON Lines: blank lines are skipped, line numbers count from 1; a line
+/// that is not UTF-8 is a problem of its own, not of the file.
+pub fn from_jsonl(bytes: &[u8]) -> (Vec<ReplayRequest>, Vec<Problem>) {
     let (mut requests, mut problems) = (Vec::new(), Vec::new());
-    for (i, line) in text.lines().enumerate() {
+    for (i, raw) in bytes.split(|&b| b == b'\n').enumerate() {
+        let origin = format!("line {}", i + 1);
+        let line = match std::str::from_utf8(raw) {
+            Ok(line) => line,
+            Err(_) => {
+                problems.push(Problem {
+                    origin,
+                    message: "not UTF-8 text (binary bodies go in `body_base64`)".into(),
+                });
+                continue;
+            }
+        };
         if line.trim().is_empty() {
             continue;
         }
-        let origin = format!("line {}", i + 1);
         let parsed = serde_json::from_str::<RequestLine>(line)
             .map_err(|e| format!("not a request object: {e}"))
             .and_then(|l| from_line(origin.clone(), l));
@@ -180,19 +193,26 @@ fn from_line(origin: String, line: RequestLine) -> Result<ReplayRequest, String>
     )
 }
 
-/// The path and query of an absolute URL.
+/// The path and query of an absolute URL, exactly as written (no dot
+/// segments resolved, nothing re-encoded): replay sends what was recorded.
 fn target_of_url(url: &str) -> Result<String, String> {
-    let parsed =
-        reqwest::Url::parse(url).map_err(|e| format!("`url` {url:?} is not a URL: {e}"))?;
-    Ok(match parsed.query() {
-        Some(q) => format!("{}?{q}", parsed.path()),
-        None => parsed.path().to_string(),
-    })
+    let bad = || format!("`url` {url:?} is not an absolute http(s) URL");
+    let (scheme, rest) = url.split_once("://").ok_or_else(bad)?;
+    if !scheme.eq_ignore_ascii_case("http") && !scheme.eq_ignore_ascii_case("https") {
+        return Err(bad());
+    }
+    let rest = rest.split('#').next().unwrap_or("");
+    let target = match rest.find(['/', '?']) {
+        Some(i) if rest[i..].starts_with('/') => rest[i..].to_string(),
+        Some(i) => format!("/{}", &rest[i..]),
+        None => "/".to_string(),
+    };
+    Ok(target)
 }
 
 /// Headers a replay must not copy: the client recomputes them, or they
 /// belong to one hop (or to HTTP/2 framing, as devtools exports show them).
-fn replayable(name: &str) -> bool {
+pub fn replayable(name: &str) -> bool {
     !name.starts_with(':')
         && !matches!(
             name.to_ascii_lowercase().as_str(),
@@ -222,6 +242,15 @@ fn build(
             "{target:?} is not a path and query starting with /"
         ));
     }
+    let dot = |segment: &str| {
+        let s = segment.to_ascii_lowercase().replace("%2e", ".");
+        s == "." || s == ".."
+    };
+    if target.split('?').next().unwrap_or("").split('/').any(dot) {
+        return Err(format!(
+            "{target:?} has dot segments, which would reach another path than recorded; it is not sent (as the proxy answers such requests 400)"
+        ));
+    }
     let mut headers = HeaderMap::new();
     for (name, value) in pairs.iter().filter(|(n, _)| replayable(n)) {
         let n = HeaderName::from_bytes(name.as_bytes())
@@ -246,7 +275,15 @@ struct Har {
 
 #[derive(Deserialize)]
 struct HarLog {
+    #[serde(default)]
+    creator: Option<HarCreator>,
     entries: Vec<Value>,
+}
+
+#[derive(Deserialize)]
+struct HarCreator {
+    #[serde(default)]
+    name: String,
 }
 
 #[derive(Deserialize)]
@@ -280,12 +317,19 @@ struct HarPostData {
 /// HAR 1.2: `log.entries[].request`. Entries count from 1.
 pub fn from_har(text: &str) -> Result<(Vec<ReplayRequest>, Vec<Problem>), String> {
     let har: Har = serde_json::from_str(text).map_err(|e| e.to_string())?;
+    // mitmproxy writes bodies without a charset as Latin-1 text (one
+    // character per byte); browsers write UTF-8.
+    let latin1 = har
+        .log
+        .creator
+        .as_ref()
+        .is_some_and(|c| c.name.eq_ignore_ascii_case("mitmproxy"));
     let (mut requests, mut problems) = (Vec::new(), Vec::new());
     for (i, entry) in har.log.entries.into_iter().enumerate() {
         let origin = format!("entry {}", i + 1);
         let parsed = serde_json::from_value::<HarRequest>(entry["request"].clone())
             .map_err(|e| format!("not a HAR request: {e}"))
-            .and_then(|r| from_har_request(origin.clone(), r));
+            .and_then(|r| from_har_request(origin.clone(), r, latin1));
         match parsed {
             Ok(r) => requests.push(r),
             Err(message) => problems.push(Problem { origin, message }),
@@ -294,7 +338,7 @@ pub fn from_har(text: &str) -> Result<(Vec<ReplayRequest>, Vec<Problem>), String
     Ok((requests, problems))
 }
 
-fn from_har_request(origin: String, r: HarRequest) -> Result<ReplayRequest, String> {
+fn from_har_request(origin: String, r: HarRequest, latin1: bool) -> Result<ReplayRequest, String> {
     let target = target_of_url(&r.url)?;
     let body = match r.post_data {
         None => Bytes::new(),
@@ -305,9 +349,10 @@ fn from_har_request(origin: String, r: HarRequest) -> Result<ReplayRequest, Stri
                     .decode(text.trim())
                     .map_err(|e| format!("postData.text is not base64: {e}"))?
                     .into()
-            } else if !textual(&data.mime_type) && text.chars().all(|c| (c as u32) < 0x100) {
-                // Binary bodies exported as text hold one byte per character
-                // (mitmproxy decodes them as Latin-1).
+            } else if latin1
+                && latin1_text(&data.mime_type)
+                && text.chars().all(|c| (c as u32) < 0x100)
+            {
                 text.chars().map(|c| c as u8).collect::<Vec<u8>>().into()
             } else {
                 text.into_bytes().into()
@@ -318,14 +363,17 @@ fn from_har_request(origin: String, r: HarRequest) -> Result<ReplayRequest, Stri
     build(origin, &r.method, &target, &pairs, body)
 }
 
-fn textual(mime: &str) -> bool {
+/// Whether mitmproxy exported a body of this type as Latin-1: it decodes
+/// with the declared charset, JSON as UTF-8, and everything else as Latin-1.
+fn latin1_text(mime: &str) -> bool {
     let m = mime.to_ascii_lowercase();
-    m.is_empty()
-        || m.starts_with("text/")
-        || m.contains("json")
-        || m.contains("xml")
-        || m.contains("x-www-form-urlencoded")
-        || m.contains("javascript")
+    match m.split(';').find_map(|p| p.trim().strip_prefix("charset=")) {
+        Some(charset) => matches!(
+            charset.trim_matches('"'),
+            "iso-8859-1" | "latin-1" | "latin1"
+        ),
+        None => !m.contains("json"),
+    }
 }
 
 /// A stored mismatch's request, as recorded (redacted) by the store.
@@ -376,7 +424,7 @@ mod tests {
             r#"{"path": "no-slash"}"#,
             "\n",
         );
-        let (requests, problems) = from_jsonl(text);
+        let (requests, problems) = from_jsonl(text.as_bytes());
         assert_eq!(requests.len(), 3);
         assert_eq!(requests[0].method, Method::POST);
         assert_eq!(requests[0].target, "/a?x=1");
@@ -392,7 +440,7 @@ mod tests {
 
     #[test]
     fn har_binary_bodies_come_back_byte_for_byte() {
-        let har = r#"{"log": {"version": "1.2", "entries": [
+        let har = r#"{"log": {"version": "1.2", "creator": {"name": "mitmproxy", "version": "11"}, "entries": [
             {"request": {"method": "PUT", "url": "http://h:1/u?a=b", "headers": [{"name": ":authority", "value": "h"}, {"name": "X-A", "value": "1"}],
                          "postData": {"mimeType": "application/octet-stream", "text": "\u0000\u00ff(", "params": []}}},
             {"request": {"method": "POST", "url": "http://h:1/j", "headers": [],
@@ -409,5 +457,27 @@ mod tests {
         assert_eq!(problems.len(), 1);
         assert_eq!(problems[0].origin, "entry 4");
         assert!(from_har("[1, 2]").is_err());
+        // Browsers write UTF-8 text, whatever the type.
+        let chrome = r#"{"log": {"creator": {"name": "WebInspector"}, "entries": [
+            {"request": {"method": "POST", "url": "https://h/f", "postData": {"mimeType": "multipart/form-data; boundary=x", "text": "Zoë"}}}]}}"#;
+        assert_eq!(from_har(chrome).unwrap().0[0].body, "Zoë".as_bytes());
+    }
+
+    #[test]
+    fn urls_are_sent_as_written_and_bad_lines_are_only_lines() {
+        assert_eq!(
+            target_of_url("http://h:1/a/b/c?x={1}#frag").unwrap(),
+            "/a/b/c?x={1}"
+        );
+        assert_eq!(target_of_url("http://h/a/../b").unwrap(), "/a/../b");
+        let (_, problems) = from_jsonl(br#"{"url": "http://h/a/../b"}"#);
+        assert!(problems[0].message.contains("dot segments"));
+        assert_eq!(target_of_url("https://h?q=1").unwrap(), "/?q=1");
+        assert_eq!(target_of_url("https://h").unwrap(), "/");
+        assert!(target_of_url("ftp://h/x").is_err());
+        let (requests, problems) =
+            from_jsonl(b"{\"path\": \"/a\"}\n\xff\xfe\n{\"path\": \"/b\"}\n");
+        assert_eq!(requests.len(), 2);
+        assert_eq!(problems[0].origin, "line 2");
     }
 }

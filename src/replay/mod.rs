@@ -41,10 +41,72 @@ impl std::str::FromStr for Rate {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
         match s.trim().parse::<f64>() {
-            Ok(r) if r.is_finite() && r > 0.0 => Ok(Rate(r)),
+            Ok(r) if (0.001..=1_000_000.0).contains(&r) => Ok(Rate(r)),
             _ => Err(format!(
-                "a rate is requests per second, more than 0 (such as 50 or 0.5); got {s:?}"
+                "a rate is requests per second, from 0.001 to 1000000 (such as 50 or 0.5); got {s:?}"
             )),
+        }
+    }
+}
+
+/// Requests in flight at once: 1 to 4,096.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Concurrency(NonZeroUsize);
+
+impl Concurrency {
+    pub fn get(self) -> usize {
+        self.0.get()
+    }
+}
+
+impl std::fmt::Display for Concurrency {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl std::str::FromStr for Concurrency {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        s.trim()
+            .parse::<usize>()
+            .ok()
+            .filter(|n| *n <= 4_096)
+            .and_then(NonZeroUsize::new)
+            .map(Concurrency)
+            .ok_or_else(|| format!("concurrency is a whole number from 1 to 4096; got {s:?}"))
+    }
+}
+
+/// A replay run's id: 1 to 100 letters, digits and `-_.:`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RunId(String);
+
+impl RunId {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for RunId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::str::FromStr for RunId {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let ok = !s.is_empty()
+            && s.len() <= 100
+            && s.chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-_.:".contains(c));
+        if ok {
+            Ok(RunId(s.to_string()))
+        } else {
+            Err(format!(
+                "a run id is 1 to 100 letters, digits and - _ . : (live traffic has none); got {s:?}"
+            ))
         }
     }
 }
@@ -59,6 +121,12 @@ impl std::str::FromStr for ExtraHeader {
         let (name, value) = s
             .split_once(':')
             .ok_or_else(|| format!("a header is `Name: value`; got {s:?}"))?;
+        if !input::replayable(name.trim()) {
+            return Err(format!(
+                "{:?} is set by the HTTP client for each request and cannot be given",
+                name.trim()
+            ));
+        }
         let name = HeaderName::from_bytes(name.trim().as_bytes())
             .map_err(|_| format!("{:?} is not a header name", name.trim()))?;
         let value = HeaderValue::from_str(value.trim())
@@ -71,8 +139,8 @@ impl std::str::FromStr for ExtraHeader {
 #[derive(Clone, Debug)]
 pub struct ReplayOptions {
     /// Rows of this run carry it in the store.
-    pub run_id: String,
-    pub concurrency: NonZeroUsize,
+    pub run_id: RunId,
+    pub concurrency: Concurrency,
     pub rate: Option<Rate>,
     /// Send methods other than GET, HEAD and OPTIONS (otherwise skipped).
     pub allow_unsafe: bool,
@@ -105,7 +173,7 @@ pub struct Progress {
 /// What a finished replay did.
 #[derive(Debug)]
 pub struct ReplaySummary {
-    pub run_id: String,
+    pub run_id: RunId,
     /// Requests sent (or skipped) after selection.
     pub selected: usize,
     pub tally: Tally,
@@ -122,6 +190,9 @@ pub enum ReplayError {
     /// The HTTP client could not be built.
     #[error("cannot build the HTTP client: {0}")]
     Client(#[from] reqwest::Error),
+    /// Results were left unwritten: the run in the store is incomplete.
+    #[error("the store did not take all of the run's results ({0} rows left unwritten); the run is incomplete")]
+    Unstored(usize),
 }
 
 /// Names every request's endpoint as live traffic would be named, and
@@ -241,10 +312,10 @@ pub async fn run(
     let writer = StoreWriter::new(
         WriterConfig {
             instance: settings.instance.clone(),
-            run: options.run_id.clone(),
+            run: options.run_id.as_str().to_string(),
             max_pending: settings.store_queue.get(),
             flush_every: Duration::from_millis(500),
-            retention: settings.retention,
+            retention: None,
             max_body_bytes: settings.max_body_bytes,
         },
         Redactor::new(&settings.redact),
@@ -255,7 +326,7 @@ pub async fn run(
         writer_stopped,
         Duration::from_secs(60),
     ));
-    let recorder = Arc::new(Recorder::with_writer(writer));
+    let recorder = Arc::new(Recorder::with_writer(writer.clone()));
     let budget = BodyBudget::new(settings.max_buffered_bytes);
     let concurrency = options.concurrency.get();
     let (queue, stage) = ShadowStage::start(ShadowConfig {
@@ -353,6 +424,10 @@ pub async fn run(
     let _ = ticker.await;
     let _ = stop_writer.send(());
     let _ = writer_task.await;
+    let unwritten = writer.unwritten();
+    if unwritten > 0 {
+        return Err(ReplayError::Unstored(unwritten));
+    }
     let tally = recorder.tally();
     if tally.total() < total {
         tracing::error!(
@@ -365,8 +440,9 @@ pub async fn run(
         since_ms: started - 60_000,
         until_ms: now_ms() + 60_000,
     };
-    let data = gate::gather(store.as_ref(), window, &options.run_id, criteria).await?;
-    let gate = gate::decide(criteria, window, Some(&options.run_id), &data);
+    let run = options.run_id.as_str();
+    let data = gate::gather(store.as_ref(), window, run, criteria).await?;
+    let gate = gate::decide(criteria, window, Some(run), &data);
     Ok(ReplaySummary {
         run_id: options.run_id.clone(),
         selected,
@@ -376,8 +452,17 @@ pub async fn run(
 }
 
 /// A run id that sorts by time: `replay-20261125T021500Z-1a2b`.
-pub fn new_run_id() -> String {
+pub fn new_run_id() -> RunId {
     let stamp =
         crate::compare::instant::format_millis(now_ms() / 1000 * 1000).replace(['-', ':'], "");
-    format!("replay-{stamp}-{:04x}", rand::random::<u16>())
+    RunId(format!("replay-{stamp}-{:04x}", rand::random::<u16>()))
+}
+
+/// Whether the store already holds results of this run.
+pub async fn run_exists(store: &dyn Store, run: &RunId) -> Result<bool, StoreError> {
+    let all = Window {
+        since_ms: 0,
+        until_ms: i64::MAX / 2,
+    };
+    Ok(!store.counts(all, run.as_str(), None).await?.is_empty())
 }

@@ -354,7 +354,7 @@ pub trait Store: Send + Sync {
         limit: i64,
     ) -> BoxFuture<'a, Result<Vec<StoredMismatch>, StoreError>>;
     fn mismatch(&self, id: i64) -> BoxFuture<'_, Result<Option<StoredMismatch>, StoreError>>;
-    /// Records lost by writers over a window.
+    /// Records lost by live traffic's writers over a window.
     fn lost(&self, window: Window) -> BoxFuture<'_, Result<i64, StoreError>>;
     /// Deletes everything older than `before_ms`; returns rows removed.
     fn prune(&self, before_ms: i64) -> BoxFuture<'_, Result<u64, StoreError>>;
@@ -511,7 +511,9 @@ impl SqlStore {
              last_seen = CASE WHEN excluded.last_seen > mismatch_groups.last_seen THEN excluded.last_seen ELSE mismatch_groups.last_seen END, \
              count = mismatch_groups.count + excluded.count",
         );
-        for g in groups {
+        // Groups (and their triage) belong to live traffic; a replay's
+        // mismatches are found through its exemplars and counters.
+        for g in groups.into_iter().filter(|_| run.is_empty()) {
             let paths = serde_json::to_string(&g.paths).unwrap_or_else(|_| "[]".into());
             sqlx::query(&group)
                 .bind(&g.fingerprint)
@@ -524,8 +526,8 @@ impl SqlStore {
                 .await?;
         }
         let quota = self.sql(
-            "INSERT INTO exemplar_quota (fingerprint, hour, count) VALUES ($1, $2, 1) \
-             ON CONFLICT (fingerprint, hour) DO UPDATE SET count = exemplar_quota.count + 1 RETURNING count",
+            "INSERT INTO exemplar_quota (fingerprint, hour, count, run) VALUES ($1, $2, 1, $3) \
+             ON CONFLICT (run, fingerprint, hour) DO UPDATE SET count = exemplar_quota.count + 1 RETURNING count",
         );
         let insert = self.sql(
             "INSERT INTO mismatches (at, instance, endpoint, fingerprint, method, path, query, \
@@ -537,6 +539,7 @@ impl SqlStore {
             let used: i64 = sqlx::query(&quota)
                 .bind(&m.fingerprint)
                 .bind(m.at_ms.div_euclid(3_600_000))
+                .bind(run)
                 .fetch_one(&mut *tx)
                 .await?
                 .try_get(0)?;
@@ -568,14 +571,15 @@ impl SqlStore {
                 .await?;
         }
         let lost = self.sql(
-            "INSERT INTO lost_records (minute, instance, count) VALUES ($1, $2, $3) \
-             ON CONFLICT (minute, instance) DO UPDATE SET count = lost_records.count + excluded.count",
+            "INSERT INTO lost_records (minute, instance, count, run) VALUES ($1, $2, $3, $4) \
+             ON CONFLICT (run, minute, instance) DO UPDATE SET count = lost_records.count + excluded.count",
         );
         for (minute, count) in &batch.lost {
             sqlx::query(&lost)
                 .bind(*minute)
                 .bind(instance)
                 .bind(*count)
+                .bind(run)
                 .execute(&mut *tx)
                 .await?;
         }
@@ -766,7 +770,7 @@ impl SqlStore {
 
     async fn read_lost(&self, window: Window) -> Result<i64, StoreError> {
         let sql = self.sql(
-            "SELECT CAST(COALESCE(SUM(count), 0) AS BIGINT) FROM lost_records WHERE minute >= $1 AND minute < $2",
+            "SELECT CAST(COALESCE(SUM(count), 0) AS BIGINT) FROM lost_records WHERE run = '' AND minute >= $1 AND minute < $2",
         );
         let row = sqlx::query(&sql)
             .bind(window.since_ms.div_euclid(60_000))

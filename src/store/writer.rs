@@ -49,8 +49,9 @@ pub struct WriterConfig {
     pub max_pending: usize,
     /// How often pending data is written.
     pub flush_every: Duration,
-    /// Rows older than this are pruned (checked every hour).
-    pub retention: Duration,
+    /// Rows older than this are pruned (checked every hour); `None` never
+    /// prunes (a replay leaves that to the servers and their retention).
+    pub retention: Option<Duration>,
     /// Bodies decode to at most this many bytes, as in the live comparison.
     pub max_body_bytes: usize,
 }
@@ -399,9 +400,14 @@ impl StoreWriter {
                 _ = self.wake.notified() => {}
                 _ = &mut stop => break,
             }
-            if tokio::time::Instant::now() >= next_prune {
+            if let Some(retention) = self
+                .config
+                .retention
+                .filter(|_| tokio::time::Instant::now() >= next_prune)
+            {
                 next_prune += Duration::from_secs(3_600);
-                let before = now_ms() - self.config.retention.as_millis() as i64;
+                let before = now_ms()
+                    .saturating_sub(i64::try_from(retention.as_millis()).unwrap_or(i64::MAX));
                 match store.prune(before).await {
                     Ok(n) if n > 0 => {
                         tracing::info!(rows = n, "pruned rows past the retention period")
@@ -465,6 +471,12 @@ impl StoreWriter {
             return Err(error);
         }
         Ok(())
+    }
+
+    /// Rows still waiting to be written (0 once everything is stored).
+    pub fn unwritten(&self) -> usize {
+        let p = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+        p.counters.len() + p.latencies.len() + p.groups.len() + p.mismatches.len() + p.lost.len()
     }
 
     /// Exemplars lost so far and not yet written as lost.

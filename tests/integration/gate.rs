@@ -265,6 +265,7 @@ async fn bad_gate_flags_and_parameters_are_named() {
             "--endpoint",
         ),
         (vec!["gate"], "--report-url"),
+        (vec!["gate", "--database-url", "sqlite:///nonexistent-dir/typo.db"], "typo.db"),
     ] {
         let out = shadowdiff(args.iter().map(|s| s.to_string()).collect()).await;
         let stderr = String::from_utf8_lossy(&out.stderr);
@@ -280,6 +281,8 @@ async fn bad_gate_flags_and_parameters_are_named() {
         ("strict=maybe", "strict"),
         ("colour=red", "colour"),
         ("since=later", "since"),
+        ("since=10000000000000w", "since"),
+        ("min_parity=99&min_parity=98", "min_parity"),
     ] {
         let response = support::client()
             .get(format!("http://{api}/api/v1/gate?{query}"))

@@ -176,11 +176,26 @@ async fn json_lines_and_a_real_har_export_reach_both_backends_intact() {
     }
     assert_eq!(picks[0], picks[1], "the same seed picks the same requests");
 
+    // A run id names one run: reusing it is refused.
+    let out = shadowdiff(base(&["--run-id", "run-requests.jsonl"])).await;
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("already holds a run"));
+    // Nothing selected is an error, not a wait-and-see.
+    let out = shadowdiff(base(&["--endpoint", "GET /nothing/**"])).await;
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("nothing to replay"));
+
     // Bad flags and files are operational errors.
     for bad in [
         base(&["--rate", "0"]),
+        base(&["--rate", "1e-20"]),
+        base(&["--rate", "1e300"]),
         base(&["--concurrency", "0"]),
+        base(&["--concurrency", "18446744073709551615"]),
+        base(&["--run-id", ""]),
         base(&["--header", "no colon"]),
+        base(&["--header", "Content-Length: 2"]),
+        base(&["--header", "Host: elsewhere"]),
         args(&[
             "replay",
             "--input",
@@ -216,9 +231,13 @@ async fn stored_mismatches_are_sent_again_to_see_whether_a_fix_landed() {
         let fingerprint = groups[0].fingerprint.clone();
 
         let fixed = persistence::primary().await;
-        for (candidate, mismatched, matched) in [(&candidate, 5, 0), (&fixed, 0, 5)] {
+        for (run, candidate, mismatched, matched) in
+            [("recheck-1", &candidate, 5, 0), ("recheck-2", &fixed, 0, 5)]
+        {
             let out = shadowdiff(args(&[
                 "replay",
+                "--run-id",
+                run,
                 "--from-store",
                 "--fingerprint",
                 &fingerprint,
@@ -242,10 +261,31 @@ async fn stored_mismatches_are_sent_again_to_see_whether_a_fix_landed() {
             );
             assert_eq!(out.status.code(), Some(if mismatched > 0 { 1 } else { 3 }));
         }
-        // The replays did not touch the live counts.
+        // The replays did not touch the live counts or groups.
         let live = counts(&db, "").await;
         assert_eq!(live["GET /users/{id}"]["mismatched"], 5);
         assert_eq!(live["GET /users/{id}"]["matched"], 5);
+        let groups = store.groups(None, None).await.unwrap();
+        assert_eq!((groups.len(), groups[0].count), (1, 5), "{}", db.name);
+
+        // A run keeps its own exemplars (its own quota), so its failures
+        // can be sent again too.
+        let out = shadowdiff(args(&[
+            "replay",
+            "--from-store",
+            "--from-run",
+            "recheck-1",
+            "--primary",
+            &primary.url().to_string(),
+            "--candidate",
+            &candidate.url().to_string(),
+            "--database-url",
+            &db.url.to_string(),
+            "--format",
+            "json",
+        ]))
+        .await;
+        assert_eq!(report(&out).total.mismatched, 5, "{}", String::from_utf8_lossy(&out.stderr));
     }
 }
 

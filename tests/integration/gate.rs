@@ -265,7 +265,14 @@ async fn bad_gate_flags_and_parameters_are_named() {
             "--endpoint",
         ),
         (vec!["gate"], "--report-url"),
-        (vec!["gate", "--database-url", "sqlite:///nonexistent-dir/typo.db"], "typo.db"),
+        (
+            vec![
+                "gate",
+                "--database-url",
+                "sqlite:///nonexistent-dir/typo.db",
+            ],
+            "typo.db",
+        ),
     ] {
         let out = shadowdiff(args.iter().map(|s| s.to_string()).collect()).await;
         let stderr = String::from_utf8_lossy(&out.stderr);

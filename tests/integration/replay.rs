@@ -285,7 +285,12 @@ async fn stored_mismatches_are_sent_again_to_see_whether_a_fix_landed() {
             "json",
         ]))
         .await;
-        assert_eq!(report(&out).total.mismatched, 5, "{}", String::from_utf8_lossy(&out.stderr));
+        assert_eq!(
+            report(&out).total.mismatched,
+            5,
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
 }
 

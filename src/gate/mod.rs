@@ -573,6 +573,38 @@ pub fn comparisons_to_decide(p: f64, min: f64, z: f64) -> Option<u64> {
     Some(low)
 }
 
+/// The sum of the outcome counts whose key starts with `prefix`
+/// (`candidate_error/`, `skipped/`, …).
+pub fn sum_prefix(outcomes: &BTreeMap<String, i64>, prefix: &str) -> i64 {
+    outcomes
+        .iter()
+        .filter(|(k, _)| k.starts_with(prefix))
+        .map(|(_, n)| n)
+        .sum()
+}
+
+/// The primary's and the candidate's error rates (fractions), as the
+/// summary shows them and the gate compares them: 5xx responses, failures
+/// and timeouts, among the requests each side was asked. Failures and
+/// timeouts count against each side alike.
+pub fn error_rates(outcomes: &BTreeMap<String, i64>) -> (Option<f64>, Option<f64>) {
+    let get = |k: &str| outcomes.get(k).copied().unwrap_or(0);
+    let compared = get("matched") + get("mismatched");
+    let primary_failed = get("skipped/primary_error") + get("skipped/primary_timeout");
+    let candidate_failed = sum_prefix(outcomes, "candidate_error/");
+    let rate = |n: i64, of: i64| (of > 0).then(|| n as f64 / of as f64);
+    (
+        rate(
+            get("primary_5xx") + primary_failed,
+            compared + primary_failed,
+        ),
+        rate(
+            get("candidate_5xx") + candidate_failed,
+            compared + candidate_failed,
+        ),
+    )
+}
+
 /// Four decimals: what a report needs, without binary-float noise.
 fn round4(v: f64) -> f64 {
     (v * 10_000.0).round() / 10_000.0
@@ -613,13 +645,7 @@ fn evaluate_scope(
     candidate_latency: &[(i64, i64)],
 ) -> GateScope {
     let get = |k: &str| outcomes.get(k).copied().unwrap_or(0);
-    let sum = |prefix: &str| -> i64 {
-        outcomes
-            .iter()
-            .filter(|(k, _)| k.starts_with(prefix))
-            .map(|(_, n)| n)
-            .sum()
-    };
+    let sum = |prefix: &str| sum_prefix(outcomes, prefix);
     let matched = get("matched");
     let all_mismatched = get("mismatched");
     let expected = if criteria.exclude_expected {
@@ -719,16 +745,10 @@ fn evaluate_scope(
     });
 
     let errors = criteria.max_error_rate_delta.map(|max| {
-        let compared = matched + all_mismatched;
-        // Failures and timeouts count against each side alike.
-        let primary_failed = get("skipped/primary_error") + get("skipped/primary_timeout");
-        let primary = percent(
-            get("primary_5xx") + primary_failed,
-            compared + primary_failed,
-        );
-        let candidate = percent(
-            get("candidate_5xx") + candidate_errors,
-            compared + candidate_errors,
+        let (primary, candidate) = error_rates(outcomes);
+        let (primary, candidate) = (
+            primary.map(|r| round4(r * 100.0)),
+            candidate.map(|r| round4(r * 100.0)),
         );
         let delta = primary.zip(candidate).map(|(p, c)| round4(c - p));
         let verdict = match delta {

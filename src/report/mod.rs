@@ -369,13 +369,7 @@ async fn gate(
 }
 
 fn tally(outcomes: &BTreeMap<String, i64>) -> Totals {
-    let sum = |prefix: &str| -> i64 {
-        outcomes
-            .iter()
-            .filter(|(k, _)| k.starts_with(prefix))
-            .map(|(_, n)| n)
-            .sum()
-    };
+    let sum = |prefix: &str| gate::sum_prefix(outcomes, prefix);
     let matched = outcomes.get("matched").copied().unwrap_or(0);
     let mismatched = outcomes.get("mismatched").copied().unwrap_or(0);
     let candidate_errors = sum("candidate_error/");
@@ -440,10 +434,7 @@ async fn summary(
             *all.entry(k.clone()).or_insert(0) += v;
         }
         let totals = tally(&c.outcomes);
-        let get = |k: &str| c.outcomes.get(k).copied().unwrap_or(0);
-        let responses = totals.compared + totals.candidate_errors;
-        let rate = |n: i64, of: i64| (of > 0).then(|| n as f64 / of as f64);
-        let primary_seen = totals.compared + get("skipped/primary_error");
+        let (primary_error_rate, candidate_error_rate) = gate::error_rates(&c.outcomes);
         endpoints.push(EndpointSummary {
             endpoint: c.endpoint.clone(),
             latency_ms: Latencies {
@@ -460,11 +451,8 @@ async fn summary(
                         .map_err(ApiError::Store)?,
                 ),
             },
-            primary_error_rate: rate(
-                get("primary_5xx") + get("skipped/primary_error"),
-                primary_seen,
-            ),
-            candidate_error_rate: rate(get("candidate_5xx") + totals.candidate_errors, responses),
+            primary_error_rate,
+            candidate_error_rate,
             totals,
         });
     }

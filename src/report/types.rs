@@ -64,9 +64,9 @@ pub struct EndpointSummary {
     pub totals: Totals,
     /// From the fixed-bucket histograms: each value is its bucket's upper bound.
     pub latency_ms: Latencies,
-    /// 5xx responses and failures of the primary, among its sampled requests.
+    /// 5xx responses, failures and timeouts of the primary, among its sampled requests.
     pub primary_error_rate: Option<f64>,
-    /// 5xx responses and errors of the candidate, among its sampled requests.
+    /// 5xx responses, errors and timeouts of the candidate, among its sampled requests.
     pub candidate_error_rate: Option<f64>,
 }
 

@@ -25,6 +25,29 @@ fn args(list: &[&str]) -> Vec<String> {
     list.iter().map(|s| s.to_string()).collect()
 }
 
+/// `shadowdiff replay` between two backends on a database, printing the gate
+/// report as JSON, with `extra` flags.
+fn replay(
+    primary: &support::Backend,
+    candidate: &support::Backend,
+    db: &support::TestDatabase,
+    extra: &[&str],
+) -> Vec<String> {
+    let mut a = args(&[
+        "replay",
+        "--primary",
+        &primary.url().to_string(),
+        "--candidate",
+        &candidate.url().to_string(),
+        "--database-url",
+        &db.url.to_string(),
+        "--format",
+        "json",
+    ]);
+    a.extend(args(extra));
+    a
+}
+
 fn report(out: &std::process::Output) -> GateReport {
     serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
         panic!(
@@ -69,22 +92,18 @@ async fn json_lines_and_a_real_har_export_reach_both_backends_intact() {
         let (primary, primary_hits) = support::recording_backend().await;
         let (candidate, candidate_hits) = support::recording_backend().await;
         let run = format!("run-{input}");
-        let out = shadowdiff(args(&[
-            "replay",
-            "--input",
-            &fixture(input),
-            "--primary",
-            &primary.url().to_string(),
-            "--candidate",
-            &candidate.url().to_string(),
-            "--database-url",
-            &db.url.to_string(),
-            "--run-id",
-            &run,
-            "--allow-unsafe",
-            "--format",
-            "json",
-        ]))
+        let out = shadowdiff(replay(
+            &primary,
+            &candidate,
+            &db,
+            &[
+                "--input",
+                &fixture(input),
+                "--run-id",
+                &run,
+                "--allow-unsafe",
+            ],
+        ))
         .await;
         let stderr = String::from_utf8_lossy(&out.stderr);
         // Too few to pass, nothing wrong: inconclusive.
@@ -131,20 +150,9 @@ async fn json_lines_and_a_real_har_export_reach_both_backends_intact() {
     // Unsafe methods are skipped unless allowed; a limit and a seeded sample choose.
     let (primary, _) = support::recording_backend().await;
     let (candidate, hits) = support::recording_backend().await;
+    let input = fixture("requests.jsonl");
     let base = |extra: &[&str]| {
-        let mut a = args(&[
-            "replay",
-            "--input",
-            &fixture("requests.jsonl"),
-            "--primary",
-            &primary.url().to_string(),
-            "--candidate",
-            &candidate.url().to_string(),
-            "--database-url",
-            &db.url.to_string(),
-            "--format",
-            "json",
-        ]);
+        let mut a = replay(&primary, &candidate, &db, &["--input", &input]);
         a.extend(args(extra));
         a
     };
@@ -234,22 +242,18 @@ async fn stored_mismatches_are_sent_again_to_see_whether_a_fix_landed() {
         for (run, candidate, mismatched, matched) in
             [("recheck-1", &candidate, 5, 0), ("recheck-2", &fixed, 0, 5)]
         {
-            let out = shadowdiff(args(&[
-                "replay",
-                "--run-id",
-                run,
-                "--from-store",
-                "--fingerprint",
-                &fingerprint,
-                "--primary",
-                &primary.url().to_string(),
-                "--candidate",
-                &candidate.url().to_string(),
-                "--database-url",
-                &db.url.to_string(),
-                "--format",
-                "json",
-            ]))
+            let out = shadowdiff(replay(
+                &primary,
+                &candidate,
+                &db,
+                &[
+                    "--run-id",
+                    run,
+                    "--from-store",
+                    "--fingerprint",
+                    &fingerprint,
+                ],
+            ))
             .await;
             let gate = report(&out);
             assert_eq!(
@@ -270,20 +274,12 @@ async fn stored_mismatches_are_sent_again_to_see_whether_a_fix_landed() {
 
         // A run keeps its own exemplars (its own quota), so its failures
         // can be sent again too.
-        let out = shadowdiff(args(&[
-            "replay",
-            "--from-store",
-            "--from-run",
-            "recheck-1",
-            "--primary",
-            &primary.url().to_string(),
-            "--candidate",
-            &candidate.url().to_string(),
-            "--database-url",
-            &db.url.to_string(),
-            "--format",
-            "json",
-        ]))
+        let out = shadowdiff(replay(
+            &primary,
+            &candidate,
+            &db,
+            &["--from-store", "--from-run", "recheck-1"],
+        ))
         .await;
         assert_eq!(
             report(&out).total.mismatched,
@@ -340,25 +336,21 @@ async fn recorded_traffic_replays_to_the_same_verdicts_without_secrets() {
                 "#,
             )
             .unwrap();
-        let out = shadowdiff(args(&[
-            "replay",
-            "--config",
-            config.path().to_str().unwrap(),
-            "--input",
-            record.to_str().unwrap(),
-            "--primary",
-            &primary.url().to_string(),
-            "--candidate",
-            &candidate.url().to_string(),
-            "--database-url",
-            &db.url.to_string(),
-            "--run-id",
-            "round-trip",
-            "--concurrency",
-            "4",
-            "--format",
-            "json",
-        ]))
+        let out = shadowdiff(replay(
+            &primary,
+            &candidate,
+            &db,
+            &[
+                "--config",
+                config.path().to_str().unwrap(),
+                "--input",
+                record.to_str().unwrap(),
+                "--run-id",
+                "round-trip",
+                "--concurrency",
+                "4",
+            ],
+        ))
         .await;
         assert_eq!(
             out.status.code(),

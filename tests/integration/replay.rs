@@ -244,7 +244,7 @@ async fn stored_mismatches_are_sent_again_to_see_whether_a_fix_landed() {
         {
             let out = shadowdiff(replay(
                 &primary,
-                &candidate,
+                candidate,
                 &db,
                 &[
                     "--run-id",

@@ -243,6 +243,9 @@ fn replay(args: &ReplayArgs) -> ExitCode {
                     );
                 }
             },
+            async {
+                let _ = tokio::signal::ctrl_c().await;
+            },
         )
         .await?;
         if terminal {
@@ -256,7 +259,7 @@ fn replay(args: &ReplayArgs) -> ExitCode {
             eprintln!(
                 "replay run {}: {} requests: {} matched, {} mismatched, {} candidate errors, {} skipped or dropped; {} input problems",
                 summary.run_id,
-                summary.selected,
+                summary.sent,
                 t.matched,
                 t.mismatched,
                 t.candidate_errors,
@@ -267,7 +270,15 @@ fn replay(args: &ReplayArgs) -> ExitCode {
                 "its mismatches: GET /api/v1/mismatches?run={} (report API), or replay --from-store --from-run {}",
                 summary.run_id, summary.run_id
             );
-            print_gate(&summary.gate, &args.criteria)
+            let code = print_gate(&summary.gate, &args.criteria);
+            if summary.sent < summary.selected {
+                eprintln!(
+                    "error: interrupted after {} of {} requests: the run is incomplete",
+                    summary.sent, summary.selected
+                );
+                return ExitCode::from(cli::EXIT_USAGE);
+            }
+            code
         }
         Err(error) => {
             eprintln!("error: {error}");

@@ -174,8 +174,10 @@ pub struct Progress {
 #[derive(Debug)]
 pub struct ReplaySummary {
     pub run_id: RunId,
-    /// Requests sent (or skipped) after selection.
+    /// Requests chosen after selection.
     pub selected: usize,
+    /// Requests sent (or skipped); fewer than selected when interrupted.
+    pub sent: usize,
     pub tally: Tally,
     /// The gate's decision over this run.
     pub gate: GateReport,
@@ -307,6 +309,7 @@ pub async fn run(
     options: &ReplayOptions,
     criteria: &Criteria,
     progress: impl Fn(Progress) + Send + Sync + 'static,
+    interrupt: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<ReplaySummary, ReplayError> {
     let started = now_ms();
     let writer = StoreWriter::new(
@@ -344,18 +347,26 @@ pub async fn run(
     let selected = requests.len();
     let total = selected as u64;
 
+    let progress = Arc::new(progress);
     let ticker = {
-        let recorder = recorder.clone();
+        let (recorder, progress) = (recorder.clone(), progress.clone());
         tokio::spawn(async move {
             loop {
                 progress(progress_of(&recorder.tally(), total));
-                if recorder.tally().total() >= total {
-                    break;
-                }
                 tokio::time::sleep(Duration::from_millis(200)).await;
             }
         })
     };
+    // Ctrl-C stops sending; what was sent still ends, is stored and gated.
+    let interrupted = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let watcher = {
+        let interrupted = interrupted.clone();
+        tokio::spawn(async move {
+            interrupt.await;
+            interrupted.store(true, std::sync::atomic::Ordering::Relaxed);
+        })
+    };
+    let mut sent = 0;
 
     let mut pace = options.rate.map(|r| {
         let mut i = tokio::time::interval(Duration::from_secs_f64(1.0 / r.0));
@@ -363,6 +374,10 @@ pub async fn run(
         i
     });
     for (endpoint, request) in requests {
+        if interrupted.load(std::sync::atomic::Ordering::Relaxed) {
+            break;
+        }
+        sent += 1;
         let path = request.target.split('?').next().unwrap_or("/");
         let route = settings.route_for(&request.method, path);
         let sample = recorder.sample(SampleInfo {
@@ -416,12 +431,14 @@ pub async fn run(
             }),
         }
     }
+    watcher.abort();
     // Every job has its timeout; this only bounds a wedged backend.
     stage
         .drain(settings.candidate_timeout * 2 + Duration::from_secs(5))
         .await;
     drop(queue);
-    let _ = ticker.await;
+    ticker.abort();
+    progress(progress_of(&recorder.tally(), sent as u64));
     let _ = stop_writer.send(());
     let _ = writer_task.await;
     let unwritten = writer.unwritten();
@@ -429,9 +446,9 @@ pub async fn run(
         return Err(ReplayError::Unstored(unwritten));
     }
     let tally = recorder.tally();
-    if tally.total() < total {
+    if tally.total() < sent as u64 {
         tracing::error!(
-            missing = total - tally.total(),
+            missing = sent as u64 - tally.total(),
             "some replayed requests ended without an outcome"
         );
     }
@@ -446,6 +463,7 @@ pub async fn run(
     Ok(ReplaySummary {
         run_id: options.run_id.clone(),
         selected,
+        sent,
         tally,
         gate,
     })

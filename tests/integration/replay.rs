@@ -369,3 +369,58 @@ async fn recorded_traffic_replays_to_the_same_verdicts_without_secrets() {
         assert_eq!(live["POST /login"]["mismatched"], 1);
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_interrupted_replay_stores_what_it_sent_and_says_it_is_incomplete() {
+    let db = support::sqlite_database();
+    let (primary, _) = support::recording_backend().await;
+    let (candidate, hits) = support::recording_backend().await;
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("many.jsonl");
+    let lines: String = (0..1_000)
+        .map(|i| format!("{{\"path\": \"/items/{i}\"}}\n"))
+        .collect();
+    std::fs::write(&input, lines).unwrap();
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_shadowdiff"));
+    command
+        .args(replay(
+            &primary,
+            &candidate,
+            &db,
+            &[
+                "--input",
+                input.to_str().unwrap(),
+                "--rate",
+                "20",
+                "--run-id",
+                "cut",
+            ],
+        ))
+        .env_clear()
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let child = command.spawn().unwrap();
+    // Interrupt once some requests have gone out.
+    hits.wait_for(5).await;
+    let status = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let out = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap())
+        .await
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("interrupted after"), "{stderr}");
+    // What was sent ended, was stored, and was gated.
+    let gate = report(&out);
+    let stored: i64 = counts(&db, "cut")
+        .await
+        .values()
+        .map(|o| o["matched"])
+        .sum();
+    assert_eq!(stored, gate.total.matched);
+    assert!((5..1_000).contains(&stored), "{stored}");
+    assert_eq!(hits.all().len() as i64, stored);
+}

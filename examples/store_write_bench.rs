@@ -84,6 +84,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                     last_seen: now,
                     count: 1,
                     paths: vec!["/total".into()],
+                    ..GroupDelta::default()
                 })
                 .collect(),
             mismatches: records,

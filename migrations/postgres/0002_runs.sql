@@ -20,3 +20,8 @@ ALTER TABLE exemplar_quota ADD PRIMARY KEY (run, fingerprint, hour);
 ALTER TABLE lost_records ADD COLUMN run TEXT NOT NULL DEFAULT '';
 ALTER TABLE lost_records DROP CONSTRAINT lost_records_pkey;
 ALTER TABLE lost_records ADD PRIMARY KEY (run, minute, instance);
+
+-- What a group's mismatches differ in besides body paths, for listings:
+-- header names (a JSON array) and the status pair ("200>500", or '').
+ALTER TABLE mismatch_groups ADD COLUMN headers TEXT NOT NULL DEFAULT '[]';
+ALTER TABLE mismatch_groups ADD COLUMN statuses TEXT NOT NULL DEFAULT '';

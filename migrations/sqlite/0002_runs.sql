@@ -58,3 +58,8 @@ INSERT INTO lost_records_new (minute, instance, count)
     SELECT minute, instance, count FROM lost_records;
 DROP TABLE lost_records;
 ALTER TABLE lost_records_new RENAME TO lost_records;
+
+-- What a group's mismatches differ in besides body paths, for listings:
+-- header names (a JSON array) and the status pair ("200>500", or '').
+ALTER TABLE mismatch_groups ADD COLUMN headers TEXT NOT NULL DEFAULT '[]';
+ALTER TABLE mismatch_groups ADD COLUMN statuses TEXT NOT NULL DEFAULT '';

@@ -93,9 +93,21 @@ pub struct GroupView {
     pub first_seen: String,
     pub last_seen: String,
     pub count: i64,
+    /// JSON Pointers of the differing body parts (arrays' indexes as `*`).
     pub paths: Vec<String>,
+    /// Names of the differing headers.
+    pub headers: Vec<String>,
+    /// The two statuses, when they differ.
+    pub statuses: Option<StatusPair>,
+    /// Triage: open, expected, bug or fixed.
     pub status: String,
     pub note: String,
+}
+
+#[derive(Serialize)]
+pub struct StatusPair {
+    pub primary: u16,
+    pub candidate: u16,
 }
 
 impl From<Group> for GroupView {
@@ -107,6 +119,10 @@ impl From<Group> for GroupView {
             endpoint: g.endpoint,
             count: g.count,
             paths: g.paths,
+            headers: g.headers,
+            statuses: g
+                .statuses
+                .map(|(primary, candidate)| StatusPair { primary, candidate }),
             status: g.status,
             note: g.note,
         }

@@ -191,7 +191,7 @@ pub struct LatencyDelta {
 }
 
 /// Occurrences of one mismatch group since the last write.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct GroupDelta {
     pub fingerprint: String,
     pub endpoint: String,
@@ -199,6 +199,10 @@ pub struct GroupDelta {
     pub last_seen: i64,
     pub count: i64,
     pub paths: Vec<String>,
+    /// Names of the headers that differ.
+    pub headers: Vec<String>,
+    /// The statuses (primary, candidate) when they differ.
+    pub statuses: Option<(u16, u16)>,
 }
 
 /// Everything one write adds, applied in one transaction.
@@ -269,6 +273,8 @@ pub struct Group {
     pub last_seen: i64,
     pub count: i64,
     pub paths: Vec<String>,
+    pub headers: Vec<String>,
+    pub statuses: Option<(u16, u16)>,
     pub status: String,
     pub note: String,
 }
@@ -505,7 +511,8 @@ impl SqlStore {
                 .await?;
         }
         let group = self.sql(
-            "INSERT INTO mismatch_groups (fingerprint, endpoint, first_seen, last_seen, count, paths) VALUES ($1, $2, $3, $4, $5, $6) \
+            "INSERT INTO mismatch_groups (fingerprint, endpoint, first_seen, last_seen, count, paths, headers, statuses) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
              ON CONFLICT (fingerprint) DO UPDATE SET \
              first_seen = CASE WHEN excluded.first_seen < mismatch_groups.first_seen THEN excluded.first_seen ELSE mismatch_groups.first_seen END, \
              last_seen = CASE WHEN excluded.last_seen > mismatch_groups.last_seen THEN excluded.last_seen ELSE mismatch_groups.last_seen END, \
@@ -522,6 +529,11 @@ impl SqlStore {
                 .bind(g.last_seen)
                 .bind(g.count)
                 .bind(paths)
+                .bind(serde_json::to_string(&g.headers).unwrap_or_else(|_| "[]".into()))
+                .bind(
+                    g.statuses
+                        .map_or(String::new(), |(p, c)| format!("{p}>{c}")),
+                )
                 .execute(&mut *tx)
                 .await?;
         }
@@ -676,7 +688,7 @@ impl SqlStore {
         status: Option<&str>,
     ) -> Result<Vec<Group>, StoreError> {
         let sql = self.sql(
-            "SELECT fingerprint, endpoint, first_seen, last_seen, count, paths, status, note FROM mismatch_groups \
+            "SELECT fingerprint, endpoint, first_seen, last_seen, count, paths, status, note, headers, statuses FROM mismatch_groups \
              WHERE ($1 = '' OR endpoint = $1) AND ($2 = '' OR status = $2) ORDER BY count DESC, fingerprint",
         );
         let rows = sqlx::query(&sql)
@@ -687,7 +699,14 @@ impl SqlStore {
         rows.iter()
             .map(|r| {
                 let paths: String = r.try_get(5)?;
+                let headers: String = r.try_get(8)?;
+                let statuses: String = r.try_get(9)?;
                 Ok(Group {
+                    headers: serde_json::from_str(&headers)
+                        .map_err(|e| StoreError::Malformed(e.to_string()))?,
+                    statuses: statuses
+                        .split_once('>')
+                        .and_then(|(p, c)| Some((p.parse().ok()?, c.parse().ok()?))),
                     fingerprint: r.try_get(0)?,
                     endpoint: r.try_get(1)?,
                     first_seen: r.try_get(2)?,

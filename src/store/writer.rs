@@ -155,6 +155,8 @@ impl StoreWriter {
                             last_seen: at,
                             count: 0,
                             paths: generalised_paths(&c.verdict.paths),
+                            headers: c.verdict.headers.iter().map(|h| h.name.clone()).collect(),
+                            statuses: c.verdict.status.map(|s| (s.primary, s.candidate)),
                         });
                     group.count += 1;
                     group.last_seen = group.last_seen.max(at);

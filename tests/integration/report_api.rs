@@ -99,6 +99,10 @@ async fn the_api_reports_what_the_proxy_saw() {
         assert_eq!(groups.as_array().unwrap().len(), 1, "{}: {groups}", db.name);
         assert_eq!(groups[0]["count"], json!(5));
         assert_eq!(groups[0]["paths"], json!(["/total"]));
+        assert_eq!(
+            (&groups[0]["headers"], &groups[0]["statuses"]),
+            (&json!([]), &json!(null))
+        );
         let fingerprint = groups[0]["fingerprint"].as_str().unwrap().to_string();
 
         let (status, group) = api

@@ -74,6 +74,8 @@ fn group(fingerprint: &str, first: i64, last: i64, count: i64) -> GroupDelta {
         last_seen: last,
         count,
         paths: vec!["/total".into()],
+        headers: vec!["vary".into()],
+        statuses: Some((200, 500)),
     }
 }
 
@@ -188,6 +190,11 @@ async fn groups_merge_and_keep_their_triage() {
         );
         assert_eq!(groups[0].status, "open");
         assert_eq!(groups[0].paths, vec!["/total".to_string()]);
+        // What differs besides the body, for header-only or status-only groups.
+        assert_eq!(
+            (&groups[0].headers, groups[0].statuses),
+            (&vec!["vary".to_string()], Some((200, 500)))
+        );
 
         assert!(store
             .triage("aa", "expected", "rounding, fixed in v2")
@@ -322,7 +329,7 @@ async fn everything_survives_a_reconnect_and_retention_prunes() {
                     first_seen: T0,
                     last_seen: T0,
                     count: 1,
-                    paths: vec![],
+                    ..GroupDelta::default()
                 }],
                 lost: vec![(T0 / 60_000, 3)],
                 ..Batch::default()

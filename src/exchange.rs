@@ -52,3 +52,13 @@ pub fn concat(chunks: Vec<Bytes>) -> Bytes {
         }
     }
 }
+
+/// Headers from `(name, value)` pairs, repeats kept: for unit tests.
+#[cfg(test)]
+pub(crate) fn header_map(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
+    let mut map = HeaderMap::new();
+    for (name, value) in pairs {
+        map.append(*name, http::HeaderValue::from_static(value));
+    }
+    map
+}

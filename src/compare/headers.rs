@@ -145,15 +145,8 @@ fn cookie_shape(set_cookie: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use http::HeaderValue;
 
-    fn headers(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
-        let mut h = HeaderMap::new();
-        for (k, v) in pairs {
-            h.append(*k, HeaderValue::from_static(v));
-        }
-        h
-    }
+    use crate::exchange::header_map as headers;
 
     #[test]
     fn natural_differences_are_not_reported() {

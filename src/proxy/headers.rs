@@ -125,13 +125,7 @@ pub fn is_event_stream(headers: &HeaderMap) -> bool {
 mod tests {
     use super::*;
 
-    fn headers(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
-        let mut h = HeaderMap::new();
-        for (k, v) in pairs {
-            h.append(*k, HeaderValue::from_static(v));
-        }
-        h
-    }
+    use crate::exchange::header_map as headers;
 
     #[test]
     fn hop_by_hop_and_connection_named_fields_go() {

@@ -294,6 +294,18 @@ pub struct Window {
     pub until_ms: i64,
 }
 
+impl Window {
+    /// The first whole minute the window touches (counts are kept per minute).
+    pub fn first_minute(self) -> i64 {
+        self.since_ms.div_euclid(60_000)
+    }
+
+    /// The minute after the last one the window touches.
+    pub fn end_minute(self) -> i64 {
+        ceil_div(self.until_ms, 60_000)
+    }
+}
+
 /// Which mismatches to list.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct MismatchFilter<'a> {
@@ -611,8 +623,8 @@ impl SqlStore {
              GROUP BY endpoint, outcome ORDER BY endpoint, outcome",
         );
         let rows = sqlx::query(&sql)
-            .bind(window.since_ms.div_euclid(60_000))
-            .bind(ceil_div(window.until_ms, 60_000))
+            .bind(window.first_minute())
+            .bind(window.end_minute())
             .bind(endpoint.unwrap_or(""))
             .bind(run)
             .fetch_all(&self.pool)
@@ -646,16 +658,14 @@ impl SqlStore {
              WHERE run = $5 AND minute >= $1 AND minute < $2 AND endpoint = $3 AND side = $4 GROUP BY bucket ORDER BY bucket",
         );
         let rows = sqlx::query(&sql)
-            .bind(window.since_ms.div_euclid(60_000))
-            .bind(ceil_div(window.until_ms, 60_000))
+            .bind(window.first_minute())
+            .bind(window.end_minute())
             .bind(endpoint)
             .bind(side)
             .bind(run)
             .fetch_all(&self.pool)
             .await?;
-        rows.iter()
-            .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
-            .collect()
+        pairs(&rows)
     }
 
     async fn read_expected(
@@ -672,14 +682,12 @@ impl SqlStore {
              GROUP BY c.endpoint ORDER BY c.endpoint",
         );
         let rows = sqlx::query(&sql)
-            .bind(window.since_ms.div_euclid(60_000))
-            .bind(ceil_div(window.until_ms, 60_000))
+            .bind(window.first_minute())
+            .bind(window.end_minute())
             .bind(run)
             .fetch_all(&self.pool)
             .await?;
-        rows.iter()
-            .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
-            .collect()
+        pairs(&rows)
     }
 
     async fn read_groups(
@@ -792,8 +800,8 @@ impl SqlStore {
             "SELECT CAST(COALESCE(SUM(count), 0) AS BIGINT) FROM lost_records WHERE run = '' AND minute >= $1 AND minute < $2",
         );
         let row = sqlx::query(&sql)
-            .bind(window.since_ms.div_euclid(60_000))
-            .bind(ceil_div(window.until_ms, 60_000))
+            .bind(window.first_minute())
+            .bind(window.end_minute())
             .fetch_one(&self.pool)
             .await?;
         Ok(row.try_get(0)?)
@@ -825,6 +833,17 @@ impl SqlStore {
         }
         Ok(removed)
     }
+}
+
+/// Rows of two columns, such as (bucket, count) or (endpoint, count).
+fn pairs<A, B>(rows: &[AnyRow]) -> Result<Vec<(A, B)>, StoreError>
+where
+    A: for<'r> sqlx::Decode<'r, sqlx::Any> + sqlx::Type<sqlx::Any>,
+    B: for<'r> sqlx::Decode<'r, sqlx::Any> + sqlx::Type<sqlx::Any>,
+{
+    rows.iter()
+        .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
+        .collect()
 }
 
 fn ceil_div(a: i64, b: i64) -> i64 {

@@ -113,6 +113,18 @@ pub async fn traffic(proxy: &support::RunningProxy, ids: std::ops::Range<u32>) {
     }
 }
 
+/// A login whose body carries a password, which must never be stored.
+pub async fn login(proxy: &support::RunningProxy) {
+    let response = support::client()
+        .post(proxy.url("/login"))
+        .header("content-type", "application/json")
+        .body(r#"{"user":"ada","password":"SECRET-password"}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+}
+
 fn all_time() -> Window {
     Window {
         since_ms: 0,
@@ -161,14 +173,7 @@ async fn what_the_proxy_saw_is_stored_exactly_and_without_secrets() {
     for db in support::databases().await {
         let proxy = support::start(settings(&primary, &candidate, &db, "one")).await;
         traffic(&proxy, 0..10).await;
-        let login = support::client()
-            .post(proxy.url("/login"))
-            .header("content-type", "application/json")
-            .body(r#"{"user":"ada","password":"SECRET-password"}"#)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(login.status(), 200);
+        login(&proxy).await;
         proxy.outcomes(11).await;
         // Stopping flushes the writer: the store then holds everything.
         proxy.stop().await;

@@ -301,14 +301,7 @@ async fn recorded_traffic_replays_to_the_same_verdicts_without_secrets() {
         settings.record = Some(record.clone());
         let proxy = support::start(settings).await;
         persistence::traffic(&proxy, 0..20).await;
-        let response = support::client()
-            .post(proxy.url("/login"))
-            .header("content-type", "application/json")
-            .body(r#"{"user":"ann","password":"SECRET-password"}"#)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(response.status(), 200);
+        persistence::login(&proxy).await;
         proxy.outcomes(21).await;
         proxy.stop().await;
 

@@ -384,6 +384,34 @@ pub struct ServeArgs {
     /// Append sampled requests, redacted, to this file as JSON Lines that `replay --input` reads. [key: record]
     #[arg(long, value_name = "FILE")]
     pub record: Option<PathBuf>,
+
+    /// A client must send a whole request head within this, from connecting or from a request's first byte. [default: 10000] [key: header_read_timeout_ms]
+    #[arg(long, value_name = "MS")]
+    pub header_read_timeout_ms: Option<NonZeroMillis>,
+
+    /// Close a kept-alive client connection idle this long. [default: 60000] [key: idle_timeout_ms]
+    #[arg(long, value_name = "MS")]
+    pub idle_timeout_ms: Option<NonZeroMillis>,
+
+    /// Client connections open at once (lowered to fit the open-file limit); at the cap the oldest idle one is closed. [default: 10000] [key: max_connections]
+    #[arg(long, value_name = "N")]
+    pub max_connections: Option<NonZeroUsize>,
+
+    /// Answer 504 when the primary has not sent its response head within this; unset waits. [key: primary_timeout_ms]
+    #[arg(long, value_name = "MS")]
+    pub primary_timeout_ms: Option<NonZeroMillis>,
+
+    /// Host header for the primary: client (the client's own), backend (the URL's authority) or a fixed name. [default: client] [key: primary_host]
+    #[arg(long, value_name = "HOST")]
+    pub primary_host: Option<crate::config::HostHeader>,
+
+    /// Host header for the candidate: client, backend or a fixed name. [default: client] [key: candidate_host]
+    #[arg(long, value_name = "HOST")]
+    pub candidate_host: Option<crate::config::HostHeader>,
+
+    /// Threads for shadow work (candidate calls, comparisons), apart from the client path's. [default: 1] [key: shadow_threads]
+    #[arg(long, value_name = "N")]
+    pub shadow_threads: Option<NonZeroUsize>,
 }
 
 impl ServeArgs {
@@ -413,6 +441,13 @@ impl ServeArgs {
             report_listen: self.report_listen,
             report_token: self.report_token.clone(),
             record: self.record.clone(),
+            header_read_timeout_ms: self.header_read_timeout_ms,
+            idle_timeout_ms: self.idle_timeout_ms,
+            max_connections: self.max_connections,
+            primary_timeout_ms: self.primary_timeout_ms,
+            primary_host: self.primary_host.clone(),
+            candidate_host: self.candidate_host.clone(),
+            shadow_threads: self.shadow_threads,
         }
     }
 }

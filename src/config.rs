@@ -176,6 +176,82 @@ pub struct Settings {
     pub redact: RedactConfig,
     /// Sampled requests are appended here, redacted, as JSON Lines for `replay`.
     pub record: Option<std::path::PathBuf>,
+    /// How client connections are bounded in time and number.
+    pub connections: ConnectionLimits,
+    /// Past this, a primary that has not answered gets the client a 504; `None` waits.
+    pub primary_timeout: Option<Duration>,
+    /// The Host each backend receives.
+    pub primary_host: HostHeader,
+    pub candidate_host: HostHeader,
+    /// Threads that run shadow work (candidate calls and comparisons), apart
+    /// from the threads serving clients.
+    pub shadow_threads: NonZeroUsize,
+}
+
+/// Limits on client connections, so slow or idle clients cannot hold them all.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ConnectionLimits {
+    /// From a connection's start, or the first byte of a later request, to
+    /// the end of the request head.
+    pub header_read_timeout: Duration,
+    /// A kept-alive connection with no request under way is closed after this.
+    pub idle_timeout: Duration,
+    /// Client connections open at once; at the cap the oldest one waiting for
+    /// a request is closed to make room.
+    pub max_connections: NonZeroUsize,
+}
+
+impl Default for ConnectionLimits {
+    fn default() -> Self {
+        ConnectionLimits {
+            header_read_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(60),
+            max_connections: NonZeroUsize::new(10_000).expect("non-zero"),
+        }
+    }
+}
+
+/// The Host header a backend receives.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "String")]
+pub enum HostHeader {
+    /// The client's own Host, as a direct call would carry it.
+    Client,
+    /// The backend URL's authority.
+    Backend,
+    /// A fixed name (`api.example.com` or `api.example.com:8443`).
+    Fixed(http::HeaderValue),
+}
+
+impl FromStr for HostHeader {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "client" => Ok(HostHeader::Client),
+            "backend" => Ok(HostHeader::Backend),
+            name => {
+                let valid = !name.is_empty()
+                    && name
+                        .parse::<http::uri::Authority>()
+                        .is_ok_and(|a| a.as_str() == name && !name.contains('@'));
+                match valid {
+                    true => Ok(HostHeader::Fixed(
+                        http::HeaderValue::from_str(name).map_err(|e| e.to_string())?,
+                    )),
+                    false => Err(format!(
+                        "expected \"client\", \"backend\" or a host name such as api.example.com:443; got {name:?}"
+                    )),
+                }
+            }
+        }
+    }
+}
+
+impl TryFrom<String> for HostHeader {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, Self::Error> {
+        s.parse()
+    }
 }
 
 impl Settings {
@@ -207,6 +283,11 @@ impl Settings {
             report_token: None,
             redact: RedactConfig::default(),
             record: None,
+            connections: ConnectionLimits::default(),
+            primary_timeout: None,
+            primary_host: HostHeader::Client,
+            candidate_host: HostHeader::Client,
+            shadow_threads: NonZeroUsize::new(1).expect("non-zero"),
         }
     }
 
@@ -246,6 +327,13 @@ pub struct Layer {
     pub report_listen: Option<SocketAddr>,
     pub report_token: Option<String>,
     pub record: Option<std::path::PathBuf>,
+    pub header_read_timeout_ms: Option<NonZeroMillis>,
+    pub idle_timeout_ms: Option<NonZeroMillis>,
+    pub max_connections: Option<NonZeroUsize>,
+    pub primary_timeout_ms: Option<NonZeroMillis>,
+    pub primary_host: Option<HostHeader>,
+    pub candidate_host: Option<HostHeader>,
+    pub shadow_threads: Option<NonZeroUsize>,
 }
 
 /// The instance name when none is given: the host name, else a random one.
@@ -447,6 +535,13 @@ impl Layer {
         "report_listen",
         "report_token",
         "record",
+        "header_read_timeout_ms",
+        "idle_timeout_ms",
+        "max_connections",
+        "primary_timeout_ms",
+        "primary_host",
+        "candidate_host",
+        "shadow_threads",
     ];
 
     /// This layer with every key that `over` sets replaced by `over`'s value.
@@ -475,6 +570,13 @@ impl Layer {
             report_listen: over.report_listen.or(self.report_listen),
             report_token: over.report_token.or(self.report_token),
             record: over.record.or(self.record),
+            header_read_timeout_ms: over.header_read_timeout_ms.or(self.header_read_timeout_ms),
+            idle_timeout_ms: over.idle_timeout_ms.or(self.idle_timeout_ms),
+            max_connections: over.max_connections.or(self.max_connections),
+            primary_timeout_ms: over.primary_timeout_ms.or(self.primary_timeout_ms),
+            primary_host: over.primary_host.or(self.primary_host),
+            candidate_host: over.candidate_host.or(self.candidate_host),
+            shadow_threads: over.shadow_threads.or(self.shadow_threads),
         }
     }
 
@@ -543,6 +645,25 @@ impl Layer {
         }
         s.report_token = self.report_token.filter(|t| !t.is_empty());
         s.record = self.record.filter(|p| !p.as_os_str().is_empty());
+        if let Some(v) = self.header_read_timeout_ms {
+            s.connections.header_read_timeout = v.duration();
+        }
+        if let Some(v) = self.idle_timeout_ms {
+            s.connections.idle_timeout = v.duration();
+        }
+        if let Some(v) = self.max_connections {
+            s.connections.max_connections = v;
+        }
+        s.primary_timeout = self.primary_timeout_ms.map(NonZeroMillis::duration);
+        if let Some(v) = self.primary_host {
+            s.primary_host = v;
+        }
+        if let Some(v) = self.candidate_host {
+            s.candidate_host = v;
+        }
+        if let Some(v) = self.shadow_threads {
+            s.shadow_threads = v;
+        }
         Ok(s)
     }
 }

@@ -9,6 +9,7 @@ pub mod budget;
 pub mod cli;
 pub mod compare;
 pub mod config;
+pub mod connections;
 pub mod endpoint;
 pub mod exchange;
 pub mod gate;

@@ -107,8 +107,11 @@ fn check_config(path: &std::path::Path) -> ExitCode {
 }
 
 fn serve(settings: Settings) -> anyhow::Result<()> {
+    shadowdiff::connections::raise_open_file_limit();
     let runtime = tokio::runtime::Runtime::new()?;
     runtime.block_on(async {
+        let shutdown = shutdown_signal()
+            .map_err(|e| anyhow::anyhow!("cannot install the signal handlers: {e}"))?;
         let listener = tokio::net::TcpListener::bind(settings.listen)
             .await
             .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", settings.listen))?;
@@ -121,9 +124,7 @@ fn serve(settings: Settings) -> anyhow::Result<()> {
                 )
             })?;
         let server = Server::new(settings)?;
-        server
-            .run_with_report(listener, report, shutdown_signal())
-            .await?;
+        server.run_with_report(listener, report, shutdown).await?;
         Ok(())
     })
 }
@@ -344,26 +345,26 @@ fn print_gate(report: &shadowdiff::report::types::GateReport, args: &GateCriteri
 }
 
 /// Resolves on SIGTERM or SIGINT (Ctrl-C).
-async fn shutdown_signal() {
-    let interrupt = tokio::signal::ctrl_c();
+/// Installs the SIGTERM and SIGINT handlers at once, so that a signal sent
+/// as soon as the port accepts is already a graceful shutdown, not a kill;
+/// the returned future resolves when one arrives.
+fn shutdown_signal() -> std::io::Result<impl std::future::Future<Output = ()>> {
     #[cfg(unix)]
     {
-        let mut term = match tokio::signal::unix::signal(
-            tokio::signal::unix::SignalKind::terminate(),
-        ) {
-            Ok(term) => term,
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot listen for SIGTERM; only Ctrl-C stops the server");
-                let _ = interrupt.await;
-                return;
+        use tokio::signal::unix::{signal, SignalKind};
+        let mut term = signal(SignalKind::terminate())?;
+        let mut interrupt = signal(SignalKind::interrupt())?;
+        Ok(async move {
+            tokio::select! {
+                _ = interrupt.recv() => {}
+                _ = term.recv() => {}
             }
-        };
-        tokio::select! {
-            _ = interrupt => {}
-            _ = term.recv() => {}
-        }
+            tracing::info!("shutdown signal received: no new connections");
+        })
     }
     #[cfg(not(unix))]
-    let _ = interrupt.await;
-    tracing::info!("shutdown signal received: no new connections");
+    Ok(async {
+        let _ = tokio::signal::ctrl_c().await;
+        tracing::info!("shutdown signal received: no new connections");
+    })
 }

@@ -5,10 +5,8 @@
 //! client requests finish, then drains shadow work up to `drain_timeout`.
 
 use std::future::Future;
-use std::net::SocketAddr;
 use std::sync::Arc;
 
-use axum::serve::ListenerExt;
 use futures_util::FutureExt;
 use tokio::net::TcpListener;
 
@@ -18,6 +16,7 @@ use tokio::sync::oneshot;
 
 use crate::budget::BodyBudget;
 use crate::config::Settings;
+use crate::connections::{self, ConnectionStats};
 use crate::outcome::{Recorder, Tally};
 use crate::proxy::{self, Proxy};
 use crate::redact::Redactor;
@@ -41,6 +40,11 @@ pub enum ServeError {
 
 pub struct Server {
     proxy: Arc<Proxy>,
+    /// Runs shadow work (candidate calls, comparisons, store writes) on
+    /// threads of its own at a lower priority, so it cannot take the client
+    /// path's CPU.
+    shadow_runtime: tokio::runtime::Runtime,
+    connections: Arc<ConnectionStats>,
     stage: ShadowStage,
     recorder: Arc<Recorder>,
     settings: Settings,
@@ -53,6 +57,9 @@ pub struct Server {
 impl Server {
     /// Builds the server; must be called inside a Tokio runtime.
     pub fn new(settings: Settings) -> Result<Server, ServeError> {
+        let shadow_runtime = shadow_runtime(settings.shadow_threads.get())?;
+        // Everything spawned while building the shadow side runs on its runtime.
+        let entered = shadow_runtime.enter();
         // One key for the store and the record file, so their hashes agree.
         let redactor = Redactor::new(&settings.redact);
         let (recorder, writer) = match &settings.database_url {
@@ -95,6 +102,8 @@ impl Server {
             record,
             primary: settings.primary.clone(),
             candidate: settings.candidate.clone(),
+            primary_host: settings.primary_host.clone(),
+            candidate_host: settings.candidate_host.clone(),
             client: proxy::client(Some(settings.candidate_timeout))?,
             timeout: settings.candidate_timeout,
             max_body_bytes: settings.max_body_bytes,
@@ -102,6 +111,7 @@ impl Server {
             queue: settings.queue.get(),
             budget: budget.clone(),
         });
+        drop(entered);
         let proxy = Arc::new(Proxy::new(
             settings.clone(),
             proxy::client(None)?,
@@ -111,12 +121,19 @@ impl Server {
         ));
         Ok(Server {
             proxy,
+            shadow_runtime,
+            connections: Arc::default(),
             stage,
             recorder,
             settings,
             writer,
             record: record_task,
         })
+    }
+
+    /// What happened to client connections so far.
+    pub fn connection_stats(&self) -> Arc<ConnectionStats> {
+        self.connections.clone()
     }
 
     /// The outcomes recorded so far, shared with the running server.
@@ -172,31 +189,18 @@ impl Server {
             sample_rate = %self.settings.sample_rate,
             "shadowdiff listening"
         );
-        // Small writes (chunk ends, short responses) must not wait for Nagle.
-        let listener = listener.tap_io(|tcp| {
-            let _ = tcp.set_nodelay(true);
-        });
-        let app =
-            proxy::router(self.proxy.clone()).into_make_service_with_connect_info::<SocketAddr>();
-        let shutdown = shutdown.shared();
         let grace = self.settings.drain_timeout;
-        let served = axum::serve(listener, app).with_graceful_shutdown(shutdown.clone());
         // Streams that never end (event streams, long polls) must not hold
         // shutdown forever: past the grace period they are cut.
-        let overdue = async {
-            shutdown.await;
-            tokio::time::sleep(grace).await;
-        };
-        let served = tokio::select! {
-            served = served => served,
-            () = overdue => {
-                tracing::warn!(
-                    grace_ms = grace.as_millis() as u64,
-                    "client connections still open after the grace period; closing them"
-                );
-                Ok(())
-            }
-        };
+        connections::serve(
+            listener,
+            proxy::router(self.proxy.clone()),
+            self.settings.connections,
+            self.connections.clone(),
+            shutdown,
+            grace,
+        )
+        .await;
         tracing::info!(
             deadline_ms = grace.as_millis() as u64,
             "client requests finished; draining shadow work"
@@ -214,12 +218,36 @@ impl Server {
                 tracing::error!(error = %e, "the store writer failed");
             }
         }
-        served?;
+        // Threads still blocked in a comparison are left to finish alone.
+        self.shadow_runtime.shutdown_background();
         let tally = self.recorder.tally();
         for (endpoint, counts) in &tally.by_endpoint {
             let counts: Vec<String> = counts.iter().map(|(k, n)| format!("{k}={n}")).collect();
             tracing::info!(%endpoint, outcomes = %counts.join(" "), "final tally");
         }
         Ok(tally)
+    }
+}
+
+/// The runtime for shadow work: its own worker threads and a small blocking
+/// pool for comparisons, all at a lower scheduling priority than the threads
+/// that serve clients, so a flood of shadow work slows only itself.
+fn shadow_runtime(threads: usize) -> std::io::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(threads)
+        // Comparisons run here; a few more threads for name lookups and the like.
+        .max_blocking_threads(threads + 2)
+        .thread_name("shadowdiff-shadow")
+        .on_thread_start(lower_priority)
+        .enable_all()
+        .build()
+}
+
+/// Lowers the calling thread's priority (Linux sets it per thread).
+fn lower_priority() {
+    #[cfg(target_os = "linux")]
+    // SAFETY: setpriority with `who` 0 changes only the calling thread.
+    unsafe {
+        let _ = libc::setpriority(libc::PRIO_PROCESS, 0, 10);
     }
 }

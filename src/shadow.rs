@@ -15,10 +15,10 @@ use tokio::task::JoinSet;
 
 use crate::budget::{BodyBudget, Claim};
 use crate::compare::{compare, Rules};
-use crate::config::BackendUrl;
+use crate::config::{BackendUrl, HostHeader};
 use crate::exchange::{concat, Exchange, RecordedRequest, RecordedResponse};
 use crate::outcome::{CandidateErrorKind, Comparison, DropReason, Outcome, Sample, SkipReason};
-use crate::proxy::headers::{content_length, has_body, ROLE_HEADER, ROLE_SHADOW};
+use crate::proxy::headers::{content_length, has_body, set_host, ROLE_HEADER, ROLE_SHADOW};
 use crate::proxy::tee::Copied;
 
 /// One sampled request on its way to an outcome.
@@ -66,6 +66,9 @@ pub enum PrimarySource {
 pub struct ShadowConfig {
     pub primary: BackendUrl,
     pub candidate: BackendUrl,
+    /// The Host each backend receives.
+    pub primary_host: HostHeader,
+    pub candidate_host: HostHeader,
     pub client: reqwest::Client,
     pub timeout: Duration,
     pub max_body_bytes: usize,
@@ -202,31 +205,64 @@ async fn run(config: Arc<ShadowConfig>, job: ShadowJob, _slot: OwnedSemaphorePer
         primary,
     } = job;
     let endpoint = sample.info().endpoint.clone();
-    let outcome = execute(&config, &rules, endpoint, request, primary).await;
-    sample.finish(outcome);
+    match execute(&config, endpoint, request, primary).await {
+        Prepared::Done(outcome) => sample.finish(outcome),
+        // The comparison is CPU work: it runs on the blocking pool, whose
+        // size bounds how many run (and how much memory they take) at once,
+        // and it finishes the sample there too, since recording a mismatch
+        // redacts and compares again.
+        Prepared::Compare(exchange, claims) => {
+            let limit = config.max_body_bytes;
+            let compared = tokio::task::spawn_blocking(move || {
+                let verdict = compare(&exchange, &rules, limit);
+                sample.finish(Outcome::Compared(Box::new(Comparison {
+                    exchange,
+                    verdict,
+                    rules,
+                })));
+                drop(claims);
+            });
+            // A failed comparison thread drops the sample, which records it as abandoned.
+            if let Err(e) = compared.await {
+                tracing::error!(error = %e, "a comparison failed");
+            }
+        }
+    }
+}
+
+/// What the shadow calls left to do: nothing, or a comparison.
+enum Prepared {
+    Done(Outcome),
+    /// The exchange, and the budget its bodies hold until compared.
+    Compare(Exchange, [Claim; 3]),
+}
+
+impl From<Outcome> for Prepared {
+    fn from(outcome: Outcome) -> Self {
+        Prepared::Done(outcome)
+    }
 }
 
 async fn execute(
     config: &ShadowConfig,
-    rules: &Arc<Rules>,
     endpoint: crate::endpoint::Endpoint,
     request: ShadowRequest,
     primary: PrimarySource,
-) -> Outcome {
+) -> Prepared {
     let mut primary = primary;
     // Claims live until the comparison is done, keeping its memory counted.
-    let (body, _request_claim) = match request.body {
+    let (body, request_claim) = match request.body {
         BodySource::Ready(body, claim) => (body, claim),
         BodySource::Pending(rx) => match rx.await {
             Ok(Ok(copy)) => (concat(copy.chunks), copy.claim),
-            Ok(Err(reason)) => return Outcome::Skipped(reason),
+            Ok(Err(reason)) => return Outcome::Skipped(reason).into(),
             // The body broke off; if the primary failed, that is the cause.
             Err(_) => match &mut primary {
                 PrimarySource::Pending(copy) => match copy.try_recv() {
-                    Ok(Err(reason)) => return Outcome::Skipped(reason),
-                    _ => return Outcome::Skipped(SkipReason::Incomplete),
+                    Ok(Err(reason)) => return Outcome::Skipped(reason).into(),
+                    _ => return Outcome::Skipped(SkipReason::Incomplete).into(),
                 },
-                PrimarySource::Fetch => return Outcome::Skipped(SkipReason::Incomplete),
+                PrimarySource::Fetch => return Outcome::Skipped(SkipReason::Incomplete).into(),
             },
         },
     };
@@ -241,13 +277,16 @@ async fn execute(
     }
     let mut shadow_headers = request.headers.clone();
     shadow_headers.insert(ROLE_HEADER, HeaderValue::from_static(ROLE_SHADOW));
+    let mut candidate_headers = shadow_headers.clone();
+    set_host(&mut candidate_headers, &config.candidate_host, None);
+    set_host(&mut shadow_headers, &config.primary_host, None);
 
     let candidate = fetch(
         config,
         &config.candidate,
         &request.method,
         &request.target,
-        shadow_headers.clone(),
+        candidate_headers,
         body.clone(),
     );
     let primary = async {
@@ -293,21 +332,21 @@ async fn execute(
         tokio::pin!(candidate, primary);
         tokio::select! {
             p = &mut primary => match p {
-                Err(reason) => return Outcome::Skipped(reason),
+                Err(reason) => return Outcome::Skipped(reason).into(),
                 Ok(p) => (p, candidate.await),
             },
             c = &mut candidate => match primary.await {
-                Err(reason) => return Outcome::Skipped(reason),
+                Err(reason) => return Outcome::Skipped(reason).into(),
                 Ok(p) => (p, c),
             },
         }
     };
-    let (primary, _primary_claim) = primary;
-    let (candidate, _candidate_claim) = match candidate {
+    let (primary, primary_claim) = primary;
+    let (candidate, candidate_claim) = match candidate {
         Ok(c) => c,
-        Err(FetchError::TooLarge) => return Outcome::Skipped(SkipReason::BodyTooLarge),
-        Err(FetchError::OverBudget) => return Outcome::Skipped(SkipReason::OverBudget),
-        Err(FetchError::Failed(kind)) => return Outcome::CandidateError(kind),
+        Err(FetchError::TooLarge) => return Outcome::Skipped(SkipReason::BodyTooLarge).into(),
+        Err(FetchError::OverBudget) => return Outcome::Skipped(SkipReason::OverBudget).into(),
+        Err(FetchError::Failed(kind)) => return Outcome::CandidateError(kind).into(),
     };
     let exchange = Exchange {
         endpoint,
@@ -320,12 +359,7 @@ async fn execute(
         primary,
         candidate,
     };
-    let verdict = compare(&exchange, rules, config.max_body_bytes);
-    Outcome::Compared(Box::new(Comparison {
-        exchange,
-        verdict,
-        rules: rules.clone(),
-    }))
+    Prepared::Compare(exchange, [request_claim, primary_claim, candidate_claim])
 }
 
 /// Why a shadow call gave no response to compare.
@@ -364,23 +398,35 @@ async fn fetch(
         {
             return Err(FetchError::TooLarge);
         }
-        let mut chunks = Vec::new();
-        let mut len = 0;
+        // Copied into one buffer of our own as it arrives: chunks kept as
+        // they come could each pin a larger read buffer, so that what the
+        // budget counts would not be what the process holds. Past the limit
+        // the response is dropped, which closes the connection.
+        let declared = content_length(response.headers()).unwrap_or(0) as usize;
         let mut claim = config.budget.claim();
+        if !claim.grow(declared) {
+            return Err(FetchError::OverBudget);
+        }
+        let mut body = Vec::with_capacity(declared);
         while let Some(chunk) = response.chunk().await.map_err(classify)? {
-            len += chunk.len();
-            if len > limit {
+            if body.len() + chunk.len() > limit {
                 return Err(FetchError::TooLarge);
             }
-            if !claim.grow(chunk.len()) {
-                return Err(FetchError::OverBudget);
+            let needed = body.len() + chunk.len();
+            if needed > body.capacity() {
+                // Doubling, within the limit, and every byte of it claimed.
+                let capacity = needed.max(body.capacity().saturating_mul(2)).min(limit);
+                if !claim.grow(capacity - body.capacity()) {
+                    return Err(FetchError::OverBudget);
+                }
+                body.reserve_exact(capacity - body.len());
             }
-            chunks.push(chunk);
+            body.extend_from_slice(&chunk);
         }
         let recorded = RecordedResponse {
             status: response.status(),
             headers: std::mem::take(response.headers_mut()),
-            body: concat(chunks),
+            body: Bytes::from(body),
             latency,
         };
         Ok((recorded, claim))

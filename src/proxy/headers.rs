@@ -5,6 +5,8 @@ use std::net::IpAddr;
 
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 
+use crate::config::HostHeader;
+
 /// The role header every shadow copy carries, so a backend can tell it apart.
 pub const ROLE_HEADER: &str = "x-shadowdiff-role";
 /// Its value on shadow copies.
@@ -58,13 +60,12 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool) {
     }
 }
 
-/// The headers to send a backend for a client's request: the client's own,
-/// minus hop-by-hop fields and Host, plus X-Forwarded-For/-Proto/-Host.
+/// The headers to send a backend for a client's request: the client's own
+/// (Host included, as a direct call carries it), minus hop-by-hop fields,
+/// plus X-Forwarded-For and -Proto. [`set_host`] then sets each backend's Host.
 pub fn forward(incoming: &HeaderMap, client: Option<IpAddr>, upgrade: bool) -> HeaderMap {
     let mut out = incoming.clone();
     strip_hop_by_hop(&mut out, upgrade);
-    // The backend's own authority goes in Host; the client's moves to X-Forwarded-Host.
-    let host = out.remove(header::HOST);
     if let Some(ip) = client {
         let prior: Vec<&str> = incoming
             .get_all(X_FORWARDED_FOR)
@@ -83,10 +84,31 @@ pub fn forward(incoming: &HeaderMap, client: Option<IpAddr>, upgrade: bool) -> H
     if !out.contains_key(X_FORWARDED_PROTO) {
         out.insert(X_FORWARDED_PROTO, HeaderValue::from_static("http"));
     }
-    if let Some(host) = host {
-        out.entry(X_FORWARDED_HOST).or_insert(host);
-    }
     out
+}
+
+/// Sets the Host a backend receives, from headers [`forward`] made. With
+/// `Client` the client's Host stays (taken from the request's authority
+/// where HTTP/2 carries it there); otherwise the client's Host moves to
+/// X-Forwarded-Host, unless a proxy in front set that already, and Host
+/// becomes the fixed name, or is left out for the backend URL's authority.
+pub fn set_host(headers: &mut HeaderMap, host: &HostHeader, authority: Option<&str>) {
+    if !headers.contains_key(header::HOST) {
+        if let Some(v) = authority.and_then(|a| HeaderValue::from_str(a).ok()) {
+            headers.insert(header::HOST, v);
+        }
+    }
+    let replacement = match host {
+        HostHeader::Client => return,
+        HostHeader::Backend => None,
+        HostHeader::Fixed(name) => Some(name.clone()),
+    };
+    if let Some(client) = headers.remove(header::HOST) {
+        headers.entry(X_FORWARDED_HOST).or_insert(client);
+    }
+    if let Some(name) = replacement {
+        headers.insert(header::HOST, name);
+    }
 }
 
 /// The declared body length, if any and valid.
@@ -163,8 +185,31 @@ mod tests {
         );
         assert_eq!(out["x-forwarded-for"], "1.2.3.4, 5.6.7.8, 10.0.0.9");
         assert_eq!(out["x-forwarded-proto"], "http");
-        assert_eq!(out["x-forwarded-host"], "api.example");
-        assert!(!out.contains_key("host"));
+        assert_eq!(out["host"], "api.example");
+        assert!(!out.contains_key("x-forwarded-host"));
+    }
+
+    #[test]
+    fn host_is_the_clients_unless_configured_otherwise() {
+        let client = headers(&[("host", "api.example")]);
+        let mut h = client.clone();
+        set_host(&mut h, &HostHeader::Client, None);
+        assert_eq!(h["host"], "api.example");
+
+        let mut h = client.clone();
+        set_host(&mut h, &HostHeader::Backend, None);
+        assert!(!h.contains_key("host"));
+        assert_eq!(h["x-forwarded-host"], "api.example");
+
+        let mut h = client.clone();
+        set_host(&mut h, &"orders.internal:8443".parse().unwrap(), None);
+        assert_eq!(h["host"], "orders.internal:8443");
+        assert_eq!(h["x-forwarded-host"], "api.example");
+
+        // HTTP/2 carries the authority in the request line, not in Host.
+        let mut h = HeaderMap::new();
+        set_host(&mut h, &HostHeader::Client, Some("h2.example"));
+        assert_eq!(h["host"], "h2.example");
     }
 
     #[test]

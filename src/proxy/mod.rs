@@ -17,13 +17,14 @@ use axum::extract::{ConnectInfo, Request, State};
 use axum::response::{IntoResponse, Response};
 use axum::Router;
 use bytes::Bytes;
+use futures_util::TryStreamExt;
 use http::{Method, StatusCode};
 use http_body_util::BodyExt;
 use hyper_util::rt::TokioIo;
 use tokio::sync::oneshot;
 
 use crate::compare::Rules;
-use crate::config::{Mode, Settings};
+use crate::config::{HostHeader, Mode, Settings};
 use crate::endpoint::EndpointCatalog;
 
 use crate::budget::BodyBudget;
@@ -92,6 +93,14 @@ pub fn router(proxy: Arc<Proxy>) -> Router {
 }
 
 async fn handle(State(proxy): State<Arc<Proxy>>, request: Request) -> Response {
+    // A forward proxy's tunnel request: no backend of a reverse proxy can answer it.
+    if request.method() == Method::CONNECT {
+        return (
+            StatusCode::METHOD_NOT_ALLOWED,
+            "shadowdiff: CONNECT is not supported: this is a reverse proxy, not a forward proxy\n",
+        )
+            .into_response();
+    }
     match proxy.settings.mode {
         Mode::Inline => proxy.inline(request).await,
         Mode::Mirror => proxy.mirror(request).await,
@@ -167,7 +176,11 @@ impl Proxy {
         let upgrade = headers::is_upgrade(request.headers());
         let on_upgrade = upgrade.then(|| hyper::upgrade::on(&mut request));
         let (parts, body) = request.into_parts();
-        let forwarded = headers::forward(&parts.headers, client_ip, upgrade);
+        let empty = http_body::Body::is_end_stream(&body);
+        let expected = http_body::Body::size_hint(&body).exact();
+        let body = TryStreamExt::map_err(body.into_data_stream(), ClientBodyError);
+        let mut forwarded = headers::forward(&parts.headers, client_ip, upgrade);
+        headers::set_host(&mut forwarded, &HostHeader::Client, authority_of(&parts));
         let target = target_of(&parts);
         let url = match self.settings.primary.join(target) {
             Ok(url) => url,
@@ -186,11 +199,10 @@ impl Proxy {
             None => None,
         };
 
-        let empty = http_body::Body::is_end_stream(&body);
         let mut primary_report = None;
         let primary_body = match permit {
             None if empty => reqwest::Body::from(Bytes::new()),
-            None => reqwest::Body::wrap_stream(body.into_data_stream()),
+            None => reqwest::Body::wrap_stream(body),
             Some((permit, (sample, rules))) => {
                 let (report, response_copy) = oneshot::channel();
                 primary_report = Some(report);
@@ -201,9 +213,8 @@ impl Proxy {
                     )
                 } else {
                     let (tx, rx) = oneshot::channel();
-                    let expected = http_body::Body::size_hint(&body).exact();
                     let tee = Tee::new(
-                        body.into_data_stream(),
+                        body,
                         expected,
                         self.settings.max_body_bytes,
                         self.budget.claim(),
@@ -228,22 +239,34 @@ impl Proxy {
             }
         };
 
+        if self.settings.primary_host != HostHeader::Client {
+            headers::set_host(&mut forwarded, &self.settings.primary_host, None);
+        }
         let started = Instant::now();
         let sent = self
             .client
             .request(parts.method.clone(), url)
             .headers(forwarded)
             .body(primary_body)
-            .send()
-            .await;
+            .send();
+        let sent = match self.settings.primary_timeout {
+            None => sent.await.map_err(PrimaryFailure::Failed),
+            Some(limit) => tokio::time::timeout(limit, sent)
+                .await
+                .map_err(|_| PrimaryFailure::TimedOut(limit))
+                .and_then(|sent| sent.map_err(PrimaryFailure::Failed)),
+        };
         let response = match sent {
             Ok(response) => response,
-            Err(error) => {
+            Err(failure) => {
                 if let Some(report) = primary_report {
-                    let _ = report.send(Err(SkipReason::PrimaryError));
+                    let reason = match failure {
+                        PrimaryFailure::TimedOut(_) => SkipReason::PrimaryTimeout,
+                        PrimaryFailure::Failed(_) => SkipReason::PrimaryError,
+                    };
+                    let _ = report.send(Err(reason));
                 }
-                tracing::warn!(error = %error, target, "primary request failed");
-                return bad_gateway("the primary backend did not answer");
+                return failure.into_response(target);
             }
         };
         let latency = started.elapsed();
@@ -334,7 +357,16 @@ impl Proxy {
                                 request: ShadowRequest {
                                     method: parts.method.clone(),
                                     target: target_of(&parts).to_string(),
-                                    headers: headers::forward(&parts.headers, client_ip, false),
+                                    headers: {
+                                        let mut h =
+                                            headers::forward(&parts.headers, client_ip, false);
+                                        headers::set_host(
+                                            &mut h,
+                                            &HostHeader::Client,
+                                            authority_of(&parts),
+                                        );
+                                        h
+                                    },
                                     body: BodySource::Ready(body, claim),
                                 },
                                 primary: PrimarySource::Fetch,
@@ -346,6 +378,65 @@ impl Proxy {
         }
         StatusCode::ACCEPTED.into_response()
     }
+}
+
+/// The client's request body failed (a malformed chunked encoding, a body
+/// shorter than declared): marked so that it is told apart from a primary failure.
+#[derive(Debug, thiserror::Error)]
+#[error("the request body could not be read: {0}")]
+struct ClientBodyError(axum::Error);
+
+/// Why the primary gave no response head.
+enum PrimaryFailure {
+    TimedOut(std::time::Duration),
+    Failed(reqwest::Error),
+}
+
+impl PrimaryFailure {
+    /// What the client gets: 400 for its own broken body, 504 for a primary
+    /// past `primary_timeout_ms`, 502 for a primary that failed.
+    fn into_response(self, target: &str) -> Response {
+        match self {
+            PrimaryFailure::TimedOut(limit) => {
+                tracing::warn!(
+                    path = path_of(target),
+                    timeout_ms = limit.as_millis() as u64,
+                    "the primary did not answer in time"
+                );
+                (
+                    StatusCode::GATEWAY_TIMEOUT,
+                    format!(
+                        "shadowdiff: the primary backend did not answer within {} ms\n",
+                        limit.as_millis()
+                    ),
+                )
+                    .into_response()
+            }
+            PrimaryFailure::Failed(error) => {
+                let mut source: Option<&(dyn std::error::Error + 'static)> = Some(&error);
+                while let Some(e) = source {
+                    if let Some(body) = e.downcast_ref::<ClientBodyError>() {
+                        tracing::debug!(path = path_of(target), error = %body, "bad request body");
+                        return (StatusCode::BAD_REQUEST, format!("shadowdiff: {body}\n"))
+                            .into_response();
+                    }
+                    source = e.source();
+                }
+                tracing::warn!(path = path_of(target), error = %error, "primary request failed");
+                bad_gateway("the primary backend did not answer")
+            }
+        }
+    }
+}
+
+/// The path alone: query strings may hold secrets, and logs are no place for them.
+fn path_of(target: &str) -> &str {
+    target.split_once('?').map_or(target, |(path, _)| path)
+}
+
+/// The authority the request was sent to, where HTTP/2 carries it.
+fn authority_of(parts: &http::request::Parts) -> Option<&str> {
+    parts.uri.authority().map(|a| a.as_str())
 }
 
 fn skip_reason(error: TeeError) -> SkipReason {

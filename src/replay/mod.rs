@@ -335,6 +335,8 @@ pub async fn run(
     let (queue, stage) = ShadowStage::start(ShadowConfig {
         primary: settings.primary.clone(),
         candidate: settings.candidate.clone(),
+        primary_host: settings.primary_host.clone(),
+        candidate_host: settings.candidate_host.clone(),
         client: proxy::client(Some(settings.candidate_timeout))?,
         timeout: settings.candidate_timeout,
         max_body_bytes: settings.max_body_bytes,

@@ -6,6 +6,7 @@ mod fidelity;
 mod fuzz_corpus;
 mod gate;
 mod golden;
+mod host;
 mod isolation;
 mod persistence;
 mod properties;

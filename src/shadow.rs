@@ -216,7 +216,7 @@ async fn run(config: Arc<ShadowConfig>, job: ShadowJob, _slot: OwnedSemaphorePer
             let compared = tokio::task::spawn_blocking(move || {
                 let verdict = compare(&exchange, &rules, limit);
                 sample.finish(Outcome::Compared(Box::new(Comparison {
-                    exchange,
+                    exchange: *exchange,
                     verdict,
                     rules,
                 })));
@@ -234,7 +234,7 @@ async fn run(config: Arc<ShadowConfig>, job: ShadowJob, _slot: OwnedSemaphorePer
 enum Prepared {
     Done(Outcome),
     /// The exchange, and the budget its bodies hold until compared.
-    Compare(Exchange, [Claim; 3]),
+    Compare(Box<Exchange>, [Claim; 3]),
 }
 
 impl From<Outcome> for Prepared {
@@ -359,7 +359,10 @@ async fn execute(
         primary,
         candidate,
     };
-    Prepared::Compare(exchange, [request_claim, primary_claim, candidate_claim])
+    Prepared::Compare(
+        Box::new(exchange),
+        [request_claim, primary_claim, candidate_claim],
+    )
 }
 
 /// Why a shadow call gave no response to compare.

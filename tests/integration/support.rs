@@ -472,3 +472,119 @@ pub async fn binary(args: Vec<String>) -> std::process::Output {
     .await
     .unwrap()
 }
+
+/// `shadowdiff serve` as a real process on a free port, with a clean
+/// environment, its own working directory and, where given, a limit on open
+/// files; stopped with SIGKILL when dropped.
+pub struct ServeProcess {
+    pub child: std::process::Child,
+    pub listen: SocketAddr,
+    pub workdir: tempfile::TempDir,
+}
+
+impl ServeProcess {
+    pub async fn start(args: &[&str], open_files: Option<u64>) -> ServeProcess {
+        let listen = free_address();
+        let workdir = tempfile::tempdir().unwrap();
+        let mut command = Command::new(env!("CARGO_BIN_EXE_shadowdiff"));
+        command
+            .current_dir(workdir.path())
+            .arg("serve")
+            .args(["--listen", &listen.to_string()])
+            .args(["--report-listen", &free_address().to_string()])
+            .args(args)
+            .env_clear()
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped());
+        if let Some(files) = open_files {
+            use std::os::unix::process::CommandExt;
+            // SAFETY: only setrlimit runs between fork and exec.
+            unsafe {
+                command.pre_exec(move || {
+                    let limit = libc::rlimit {
+                        rlim_cur: files,
+                        rlim_max: files,
+                    };
+                    if libc::setrlimit(libc::RLIMIT_NOFILE, &limit) != 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                    Ok(())
+                });
+            }
+        }
+        let child = command.spawn().unwrap();
+        let started = std::time::Instant::now();
+        while tokio::net::TcpStream::connect(listen).await.is_err() {
+            assert!(
+                started.elapsed() < Duration::from_secs(20),
+                "shadowdiff did not start"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        ServeProcess {
+            child,
+            listen,
+            workdir,
+        }
+    }
+
+    pub fn url(&self, target: &str) -> String {
+        format!("http://{}{}", self.listen, target)
+    }
+
+    /// Sends SIGTERM and returns the exit code and everything logged.
+    pub fn terminate(mut self) -> (Option<i32>, String) {
+        let pid = self.child.id().to_string();
+        assert!(Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success());
+        let status = self.child.wait().unwrap();
+        let mut stderr = String::new();
+        std::io::Read::read_to_string(&mut self.child.stderr.take().unwrap(), &mut stderr).unwrap();
+        (status.code(), stderr)
+    }
+
+    /// Peak resident memory so far, in bytes (VmHWM).
+    pub fn peak_memory(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap();
+        let kib: u64 = status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmHWM:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .unwrap();
+        kib * 1024
+    }
+}
+
+impl Drop for ServeProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// An address on 127.0.0.1 that was free a moment ago.
+pub fn free_address() -> SocketAddr {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+}
+
+/// Raises this process's soft open-file limit to the hard one, for tests
+/// that open many sockets.
+pub fn raise_open_files() {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit and setrlimit only read and write the struct given.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) == 0 {
+            limit.rlim_cur = limit.rlim_max;
+            libc::setrlimit(libc::RLIMIT_NOFILE, &limit);
+        }
+    }
+}

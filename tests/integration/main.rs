@@ -7,6 +7,7 @@ mod fuzz_corpus;
 mod gate;
 mod golden;
 mod host;
+mod hostile_candidates;
 mod hostile_clients;
 mod isolation;
 mod persistence;

@@ -479,11 +479,24 @@ pub async fn binary(args: Vec<String>) -> std::process::Output {
 pub struct ServeProcess {
     pub child: std::process::Child,
     pub listen: SocketAddr,
-    pub workdir: tempfile::TempDir,
+    _workdir: tempfile::TempDir,
 }
 
 impl ServeProcess {
     pub async fn start(args: &[&str], open_files: Option<u64>) -> ServeProcess {
+        // A port free a moment ago may be taken by the time the process
+        // binds it: try other ports then.
+        for _ in 0..3 {
+            match Self::try_start(args, open_files).await {
+                Ok(process) => return process,
+                Err(stderr) if stderr.contains("cannot listen") => continue,
+                Err(stderr) => panic!("shadowdiff exited: {stderr}"),
+            }
+        }
+        panic!("shadowdiff found no free port in three tries");
+    }
+
+    async fn try_start(args: &[&str], open_files: Option<u64>) -> Result<ServeProcess, String> {
         let listen = free_address();
         let workdir = tempfile::tempdir().unwrap();
         let mut command = Command::new(env!("CARGO_BIN_EXE_shadowdiff"));
@@ -512,20 +525,25 @@ impl ServeProcess {
                 });
             }
         }
-        let child = command.spawn().unwrap();
+        let mut child = command.spawn().unwrap();
         let started = std::time::Instant::now();
         while tokio::net::TcpStream::connect(listen).await.is_err() {
+            if let Ok(Some(status)) = child.try_wait() {
+                let mut stderr = String::new();
+                let _ = std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut stderr);
+                return Err(format!("{status}: {stderr}"));
+            }
             assert!(
                 started.elapsed() < Duration::from_secs(20),
                 "shadowdiff did not start"
             );
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
-        ServeProcess {
+        Ok(ServeProcess {
             child,
             listen,
-            workdir,
-        }
+            _workdir: workdir,
+        })
     }
 
     pub fn url(&self, target: &str) -> String {

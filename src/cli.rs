@@ -409,7 +409,7 @@ pub struct ServeArgs {
     #[arg(long, value_name = "HOST")]
     pub candidate_host: Option<crate::config::HostHeader>,
 
-    /// Threads for shadow work (candidate calls, comparisons), apart from the client path's. [default: 1] [key: shadow_threads]
+    /// Threads for shadow work (candidate calls, comparisons), apart from the client path's. [default: half the cores, at least 1] [key: shadow_threads]
     #[arg(long, value_name = "N")]
     pub shadow_threads: Option<NonZeroUsize>,
 }

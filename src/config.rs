@@ -287,7 +287,7 @@ impl Settings {
             primary_timeout: None,
             primary_host: HostHeader::Client,
             candidate_host: HostHeader::Client,
-            shadow_threads: NonZeroUsize::new(1).expect("non-zero"),
+            shadow_threads: default_shadow_threads(),
         }
     }
 
@@ -334,6 +334,12 @@ pub struct Layer {
     pub primary_host: Option<HostHeader>,
     pub candidate_host: Option<HostHeader>,
     pub shadow_threads: Option<NonZeroUsize>,
+}
+
+/// Half the cores, at least one: the other half stays with the client path.
+fn default_shadow_threads() -> NonZeroUsize {
+    let cores = std::thread::available_parallelism().map_or(2, NonZeroUsize::get);
+    NonZeroUsize::new(cores / 2).unwrap_or(NonZeroUsize::MIN)
 }
 
 /// The instance name when none is given: the host name, else a random one.

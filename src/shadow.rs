@@ -18,7 +18,7 @@ use crate::compare::{compare, Rules};
 use crate::config::{BackendUrl, HostHeader};
 use crate::exchange::{concat, Exchange, RecordedRequest, RecordedResponse};
 use crate::outcome::{CandidateErrorKind, Comparison, DropReason, Outcome, Sample, SkipReason};
-use crate::proxy::headers::{content_length, has_body, set_host, ROLE_HEADER, ROLE_SHADOW};
+use crate::proxy::headers::{content_length, has_body, set_host, size, ROLE_HEADER, ROLE_SHADOW};
 use crate::proxy::tee::Copied;
 
 /// One sampled request on its way to an outcome.
@@ -407,7 +407,7 @@ async fn fetch(
         // the response is dropped, which closes the connection.
         let declared = content_length(response.headers()).unwrap_or(0) as usize;
         let mut claim = config.budget.claim();
-        if !claim.grow(declared) {
+        if !claim.grow(declared + size(response.headers())) {
             return Err(FetchError::OverBudget);
         }
         let mut body = Vec::with_capacity(declared);

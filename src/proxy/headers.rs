@@ -111,6 +111,15 @@ pub fn set_host(headers: &mut HeaderMap, host: &HostHeader, authority: Option<&s
     }
 }
 
+/// About the bytes a header map holds, for the memory budget: a copy waiting
+/// in the shadow queue may have as large a head as hyper admits (~400 KiB).
+pub fn size(headers: &HeaderMap) -> usize {
+    headers
+        .iter()
+        .map(|(name, value)| name.as_str().len() + value.len() + 32)
+        .sum()
+}
+
 /// The declared body length, if any and valid.
 pub fn content_length(headers: &HeaderMap) -> Option<u64> {
     headers

@@ -191,7 +191,16 @@ impl Proxy {
 
         let sample = self.admit(&parts, upgrade);
         let permit = match sample.map(|s| (self.queue.try_reserve(), s)) {
-            Some((Ok(permit), sample)) => Some((permit, sample)),
+            Some((Ok(permit), (sample, rules))) => {
+                // The head waits in the queue too: it counts in the budget like a body.
+                let mut claim = self.budget.claim();
+                if claim.grow(headers::size(&forwarded)) {
+                    Some((permit, (sample, rules), claim))
+                } else {
+                    sample.finish(Outcome::Skipped(SkipReason::OverBudget));
+                    None
+                }
+            }
             Some((Err(reason), (sample, _))) => {
                 sample.finish(Outcome::Dropped(reason));
                 None
@@ -203,12 +212,12 @@ impl Proxy {
         let primary_body = match permit {
             None if empty => reqwest::Body::from(Bytes::new()),
             None => reqwest::Body::wrap_stream(body),
-            Some((permit, (sample, rules))) => {
+            Some((permit, (sample, rules), claim)) => {
                 let (report, response_copy) = oneshot::channel();
                 primary_report = Some(report);
                 let (body_source, primary_body) = if empty {
                     (
-                        BodySource::Ready(Bytes::new(), self.budget.claim()),
+                        BodySource::Ready(Bytes::new(), claim),
                         reqwest::Body::from(Bytes::new()),
                     )
                 } else {
@@ -217,7 +226,7 @@ impl Proxy {
                         body,
                         expected,
                         self.settings.max_body_bytes,
-                        self.budget.claim(),
+                        claim,
                         Box::new(move |copy| {
                             let _ = tx.send(copy.map_err(skip_reason));
                         }),
@@ -289,12 +298,17 @@ impl Proxy {
                 let too_large = headers::has_body(&parts.method, head.status)
                     && headers::content_length(&head.headers)
                         .is_some_and(|n| n > self.settings.max_body_bytes as u64);
-                if too_large || headers::is_event_stream(&head.headers) {
-                    let reason = if too_large {
-                        SkipReason::BodyTooLarge
-                    } else {
-                        SkipReason::EventStream
-                    };
+                let mut claim = self.budget.claim();
+                let skip = if too_large {
+                    Some(SkipReason::BodyTooLarge)
+                } else if headers::is_event_stream(&head.headers) {
+                    Some(SkipReason::EventStream)
+                } else if !claim.grow(headers::size(&recorded_headers)) {
+                    Some(SkipReason::OverBudget)
+                } else {
+                    None
+                };
+                if let Some(reason) = skip {
                     let _ = report.send(Err(reason));
                     Body::new(body)
                 } else {
@@ -304,7 +318,7 @@ impl Proxy {
                         body.into_data_stream(),
                         expected,
                         self.settings.max_body_bytes,
-                        self.budget.claim(),
+                        claim,
                         Box::new(move |copy| {
                             let _ =
                                 report.send(copy.map_err(skip_reason).map(|body| PrimaryCopy {
@@ -340,7 +354,7 @@ impl Proxy {
                 Ok(collected) => {
                     let body = collected.to_bytes();
                     let mut claim = self.budget.claim();
-                    if !claim.grow(body.len()) {
+                    if !claim.grow(body.len() + headers::size(&parts.headers)) {
                         sample.finish(Outcome::Skipped(SkipReason::OverBudget));
                         return StatusCode::ACCEPTED.into_response();
                     }

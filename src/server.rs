@@ -220,6 +220,16 @@ impl Server {
         }
         // Threads still blocked in a comparison are left to finish alone.
         self.shadow_runtime.shutdown_background();
+        let c = &self.connections;
+        let n = |a: &std::sync::atomic::AtomicU64| a.load(std::sync::atomic::Ordering::Relaxed);
+        tracing::info!(
+            accepted = n(&c.accepted),
+            accept_errors = n(&c.accept_errors),
+            header_timeouts = n(&c.header_timeouts),
+            idle_closed = n(&c.idle_closed),
+            evicted = n(&c.evicted),
+            "client connections"
+        );
         let tally = self.recorder.tally();
         for (endpoint, counts) in &tally.by_endpoint {
             let counts: Vec<String> = counts.iter().map(|(k, n)| format!("{k}={n}")).collect();

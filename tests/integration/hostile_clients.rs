@@ -80,6 +80,13 @@ async fn slow_clients_by_the_thousand_cannot_lock_others_out() {
         stderr.contains("max_connections lowered to fit the open-file limit"),
         "{stderr}"
     );
+    let evicted: u64 = stderr
+        .split("evicted=")
+        .nth(1)
+        .and_then(|rest| rest.split(|c: char| !c.is_ascii_digit()).next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no eviction count logged: {stderr}"));
+    assert!(evicted > 0, "{stderr}");
 }
 
 #[tokio::test]

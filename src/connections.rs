@@ -402,9 +402,13 @@ pub async fn serve(
                 if registry.evict_oldest_waiting() {
                     ConnectionStats::add(&stats.evicted);
                 }
-                match slots.clone().acquire_owned().await {
-                    Ok(slot) => slot,
-                    Err(_) => break,
+                // Every connection has a request under way: wait for one to end.
+                tokio::select! {
+                    () = &mut shutdown => break,
+                    slot = slots.clone().acquire_owned() => match slot {
+                        Ok(slot) => slot,
+                        Err(_) => break,
+                    },
                 }
             }
         };

@@ -16,6 +16,9 @@ use sha2::Sha256;
 use crate::compare::rules::PathPattern;
 
 mod multipart;
+mod params;
+
+use params::{decoded_name, form_like, name_parts, pairs};
 
 /// Headers that are always redacted.
 pub const ALWAYS: &[&str] = &[
@@ -380,61 +383,6 @@ impl Redactor {
         }
         changed
     }
-}
-
-/// `name=value` pairs separated by `&` or `;`, with the values of the pairs
-/// `secret` picks replaced by `mask`; everything else is kept as it was.
-fn pairs(
-    text: &str,
-    secret: impl Fn(&str) -> bool,
-    mask: impl Fn(&[u8]) -> String,
-) -> String {
-    let mut out = String::with_capacity(text.len());
-    for piece in text.split_inclusive(['&', ';']) {
-        let (pair, separator) = match piece.strip_suffix(['&', ';']) {
-            Some(pair) => (pair, &piece[pair.len()..]),
-            None => (piece, ""),
-        };
-        match pair.split_once('=') {
-            Some((name, value)) if secret(name) => {
-                out.push_str(name);
-                out.push('=');
-                out.push_str(&mask(value.as_bytes()));
-            }
-            _ => out.push_str(pair),
-        }
-        out.push_str(separator);
-    }
-    out
-}
-
-/// A raw parameter name as a server reads it: percent-decoded, `+` as a
-/// space, surrounding spaces dropped.
-fn decoded_name(raw: &str) -> String {
-    let name: String = form_urlencoded::parse(raw.as_bytes())
-        .next()
-        .map(|(k, _)| k.into_owned())
-        .unwrap_or_default();
-    name.trim().to_string()
-}
-
-/// The parts of a bracketed or dotted name: `user[password]` and
-/// `user.password` are `user`, `password`.
-fn name_parts(name: &str) -> Vec<&str> {
-    name.split(['[', ']', '.'])
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .collect()
-}
-
-/// Whether text of no known type reads as a form (`a=1&b=2`): something
-/// assigned, and nothing a form cannot hold raw (spaces, quotes, markup).
-fn form_like(text: &str) -> bool {
-    let text = text.trim_end();
-    text.contains('=')
-        && !text
-            .chars()
-            .any(|c| c.is_whitespace() || c.is_control() || "<>{}\"".contains(c))
 }
 
 /// Whether content starts like a JSON object or array.

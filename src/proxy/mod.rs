@@ -242,7 +242,9 @@ impl Proxy {
                 if let Some(report) = primary_report {
                     let _ = report.send(Err(SkipReason::PrimaryError));
                 }
-                tracing::warn!(error = %error, target, "primary request failed");
+                // Neither the URL nor the query: they may hold secrets.
+                let (error, path) = (error.without_url(), parts.uri.path());
+                tracing::warn!(error = %error, path, "primary request failed");
                 return bad_gateway("the primary backend did not answer");
             }
         };
@@ -303,6 +305,10 @@ impl Proxy {
     async fn mirror(&self, request: Request) -> Response {
         let upgrade = headers::is_upgrade(request.headers());
         let (parts, body) = request.into_parts();
+        // Refused as inline mode refuses it: no backend gets another path.
+        if let Err(e) = self.settings.primary.join(target_of(&parts)) {
+            return (StatusCode::BAD_REQUEST, format!("shadowdiff: {e}\n")).into_response();
+        }
         if let Some((sample, rules)) = self.admit(&parts, upgrade) {
             let limited = http_body_util::Limited::new(body, self.settings.max_body_bytes);
             match limited.collect().await {

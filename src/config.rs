@@ -107,7 +107,10 @@ impl BackendUrl {
     pub fn join(&self, path_and_query: &str) -> Result<reqwest::Url, url_error::JoinError> {
         let refuse = || url_error::JoinError(path_and_query.to_string());
         let path = path_and_query.split('?').next().unwrap_or("");
-        let lower = path.to_ascii_lowercase().replace("%2f", "/").replace("%5c", "/");
+        let lower = path
+            .to_ascii_lowercase()
+            .replace("%2f", "/")
+            .replace("%5c", "/");
         let dot = |segment: &str| {
             let s = segment.split(';').next().unwrap_or("").replace("%2e", ".");
             s == "." || s == ".."
@@ -780,7 +783,12 @@ mod tests {
             assert!(base.join(refused).is_err(), "{refused}");
         }
         // Literal to a backend that decodes once; forwarded as it is.
-        for kept in ["/public/%252e%252e/admin", "/a/{\"b\"}", "/caf\u{e9}?q='x'", "/a;b=1?x=1;y=2"] {
+        for kept in [
+            "/public/%252e%252e/admin",
+            "/a/{\"b\"}",
+            "/caf\u{e9}?q='x'",
+            "/a;b=1?x=1;y=2",
+        ] {
             let url = base.join(kept).unwrap();
             assert!(url.path().starts_with("/base/"), "{kept}: {url}");
         }

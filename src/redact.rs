@@ -189,7 +189,11 @@ impl Redactor {
         if self.query.is_empty() {
             return query.to_string();
         }
-        pairs(query, |name| self.is_secret_parameter(name), |v| self.mask(v))
+        pairs(
+            query,
+            |name| self.is_secret_parameter(name),
+            |v| self.mask(v),
+        )
     }
 
     /// A form body with the fields the JSON paths cover masked; everything
@@ -486,7 +490,10 @@ mod tests {
             assert!(!out.contains("s3cr3t"), "{query}: {out}");
         }
         assert_eq!(r.query("a=1;b=2&c"), "a=1;b=2&c");
-        assert_eq!(r.target("/p?a=1;token=s"), format!("/p?a=1;token={}", r.mask(b"s")));
+        assert_eq!(
+            r.target("/p?a=1;token=s"),
+            format!("/p?a=1;token={}", r.mask(b"s"))
+        );
         for form in [
             "user=ada;password=hunter2",
             "pass%77ord=hunter2",
@@ -494,7 +501,11 @@ mod tests {
             "user[password]=hunter2",
             "card[number]=hunter2",
         ] {
-            let out = redacted(&r, form.as_bytes().to_vec().leak(), "application/x-www-form-urlencoded");
+            let out = redacted(
+                &r,
+                form.as_bytes().to_vec().leak(),
+                "application/x-www-form-urlencoded",
+            );
             assert!(!out.contains("hunter2"), "{form}: {out}");
         }
     }
@@ -503,14 +514,28 @@ mod tests {
     fn mislabelled_and_unknown_bodies_are_sniffed_or_masked_whole() {
         let r = redactor();
         let json = br#"{"user":{"password":"hunter2"},"n":1}"#;
-        for content_type in ["text/plain", "application/octet-stream", "application/vnd.api+json", "x/y"] {
+        for content_type in [
+            "text/plain",
+            "application/octet-stream",
+            "application/vnd.api+json",
+            "x/y",
+        ] {
             let out = redacted(&r, json, content_type);
-            assert!(!out.contains("hunter2") && out.contains("\"n\":1"), "{content_type}: {out}");
+            assert!(
+                !out.contains("hunter2") && out.contains("\"n\":1"),
+                "{content_type}: {out}"
+            );
         }
         let out = redacted(&r, b"user=ada&password=hunter2\n", "text/plain");
-        assert!(!out.contains("hunter2") && out.contains("user=ada"), "{out}");
+        assert!(
+            !out.contains("hunter2") && out.contains("user=ada"),
+            "{out}"
+        );
         let out = redacted(&r, b"<p>password: hunter2</p>", "text/html");
-        assert!(!out.contains("hunter2") && out.contains("redacted:"), "{out}");
+        assert!(
+            !out.contains("hunter2") && out.contains("redacted:"),
+            "{out}"
+        );
         let out = redacted(&r, b"{\"Password\":\"hunter2\"}", "application/json");
         assert!(!out.contains("hunter2"), "{out}");
         // Without JSON paths nothing is read into: bodies are kept.
@@ -537,11 +562,20 @@ mod tests {
         assert!(exact.is_some_and(|b| !String::from_utf8_lossy(&b).contains("hunter2")));
         // Parts that cannot be told apart are masked with the whole body.
         for (body, content_type) in [
-            (&b"--b0\r\nname: x\r\n\r\npassword=hunter2"[..], "multipart/form-data; boundary=b0"),
-            (&b"--b0\r\n\r\npassword=hunter2\r\n--b0--"[..], "multipart/form-data"),
+            (
+                &b"--b0\r\nname: x\r\n\r\npassword=hunter2"[..],
+                "multipart/form-data; boundary=b0",
+            ),
+            (
+                &b"--b0\r\n\r\npassword=hunter2\r\n--b0--"[..],
+                "multipart/form-data",
+            ),
         ] {
             let out = redacted(&r, body.to_vec().leak(), content_type);
-            assert!(!out.contains("hunter2") && out.starts_with("unparseable multipart"), "{out}");
+            assert!(
+                !out.contains("hunter2") && out.starts_with("unparseable multipart"),
+                "{out}"
+            );
         }
     }
 

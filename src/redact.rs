@@ -18,7 +18,7 @@ use crate::compare::rules::PathPattern;
 mod multipart;
 mod params;
 
-use params::{decoded_name, form_like, name_parts, pairs};
+use params::{decoded_name, decoded_value, form_like, name_parts, pairs};
 
 /// Headers that are always redacted.
 pub const ALWAYS: &[&str] = &[
@@ -186,24 +186,46 @@ impl Redactor {
     /// A query string with the configured parameters' values masked. Pairs
     /// are separated by `&` or `;` (servers differ on `;`, so both count).
     pub fn query(&self, query: &str) -> String {
-        if self.query.is_empty() {
+        if self.query.is_empty() && self.json.is_empty() {
             return query.to_string();
         }
-        pairs(
-            query,
-            |name| self.is_secret_parameter(name),
-            |v| self.mask(v),
-        )
+        pairs(query, |name, value| match self.is_secret_parameter(name) {
+            true => Some(self.mask(value.as_bytes())),
+            false => self.json_value(value),
+        })
     }
 
     /// A form body with the fields the JSON paths cover masked; everything
     /// else is kept byte for byte.
     fn form(&self, text: &str) -> String {
-        pairs(
-            text,
-            |name| self.is_secret_field(&decoded_name(name)),
-            |v| self.mask(v),
-        )
+        pairs(text, |name, value| {
+            match self.is_secret_field(&decoded_name(name)) {
+                true => Some(self.mask(value.as_bytes())),
+                false => self.json_value(value),
+            }
+        })
+    }
+
+    /// A query or form value that holds JSON (GraphQL's `variables`, say),
+    /// redacted as JSON and encoded again; masked whole if it looks like
+    /// JSON but does not parse; `None` if it is no JSON or had nothing to mask.
+    fn json_value(&self, raw: &str) -> Option<String> {
+        if self.json.is_empty() {
+            return None;
+        }
+        let decoded = decoded_value(raw);
+        if !looks_like_json(decoded.as_bytes()) {
+            return None;
+        }
+        let Ok(parsed) = crate::compare::json::parse(decoded.as_bytes()) else {
+            return Some(self.mask(raw.as_bytes()));
+        };
+        let mut value = parsed.value;
+        if !self.redact_value(&mut value, &mut Vec::new()) {
+            return None;
+        }
+        let text = serde_json::to_string(&value).ok()?;
+        Some(form_urlencoded::byte_serialize(text.as_bytes()).collect())
     }
 
     /// A body as it may be stored: decoded, with the configured JSON paths
@@ -490,6 +512,19 @@ mod tests {
             assert!(!out.contains("s3cr3t"), "{query}: {out}");
         }
         assert_eq!(r.query("a=1;b=2&c"), "a=1;b=2&c");
+        let graphql = r.query("query=q&variables=%7B%22password%22%3A%22s3cr3t%22%7D");
+        assert!(
+            graphql.starts_with("query=q&variables=%7B%22password") && !graphql.contains("s3cr3t"),
+            "{graphql}"
+        );
+        let broken = r.query("variables=%7B%22password%22%3A%22s3cr3t");
+        assert!(!broken.contains("s3cr3t"), "{broken}");
+        let form = redacted(
+            &r,
+            b"variables={\"card\":{\"number\":\"4111\"}}&x=1",
+            "application/x-www-form-urlencoded",
+        );
+        assert!(!form.contains("4111") && form.ends_with("&x=1"), "{form}");
         assert_eq!(
             r.target("/p?a=1;token=s"),
             format!("/p?a=1;token={}", r.mask(b"s"))

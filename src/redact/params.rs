@@ -1,30 +1,38 @@
 //! Query strings and form bodies as servers read them: pairs separated by
 //! `&` or `;`, names percent-decoded, bracketed or dotted names in parts.
 
-/// `name=value` pairs separated by `&` or `;`, with the values of the pairs
-/// `secret` picks replaced by `mask`; everything else is kept as it was.
-pub(super) fn pairs(
-    text: &str,
-    secret: impl Fn(&str) -> bool,
-    mask: impl Fn(&[u8]) -> String,
-) -> String {
+/// `name=value` pairs separated by `&` or `;`, each value replaced by what
+/// `replace` gives for its raw name and value (`None` keeps it); everything
+/// else is kept as it was.
+pub(super) fn pairs(text: &str, replace: impl Fn(&str, &str) -> Option<String>) -> String {
     let mut out = String::with_capacity(text.len());
     for piece in text.split_inclusive(['&', ';']) {
         let (pair, separator) = match piece.strip_suffix(['&', ';']) {
             Some(pair) => (pair, &piece[pair.len()..]),
             None => (piece, ""),
         };
-        match pair.split_once('=') {
-            Some((name, value)) if secret(name) => {
+        match pair
+            .split_once('=')
+            .and_then(|(name, value)| Some((name, replace(name, value)?)))
+        {
+            Some((name, value)) => {
                 out.push_str(name);
                 out.push('=');
-                out.push_str(&mask(value.as_bytes()));
+                out.push_str(&value);
             }
-            _ => out.push_str(pair),
+            None => out.push_str(pair),
         }
         out.push_str(separator);
     }
     out
+}
+
+/// A raw value as a server reads it: percent-decoded, `+` as a space.
+pub(super) fn decoded_value(raw: &str) -> String {
+    form_urlencoded::parse(format!("v={raw}").as_bytes())
+        .next()
+        .map(|(_, v)| v.into_owned())
+        .unwrap_or_default()
 }
 
 /// A raw parameter name as a server reads it: percent-decoded, `+` as a

@@ -1,9 +1,9 @@
 //! Secrets in every form a client can send them (headers, cookies, query
-//! pairs after `&` or `;` with odd-cased and encoded names, JSON labelled as
-//! anything, multipart, forms) go through the real binary, logging at TRACE,
-//! to backends that always disagree: none of them may appear in the
-//! database, the report API, the record file or the logs. And no target
-//! reaches a backend as another path than the one recorded.
+//! pairs after `&` or `;` with odd-cased and encoded names or JSON values,
+//! JSON labelled as anything, multipart, forms) go through the real binary,
+//! logging at TRACE, to backends that always disagree: none of them may
+//! appear in the database, the report API, the record file or the logs. And
+//! no target reaches a backend as another path than the one recorded.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -28,6 +28,7 @@ const SECRETS: &[&str] = &[
     "SECRET-q-repeat-1",
     "SECRET-q-repeat-2",
     "SECRET-q-bracket",
+    "SECRET-q-json",
     "SECRET-json-text",
     "SECRET-json-octet",
     "SECRET-json-api",
@@ -82,6 +83,7 @@ fn cases() -> Vec<Case> {
         get("/query/case?ToKeN=SECRET-q-case"),
         get("/query/repeat?token=SECRET-q-repeat-1&token=SECRET-q-repeat-2"),
         get("/query/bracket?auth[token]=SECRET-q-bracket"),
+        get("/query/json?query=q&variables=%7B%22password%22%3A%22SECRET-q-json%22%7D"),
         post(
             "/json/text",
             "text/plain",

@@ -94,27 +94,61 @@ impl fmt::Display for BackendUrl {
 
 impl BackendUrl {
     /// The URL to send a request for `path_and_query` to. A path with dot
-    /// segments (`..`, `%2e%2e`) is refused: URL parsing would resolve them,
+    /// segments is refused: URL parsing, or the backend, would resolve them,
     /// so the backend would get another path than the client asked for, one
-    /// that may even leave the base URL's prefix.
+    /// that may even leave the base URL's prefix. A segment is what lies
+    /// between `/`, `\` or their encodings (`%2f`, `%5c`), and it is a dot
+    /// segment if, with `%2e` read as `.` and a `;` parameter dropped (as
+    /// Tomcat does), it is `.` or `..`. `%252e` is left alone: it is a
+    /// literal `%2e` to a backend that decodes once, as it should.
+    /// Whatever else URL parsing would rewrite (a `\` into `/`) is refused
+    /// too, so the URL sent always has the path that was asked for; only
+    /// percent-encoding of characters such as `"` or `{` may differ.
     pub fn join(&self, path_and_query: &str) -> Result<reqwest::Url, url_error::JoinError> {
         let refuse = || url_error::JoinError(path_and_query.to_string());
         let path = path_and_query.split('?').next().unwrap_or("");
+        let lower = path
+            .to_ascii_lowercase()
+            .replace("%2f", "/")
+            .replace("%5c", "/");
         let dot = |segment: &str| {
-            let s = segment.to_ascii_lowercase().replace("%2e", ".");
+            let s = segment.split(';').next().unwrap_or("").replace("%2e", ".");
             s == "." || s == ".."
         };
-        if path.split('/').any(dot) {
+        if lower.split(['/', '\\']).any(dot) {
             return Err(refuse());
         }
-        reqwest::Url::parse(&format!("{}{}", self.0, path_and_query)).map_err(|_| refuse())
+        let asked = format!("{}{}", self.0, path_and_query);
+        let url = reqwest::Url::parse(&asked).map_err(|_| refuse())?;
+        // Percent-encoding the parser adds is no change to the backend.
+        let encoded = |s: &str| {
+            let mut out = String::with_capacity(s.len());
+            for c in s.chars() {
+                match c {
+                    '"' | '{' | '}' | '<' | '>' | '`' | '\'' | ' ' => {
+                        out.push_str(&format!("%{:02X}", c as u32))
+                    }
+                    c if !c.is_ascii() => {
+                        for b in c.to_string().bytes() {
+                            out.push_str(&format!("%{b:02X}"));
+                        }
+                    }
+                    c => out.push(c),
+                }
+            }
+            out
+        };
+        if encoded(url.as_str()) != encoded(&asked) {
+            return Err(refuse());
+        }
+        Ok(url)
     }
 }
 
 pub mod url_error {
     /// A request target that does not form a URL with the backend's base.
     #[derive(Debug, thiserror::Error)]
-    #[error("request target {0:?} has dot segments or does not form a valid URL")]
+    #[error("request target {0:?} has dot segments or backslashes, or does not form a valid URL")]
     pub struct JoinError(pub String);
 }
 
@@ -854,6 +888,41 @@ mod tests {
             assert!(base.join(escaping).is_err(), "{escaping}");
         }
         assert!(base.join("/a/..b/c.d?x=..").is_ok());
+    }
+
+    #[test]
+    fn no_target_reaches_a_backend_as_another_path() {
+        let base: BackendUrl = "http://h:1/base".parse().unwrap();
+        for refused in [
+            "/public/..\\admin",
+            "/public\\..\\admin",
+            "/public/..%5cadmin",
+            "/public/..%5Cadmin",
+            "/public%5c..%5cadmin",
+            "/public%2f..%2fadmin",
+            "/public/%2e%2e/admin",
+            "/public/.%2e/admin",
+            "/public/%2e./admin",
+            "/public/%2E/admin",
+            "/public/..;x=1/admin",
+            "/a\\b",
+        ] {
+            assert!(base.join(refused).is_err(), "{refused}");
+        }
+        // Literal to a backend that decodes once; forwarded as it is.
+        for kept in [
+            "/public/%252e%252e/admin",
+            "/a/{\"b\"}",
+            "/caf\u{e9}?q='x'",
+            "/a;b=1?x=1;y=2",
+        ] {
+            let url = base.join(kept).unwrap();
+            assert!(url.path().starts_with("/base/"), "{kept}: {url}");
+        }
+        assert_eq!(
+            base.join("/public/%252e%252e/admin").unwrap().path(),
+            "/base/public/%252e%252e/admin"
+        );
     }
 
     #[test]

@@ -147,6 +147,14 @@ pub struct SampleInfo {
     pub target: String,
 }
 
+impl SampleInfo {
+    /// The target without its query: what is logged, because a query may
+    /// hold secrets and logs are not redacted.
+    pub fn path(&self) -> &str {
+        self.target.split('?').next().unwrap_or("")
+    }
+}
+
 /// A short record of a finished sample, kept in memory for inspection.
 #[derive(Clone, Debug)]
 pub struct OutcomeRecord {
@@ -211,12 +219,12 @@ impl Recorder {
         }
         match &outcome {
             Outcome::Compared(c) if c.verdict.matched => {
-                tracing::debug!(endpoint = %info.endpoint, target = %info.target, outcome = %key, "shadow outcome");
+                tracing::debug!(endpoint = %info.endpoint, path = %info.path(), outcome = %key, "shadow outcome");
             }
             Outcome::Compared(c) => {
                 tracing::info!(
                     endpoint = %info.endpoint,
-                    target = %info.target,
+                    path = %info.path(),
                     outcome = %key,
                     byte_equal = c.verdict.byte_equal,
                     primary_status = c.exchange.primary.status.as_u16(),
@@ -227,11 +235,11 @@ impl Recorder {
                 );
             }
             Outcome::CandidateError(_) => {
-                tracing::info!(endpoint = %info.endpoint, target = %info.target, outcome = %key, "shadow outcome");
+                tracing::info!(endpoint = %info.endpoint, path = %info.path(), outcome = %key, "shadow outcome");
             }
             // Skips and drops are decided on the client's path: no blocking write there.
             _ => {
-                tracing::debug!(endpoint = %info.endpoint, target = %info.target, outcome = %key, "shadow outcome");
+                tracing::debug!(endpoint = %info.endpoint, path = %info.path(), outcome = %key, "shadow outcome");
             }
         }
         {

@@ -129,10 +129,7 @@ impl RequestLog {
         body: &bytes::Bytes,
     ) -> Option<RequestLine> {
         let r = &self.redactor;
-        let target = match target.split_once('?') {
-            Some((path, query)) => format!("{path}?{}", r.query(query)),
-            None => target.to_string(),
-        };
+        let target = r.target(target);
         let body = r.body_exact(body, headers, self.max_body_bytes)?;
         // The redacted body is decoded: its coding no longer applies.
         let headers: serde_json::Map<String, Value> = r

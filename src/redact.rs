@@ -15,6 +15,11 @@ use sha2::Sha256;
 
 use crate::compare::rules::PathPattern;
 
+mod multipart;
+mod params;
+
+use params::{decoded_name, decoded_value, form_like, name_parts, pairs};
+
 /// Headers that are always redacted.
 pub const ALWAYS: &[&str] = &[
     "authorization",
@@ -115,20 +120,51 @@ impl Redactor {
         out
     }
 
-    /// Whether a raw (still percent-encoded) parameter name is configured,
-    /// whatever its case or encoding (`Token`, `t%6Fken`).
+    /// Whether a raw (still percent-encoded) query parameter name is
+    /// configured, whatever its case or encoding (`Token`, `t%6Fken`), alone
+    /// or as a bracketed or dotted part (`token[]`, `auth[token]`).
     fn is_secret_parameter(&self, raw: &str) -> bool {
-        let name: String = form_urlencoded::parse(raw.as_bytes())
-            .next()
-            .map(|(k, _)| k.into_owned())
-            .unwrap_or_default();
-        self.query.iter().any(|q| q.eq_ignore_ascii_case(&name))
+        let name = decoded_name(raw);
+        let secret = |part: &str| self.query.iter().any(|q| q.eq_ignore_ascii_case(part));
+        secret(&name) || name_parts(&name).iter().any(|part| secret(part))
+    }
+
+    /// Whether a form field (a form body's or a multipart part's name) is
+    /// covered by a JSON path: `password` as `/password`, `user[password]`
+    /// as `/user/password`, a repeated `tag[]` as `/tag/0`, whatever its case.
+    fn is_secret_field(&self, name: &str) -> bool {
+        let name = name.trim();
+        let mut parts = name_parts(name);
+        if self.is_secret_path(&[name]) || self.is_secret_path(&parts) {
+            return true;
+        }
+        parts.push("0");
+        self.is_secret_path(&parts)
+    }
+
+    /// Whether a JSON path is configured, matched as written or lower-cased
+    /// (a service may read its keys without regard to case).
+    fn is_secret_path<S: AsRef<str>>(&self, path: &[S]) -> bool {
+        if path.is_empty() {
+            return false;
+        }
+        if self.json.iter().any(|p| p.matches(path)) {
+            return true;
+        }
+        if !path
+            .iter()
+            .any(|s| s.as_ref().chars().any(char::is_uppercase))
+        {
+            return false;
+        }
+        let lower: Vec<String> = path.iter().map(|s| s.as_ref().to_lowercase()).collect();
+        self.json.iter().any(|p| p.matches(&lower))
     }
 
     /// A header value with secrets masked: a listed header whole, a URL in
     /// Location, Content-Location or Referer in its query.
     fn header_value(&self, name: &str, value: &[u8]) -> String {
-        if self.headers.iter().any(|h| h == name) {
+        if self.headers.iter().any(|h| h.eq_ignore_ascii_case(name)) {
             return self.mask(value);
         }
         let text = String::from_utf8_lossy(value);
@@ -138,27 +174,66 @@ impl Redactor {
         }
     }
 
-    /// A query string with the configured parameters' values masked.
+    /// A request target (`/path?query`) with the configured query
+    /// parameters' values masked.
+    pub fn target(&self, target: &str) -> String {
+        match target.split_once('?') {
+            Some((path, query)) => format!("{path}?{}", self.query(query)),
+            None => target.to_string(),
+        }
+    }
+
+    /// A query string with the configured parameters' values masked. Pairs
+    /// are separated by `&` or `;` (servers differ on `;`, so both count).
     pub fn query(&self, query: &str) -> String {
-        if self.query.is_empty() {
+        if self.query.is_empty() && self.json.is_empty() {
             return query.to_string();
         }
-        query
-            .split('&')
-            .map(|pair| match pair.split_once('=') {
-                Some((name, value)) if self.is_secret_parameter(name) => {
-                    format!("{name}={}", self.mask(value.as_bytes()))
-                }
-                _ => pair.to_string(),
-            })
-            .collect::<Vec<_>>()
-            .join("&")
+        pairs(query, |name, value| match self.is_secret_parameter(name) {
+            true => Some(self.mask(value.as_bytes())),
+            false => self.json_value(value),
+        })
+    }
+
+    /// A form body with the fields the JSON paths cover masked; everything
+    /// else is kept byte for byte.
+    fn form(&self, text: &str) -> String {
+        pairs(text, |name, value| {
+            match self.is_secret_field(&decoded_name(name)) {
+                true => Some(self.mask(value.as_bytes())),
+                false => self.json_value(value),
+            }
+        })
+    }
+
+    /// A query or form value that holds JSON (GraphQL's `variables`, say),
+    /// redacted as JSON and encoded again; masked whole if it looks like
+    /// JSON but does not parse; `None` if it is no JSON or had nothing to mask.
+    fn json_value(&self, raw: &str) -> Option<String> {
+        if self.json.is_empty() {
+            return None;
+        }
+        let decoded = decoded_value(raw);
+        if !looks_like_json(decoded.as_bytes()) {
+            return None;
+        }
+        let Ok(parsed) = crate::compare::json::parse(decoded.as_bytes()) else {
+            return Some(self.mask(raw.as_bytes()));
+        };
+        let mut value = parsed.value;
+        if !self.redact_value(&mut value, &mut Vec::new()) {
+            return None;
+        }
+        let text = serde_json::to_string(&value).ok()?;
+        Some(form_urlencoded::byte_serialize(text.as_bytes()).collect())
     }
 
     /// A body as it may be stored: decoded, with the configured JSON paths
-    /// masked in JSON and form bodies. What cannot be read safely is masked
-    /// whole: a body that does not decode, or a JSON or form body that does
-    /// not parse while JSON paths are configured.
+    /// masked in JSON, form and multipart bodies. What cannot be read safely
+    /// is masked whole: a body that does not decode, and, while JSON paths
+    /// are configured, a body that is neither JSON, a form nor multipart
+    /// (whatever it is labelled, it is first tried as JSON and as a form),
+    /// or that is labelled so but does not parse.
     pub fn body(&self, body: &bytes::Bytes, headers: &HeaderMap, limit: usize) -> bytes::Bytes {
         self.body_or_stand_in(body, headers, limit)
             .unwrap_or_else(|stand_in| stand_in)
@@ -181,41 +256,125 @@ impl Redactor {
         headers: &HeaderMap,
         limit: usize,
     ) -> Result<bytes::Bytes, bytes::Bytes> {
-        use crate::compare::decode::{self, BodyKind};
-        let Ok(decoded) = decode::decode(body, headers, limit) else {
+        let Ok(decoded) = crate::compare::decode::decode(body, headers, limit) else {
             return Err(self.whole("undecodable body", body).into());
         };
         if self.json.is_empty() {
             return Ok(decoded);
         }
-        match BodyKind::of(headers, &decoded) {
-            BodyKind::Json => match crate::compare::json::parse(&decoded) {
-                Ok(parsed) => {
-                    let mut value = parsed.value;
-                    self.redact_value(&mut value, &mut Vec::new());
-                    serde_json::to_vec(&value)
-                        .map(Into::into)
-                        .map_err(|_| self.whole("body", &decoded).into())
-                }
-                Err(_) => Err(self.whole("unparseable JSON body", &decoded).into()),
-            },
-            BodyKind::Form => {
-                let mut out = form_urlencoded::Serializer::new(String::new());
-                for (key, value) in form_urlencoded::parse(&decoded) {
-                    let secret = self
-                        .json
-                        .iter()
-                        .any(|p| p.matches(&[key.as_ref()]) || p.matches(&[key.as_ref(), "0"]));
-                    let value = if secret {
-                        self.mask(value.as_bytes())
-                    } else {
-                        value.into_owned()
-                    };
-                    out.append_pair(&key, &value);
-                }
-                Ok(out.finish().into_bytes().into())
+        let content_type = headers
+            .get(http::header::CONTENT_TYPE)
+            .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
+        self.content(&decoded, content_type.as_deref(), 0)
+            .map(Into::into)
+            .map_err(Into::into)
+    }
+
+    /// Content of a type (a Content-Type value) with the JSON paths masked;
+    /// `Err` holds a stand-in, or content with stand-ins in it.
+    fn content(
+        &self,
+        content: &[u8],
+        content_type: Option<&str>,
+        depth: usize,
+    ) -> Result<Vec<u8>, Vec<u8>> {
+        if content.is_empty() {
+            return Ok(Vec::new());
+        }
+        let media = content_type
+            .and_then(|t| t.split(';').next())
+            .map(|t| t.trim().to_ascii_lowercase())
+            .unwrap_or_default();
+        if media == "application/json" || media.ends_with("+json") {
+            return self
+                .json_body(content)
+                .ok_or_else(|| self.whole("unparseable JSON body", content));
+        }
+        if media == "application/x-www-form-urlencoded" {
+            return std::str::from_utf8(content)
+                .map(|text| self.form(text).into_bytes())
+                .map_err(|_| self.whole("form body that is not UTF-8", content));
+        }
+        if media.starts_with("multipart/") {
+            return match (content_type.and_then(multipart::boundary), depth < 4) {
+                (Some(boundary), true) => self.multipart(content, &boundary, depth),
+                _ => Err(self.whole("unparseable multipart body", content)),
+            };
+        }
+        // Unknown or mislabelled (JSON sent as text/plain, octet-stream…):
+        // read as what it turns out to be, else masked whole.
+        if let Some(json) = self.json_body(content) {
+            return Ok(json);
+        }
+        match std::str::from_utf8(content) {
+            Ok(text) if form_like(text) => Ok(self.form(text).into_bytes()),
+            _ => Err(self.whole("body of a type that cannot be redacted", content)),
+        }
+    }
+
+    /// A JSON document with the configured paths masked, or `None` if it
+    /// does not parse.
+    fn json_body(&self, content: &[u8]) -> Option<Vec<u8>> {
+        let mut value = crate::compare::json::parse(content).ok()?.value;
+        self.redact_value(&mut value, &mut Vec::new());
+        serde_json::to_vec(&value).ok()
+    }
+
+    /// A multipart body redacted part by part: a part whose name is covered
+    /// by a JSON path is masked; a text field is redacted as a form field
+    /// (kept, unless it is JSON or a form itself); any other part as content
+    /// of its own type. Part headers listed under `headers` are masked too.
+    fn multipart(&self, body: &[u8], boundary: &str, depth: usize) -> Result<Vec<u8>, Vec<u8>> {
+        let unparseable = || self.whole("unparseable multipart body", body);
+        let parts = multipart::split(body, boundary).ok_or_else(unparseable)?;
+        let mut out = Vec::with_capacity(body.len());
+        let mut exact = true;
+        for part in parts {
+            let headers = multipart::header_lines(part.headers).ok_or_else(unparseable)?;
+            let name = multipart::field_name(&headers);
+            let content_type = headers
+                .iter()
+                .find(|(n, _)| n.eq_ignore_ascii_case("content-type"))
+                .map(|(_, v)| *v);
+            let text_field = !multipart::is_file(&headers)
+                && content_type.is_none_or(|t| t.to_ascii_lowercase().starts_with("text/plain"));
+            let content = if name.as_deref().is_some_and(|n| {
+                self.is_secret_field(n) || self.is_secret_field(&multipart::percent_decode(n))
+            }) {
+                self.mask(part.content).into_bytes()
+            } else {
+                let redacted = match self.content(part.content, content_type, depth + 1) {
+                    // A text field is kept like a form field's value,
+                    // unless it looks like broken JSON, which could hide one.
+                    Err(_) if text_field && !looks_like_json(part.content) => {
+                        Ok(part.content.to_vec())
+                    }
+                    other => other,
+                };
+                redacted.unwrap_or_else(|stand_in| {
+                    exact = false;
+                    stand_in
+                })
+            };
+            out.extend_from_slice(b"--");
+            out.extend_from_slice(boundary.as_bytes());
+            out.extend_from_slice(b"\r\n");
+            for (name, value) in &headers {
+                let value = match self.headers.iter().any(|h| h.eq_ignore_ascii_case(name)) {
+                    true => self.mask(value.as_bytes()),
+                    false => value.to_string(),
+                };
+                out.extend_from_slice(format!("{name}: {value}\r\n").as_bytes());
             }
-            _ => Ok(decoded),
+            out.extend_from_slice(b"\r\n");
+            out.extend_from_slice(&content);
+            out.extend_from_slice(b"\r\n");
+        }
+        out.extend_from_slice(format!("--{boundary}--\r\n").as_bytes());
+        if exact {
+            Ok(out)
+        } else {
+            Err(out)
         }
     }
 
@@ -226,7 +385,7 @@ impl Redactor {
 
     /// Masks matching members in place; `true` if anything changed.
     fn redact_value(&self, value: &mut Value, path: &mut Vec<String>) -> bool {
-        if !path.is_empty() && self.json.iter().any(|p| p.matches(path)) {
+        if self.is_secret_path(path) {
             *value = Value::String(self.mask(value.to_string().as_bytes()));
             return true;
         }
@@ -250,6 +409,14 @@ impl Redactor {
         }
         changed
     }
+}
+
+/// Whether content starts like a JSON object or array.
+fn looks_like_json(content: &[u8]) -> bool {
+    matches!(
+        content.iter().find(|b| !b.is_ascii_whitespace()),
+        Some(b'{' | b'[')
+    )
 }
 
 #[cfg(test)]
@@ -322,6 +489,129 @@ mod tests {
         let mut location = HeaderMap::new();
         location.insert("location", HeaderValue::from_static("/cb?token=s3cr3t&x=1"));
         assert!(!r.headers(&location)[0].1.contains("s3cr3t"));
+    }
+
+    fn redacted(r: &Redactor, body: &'static [u8], content_type: &'static str) -> String {
+        let body = bytes::Bytes::from_static(body);
+        String::from_utf8_lossy(&r.body(&body, &json_headers(content_type), 1 << 20)).into_owned()
+    }
+
+    #[test]
+    fn separators_encodings_and_cases_do_not_hide_a_parameter() {
+        let r = redactor();
+        for query in [
+            "a=1;token=s3cr3t",
+            "a=1&TOKEN=s3cr3t",
+            "to%6Ben=s3cr3t",
+            "token=x&token=s3cr3t",
+            "token[]=s3cr3t",
+            "auth[token]=s3cr3t",
+            "+token+=s3cr3t",
+        ] {
+            let out = r.query(query);
+            assert!(!out.contains("s3cr3t"), "{query}: {out}");
+        }
+        assert_eq!(r.query("a=1;b=2&c"), "a=1;b=2&c");
+        let graphql = r.query("query=q&variables=%7B%22password%22%3A%22s3cr3t%22%7D");
+        assert!(
+            graphql.starts_with("query=q&variables=%7B%22password") && !graphql.contains("s3cr3t"),
+            "{graphql}"
+        );
+        let broken = r.query("variables=%7B%22password%22%3A%22s3cr3t");
+        assert!(!broken.contains("s3cr3t"), "{broken}");
+        let form = redacted(
+            &r,
+            b"variables={\"card\":{\"number\":\"4111\"}}&x=1",
+            "application/x-www-form-urlencoded",
+        );
+        assert!(!form.contains("4111") && form.ends_with("&x=1"), "{form}");
+        assert_eq!(
+            r.target("/p?a=1;token=s"),
+            format!("/p?a=1;token={}", r.mask(b"s"))
+        );
+        for form in [
+            "user=ada;password=hunter2",
+            "pass%77ord=hunter2",
+            "PassWord=hunter2",
+            "user[password]=hunter2",
+            "card[number]=hunter2",
+        ] {
+            let out = redacted(
+                &r,
+                form.as_bytes().to_vec().leak(),
+                "application/x-www-form-urlencoded",
+            );
+            assert!(!out.contains("hunter2"), "{form}: {out}");
+        }
+    }
+
+    #[test]
+    fn mislabelled_and_unknown_bodies_are_sniffed_or_masked_whole() {
+        let r = redactor();
+        let json = br#"{"user":{"password":"hunter2"},"n":1}"#;
+        for content_type in [
+            "text/plain",
+            "application/octet-stream",
+            "application/vnd.api+json",
+            "x/y",
+        ] {
+            let out = redacted(&r, json, content_type);
+            assert!(
+                !out.contains("hunter2") && out.contains("\"n\":1"),
+                "{content_type}: {out}"
+            );
+        }
+        let out = redacted(&r, b"user=ada&password=hunter2\n", "text/plain");
+        assert!(
+            !out.contains("hunter2") && out.contains("user=ada"),
+            "{out}"
+        );
+        let out = redacted(&r, b"<p>password: hunter2</p>", "text/html");
+        assert!(
+            !out.contains("hunter2") && out.contains("redacted:"),
+            "{out}"
+        );
+        let out = redacted(&r, b"{\"Password\":\"hunter2\"}", "application/json");
+        assert!(!out.contains("hunter2"), "{out}");
+        // Without JSON paths nothing is read into: bodies are kept.
+        let plain = Redactor::new(&RedactConfig::default());
+        let body = bytes::Bytes::from_static(b"<p>hello</p>");
+        assert_eq!(plain.body(&body, &json_headers("text/html"), 1 << 20), body);
+    }
+
+    #[test]
+    fn multipart_parts_are_redacted_by_name_and_type() {
+        let r = redactor();
+        let body = b"--b0\r\nContent-Disposition: form-data; name=\"user\"\r\n\r\nada\r\n--b0\r\nContent-Disposition: form-data; name=\"password\"\r\n\r\nhunter2\r\n--b0\r\nContent-Disposition: form-data; name=\"meta\"\r\nContent-Type: application/json\r\n\r\n{\"card\":{\"number\":\"4111\"}}\r\n--b0\r\nContent-Disposition: form-data; name=\"note\"\r\nX-Api-Key: xyz\r\n\r\n{\"password\":\"broken\"\r\n--b0--\r\n";
+        let out = redacted(&r, body, "multipart/form-data; boundary=b0");
+        for secret in ["hunter2", "4111", "xyz", "broken"] {
+            assert!(!out.contains(secret), "{secret}: {out}");
+        }
+        assert!(out.contains("\r\n\r\nada\r\n--b0\r\n"), "{out}");
+        assert!(out.ends_with("--b0--\r\n"), "{out}");
+        let exact = r.body_exact(
+            &bytes::Bytes::from_static(b"--b0\r\nContent-Disposition: form-data; name=\"password\"\r\n\r\nhunter2\r\n--b0--"),
+            &json_headers("multipart/form-data; boundary=b0"),
+            1 << 20,
+        );
+        assert!(exact.is_some_and(|b| !String::from_utf8_lossy(&b).contains("hunter2")));
+        // Parts that cannot be told apart are masked with the whole body.
+        for (body, content_type) in [
+            (
+                &b"--b0\r\nname: x\r\n\r\npassword=hunter2"[..],
+                "multipart/form-data; boundary=b0",
+            ),
+            (
+                &b"--b0\r\n\r\npassword=hunter2\r\n--b0--"[..],
+                "multipart/form-data",
+            ),
+        ] {
+            let out = redacted(&r, body.to_vec().leak(), content_type);
+            assert!(
+                !out.contains("hunter2") && out.starts_with("unparseable multipart"),
+                "{out}"
+            );
+        }
     }
 
     fn json_headers(content_type: &'static str) -> HeaderMap {

@@ -340,6 +340,10 @@ impl Proxy {
     async fn mirror(&self, request: Request) -> Response {
         let upgrade = headers::is_upgrade(request.headers());
         let (parts, body) = request.into_parts();
+        // Refused as inline mode refuses it: no backend gets another path.
+        if let Err(e) = self.settings.primary.join(target_of(&parts)) {
+            return (StatusCode::BAD_REQUEST, format!("shadowdiff: {e}\n")).into_response();
+        }
         if let Some((sample, rules)) = self.admit(&parts, upgrade) {
             let limited = http_body_util::Limited::new(body, self.settings.max_body_bytes);
             match limited.collect().await {
@@ -436,6 +440,8 @@ impl PrimaryFailure {
                     }
                     source = e.source();
                 }
+                // Neither the URL nor the query: they may hold secrets.
+                let error = error.without_url();
                 tracing::warn!(path = path_of(target), error = %error, "primary request failed");
                 bad_gateway("the primary backend did not answer")
             }

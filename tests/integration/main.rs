@@ -15,5 +15,6 @@ mod properties;
 mod replay;
 mod report_api;
 mod sampling;
+mod secrets;
 mod store;
 mod support;

@@ -118,6 +118,11 @@ pub fn compare_responses(
     };
 
     let oversized = p_body.len().max(c_body.len()) > max_body_bytes;
+    let intricate = if byte_equal || oversized {
+        None
+    } else {
+        too_intricate(kind, &p_body, &c_body, max_body_bytes / BYTES_PER_UNIT)
+    };
     let mut body = if byte_equal {
         BodyComparison::default()
     } else if oversized {
@@ -131,6 +136,20 @@ pub fn compare_responses(
             equal: false,
             paths: vec![String::new()],
             summary: Some("body too large".into()),
+            ..BodyComparison::default()
+        }
+    } else if let Some((units, limit)) = intricate {
+        reasons.push(format!(
+            "a body holds {units} {}, more than max_body_bytes / {BYTES_PER_UNIT} ({limit}) allows to diff within memory: compared by bytes only",
+            match kind {
+                BodyKind::Json | BodyKind::Form => "values",
+                _ => "lines",
+            }
+        ));
+        BodyComparison {
+            equal: false,
+            paths: vec![String::new()],
+            summary: Some("body too intricate".into()),
             ..BodyComparison::default()
         }
     } else {
@@ -161,6 +180,30 @@ pub fn compare_responses(
         reasons,
     }
 }
+
+/// Body bytes per JSON value (or text line) that a structural (or line) diff
+/// is allowed: each value costs a few hundred bytes while two bodies are
+/// parsed, normalised and diffed, so without this cap a body of tiny values
+/// (`[0,0,0,…]`) would take over a hundred times its size in memory. With
+/// it, a comparison holds at most about 40 times `max_body_bytes`; ordinary
+/// API bodies, at well over 16 bytes a value, never reach it.
+pub const BYTES_PER_UNIT: usize = 16;
+
+/// The larger side's count of values (JSON, forms) or lines (text), and the
+/// limit, when it is over the limit.
+fn too_intricate(kind: BodyKind, p: &[u8], c: &[u8], limit: usize) -> Option<(usize, usize)> {
+    let units = |body: &[u8]| match kind {
+        BodyKind::Json => json::count_values(body),
+        BodyKind::Form => body.iter().filter(|&&b| b == b'&' || b == b';').count() + 1,
+        BodyKind::Text => body.iter().filter(|&&b| b == b'\n').count() + 1,
+        BodyKind::Empty | BodyKind::Binary => 0,
+    };
+    let most = units(p).max(units(c));
+    (most > limit.max(MIN_UNITS)).then_some((most, limit.max(MIN_UNITS)))
+}
+
+/// Small limits still diff small bodies.
+const MIN_UNITS: usize = 1_024;
 
 /// The decoded body, or the body as received and `true` if it did not decode.
 fn decoded(
@@ -517,6 +560,35 @@ mod tests {
             .fingerprint
             .unwrap();
         assert!(!prints.contains(&other));
+    }
+
+    #[test]
+    fn bodies_of_too_many_tiny_values_are_compared_by_bytes() {
+        // 2,000 values: more than 16 KiB / 16 = 1,024 allow, fewer than 64 KiB / 16.
+        let body = |d: &str| json(format!("[{}{d}]", format!("{d},").repeat(1_999)).into_bytes());
+        let verdict = compare_responses(
+            "GET /",
+            &body("0"),
+            &body("1"),
+            &Rules::default(),
+            16 * 1024,
+        );
+        assert!(!verdict.matched);
+        assert!(verdict.patch.is_none());
+        assert!(
+            verdict.reasons[0].contains("holds 2001 values"),
+            "{:?}",
+            verdict.reasons
+        );
+        // The same bodies diff structurally under a limit that allows them.
+        let verdict = compare_responses(
+            "GET /",
+            &body("0"),
+            &body("1"),
+            &Rules::default(),
+            64 * 1024,
+        );
+        assert!(verdict.patch.is_some(), "{:?}", verdict.reasons);
     }
 
     #[test]

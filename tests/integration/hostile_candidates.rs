@@ -141,8 +141,8 @@ async fn hostile_candidates_stay_within_the_memory_bound() {
         }
         let peak = proxy.peak_memory();
         // The README's bound: 64 MiB + 2 x max_buffered_bytes
-        // + shadow_threads x 48 x max_body_bytes.
-        let bound = 64 * 1024 * 1024 + 2 * BUFFERED + THREADS * 48 * MAX_BODY;
+        // + shadow_threads x 64 x max_body_bytes.
+        let bound = 64 * 1024 * 1024 + 2 * BUFFERED + THREADS * 64 * MAX_BODY;
         eprintln!(
             "{candidate}: peak {} MiB, bound {} MiB",
             peak >> 20,

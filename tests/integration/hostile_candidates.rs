@@ -69,15 +69,18 @@ async fn huge_body_slowly(mut socket: tokio::net::TcpStream) {
     }
 }
 
-/// A primary whose answer is the costliest kind to compare: a JSON array of
-/// many tiny numbers, just under the body limit.
+/// A primary whose answer is the costliest kind to compare in memory: as
+/// many small objects as the structural diff takes (one value per 16 bytes
+/// of the body limit), just under the body limit.
 async fn costly_primary(bytes: usize) -> support::Backend {
     costly_json(bytes, '0').await
 }
 
-/// As [`costly_primary`], every element `digit`.
+/// As [`costly_primary`], every member `digit`.
 async fn costly_json(bytes: usize, digit: char) -> support::Backend {
-    let body = format!("[{}{digit}]", format!("{digit},").repeat(bytes / 2 - 2));
+    // 34 bytes and two values an element: just under one value per 16 bytes.
+    let element = format!("{{\"aaaaaaaaaaaaaaaaaaaaaaaaaaa\":{digit}}},");
+    let body = format!("[{}{{}}]", element.repeat(bytes / element.len() - 1));
     support::backend(Router::new().route(
         "/",
         get(move || {

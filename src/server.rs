@@ -23,6 +23,7 @@ use crate::proxy::{self, Proxy};
 use crate::redact::Redactor;
 use crate::report::{self, ReportState};
 use crate::shadow::{ShadowConfig, ShadowStage};
+use crate::store::health::StoreHealth;
 use crate::store::writer::{StoreWriter, WriterConfig};
 
 /// Why the server could not start or stopped with an error.
@@ -46,6 +47,8 @@ pub struct Server {
     settings: Settings,
     /// The store writer's task and its stop signal, when a database is configured.
     writer: Option<(oneshot::Sender<()>, tokio::task::JoinHandle<()>)>,
+    /// The store writer's health, shown by the report API.
+    health: Option<StoreHealth>,
     /// The record file's writing task; it ends when the shadow stage has.
     record: Option<tokio::task::JoinHandle<()>>,
 }
@@ -55,29 +58,7 @@ impl Server {
     pub fn new(settings: Settings) -> Result<Server, ServeError> {
         // One key for the store and the record file, so their hashes agree.
         let redactor = Redactor::new(&settings.redact);
-        let (recorder, writer) = match &settings.database_url {
-            None => (Arc::new(Recorder::default()), None),
-            Some(url) => {
-                let writer = StoreWriter::new(
-                    WriterConfig {
-                        instance: settings.instance.clone(),
-                        run: String::new(),
-                        max_pending: settings.store_queue.get(),
-                        flush_every: Duration::from_millis(500),
-                        retention: Some(settings.retention),
-                        max_body_bytes: settings.max_body_bytes,
-                    },
-                    redactor.clone(),
-                );
-                let (stop, stopped) = oneshot::channel();
-                let task = tokio::spawn(writer.clone().connect_and_run(
-                    url.clone(),
-                    stopped,
-                    settings.drain_timeout,
-                ));
-                (Arc::new(Recorder::with_writer(writer)), Some((stop, task)))
-            }
-        };
+        // The record file first: a start that fails creates no database.
         let (record, record_task) = match &settings.record {
             None => (None, None),
             Some(path) => {
@@ -88,6 +69,35 @@ impl Server {
                 )?;
                 tracing::info!(file = %path.display(), "recording sampled requests");
                 (Some(log), Some(task))
+            }
+        };
+        let (recorder, writer, health) = match &settings.database_url {
+            None => (Arc::new(Recorder::default()), None, None),
+            Some(url) => {
+                let writer = StoreWriter::new(
+                    WriterConfig {
+                        instance: settings.instance.clone(),
+                        run: String::new(),
+                        max_pending: settings.store_queue.get(),
+                        flush_every: Duration::from_millis(500),
+                        retention: Some(settings.retention),
+                        max_body_bytes: settings.max_body_bytes,
+                        exemplar_bytes_per_hour: settings.store_exemplar_bytes_per_hour.get(),
+                    },
+                    redactor.clone(),
+                );
+                let (stop, stopped) = oneshot::channel();
+                let task = tokio::spawn(writer.clone().connect_and_run(
+                    url.clone(),
+                    stopped,
+                    settings.drain_timeout,
+                ));
+                let health = writer.health();
+                (
+                    Arc::new(Recorder::with_writer(writer)),
+                    Some((stop, task)),
+                    Some(health),
+                )
             }
         };
         let budget = BodyBudget::new(settings.max_buffered_bytes);
@@ -114,6 +124,7 @@ impl Server {
             stage,
             recorder,
             settings,
+            health,
             writer,
             record: record_task,
         })
@@ -137,12 +148,15 @@ impl Server {
                 "no report token is set: the report API is open to anyone who can reach it"
             );
         }
-        let state = Arc::new(ReportState::new(
-            self.settings.database_url.clone(),
-            self.settings.report_token.clone(),
-            self.settings.primary.clone(),
-            self.settings.candidate.clone(),
-        ));
+        let state = Arc::new(
+            ReportState::new(
+                self.settings.database_url.clone(),
+                self.settings.report_token.clone(),
+                self.settings.primary.clone(),
+                self.settings.candidate.clone(),
+            )
+            .with_store_health(self.health.clone()),
+        );
         let address = report.local_addr()?;
         tracing::info!(%address, "report API listening");
         let api =

@@ -87,6 +87,9 @@ pub enum GateError {
     /// The window is empty or out of range.
     #[error("{0}")]
     Window(#[from] WindowError),
+    /// The store's counts are incomplete: writes fail, or records were lost.
+    #[error("{0}")]
+    Unhealthy(String),
 }
 
 /// A window that cannot be read.
@@ -149,10 +152,47 @@ pub async fn evaluate(
             let window = window(since, until, run, now)?;
             // Read only: a gate never migrates or creates a database.
             let store = crate::store::SqlStore::open_existing(url).await?;
+            if run.is_none() {
+                let lost = store.lost(window).await?;
+                if let Some(problem) = store_problem(window, lost, None) {
+                    return Err(GateError::Unhealthy(problem));
+                }
+            }
             let data = gather(&store, window, run.unwrap_or(""), criteria).await?;
             Ok(decide(criteria, window, run, &data))
         }
     }
+}
+
+/// Why the store cannot be decided on, if it cannot: a writer whose writes
+/// fail now (its counts wait in memory, so the stored ones are short), or
+/// records lost in the window (stored as lost_records by any instance, or
+/// only counted in this process so far). Either makes the gate an
+/// operational error, never a pass.
+pub fn store_problem(
+    window: Window,
+    stored_lost: i64,
+    health: Option<&crate::store::health::HealthSnapshot>,
+) -> Option<String> {
+    use crate::compare::instant::format_millis;
+    if let Some((since, class)) =
+        health.and_then(|h| Some((h.failing_since_ms?, h.last_error?.as_str())))
+    {
+        return Some(format!(
+            "the store is unhealthy: its writes have failed since {} ({class}), so the stored counts are incomplete; see `store` in /api/v1/summary",
+            format_millis(since)
+        ));
+    }
+    let in_memory = health
+        .and_then(|h| h.last_loss_ms)
+        .is_some_and(|at| at >= window.since_ms && at < window.until_ms);
+    if stored_lost > 0 || in_memory {
+        return Some(format!(
+            "the store is unhealthy: records were lost in the window ({stored_lost} stored as lost_records{}); see `lost_records` and `store` in /api/v1/summary",
+            if in_memory { ", more counted in memory" } else { "" }
+        ));
+    }
+    None
 }
 
 /// The version of [`GateReport`]'s JSON.

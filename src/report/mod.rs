@@ -24,6 +24,7 @@ use tokio::sync::OnceCell;
 use crate::compare::instant::{format_millis, parse_millis};
 use crate::config::{BackendUrl, HumanDuration};
 use crate::gate;
+use crate::store::health::StoreHealth;
 use crate::store::writer::bucket_upper_bound;
 use crate::store::{
     DatabaseUrl, MismatchFilter, SqlStore, Store, StoreError, StoredMismatch, Window,
@@ -43,6 +44,8 @@ pub struct ReportState {
     token: Option<String>,
     primary: BackendUrl,
     candidate: BackendUrl,
+    /// The health of this process's store writer, when it has one.
+    health: Option<StoreHealth>,
 }
 
 impl ReportState {
@@ -58,7 +61,14 @@ impl ReportState {
             token,
             primary,
             candidate,
+            health: None,
         }
+    }
+
+    /// Shows the health of the store writer running in this process.
+    pub fn with_store_health(mut self, health: Option<StoreHealth>) -> Self {
+        self.health = health;
+        self
     }
 
     /// The store, opened on first use (and again after a failure).
@@ -155,6 +165,10 @@ pub enum ApiError {
     /// The store failed; the cause is logged, not sent.
     #[error("the store failed")]
     Store(#[source] StoreError),
+    /// The store's writes fail or records were lost: its counts cannot be
+    /// trusted for a decision. The message names the failure's class only.
+    #[error("{0}")]
+    StoreUnhealthy(String),
 }
 
 impl IntoResponse for ApiError {
@@ -171,6 +185,9 @@ impl IntoResponse for ApiError {
                 (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", None)
             }
             ApiError::NoDatabase => (StatusCode::SERVICE_UNAVAILABLE, "no_database", None),
+            ApiError::StoreUnhealthy(_) => {
+                (StatusCode::SERVICE_UNAVAILABLE, "store_unhealthy", None)
+            }
             ApiError::Store(e) => {
                 let mut chain = e.to_string();
                 let mut source = std::error::Error::source(e);
@@ -356,6 +373,15 @@ async fn gate(
     };
     let run = params.text("run");
     let store = state.store().await?;
+    // Live traffic's counts are only decided on while they are whole; a
+    // replay run's writer is the replay's own, which checks itself.
+    if run.is_none() {
+        let lost = store.lost(window).await.map_err(ApiError::Store)?;
+        let health = state.health.as_ref().map(StoreHealth::snapshot);
+        if let Some(problem) = gate::store_problem(window, lost, health.as_ref()) {
+            return Err(ApiError::StoreUnhealthy(problem));
+        }
+    }
     let data = gate::gather(store, window, run.unwrap_or(""), &criteria)
         .await
         .map_err(ApiError::Store)?;
@@ -465,6 +491,10 @@ async fn summary(
         totals: tally(&all),
         lost_records,
         endpoints,
+        store: state
+            .health
+            .as_ref()
+            .map(|h| StoreStatus::from(&h.snapshot())),
     }))
 }
 

@@ -7,6 +7,8 @@
 //! parameters (rewritten to SQLite's `?n`), in SQL both dialects share.
 //! Migrations live in migrations/sqlite and migrations/postgres.
 
+pub mod exemplar;
+pub mod health;
 pub mod writer;
 
 use std::fmt;
@@ -32,10 +34,17 @@ pub struct DatabaseUrl {
     backend: Backend,
 }
 
-/// A database URL of neither kind.
+/// A database URL that names no database shadowdiff can use.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
-#[error("database URL must start with sqlite:// (such as sqlite://shadowdiff.db) or postgres://; got {0:?}")]
-pub struct DatabaseUrlError(pub String);
+pub enum DatabaseUrlError {
+    /// Neither SQLite nor PostgreSQL.
+    #[error("database URL must start with sqlite:// (such as sqlite://shadowdiff.db) or postgres://; got {0:?}")]
+    Scheme(String),
+    /// A SQLite URL without a file: SQLite would make a private temporary
+    /// database that the report API and the gate cannot see.
+    #[error("database URL {0:?} names no file: give one, such as sqlite://shadowdiff.db")]
+    NoFile(String),
+}
 
 impl FromStr for DatabaseUrl {
     type Err = DatabaseUrlError;
@@ -45,8 +54,14 @@ impl FromStr for DatabaseUrl {
         } else if s.starts_with("postgres://") || s.starts_with("postgresql://") {
             Backend::Postgres
         } else {
-            return Err(DatabaseUrlError(redact_password(s)));
+            return Err(DatabaseUrlError::Scheme(redact_password(s)));
         };
+        if backend == Backend::Sqlite {
+            let file = sqlite_file(s);
+            if file.is_empty() || file == ":memory:" {
+                return Err(DatabaseUrlError::NoFile(s.to_string()));
+            }
+        }
         let mut url = s.to_string();
         // SQLite opens read-write only by default; the file is created on first start.
         if backend == Backend::Sqlite && !url.contains("mode=") && !url.contains(":memory:") {
@@ -71,6 +86,41 @@ impl DatabaseUrl {
     pub fn backend(&self) -> Backend {
         self.backend
     }
+
+    /// For SQLite, the database file's path.
+    pub fn sqlite_path(&self) -> Option<std::path::PathBuf> {
+        (self.backend == Backend::Sqlite).then(|| sqlite_file(&self.url).into())
+    }
+
+    /// Checks, without creating anything, that a SQLite file can be made
+    /// where the URL says: its folder must exist. (A PostgreSQL server is
+    /// only known to be there by connecting to it.)
+    pub fn check_location(&self) -> Result<(), String> {
+        let Some(path) = self.sqlite_path() else {
+            return Ok(());
+        };
+        let folder = match path.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+            _ => std::path::PathBuf::from("."),
+        };
+        if folder.is_dir() {
+            Ok(())
+        } else {
+            Err(format!(
+                "the folder {} of the database {self} does not exist: create it or give another --database-url",
+                folder.display()
+            ))
+        }
+    }
+}
+
+/// The file part of a SQLite URL: after the scheme, before the parameters.
+fn sqlite_file(url: &str) -> &str {
+    let rest = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))
+        .unwrap_or(url);
+    rest.split('?').next().unwrap_or("")
 }
 
 /// Shown without its password, so logs and errors never carry it.
@@ -455,6 +505,21 @@ impl SqlStore {
             pool,
             backend: url.backend,
         })
+    }
+
+    /// Moves the write-ahead log into the database file (SQLite) and closes
+    /// every connection, so that the file alone holds everything: a copy of
+    /// it after a clean shutdown is whole.
+    pub async fn checkpoint_and_close(&self) {
+        if self.backend == Backend::Sqlite {
+            if let Err(e) = sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
+                .execute(&self.pool)
+                .await
+            {
+                tracing::warn!(error = %e, "moving the write-ahead log into the database file failed");
+            }
+        }
+        self.pool.close().await;
     }
 
     /// Applies the migrations not applied yet.
@@ -1006,5 +1071,24 @@ mod tests {
         assert_eq!(lite.to_string(), "sqlite://shadowdiff.db?mode=rwc");
         let err = "mysql://root:pw@x/db".parse::<DatabaseUrl>().unwrap_err();
         assert!(!err.to_string().contains("pw"), "{err}");
+        for anonymous in [
+            "sqlite://",
+            "sqlite:",
+            "sqlite://?mode=rwc",
+            "sqlite::memory:",
+        ] {
+            let err = anonymous.parse::<DatabaseUrl>().unwrap_err();
+            assert!(err.to_string().contains("names no file"), "{err}");
+        }
+        assert_eq!(
+            lite.sqlite_path(),
+            Some(std::path::PathBuf::from("shadowdiff.db"))
+        );
+        let nowhere: DatabaseUrl = "sqlite:///no/such/folder/x.db".parse().unwrap();
+        assert!(nowhere
+            .check_location()
+            .unwrap_err()
+            .contains("/no/such/folder"));
+        assert!(lite.check_location().is_ok());
     }
 }

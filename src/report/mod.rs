@@ -89,7 +89,12 @@ impl ReportState {
                             tries += 1;
                             tokio::time::sleep(std::time::Duration::from_millis(100)).await;
                         }
-                        Err(e) => return Err(e),
+                        // A database that takes no writes (read-only, full)
+                        // can still be read, and the store's health shown.
+                        Err(e) => {
+                            tracing::warn!(error = %e, "the report API could not migrate the store; reading it as it is");
+                            return Ok(store);
+                        }
                     }
                 }
             })
@@ -173,6 +178,13 @@ pub enum ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
+        self.respond(None)
+    }
+}
+
+impl ApiError {
+    /// The error's response, with the store writer's health if given.
+    fn respond(self, store: Option<StoreStatus>) -> Response {
         let (status, code, parameter) = match &self {
             ApiError::BadParameter { parameter, .. } => (
                 StatusCode::BAD_REQUEST,
@@ -206,6 +218,7 @@ impl IntoResponse for ApiError {
                 message: self.to_string(),
                 parameter,
             },
+            store,
         };
         let mut response = (status, Json(body)).into_response();
         if status == StatusCode::UNAUTHORIZED {
@@ -372,12 +385,16 @@ async fn gate(
         Some(v) => gate::parse_flag(v).map_err(|m| bad("strict", format!("`strict`: {m}")))?,
     };
     let run = params.text("run");
+    // Live traffic's counts are only decided on while they are whole (this
+    // process's writer first: it is known even when the store cannot be
+    // read). A replay run's writer is the replay's own, which checks itself.
+    let health = state.health.as_ref().map(StoreHealth::snapshot);
+    if let (None, Some(problem)) = (run, gate::store_problem(window, 0, health.as_ref())) {
+        return Err(ApiError::StoreUnhealthy(problem));
+    }
     let store = state.store().await?;
-    // Live traffic's counts are only decided on while they are whole; a
-    // replay run's writer is the replay's own, which checks itself.
     if run.is_none() {
         let lost = store.lost(window).await.map_err(ApiError::Store)?;
-        let health = state.health.as_ref().map(StoreHealth::snapshot);
         if let Some(problem) = gate::store_problem(window, lost, health.as_ref()) {
             return Err(ApiError::StoreUnhealthy(problem));
         }
@@ -441,10 +458,26 @@ fn percentiles(histogram: &[(i64, i64)]) -> Option<Percentiles> {
     })
 }
 
+/// The summary; when the store cannot be read, the 503 still carries the
+/// store writer's health, which says why.
 async fn summary(
     State(state): State<Arc<ReportState>>,
     Query(raw): Query<HashMap<String, String>>,
-) -> Result<Json<Summary>, ApiError> {
+) -> Response {
+    match summary_of(&state, raw).await {
+        Ok(summary) => Json(summary).into_response(),
+        Err(e @ ApiError::Store(_)) => {
+            let health = state.health.as_ref().map(|h| StoreStatus::from(&h.snapshot()));
+            e.respond(health)
+        }
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn summary_of(
+    state: &ReportState,
+    raw: HashMap<String, String>,
+) -> Result<Summary, ApiError> {
     let params = Params::new(raw, &["since", "until", "endpoint", "run"])?;
     let window = params.window()?;
     let run = params.text("run").unwrap_or("");
@@ -483,7 +516,7 @@ async fn summary(
         });
     }
     let lost_records = store.lost(window).await.map_err(ApiError::Store)?;
-    Ok(Json(Summary {
+    Ok(Summary {
         window: WindowView {
             since: format_millis(window.since_ms),
             until: format_millis(window.until_ms),
@@ -495,7 +528,7 @@ async fn summary(
             .health
             .as_ref()
             .map(|h| StoreStatus::from(&h.snapshot())),
-    }))
+    })
 }
 
 async fn endpoints(

@@ -13,6 +13,10 @@ use crate::store::{Group, StoredBody, StoredMessage, StoredMismatch};
 #[derive(Serialize)]
 pub struct ErrorBody {
     pub error: ErrorDetail,
+    /// With a store failure on the summary: the health of this process's
+    /// store writer, which does not need the database to be read.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub store: Option<StoreStatus>,
 }
 
 #[derive(Serialize)]

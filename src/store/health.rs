@@ -54,6 +54,7 @@ impl ErrorClass {
             | StoreError::Migrate(sqlx::migrate::MigrateError::ExecuteMigration(source, _)) => {
                 ErrorClass::of_sqlx(source)
             }
+            StoreError::ReadOnly(_) => ErrorClass::ReadOnly,
             StoreError::Migrate(_) | StoreError::Malformed(_) | StoreError::Schema(_) => {
                 ErrorClass::Other
             }

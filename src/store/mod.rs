@@ -167,6 +167,28 @@ pub enum StoreError {
     /// The database is not at this version's schema (for readers that do not migrate).
     #[error("{0}")]
     Schema(String),
+    /// The SQLite file or its folder cannot be written.
+    #[error("the database {0} cannot be written: the file or its folder is read-only")]
+    ReadOnly(String),
+}
+
+/// Whether a SQLite file (or its folder, where the log files go) cannot be
+/// written: a read-only file system, or permissions.
+fn sqlite_read_only(path: &std::path::Path) -> bool {
+    let refused = |e: std::io::Error| {
+        matches!(
+            e.kind(),
+            std::io::ErrorKind::PermissionDenied | std::io::ErrorKind::ReadOnlyFilesystem
+        )
+    };
+    if let Err(e) = std::fs::OpenOptions::new().write(true).open(path) {
+        return refused(e);
+    }
+    let folder = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => std::path::Path::new("."),
+    };
+    std::fs::metadata(folder).is_ok_and(|m| m.permissions().readonly())
 }
 
 /// A body as stored: capped, with a flag saying so.
@@ -492,14 +514,23 @@ impl SqlStore {
             // One writer at a time is SQLite's rule; one connection keeps it simple.
             options = options.max_connections(1);
         }
-        let pool = options.connect(&url.url).await.map_err(connect_error)?;
+        // SQLite says only "unable to open" of a file it may not write:
+        // the file itself says whether that is why.
+        let read_only = |e: StoreError| match url.sqlite_path().filter(|p| sqlite_read_only(p)) {
+            Some(_) if write_ahead_log => StoreError::ReadOnly(url.to_string()),
+            _ => e,
+        };
+        let pool = options
+            .connect(&url.url)
+            .await
+            .map_err(|e| read_only(connect_error(e)))?;
         if url.backend == Backend::Sqlite && write_ahead_log {
             // With a write-ahead log, the report API's reads do not hold up
             // the writer's commits (the mode is kept in the file).
             sqlx::query("PRAGMA journal_mode=WAL")
                 .execute(&pool)
                 .await
-                .map_err(connect_error)?;
+                .map_err(|e| read_only(connect_error(e)))?;
         }
         Ok(SqlStore {
             pool,
@@ -673,6 +704,15 @@ impl SqlStore {
                 .await?;
         }
         tx.commit().await?;
+        if self.backend == Backend::Sqlite {
+            // Moving the log into the file after each write lets the next
+            // write reuse the log's space from its start instead of growing
+            // it: on a full disk, small writes (counts) still fit. Best
+            // effort: a checkpoint that cannot finish now finishes later.
+            let _ = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
+                .execute(&self.pool)
+                .await;
+        }
         Ok(())
     }
 

@@ -506,6 +506,7 @@ impl StoreWriter {
                     &e,
                     "the store cannot be opened; keeping counts in memory and retrying",
                 );
+                self.health.set_unwritten(self.unwritten());
                 return Attempt::CountsFailed;
             }
         };

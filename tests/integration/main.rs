@@ -13,4 +13,5 @@ mod replay;
 mod report_api;
 mod sampling;
 mod store;
+mod store_faults;
 mod support;

@@ -91,9 +91,12 @@ impl ReportState {
                         }
                         // A database that takes no writes (read-only, full)
                         // can still be read, and the store's health shown.
+                        // (On a fresh connection: a failed migration can
+                        // leave its lock held by the connection it ran on.)
                         Err(e) => {
                             tracing::warn!(error = %e, "the report API could not migrate the store; reading it as it is");
-                            return Ok(store);
+                            store.checkpoint_and_close().await;
+                            return SqlStore::connect(url).await;
                         }
                     }
                 }
@@ -467,7 +470,10 @@ async fn summary(
     match summary_of(&state, raw).await {
         Ok(summary) => Json(summary).into_response(),
         Err(e @ ApiError::Store(_)) => {
-            let health = state.health.as_ref().map(|h| StoreStatus::from(&h.snapshot()));
+            let health = state
+                .health
+                .as_ref()
+                .map(|h| StoreStatus::from(&h.snapshot()));
             e.respond(health)
         }
         Err(e) => e.into_response(),

@@ -69,24 +69,26 @@ impl ErrorClass {
             }
             sqlx::Error::Database(db) => {
                 let code = db.code().unwrap_or_default();
-                match code.parse::<i64>() {
-                    // SQLite's extended result codes keep the primary code in the low byte.
-                    Ok(n) => match n & 0xff {
-                        8 => ErrorClass::ReadOnly,
-                        13 => ErrorClass::DiskFull,
-                        10 | 11 | 26 => ErrorClass::Io,
-                        14 => ErrorClass::Unavailable,
-                        5 | 6 => ErrorClass::Timeout,
-                        _ => ErrorClass::Other,
-                    },
-                    Err(_) => match &*code {
+                // PostgreSQL's SQLSTATEs have five characters (some all
+                // digits); SQLite's extended result codes fewer.
+                if code.len() == 5 {
+                    return match &*code {
                         "53100" => ErrorClass::DiskFull,
                         "25006" => ErrorClass::ReadOnly,
                         "58030" => ErrorClass::Io,
                         "57014" | "55P03" | "40P01" | "53300" => ErrorClass::Timeout,
                         c if c.starts_with("08") || c.starts_with("57P") => ErrorClass::Unavailable,
                         _ => ErrorClass::Other,
-                    },
+                    };
+                }
+                // SQLite's extended result codes keep the primary code in the low byte.
+                match code.parse::<i64>().map(|n| n & 0xff) {
+                    Ok(8) => ErrorClass::ReadOnly,
+                    Ok(13) => ErrorClass::DiskFull,
+                    Ok(10 | 11 | 26) => ErrorClass::Io,
+                    Ok(14) => ErrorClass::Unavailable,
+                    Ok(5 | 6) => ErrorClass::Timeout,
+                    _ => ErrorClass::Other,
                 }
             }
             _ => ErrorClass::Other,

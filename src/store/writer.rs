@@ -132,8 +132,13 @@ impl Source {
             Source::Given(store) => Ok(store.clone()),
             Source::Url(_, Some(open)) => Ok(open.clone()),
             Source::Url(url, open) => {
-                let store = SqlStore::connect(url).await?;
-                if let Err(e) = store.migrate().await {
+                // Bounded, as writes are: an open that hangs is a failure too.
+                let timed_out = || StoreError::Query(sqlx::Error::PoolTimedOut);
+                let store = tokio::time::timeout(WRITE_TIMEOUT, SqlStore::connect(url))
+                    .await
+                    .map_err(|_| timed_out())??;
+                let migrated = tokio::time::timeout(WRITE_TIMEOUT, store.migrate()).await;
+                if let Err(e) = migrated.map_err(|_| timed_out()).and_then(|m| m) {
                     store.checkpoint_and_close().await;
                     return Err(e);
                 }

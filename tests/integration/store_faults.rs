@@ -594,3 +594,66 @@ async fn gate_on_the_database_refuses_a_window_with_lost_records() {
         assert!(stderr.contains("lost"), "{}: {stderr}", db.name);
     }
 }
+
+#[tokio::test]
+async fn a_body_that_does_not_decode_is_stored_with_its_headers_and_decode_failure() {
+    use std::io::Write;
+    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    encoder
+        .write_all(br#"{"id": 1, "token": "x"}"#.repeat(50).as_slice())
+        .unwrap();
+    let gzip = encoder.finish().unwrap();
+    let truncated = gzip[..gzip.len() / 2].to_vec();
+    let primary = support::backend(Router::new().fallback(move || {
+        let body = truncated.clone();
+        async move {
+            (
+                [
+                    ("content-type", "application/json"),
+                    ("content-encoding", "gzip"),
+                ],
+                body,
+            )
+        }
+    }))
+    .await;
+    let candidate =
+        support::backend(Router::new().fallback(|| async { axum::Json(json!({"id": 1})) })).await;
+    for db in support::databases().await {
+        let mut config = support::settings(&primary, candidate.url());
+        config.database_url = Some(db.url.clone());
+        let proxy = support::start(config).await;
+        get_ok(&proxy, "/thing").await;
+        proxy.outcomes(1).await;
+        proxy.stop().await;
+        let store = SqlStore::connect(&db.url).await.unwrap();
+        let stored = store
+            .mismatches(MismatchFilter::default(), None, 10)
+            .await
+            .unwrap();
+        assert_eq!(stored.len(), 1, "{}", db.name);
+        let record = &stored[0].record;
+        assert!(
+            record
+                .primary
+                .headers
+                .iter()
+                .any(|(n, v)| n == "content-encoding" && v == "gzip"),
+            "{}: {:?}",
+            db.name,
+            record.primary.headers
+        );
+        let reasons = record.verdict["reasons"].to_string();
+        assert!(
+            reasons.contains("primary: gzip decoding failed"),
+            "{}: {reasons}",
+            db.name
+        );
+        assert!(
+            !reasons.contains("not valid JSON"),
+            "{}: {reasons}",
+            db.name
+        );
+        store.checkpoint_and_close().await;
+    }
+}

@@ -369,6 +369,10 @@ pub struct ServeArgs {
     #[arg(long, value_name = "N")]
     pub store_queue: Option<NonZeroUsize>,
 
+    /// Exemplar bytes stored per hour (and waiting in memory) at most; beyond, exemplars are lost and counted. [default: 67108864] [key: store_exemplar_bytes_per_hour]
+    #[arg(long, value_name = "BYTES")]
+    pub store_exemplar_bytes_per_hour: Option<NonZeroUsize>,
+
     /// Address of the report API. [default: 127.0.0.1:9090] [key: report_listen]
     #[arg(long, value_name = "ADDR")]
     pub report_listen: Option<SocketAddr>,
@@ -437,6 +441,7 @@ impl ServeArgs {
             instance: self.instance.clone(),
             retention: self.retention,
             store_queue: self.store_queue,
+            store_exemplar_bytes_per_hour: self.store_exemplar_bytes_per_hour,
             redact: None,
             report_listen: self.report_listen,
             report_token: self.report_token.clone(),

@@ -203,6 +203,8 @@ pub struct Settings {
     pub retention: Duration,
     /// Mismatch exemplars waiting for the database at most.
     pub store_queue: NonZeroUsize,
+    /// Exemplar bytes stored per hour at most (and waiting in memory at most).
+    pub store_exemplar_bytes_per_hour: NonZeroUsize,
     /// Where the report API listens.
     pub report_listen: SocketAddr,
     /// Bearer token the report API requires; `None` leaves it open.
@@ -313,6 +315,7 @@ impl Settings {
             instance: default_instance(),
             retention: Duration::from_secs(14 * 24 * 3_600),
             store_queue: NonZeroUsize::new(10_000).expect("non-zero"),
+            store_exemplar_bytes_per_hour: NonZeroUsize::new(64 * 1024 * 1024).expect("non-zero"),
             report_listen: "127.0.0.1:9090".parse().expect("valid default address"),
             report_token: None,
             redact: RedactConfig::default(),
@@ -357,6 +360,7 @@ pub struct Layer {
     pub instance: Option<String>,
     pub retention: Option<HumanDuration>,
     pub store_queue: Option<NonZeroUsize>,
+    pub store_exemplar_bytes_per_hour: Option<NonZeroUsize>,
     pub redact: Option<RedactConfig>,
     pub report_listen: Option<SocketAddr>,
     pub report_token: Option<String>,
@@ -572,6 +576,7 @@ impl Layer {
         "instance",
         "retention",
         "store_queue",
+        "store_exemplar_bytes_per_hour",
         "report_listen",
         "report_token",
         "record",
@@ -606,6 +611,9 @@ impl Layer {
             instance: over.instance.or(self.instance),
             retention: over.retention.or(self.retention),
             store_queue: over.store_queue.or(self.store_queue),
+            store_exemplar_bytes_per_hour: over
+                .store_exemplar_bytes_per_hour
+                .or(self.store_exemplar_bytes_per_hour),
             redact: over.redact.or(self.redact),
             report_listen: over.report_listen.or(self.report_listen),
             report_token: over.report_token.or(self.report_token),
@@ -678,6 +686,9 @@ impl Layer {
         }
         if let Some(queue) = self.store_queue {
             s.store_queue = queue;
+        }
+        if let Some(bytes) = self.store_exemplar_bytes_per_hour {
+            s.store_exemplar_bytes_per_hour = bytes;
         }
         s.redact = self.redact.unwrap_or_default();
         if let Some(listen) = self.report_listen {

@@ -36,6 +36,11 @@ fn main() -> ExitCode {
                 eprintln!("error: {error}");
                 ExitCode::from(cli::EXIT_USAGE)
             }
+            // A database that cannot be made is refused before serving.
+            Ok(settings) if database_problem(&settings).is_some() => {
+                eprintln!("error: {}", database_problem(&settings).unwrap_or_default());
+                ExitCode::from(cli::EXIT_USAGE)
+            }
             Ok(settings) => match serve(settings) {
                 Ok(()) => ExitCode::from(cli::EXIT_OK),
                 Err(error) => {
@@ -106,6 +111,11 @@ fn check_config(path: &std::path::Path) -> ExitCode {
     }
 }
 
+/// Why the configured database cannot be used, found without creating it.
+fn database_problem(settings: &Settings) -> Option<String> {
+    settings.database_url.as_ref()?.check_location().err()
+}
+
 fn serve(settings: Settings) -> anyhow::Result<()> {
     shadowdiff::connections::raise_open_file_limit();
     let runtime = tokio::runtime::Runtime::new()?;
@@ -160,22 +170,36 @@ fn replay(args: &ReplayArgs) -> ExitCode {
             .database_url
             .clone()
             .ok_or_else(|| anyhow::anyhow!("no database configured"))?;
-        let store = shadowdiff::store::SqlStore::connect(&url)
-            .await
-            .map_err(|e| anyhow::anyhow!("{url}: {e}"))?;
-        store
-            .migrate()
-            .await
-            .map_err(|e| anyhow::anyhow!("{url}: {e}"))?;
-        let (requests, problems) = match &args.input {
-            Some(path) => input::read_file(path, args.input_format)?,
+        if let Some(problem) = database_problem(&settings) {
+            anyhow::bail!(problem);
+        }
+        // The input is read before the database is opened (and created), so
+        // a bad input leaves nothing behind.
+        let from_file = match &args.input {
+            Some(path) => Some(input::read_file(path, args.input_format)?),
+            None => None,
+        };
+        let open = || async {
+            let store = shadowdiff::store::SqlStore::connect(&url)
+                .await
+                .map_err(|e| anyhow::anyhow!("{url}: {e}"))?;
+            store
+                .migrate()
+                .await
+                .map_err(|e| anyhow::anyhow!("{url}: {e}"))?;
+            Ok::<_, anyhow::Error>(store)
+        };
+        let (requests, problems, opened) = match from_file {
+            Some((requests, problems)) => (requests, problems, None),
             None => {
-                replay::from_store(
+                let store = open().await?;
+                let (requests, problems) = replay::from_store(
                     &store,
                     args.from_run.as_deref().unwrap_or(""),
                     args.fingerprint.as_deref(),
                 )
-                .await?
+                .await?;
+                (requests, problems, Some(store))
             }
         };
         for problem in &problems {
@@ -201,6 +225,10 @@ fn replay(args: &ReplayArgs) -> ExitCode {
                 "nothing to replay: {read} requests read, none selected (check the input, --endpoint and --limit)"
             );
         }
+        let store = match opened {
+            Some(store) => store,
+            None => open().await?,
+        };
         let run_id = args.run_id.clone().unwrap_or_else(replay::new_run_id);
         if replay::run_exists(&store, &run_id).await? {
             anyhow::bail!(

@@ -22,6 +22,7 @@ use crate::proxy::{self, Proxy};
 use crate::redact::Redactor;
 use crate::report::{self, ReportState};
 use crate::shadow::{ShadowConfig, ShadowStage};
+use crate::store::health::StoreHealth;
 use crate::store::writer::{StoreWriter, WriterConfig};
 
 /// Why the server could not start or stopped with an error.
@@ -43,13 +44,15 @@ pub struct Server {
     /// Runs shadow work (candidate calls, comparisons, store writes) on
     /// threads of its own at a lower priority, so it cannot take the client
     /// path's CPU.
-    shadow_runtime: tokio::runtime::Runtime,
+    shadow_runtime: ShadowRuntime,
     connections: Arc<ConnectionStats>,
     stage: ShadowStage,
     recorder: Arc<Recorder>,
     settings: Settings,
     /// The store writer's task and its stop signal, when a database is configured.
     writer: Option<(oneshot::Sender<()>, tokio::task::JoinHandle<()>)>,
+    /// The store writer's health, shown by the report API.
+    health: Option<StoreHealth>,
     /// The record file's writing task; it ends when the shadow stage has.
     record: Option<tokio::task::JoinHandle<()>>,
 }
@@ -62,29 +65,7 @@ impl Server {
         let entered = shadow_runtime.enter();
         // One key for the store and the record file, so their hashes agree.
         let redactor = Redactor::new(&settings.redact);
-        let (recorder, writer) = match &settings.database_url {
-            None => (Arc::new(Recorder::default()), None),
-            Some(url) => {
-                let writer = StoreWriter::new(
-                    WriterConfig {
-                        instance: settings.instance.clone(),
-                        run: String::new(),
-                        max_pending: settings.store_queue.get(),
-                        flush_every: Duration::from_millis(500),
-                        retention: Some(settings.retention),
-                        max_body_bytes: settings.max_body_bytes,
-                    },
-                    redactor.clone(),
-                );
-                let (stop, stopped) = oneshot::channel();
-                let task = tokio::spawn(writer.clone().connect_and_run(
-                    url.clone(),
-                    stopped,
-                    settings.drain_timeout,
-                ));
-                (Arc::new(Recorder::with_writer(writer)), Some((stop, task)))
-            }
-        };
+        // The record file first: a start that fails creates no database.
         let (record, record_task) = match &settings.record {
             None => (None, None),
             Some(path) => {
@@ -95,6 +76,35 @@ impl Server {
                 )?;
                 tracing::info!(file = %path.display(), "recording sampled requests");
                 (Some(log), Some(task))
+            }
+        };
+        let (recorder, writer, health) = match &settings.database_url {
+            None => (Arc::new(Recorder::default()), None, None),
+            Some(url) => {
+                let writer = StoreWriter::new(
+                    WriterConfig {
+                        instance: settings.instance.clone(),
+                        run: String::new(),
+                        max_pending: settings.store_queue.get(),
+                        flush_every: Duration::from_millis(500),
+                        retention: Some(settings.retention),
+                        max_body_bytes: settings.max_body_bytes,
+                        exemplar_bytes_per_hour: settings.store_exemplar_bytes_per_hour.get(),
+                    },
+                    redactor.clone(),
+                );
+                let (stop, stopped) = oneshot::channel();
+                let task = tokio::spawn(writer.clone().connect_and_run(
+                    url.clone(),
+                    stopped,
+                    settings.drain_timeout,
+                ));
+                let health = writer.health();
+                (
+                    Arc::new(Recorder::with_writer(writer)),
+                    Some((stop, task)),
+                    Some(health),
+                )
             }
         };
         let budget = BodyBudget::new(settings.max_buffered_bytes);
@@ -126,6 +136,7 @@ impl Server {
             stage,
             recorder,
             settings,
+            health,
             writer,
             record: record_task,
         })
@@ -154,12 +165,15 @@ impl Server {
                 "no report token is set: the report API is open to anyone who can reach it"
             );
         }
-        let state = Arc::new(ReportState::new(
-            self.settings.database_url.clone(),
-            self.settings.report_token.clone(),
-            self.settings.primary.clone(),
-            self.settings.candidate.clone(),
-        ));
+        let state = Arc::new(
+            ReportState::new(
+                self.settings.database_url.clone(),
+                self.settings.report_token.clone(),
+                self.settings.primary.clone(),
+                self.settings.candidate.clone(),
+            )
+            .with_store_health(self.health.clone()),
+        );
         let address = report.local_addr()?;
         tracing::info!(%address, "report API listening");
         let api =
@@ -218,8 +232,7 @@ impl Server {
                 tracing::error!(error = %e, "the store writer failed");
             }
         }
-        // Threads still blocked in a comparison are left to finish alone.
-        self.shadow_runtime.shutdown_background();
+        drop(self.shadow_runtime);
         let c = &self.connections;
         let n = |a: &std::sync::atomic::AtomicU64| a.load(std::sync::atomic::Ordering::Relaxed);
         tracing::info!(
@@ -239,10 +252,29 @@ impl Server {
     }
 }
 
+/// The shadow side's runtime. Dropped inside another runtime (as a server is,
+/// at its end or when building it fails), a runtime must not wait for its
+/// threads: those still in a comparison are left to finish alone.
+struct ShadowRuntime(Option<tokio::runtime::Runtime>);
+
+impl ShadowRuntime {
+    fn enter(&self) -> tokio::runtime::EnterGuard<'_> {
+        self.0.as_ref().expect("present until dropped").enter()
+    }
+}
+
+impl Drop for ShadowRuntime {
+    fn drop(&mut self) {
+        if let Some(runtime) = self.0.take() {
+            runtime.shutdown_background();
+        }
+    }
+}
+
 /// The runtime for shadow work: its own worker threads and a small blocking
 /// pool for comparisons, all at a lower scheduling priority than the threads
 /// that serve clients, so a flood of shadow work slows only itself.
-fn shadow_runtime(threads: usize) -> std::io::Result<tokio::runtime::Runtime> {
+fn shadow_runtime(threads: usize) -> std::io::Result<ShadowRuntime> {
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(threads)
         // Comparisons run here; a few more threads for name lookups and the like.
@@ -251,6 +283,7 @@ fn shadow_runtime(threads: usize) -> std::io::Result<tokio::runtime::Runtime> {
         .on_thread_start(lower_priority)
         .enable_all()
         .build()
+        .map(|runtime| ShadowRuntime(Some(runtime)))
 }
 
 /// Lowers the calling thread's priority (Linux sets it per thread).

@@ -155,6 +155,33 @@ pub async fn evaluate(
     }
 }
 
+/// Why the store cannot be decided on, if it cannot: a writer whose writes
+/// fail now (its counts wait in memory, so the stored ones are short), or
+/// records this process lost to a failure in the window. Either makes the
+/// gate an operational error rather than a verdict. Exemplars left out by
+/// their bounds in a mismatch storm (`lost_records`) do not: the counts the
+/// gate decides on are whole.
+pub fn store_problem(
+    window: Window,
+    health: Option<&crate::store::health::HealthSnapshot>,
+) -> Option<String> {
+    use crate::compare::instant::format_millis;
+    let health = health?;
+    if let (Some(since), Some(class)) = (health.failing_since_ms, health.last_error) {
+        return Some(format!(
+            "the store is unhealthy: its writes have failed since {} ({}), so the stored counts are incomplete; see `store` in /api/v1/summary",
+            format_millis(since),
+            class.as_str()
+        ));
+    }
+    let lost_in_window = health
+        .last_failure_loss_ms
+        .is_some_and(|at| at >= window.since_ms && at < window.until_ms);
+    lost_in_window.then(|| {
+        "the store is unhealthy: records were lost to failed writes in the window; see `store` in /api/v1/summary".to_string()
+    })
+}
+
 /// The version of [`GateReport`]'s JSON.
 pub const REPORT_VERSION: u32 = 1;
 

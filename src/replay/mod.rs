@@ -320,6 +320,7 @@ pub async fn run(
             flush_every: Duration::from_millis(500),
             retention: None,
             max_body_bytes: settings.max_body_bytes,
+            exemplar_bytes_per_hour: settings.store_exemplar_bytes_per_hour.get(),
         },
         Redactor::new(&settings.redact),
     );

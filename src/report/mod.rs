@@ -24,6 +24,7 @@ use tokio::sync::OnceCell;
 use crate::compare::instant::{format_millis, parse_millis};
 use crate::config::{BackendUrl, HumanDuration};
 use crate::gate;
+use crate::store::health::StoreHealth;
 use crate::store::writer::bucket_upper_bound;
 use crate::store::{
     DatabaseUrl, MismatchFilter, SqlStore, Store, StoreError, StoredMismatch, Window,
@@ -43,6 +44,8 @@ pub struct ReportState {
     token: Option<String>,
     primary: BackendUrl,
     candidate: BackendUrl,
+    /// The health of this process's store writer, when it has one.
+    health: Option<StoreHealth>,
 }
 
 impl ReportState {
@@ -58,7 +61,14 @@ impl ReportState {
             token,
             primary,
             candidate,
+            health: None,
         }
+    }
+
+    /// Shows the health of the store writer running in this process.
+    pub fn with_store_health(mut self, health: Option<StoreHealth>) -> Self {
+        self.health = health;
+        self
     }
 
     /// The store, opened on first use (and again after a failure).
@@ -79,7 +89,15 @@ impl ReportState {
                             tries += 1;
                             tokio::time::sleep(std::time::Duration::from_millis(100)).await;
                         }
-                        Err(e) => return Err(e),
+                        // A database that takes no writes (read-only, full)
+                        // can still be read, and the store's health shown.
+                        // (On a fresh connection: a failed migration can
+                        // leave its lock held by the connection it ran on.)
+                        Err(e) => {
+                            tracing::warn!(error = %e, "the report API could not migrate the store; reading it as it is");
+                            store.checkpoint_and_close().await;
+                            return SqlStore::connect(url).await;
+                        }
                     }
                 }
             })
@@ -155,10 +173,21 @@ pub enum ApiError {
     /// The store failed; the cause is logged, not sent.
     #[error("the store failed")]
     Store(#[source] StoreError),
+    /// The store's writes fail or records were lost: its counts cannot be
+    /// trusted for a decision. The message names the failure's class only.
+    #[error("{0}")]
+    StoreUnhealthy(String),
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
+        self.respond(None)
+    }
+}
+
+impl ApiError {
+    /// The error's response, with the store writer's health if given.
+    fn respond(self, store: Option<StoreStatus>) -> Response {
         let (status, code, parameter) = match &self {
             ApiError::BadParameter { parameter, .. } => (
                 StatusCode::BAD_REQUEST,
@@ -171,6 +200,9 @@ impl IntoResponse for ApiError {
                 (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", None)
             }
             ApiError::NoDatabase => (StatusCode::SERVICE_UNAVAILABLE, "no_database", None),
+            ApiError::StoreUnhealthy(_) => {
+                (StatusCode::SERVICE_UNAVAILABLE, "store_unhealthy", None)
+            }
             ApiError::Store(e) => {
                 let mut chain = e.to_string();
                 let mut source = std::error::Error::source(e);
@@ -189,6 +221,7 @@ impl IntoResponse for ApiError {
                 message: self.to_string(),
                 parameter,
             },
+            store,
         };
         let mut response = (status, Json(body)).into_response();
         if status == StatusCode::UNAUTHORIZED {
@@ -355,6 +388,13 @@ async fn gate(
         Some(v) => gate::parse_flag(v).map_err(|m| bad("strict", format!("`strict`: {m}")))?,
     };
     let run = params.text("run");
+    // Live traffic's counts are only decided on while they are whole (this
+    // process's writer first: it is known even when the store cannot be
+    // read). A replay run's writer is the replay's own, which checks itself.
+    let health = state.health.as_ref().map(StoreHealth::snapshot);
+    if let (None, Some(problem)) = (run, gate::store_problem(window, health.as_ref())) {
+        return Err(ApiError::StoreUnhealthy(problem));
+    }
     let store = state.store().await?;
     let data = gate::gather(store, window, run.unwrap_or(""), &criteria)
         .await
@@ -415,10 +455,29 @@ fn percentiles(histogram: &[(i64, i64)]) -> Option<Percentiles> {
     })
 }
 
+/// The summary; when the store cannot be read, the 503 still carries the
+/// store writer's health, which says why.
 async fn summary(
     State(state): State<Arc<ReportState>>,
     Query(raw): Query<HashMap<String, String>>,
-) -> Result<Json<Summary>, ApiError> {
+) -> Response {
+    match summary_of(&state, raw).await {
+        Ok(summary) => Json(summary).into_response(),
+        Err(e @ ApiError::Store(_)) => {
+            let health = state
+                .health
+                .as_ref()
+                .map(|h| StoreStatus::from(&h.snapshot()));
+            e.respond(health)
+        }
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn summary_of(
+    state: &ReportState,
+    raw: HashMap<String, String>,
+) -> Result<Summary, ApiError> {
     let params = Params::new(raw, &["since", "until", "endpoint", "run"])?;
     let window = params.window()?;
     let run = params.text("run").unwrap_or("");
@@ -457,7 +516,7 @@ async fn summary(
         });
     }
     let lost_records = store.lost(window).await.map_err(ApiError::Store)?;
-    Ok(Json(Summary {
+    Ok(Summary {
         window: WindowView {
             since: format_millis(window.since_ms),
             until: format_millis(window.until_ms),
@@ -465,7 +524,11 @@ async fn summary(
         totals: tally(&all),
         lost_records,
         endpoints,
-    }))
+        store: state
+            .health
+            .as_ref()
+            .map(|h| StoreStatus::from(&h.snapshot())),
+    })
 }
 
 async fn endpoints(

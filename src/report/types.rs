@@ -7,11 +7,16 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use crate::compare::instant::format_millis;
+use crate::store::health::HealthSnapshot;
 use crate::store::{Group, StoredBody, StoredMessage, StoredMismatch};
 
 #[derive(Serialize)]
 pub struct ErrorBody {
     pub error: ErrorDetail,
+    /// With a store failure on the summary: the health of this process's
+    /// store writer, which does not need the database to be read.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub store: Option<StoreStatus>,
 }
 
 #[derive(Serialize)]
@@ -74,9 +79,56 @@ pub struct EndpointSummary {
 pub struct Summary {
     pub window: WindowView,
     pub totals: Totals,
-    /// Mismatch records writers could not keep (database down too long).
+    /// Records writers could not keep (stored losses of every instance).
     pub lost_records: i64,
     pub endpoints: Vec<EndpointSummary>,
+    /// The store writer of the process serving this API; null where it has none.
+    pub store: Option<StoreStatus>,
+}
+
+/// How the store writer of the process serving the API fares. Says which
+/// class of failure, never its text: no SQL or paths reach clients.
+#[derive(Serialize, Debug, PartialEq)]
+pub struct StoreStatus {
+    /// `ok`, or `failing` while writes fail (and are retried).
+    pub status: &'static str,
+    /// When the current failures began; null while `ok`.
+    pub failing_since: Option<String>,
+    /// The class of the last failure, even after writes resumed: read_only,
+    /// disk_full, io, timeout, unavailable or other.
+    pub last_error: Option<&'static str>,
+    pub last_error_at: Option<String>,
+    /// Count rows and exemplars waiting in memory to be written.
+    pub unwritten: i64,
+    /// Records this process lost since it started.
+    pub lost: i64,
+    /// The same by reason: exemplar_queue_full, exemplar_byte_budget,
+    /// exemplar_write_failed, counts_backlog_full, shutdown.
+    pub lost_by_reason: BTreeMap<String, i64>,
+    pub last_loss_at: Option<String>,
+}
+
+impl From<&HealthSnapshot> for StoreStatus {
+    fn from(h: &HealthSnapshot) -> Self {
+        StoreStatus {
+            status: if h.failing_since_ms.is_some() {
+                "failing"
+            } else {
+                "ok"
+            },
+            failing_since: h.failing_since_ms.map(format_millis),
+            last_error: h.last_error.map(|c| c.as_str()),
+            last_error_at: h.last_error_ms.map(format_millis),
+            unwritten: h.unwritten,
+            lost: h.lost_total(),
+            lost_by_reason: h
+                .lost
+                .iter()
+                .map(|(reason, n)| (reason.as_str().to_string(), *n))
+                .collect(),
+            last_loss_at: h.last_loss_ms.map(format_millis),
+        }
+    }
 }
 
 #[derive(Serialize)]

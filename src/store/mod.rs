@@ -7,6 +7,8 @@
 //! parameters (rewritten to SQLite's `?n`), in SQL both dialects share.
 //! Migrations live in migrations/sqlite and migrations/postgres.
 
+pub mod exemplar;
+pub mod health;
 pub mod writer;
 
 use std::fmt;
@@ -32,10 +34,17 @@ pub struct DatabaseUrl {
     backend: Backend,
 }
 
-/// A database URL of neither kind.
+/// A database URL that names no database shadowdiff can use.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
-#[error("database URL must start with sqlite:// (such as sqlite://shadowdiff.db) or postgres://; got {0:?}")]
-pub struct DatabaseUrlError(pub String);
+pub enum DatabaseUrlError {
+    /// Neither SQLite nor PostgreSQL.
+    #[error("database URL must start with sqlite:// (such as sqlite://shadowdiff.db) or postgres://; got {0:?}")]
+    Scheme(String),
+    /// A SQLite URL without a file: SQLite would make a private temporary
+    /// database that the report API and the gate cannot see.
+    #[error("database URL {0:?} names no file: give one, such as sqlite://shadowdiff.db")]
+    NoFile(String),
+}
 
 impl FromStr for DatabaseUrl {
     type Err = DatabaseUrlError;
@@ -45,8 +54,14 @@ impl FromStr for DatabaseUrl {
         } else if s.starts_with("postgres://") || s.starts_with("postgresql://") {
             Backend::Postgres
         } else {
-            return Err(DatabaseUrlError(redact_password(s)));
+            return Err(DatabaseUrlError::Scheme(redact_password(s)));
         };
+        if backend == Backend::Sqlite {
+            let file = sqlite_file(s);
+            if file.is_empty() || file == ":memory:" {
+                return Err(DatabaseUrlError::NoFile(s.to_string()));
+            }
+        }
         let mut url = s.to_string();
         // SQLite opens read-write only by default; the file is created on first start.
         if backend == Backend::Sqlite && !url.contains("mode=") && !url.contains(":memory:") {
@@ -71,6 +86,41 @@ impl DatabaseUrl {
     pub fn backend(&self) -> Backend {
         self.backend
     }
+
+    /// For SQLite, the database file's path.
+    pub fn sqlite_path(&self) -> Option<std::path::PathBuf> {
+        (self.backend == Backend::Sqlite).then(|| sqlite_file(&self.url).into())
+    }
+
+    /// Checks, without creating anything, that a SQLite file can be made
+    /// where the URL says: its folder must exist. (A PostgreSQL server is
+    /// only known to be there by connecting to it.)
+    pub fn check_location(&self) -> Result<(), String> {
+        let Some(path) = self.sqlite_path() else {
+            return Ok(());
+        };
+        let folder = match path.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+            _ => std::path::PathBuf::from("."),
+        };
+        if folder.is_dir() {
+            Ok(())
+        } else {
+            Err(format!(
+                "the folder {} of the database {self} does not exist: create it or give another --database-url",
+                folder.display()
+            ))
+        }
+    }
+}
+
+/// The file part of a SQLite URL: after the scheme, before the parameters.
+fn sqlite_file(url: &str) -> &str {
+    let rest = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))
+        .unwrap_or(url);
+    rest.split('?').next().unwrap_or("")
 }
 
 /// Shown without its password, so logs and errors never carry it.
@@ -117,6 +167,28 @@ pub enum StoreError {
     /// The database is not at this version's schema (for readers that do not migrate).
     #[error("{0}")]
     Schema(String),
+    /// The SQLite file or its folder cannot be written.
+    #[error("the database {0} cannot be written: the file or its folder is read-only")]
+    ReadOnly(String),
+}
+
+/// Whether a SQLite file (or its folder, where the log files go) cannot be
+/// written: a read-only file system, or permissions.
+fn sqlite_read_only(path: &std::path::Path) -> bool {
+    let refused = |e: std::io::Error| {
+        matches!(
+            e.kind(),
+            std::io::ErrorKind::PermissionDenied | std::io::ErrorKind::ReadOnlyFilesystem
+        )
+    };
+    if let Err(e) = std::fs::OpenOptions::new().write(true).open(path) {
+        return refused(e);
+    }
+    let folder = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => std::path::Path::new("."),
+    };
+    std::fs::metadata(folder).is_ok_and(|m| m.permissions().readonly())
 }
 
 /// A body as stored: capped, with a flag saying so.
@@ -442,19 +514,43 @@ impl SqlStore {
             // One writer at a time is SQLite's rule; one connection keeps it simple.
             options = options.max_connections(1);
         }
-        let pool = options.connect(&url.url).await.map_err(connect_error)?;
+        // SQLite says only "unable to open" of a file it may not write:
+        // the file itself says whether that is why.
+        let read_only = |e: StoreError| match url.sqlite_path().filter(|p| sqlite_read_only(p)) {
+            Some(_) if write_ahead_log => StoreError::ReadOnly(url.to_string()),
+            _ => e,
+        };
+        let pool = options
+            .connect(&url.url)
+            .await
+            .map_err(|e| read_only(connect_error(e)))?;
         if url.backend == Backend::Sqlite && write_ahead_log {
             // With a write-ahead log, the report API's reads do not hold up
             // the writer's commits (the mode is kept in the file).
             sqlx::query("PRAGMA journal_mode=WAL")
                 .execute(&pool)
                 .await
-                .map_err(connect_error)?;
+                .map_err(|e| read_only(connect_error(e)))?;
         }
         Ok(SqlStore {
             pool,
             backend: url.backend,
         })
+    }
+
+    /// Moves the write-ahead log into the database file (SQLite) and closes
+    /// every connection, so that the file alone holds everything: a copy of
+    /// it after a clean shutdown is whole.
+    pub async fn checkpoint_and_close(&self) {
+        if self.backend == Backend::Sqlite {
+            if let Err(e) = sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
+                .execute(&self.pool)
+                .await
+            {
+                tracing::warn!(error = %e, "moving the write-ahead log into the database file failed");
+            }
+        }
+        self.pool.close().await;
     }
 
     /// Applies the migrations not applied yet.
@@ -608,6 +704,15 @@ impl SqlStore {
                 .await?;
         }
         tx.commit().await?;
+        if self.backend == Backend::Sqlite {
+            // Moving the log into the file after each write lets the next
+            // write reuse the log's space from its start instead of growing
+            // it: on a full disk, small writes (counts) still fit. Best
+            // effort: a checkpoint that cannot finish now finishes later.
+            let _ = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
+                .execute(&self.pool)
+                .await;
+        }
         Ok(())
     }
 
@@ -1006,5 +1111,24 @@ mod tests {
         assert_eq!(lite.to_string(), "sqlite://shadowdiff.db?mode=rwc");
         let err = "mysql://root:pw@x/db".parse::<DatabaseUrl>().unwrap_err();
         assert!(!err.to_string().contains("pw"), "{err}");
+        for anonymous in [
+            "sqlite://",
+            "sqlite:",
+            "sqlite://?mode=rwc",
+            "sqlite::memory:",
+        ] {
+            let err = anonymous.parse::<DatabaseUrl>().unwrap_err();
+            assert!(err.to_string().contains("names no file"), "{err}");
+        }
+        assert_eq!(
+            lite.sqlite_path(),
+            Some(std::path::PathBuf::from("shadowdiff.db"))
+        );
+        let nowhere: DatabaseUrl = "sqlite:///no/such/folder/x.db".parse().unwrap();
+        assert!(nowhere
+            .check_location()
+            .unwrap_err()
+            .contains("/no/such/folder"));
+        assert!(lite.check_location().is_ok());
     }
 }

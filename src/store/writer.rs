@@ -1,8 +1,16 @@
 //! The store writer: outcomes are aggregated in memory as they happen and
 //! written in batches by one background task, so the proxy never waits on
-//! the database. If the database is slow or down, counters keep adding up in
-//! memory (they are small) and are retried with backoff; mismatch exemplars
-//! wait in a bounded queue, and those that do not fit are counted as lost.
+//! the database.
+//!
+//! Counts (counters, latencies, groups, losses) are written first, in their
+//! own transactions, and never wait behind exemplars. Every failure, of any
+//! class, is retried with backoff, and a writer that owns its connection
+//! drops and reopens it after a failure, so a database whose cause was fixed
+//! (permissions, disk space) is written again. Exemplars are the first thing
+//! given up: those past the hourly byte budget, those that do not fit the
+//! queue in memory (bounded in number and bytes), and those whose write
+//! fails are counted as lost, by reason, in memory ([`StoreHealth`]) and in
+//! the store. Counts waiting in memory are bounded too.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
@@ -10,20 +18,30 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use tokio::sync::{oneshot, Notify};
 
+use super::health::{ErrorClass, LossReason, StoreHealth};
 use super::{
-    Batch, CounterDelta, GroupDelta, LatencyDelta, MismatchRecord, Store, StoredBody,
-    StoredMessage, EXEMPLARS_PER_GROUP_HOUR,
+    exemplar, Batch, CounterDelta, DatabaseUrl, GroupDelta, LatencyDelta, MismatchRecord, SqlStore,
+    Store, StoreError, EXEMPLARS_PER_GROUP_HOUR,
 };
-use crate::compare::compare_responses;
-use crate::exchange::RecordedResponse;
-use crate::outcome::{Comparison, Outcome, SampleInfo};
+use crate::outcome::{Outcome, SampleInfo};
 use crate::redact::Redactor;
+
+pub use super::exemplar::BODY_CAP;
 
 /// Rows written in one transaction at most.
 pub const CHUNK_ROWS: usize = 2_000;
 
-/// Bodies are stored up to this many bytes each, with a truncated flag.
-pub const BODY_CAP: usize = 256 * 1024;
+/// Exemplar bytes written in one transaction at most, so one failing write
+/// costs a bounded number of exemplars.
+const EXEMPLAR_CHUNK_BYTES: usize = 8 * 1024 * 1024;
+
+/// Distinct count rows (counter, latency and group keys) waiting in memory
+/// at most; past it, outcomes with new keys are lost and counted. About
+/// 30 MB, hours of an outage at hundreds of endpoints.
+pub const MAX_PENDING_COUNT_ROWS: usize = 200_000;
+
+/// A write that takes longer than this counts as failed.
+const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// The latency histogram's bucket for a duration: four buckets per doubling
 /// of microseconds (about 19% wide), the same on every instance, so
@@ -54,6 +72,10 @@ pub struct WriterConfig {
     pub retention: Option<Duration>,
     /// Bodies decode to at most this many bytes, as in the live comparison.
     pub max_body_bytes: usize,
+    /// Exemplar bytes this writer stores per clock hour at most; beyond,
+    /// exemplars are lost and counted. Also bounds the bytes of exemplars
+    /// waiting in memory.
+    pub exemplar_bytes_per_hour: usize,
 }
 
 #[derive(Default)]
@@ -61,23 +83,21 @@ struct Pending {
     counters: HashMap<(i64, String, String), i64>,
     latencies: HashMap<(i64, String, &'static str, i64), i64>,
     groups: HashMap<String, GroupDelta>,
-    mismatches: VecDeque<MismatchRecord>,
+    mismatches: VecDeque<(MismatchRecord, usize)>,
+    /// Bytes of the exemplars in `mismatches`.
+    mismatch_bytes: usize,
     lost: HashMap<i64, i64>,
     /// Exemplars queued per (group, hour) by this instance, to stop a storm early.
     quota: HashMap<(String, i64), i64>,
+    /// The hour the byte budget counts, and the exemplar bytes queued in it.
+    budget: (i64, usize),
     /// The last minute a loss was logged in: one line a minute, not one a record.
     loss_logged: Option<i64>,
 }
 
 impl Pending {
-    fn lose(&mut self, minute: i64, n: i64) {
-        *self.lost.entry(minute).or_default() += n;
-        if self.loss_logged != Some(minute) {
-            self.loss_logged = Some(minute);
-            tracing::warn!(
-                "the store is behind: mismatch records are being lost (counted as lost_records)"
-            );
-        }
+    fn count_rows(&self) -> usize {
+        self.counters.len() + self.latencies.len() + self.groups.len()
     }
 }
 
@@ -88,12 +108,75 @@ pub struct StoreWriter {
     wake: Arc<Notify>,
     config: Arc<WriterConfig>,
     redactor: Arc<Redactor>,
+    health: StoreHealth,
 }
 
 fn now_ms() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as i64)
+}
+
+/// Where the writer's store comes from.
+enum Source {
+    /// Given: used as it is.
+    Given(Arc<dyn Store>),
+    /// Opened (and migrated) from the URL, and opened again after failures.
+    Url(DatabaseUrl, Option<Arc<SqlStore>>),
+}
+
+impl Source {
+    /// The store, opening it if need be.
+    async fn store(&mut self) -> Result<Arc<dyn Store>, StoreError> {
+        match self {
+            Source::Given(store) => Ok(store.clone()),
+            Source::Url(_, Some(open)) => Ok(open.clone()),
+            Source::Url(url, open) => {
+                // Bounded, as writes are: an open that hangs is a failure too.
+                let timed_out = || StoreError::Query(sqlx::Error::PoolTimedOut);
+                let store = tokio::time::timeout(WRITE_TIMEOUT, SqlStore::connect(url))
+                    .await
+                    .map_err(|_| timed_out())??;
+                let migrated = tokio::time::timeout(WRITE_TIMEOUT, store.migrate()).await;
+                if let Err(e) = migrated.map_err(|_| timed_out()).and_then(|m| m) {
+                    store.checkpoint_and_close().await;
+                    return Err(e);
+                }
+                tracing::info!(database = %url, "store open");
+                let store = Arc::new(store);
+                *open = Some(store.clone());
+                Ok(store)
+            }
+        }
+    }
+
+    /// Lets go of an opened store, so the next try opens it afresh: a
+    /// connection opened read-only, or broken, is not used again.
+    async fn reopen_next_time(&mut self) {
+        if let Source::Url(_, open) = self {
+            if let Some(store) = open.take() {
+                store.checkpoint_and_close().await;
+            }
+        }
+    }
+}
+
+/// How one try went, which sets the pace of the next.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Attempt {
+    Written,
+    /// Counts were written; exemplars failed (and were lost).
+    ExemplarsFailed,
+    /// The store could not be opened, or counts could not be written.
+    CountsFailed,
+}
+
+/// How one round of writing went.
+struct Flushed {
+    /// Counts: all written, or why not (then nothing else was tried).
+    counts: Result<(), StoreError>,
+    /// The first exemplar write that failed (those exemplars were lost).
+    exemplars: Option<StoreError>,
 }
 
 impl StoreWriter {
@@ -103,6 +186,29 @@ impl StoreWriter {
             wake: Arc::new(Notify::new()),
             config: Arc::new(config),
             redactor: Arc::new(redactor),
+            health: StoreHealth::default(),
+        }
+    }
+
+    /// The writer's health, to show beside what the store holds.
+    pub fn health(&self) -> StoreHealth {
+        self.health.clone()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Pending> {
+        self.pending.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Counts `n` records as lost: in memory now, in the store with the next write.
+    fn lose(&self, p: &mut Pending, minute: i64, n: i64, reason: LossReason) {
+        *p.lost.entry(minute).or_default() += n;
+        self.health.lose(reason, n, now_ms());
+        if p.loss_logged != Some(minute) {
+            p.loss_logged = Some(minute);
+            tracing::warn!(
+                reason = ?reason,
+                "records are being lost (counted as lost_records; see the store's health in the summary)"
+            );
         }
     }
 
@@ -116,10 +222,13 @@ impl StoreWriter {
             _ => None,
         };
         let wants_exemplar = {
-            let mut p = self.pending.lock().unwrap_or_else(|e| e.into_inner());
-            *p.counters
-                .entry((minute, endpoint.to_string(), outcome.key().to_string()))
-                .or_default() += 1;
+            let mut p = self.lock();
+            let key = (minute, endpoint.to_string(), outcome.key().to_string());
+            if p.count_rows() >= MAX_PENDING_COUNT_ROWS && !p.counters.contains_key(&key) {
+                self.lose(&mut p, minute, 1, LossReason::CountsBacklogFull);
+                return;
+            }
+            *p.counters.entry(key).or_default() += 1;
             if let Outcome::Compared(c) = outcome {
                 for (side, response) in [
                     ("primary", &c.exchange.primary),
@@ -172,7 +281,15 @@ impl StoreWriter {
                         .entry((fingerprint, at.div_euclid(3_600_000)))
                         .or_default();
                     *used += 1;
-                    *used <= EXEMPLARS_PER_GROUP_HOUR
+                    let within_quota = *used <= EXEMPLARS_PER_GROUP_HOUR;
+                    // A spent byte budget costs no redaction either.
+                    let hour = at.div_euclid(3_600_000);
+                    let spent =
+                        p.budget.0 == hour && p.budget.1 >= self.config.exemplar_bytes_per_hour;
+                    if within_quota && spent {
+                        self.lose(&mut p, minute, 1, LossReason::ExemplarByteBudget);
+                    }
+                    within_quota && !spent
                 }
             }
         };
@@ -180,13 +297,26 @@ impl StoreWriter {
             return;
         };
         // Redaction and the second comparison happen outside the lock.
-        let record = self.exemplar(at, info, c);
-        let mut p = self.pending.lock().unwrap_or_else(|e| e.into_inner());
-        if p.mismatches.len() >= self.config.max_pending {
-            p.lose(minute, 1);
+        let record = exemplar::build(&self.redactor, self.config.max_body_bytes, at, info, c);
+        let size = exemplar::size(&record);
+        let mut p = self.lock();
+        let hour = at.div_euclid(3_600_000);
+        if p.budget.0 != hour {
+            p.budget = (hour, 0);
+        }
+        let budget = self.config.exemplar_bytes_per_hour;
+        if p.budget.1 + size > budget {
+            p.budget.1 = budget;
+            self.lose(&mut p, minute, 1, LossReason::ExemplarByteBudget);
             return;
         }
-        p.mismatches.push_back(record);
+        if p.mismatches.len() >= self.config.max_pending || p.mismatch_bytes + size > budget {
+            self.lose(&mut p, minute, 1, LossReason::ExemplarQueueFull);
+            return;
+        }
+        p.budget.1 += size;
+        p.mismatch_bytes += size;
+        p.mismatches.push_back((record, size));
         let full = p.mismatches.len() >= 100;
         drop(p);
         if full {
@@ -194,71 +324,9 @@ impl StoreWriter {
         }
     }
 
-    /// The mismatch as stored: secrets masked, bodies decoded and capped, and
-    /// the verdict recomputed from the masked responses, so no secret can
-    /// reach the store through a patch or a diff either.
-    fn exemplar(&self, at: i64, info: &SampleInfo, c: &Comparison) -> MismatchRecord {
-        let r = &self.redactor;
-        let request = &c.exchange.request;
-        let (path, query) = request
-            .target
-            .split_once('?')
-            .unwrap_or((&request.target, ""));
-        let limit = self.config.max_body_bytes;
-        let masked = |response: &RecordedResponse| {
-            let mut headers = r.header_map(&response.headers);
-            // The stored body is decoded (or a stand-in when it does not decode).
-            headers.remove(http::header::CONTENT_ENCODING);
-            RecordedResponse {
-                status: response.status,
-                body: r.body(&response.body, &response.headers, limit),
-                headers,
-                latency: response.latency,
-            }
-        };
-        let (primary, candidate) = (masked(&c.exchange.primary), masked(&c.exchange.candidate));
-        let verdict = compare_responses(
-            info.endpoint.as_str(),
-            &primary,
-            &candidate,
-            &c.rules,
-            limit,
-        );
-        let message = |response: &RecordedResponse| StoredMessage {
-            status: response.status.as_u16(),
-            headers: response
-                .headers
-                .iter()
-                .map(|(n, v)| {
-                    (
-                        n.as_str().to_string(),
-                        String::from_utf8_lossy(v.as_bytes()).into_owned(),
-                    )
-                })
-                .collect(),
-            body: StoredBody::capped(&response.body, BODY_CAP),
-        };
-        MismatchRecord {
-            at_ms: at,
-            endpoint: info.endpoint.as_str().to_string(),
-            // The group is the one the live comparison found.
-            fingerprint: c.verdict.fingerprint.clone().unwrap_or_default(),
-            method: request.method.as_str().to_string(),
-            path: path.to_string(),
-            query: r.query(query),
-            request: StoredMessage {
-                status: 0,
-                headers: r.headers(&request.headers),
-                body: StoredBody::capped(&r.body(&request.body, &request.headers, limit), BODY_CAP),
-            },
-            primary: message(&primary),
-            candidate: message(&candidate),
-            verdict: serde_json::to_value(&verdict).unwrap_or_default(),
-        }
-    }
-
-    fn take_batch(&self) -> Batch {
-        let mut p = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+    /// The counts waiting, as one batch (without exemplars).
+    fn take_counts(&self) -> Batch {
+        let mut p = self.lock();
         let hour = now_ms().div_euclid(3_600_000);
         p.quota.retain(|(_, h), _| *h >= hour);
         Batch {
@@ -284,15 +352,38 @@ impl StoreWriter {
                 })
                 .collect(),
             groups: p.groups.drain().map(|(_, g)| g).collect(),
-            mismatches: p.mismatches.drain(..).collect(),
+            mismatches: Vec::new(),
             lost: p.lost.drain().collect(),
         }
     }
 
-    /// Puts a batch that could not be written back: counts merge with what
-    /// came since; exemplars go first in line, and what no longer fits is lost.
+    /// The oldest exemplars waiting, up to one transaction's worth.
+    fn take_exemplars(&self) -> Batch {
+        let mut p = self.lock();
+        let (mut mismatches, mut bytes) = (Vec::new(), 0);
+        while let Some((_, size)) = p.mismatches.front() {
+            if !mismatches.is_empty()
+                && (bytes + size > EXEMPLAR_CHUNK_BYTES || mismatches.len() >= CHUNK_ROWS)
+            {
+                break;
+            }
+            let Some((record, size)) = p.mismatches.pop_front() else {
+                break;
+            };
+            bytes += size;
+            p.mismatch_bytes -= size;
+            mismatches.push(record);
+        }
+        Batch {
+            mismatches,
+            ..Batch::default()
+        }
+    }
+
+    /// Puts counts that could not be written back: they merge with what
+    /// came since.
     fn put_back(&self, batch: Batch) {
-        let mut p = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+        let mut p = self.lock();
         for c in batch.counters {
             *p.counters
                 .entry((c.minute, c.endpoint, c.outcome))
@@ -317,72 +408,87 @@ impl StoreWriter {
         for (minute, count) in batch.lost {
             *p.lost.entry(minute).or_default() += count;
         }
-        for record in batch.mismatches.into_iter().rev() {
-            p.mismatches.push_front(record);
-        }
-        let max = self.config.max_pending;
-        let minute = now_ms().div_euclid(60_000);
-        while p.mismatches.len() > max {
-            p.mismatches.pop_back();
-            p.lose(minute, 1);
+    }
+
+    async fn write(&self, store: &dyn Store, batch: &Batch) -> Result<(), StoreError> {
+        let written = tokio::time::timeout(
+            WRITE_TIMEOUT,
+            store.write(&self.config.instance, &self.config.run, batch),
+        )
+        .await;
+        match written {
+            Ok(result) => result,
+            Err(_) => Err(StoreError::Query(sqlx::Error::PoolTimedOut)),
         }
     }
 
-    /// Opens the database (retrying with backoff while it is unreachable:
+    /// Writes the counts waiting, then exemplars; see [`Flushed`].
+    async fn flush_round(&self, store: &dyn Store) -> Flushed {
+        let counts = self.take_counts();
+        let mut chunks = counts.into_chunks(CHUNK_ROWS).into_iter();
+        while let Some(chunk) = chunks.next() {
+            if chunk.is_empty() {
+                continue;
+            }
+            if let Err(e) = self.write(store, &chunk).await {
+                self.put_back(chunk);
+                chunks.for_each(|rest| self.put_back(rest));
+                return Flushed {
+                    counts: Err(e),
+                    exemplars: None,
+                };
+            }
+        }
+        loop {
+            let chunk = self.take_exemplars();
+            if chunk.is_empty() {
+                break;
+            }
+            if let Err(e) = self.write(store, &chunk).await {
+                // Exemplars give way: counts are never held up by them.
+                let mut p = self.lock();
+                let minute = now_ms().div_euclid(60_000);
+                let n = chunk.mismatches.len() as i64;
+                self.lose(&mut p, minute, n, LossReason::ExemplarWriteFailed);
+                drop(p);
+                return Flushed {
+                    counts: Ok(()),
+                    exemplars: Some(e),
+                };
+            }
+        }
+        Flushed {
+            counts: Ok(()),
+            exemplars: None,
+        }
+    }
+
+    /// Writes what is pending now: counts first, then exemplars. Counts
+    /// that could not be written wait for the next try; exemplars that
+    /// could not be written are lost and counted.
+    pub async fn flush(&self, store: &dyn Store) -> Result<(), StoreError> {
+        let flushed = self.flush_round(store).await;
+        flushed.counts?;
+        match flushed.exemplars {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+
+    /// Opens the database (retrying with backoff while it cannot be opened:
     /// records wait in memory meanwhile), migrates it, then writes as [`run`]
-    /// does. Serving never waits for any of this.
+    /// does, opening it again after failures. Serving never waits for any of
+    /// this.
     ///
     /// [`run`]: StoreWriter::run
     pub async fn connect_and_run(
         self,
-        url: super::DatabaseUrl,
-        mut stop: oneshot::Receiver<()>,
+        url: DatabaseUrl,
+        stop: oneshot::Receiver<()>,
         final_deadline: Duration,
     ) {
-        let mut delay = Duration::from_millis(200);
-        let mut logged = false;
-        // Once stopped, opening is still tried until the deadline, so the
-        // records of a short run are not lost to a slow start.
-        let mut stopped_at: Option<tokio::time::Instant> = None;
-        let store = loop {
-            let opened = async {
-                let store = super::SqlStore::connect(&url).await?;
-                store.migrate().await?;
-                Ok::<_, super::StoreError>(store)
-            };
-            match opened.await {
-                Ok(store) => break store,
-                Err(e) if !logged => {
-                    tracing::error!(error = %e, "the store is unavailable; keeping records in memory and retrying");
-                    logged = true;
-                }
-                Err(_) => {}
-            }
-            if stopped_at.is_some_and(|at| at.elapsed() >= final_deadline) {
-                tracing::error!(
-                    "the store stayed unavailable at shutdown; unwritten records are lost"
-                );
-                return;
-            }
-            tokio::select! {
-                _ = tokio::time::sleep(delay) => delay = (delay * 2).min(Duration::from_secs(30)),
-                _ = &mut stop, if stopped_at.is_none() => stopped_at = Some(tokio::time::Instant::now()),
-            }
-        };
-        tracing::info!(database = %url, "store open");
-        match stopped_at {
-            None => self.run(Arc::new(store), stop, final_deadline).await,
-            Some(at) => {
-                // Already stopped: a closed channel makes `run` write what is left and return.
-                let (_, closed) = oneshot::channel();
-                self.run(
-                    Arc::new(store),
-                    closed,
-                    final_deadline.saturating_sub(at.elapsed()),
-                )
-                .await;
-            }
-        }
+        self.drive(Source::Url(url, None), stop, final_deadline)
+            .await;
     }
 
     /// Writes until `stop` resolves, then writes what is left (trying until
@@ -390,11 +496,84 @@ impl StoreWriter {
     pub async fn run(
         self,
         store: Arc<dyn Store>,
+        stop: oneshot::Receiver<()>,
+        final_deadline: Duration,
+    ) {
+        self.drive(Source::Given(store), stop, final_deadline).await;
+    }
+
+    /// One try: open if need be, prune when due, write.
+    async fn attempt(&self, source: &mut Source, next_prune: &mut tokio::time::Instant) -> Attempt {
+        let store = match source.store().await {
+            Ok(store) => store,
+            Err(e) => {
+                self.failed(
+                    &e,
+                    "the store cannot be opened; keeping counts in memory and retrying",
+                );
+                self.health.set_unwritten(self.unwritten());
+                return Attempt::CountsFailed;
+            }
+        };
+        if let Some(retention) = self
+            .config
+            .retention
+            .filter(|_| tokio::time::Instant::now() >= *next_prune)
+        {
+            *next_prune += Duration::from_secs(3_600);
+            let before =
+                now_ms().saturating_sub(i64::try_from(retention.as_millis()).unwrap_or(i64::MAX));
+            match store.prune(before).await {
+                Ok(n) if n > 0 => tracing::info!(rows = n, "pruned rows past the retention period"),
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::warn!(error = %e, "pruning the store failed; will try again in an hour")
+                }
+            }
+        }
+        let flushed = self.flush_round(store.as_ref()).await;
+        let ok = match (flushed.counts, flushed.exemplars) {
+            (Err(e), _) => {
+                self.failed(
+                    &e,
+                    "writing to the store failed; keeping counts in memory and retrying",
+                );
+                source.reopen_next_time().await;
+                Attempt::CountsFailed
+            }
+            (Ok(()), Some(e)) => {
+                self.failed(&e, "writing exemplars to the store failed; they are lost and counted, counts are still written");
+                Attempt::ExemplarsFailed
+            }
+            (Ok(()), None) => {
+                if self.health.snapshot().failing_since_ms.is_some() {
+                    tracing::info!("store writes resumed");
+                }
+                self.health.succeeded();
+                Attempt::Written
+            }
+        };
+        self.health.set_unwritten(self.unwritten());
+        ok
+    }
+
+    /// Notes a failure: logged once per outage, with its class in the health.
+    fn failed(&self, error: &StoreError, message: &str) {
+        let class = ErrorClass::of(error);
+        let first = self.health.snapshot().failing_since_ms.is_none();
+        self.health.failed(class, now_ms());
+        if first {
+            tracing::error!(error = %error, class = class.as_str(), "{message}");
+        }
+    }
+
+    async fn drive(
+        self,
+        mut source: Source,
         mut stop: oneshot::Receiver<()>,
         final_deadline: Duration,
     ) {
-        let mut delay = self.config.flush_every;
-        let mut failing = false;
+        let mut delay = Duration::ZERO;
         let mut next_prune = tokio::time::Instant::now();
         loop {
             tokio::select! {
@@ -402,93 +581,57 @@ impl StoreWriter {
                 _ = self.wake.notified() => {}
                 _ = &mut stop => break,
             }
-            if let Some(retention) = self
-                .config
-                .retention
-                .filter(|_| tokio::time::Instant::now() >= next_prune)
-            {
-                next_prune += Duration::from_secs(3_600);
-                let before = now_ms()
-                    .saturating_sub(i64::try_from(retention.as_millis()).unwrap_or(i64::MAX));
-                match store.prune(before).await {
-                    Ok(n) if n > 0 => {
-                        tracing::info!(rows = n, "pruned rows past the retention period")
-                    }
-                    Ok(_) => {}
-                    Err(e) => {
-                        tracing::warn!(error = %e, "pruning the store failed; will try again in an hour")
-                    }
+            delay = match self.attempt(&mut source, &mut next_prune).await {
+                // Failing exemplars are given up at once: counts keep their pace.
+                Attempt::Written | Attempt::ExemplarsFailed => self.config.flush_every,
+                Attempt::CountsFailed => {
+                    (delay * 2).clamp(Duration::from_millis(200), Duration::from_secs(30))
                 }
-            }
-            match self.flush(store.as_ref()).await {
-                Ok(()) => {
-                    if failing {
-                        tracing::info!("store writes resumed");
-                    }
-                    failing = false;
-                    delay = self.config.flush_every;
-                }
-                Err(e) => {
-                    if !failing {
-                        tracing::error!(error = %e, "writing to the store failed; keeping records in memory and retrying");
-                    }
-                    failing = true;
-                    delay = (delay * 2).min(Duration::from_secs(30));
-                }
-            }
-        }
-        let last = tokio::time::timeout(final_deadline, async {
-            while self.flush(store.as_ref()).await.is_err() {
-                tokio::time::sleep(Duration::from_millis(200)).await;
-            }
-        });
-        if last.await.is_err() {
-            tracing::error!("the store stayed unavailable at shutdown; unwritten records are lost");
-        }
-    }
-
-    /// Writes what is pending now, in chunks of [`CHUNK_ROWS`]; what could
-    /// not be written goes back to wait for the next try.
-    pub async fn flush(&self, store: &dyn Store) -> Result<(), super::StoreError> {
-        let batch = self.take_batch();
-        if batch.is_empty() {
-            return Ok(());
-        }
-        let mut chunks = batch.into_chunks(CHUNK_ROWS).into_iter();
-        while let Some(chunk) = chunks.next() {
-            let written = tokio::time::timeout(
-                Duration::from_secs(30),
-                store.write(&self.config.instance, &self.config.run, &chunk),
-            )
-            .await;
-            let error = match written {
-                Ok(Ok(())) => continue,
-                Ok(Err(e)) => e,
-                Err(_) => super::StoreError::Query(sqlx::Error::PoolTimedOut),
             };
-            self.put_back(chunk);
-            for rest in chunks {
-                self.put_back(rest);
-            }
-            return Err(error);
         }
-        Ok(())
+        // Stopped: what is left is written until the deadline, whatever
+        // state the store was in.
+        let deadline = tokio::time::Instant::now() + final_deadline;
+        let mut pause = Duration::from_millis(100);
+        let finished = tokio::time::timeout_at(deadline, async {
+            loop {
+                let done = self.attempt(&mut source, &mut next_prune).await;
+                if done == Attempt::Written && self.unwritten() == 0 {
+                    return;
+                }
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(Duration::from_secs(2));
+            }
+        })
+        .await;
+        if finished.is_err() {
+            let p = self.lock();
+            let (counts, exemplars) = (p.count_rows(), p.mismatches.len());
+            drop(p);
+            self.health
+                .lose(LossReason::Shutdown, (counts + exemplars) as i64, now_ms());
+            tracing::error!(
+                count_rows = counts,
+                exemplars,
+                "the store stayed unavailable at shutdown; unwritten records are lost"
+            );
+        }
+        // A store the writer opened is left whole (its write-ahead log
+        // moved into the file); a given one belongs to its owner.
+        if let Source::Url(_, Some(store)) = source {
+            store.checkpoint_and_close().await;
+        }
     }
 
     /// Rows still waiting to be written (0 once everything is stored).
     pub fn unwritten(&self) -> usize {
-        let p = self.pending.lock().unwrap_or_else(|e| e.into_inner());
-        p.counters.len() + p.latencies.len() + p.groups.len() + p.mismatches.len() + p.lost.len()
+        let p = self.lock();
+        p.count_rows() + p.mismatches.len() + p.lost.len()
     }
 
     /// Exemplars lost so far and not yet written as lost.
     pub fn lost_pending(&self) -> i64 {
-        self.pending
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .lost
-            .values()
-            .sum()
+        self.lock().lost.values().sum()
     }
 }
 

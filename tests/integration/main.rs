@@ -17,4 +17,5 @@ mod report_api;
 mod sampling;
 mod secrets;
 mod store;
+mod store_faults;
 mod support;

@@ -1,0 +1,203 @@
+//! The store writer's health, shared with the report API in the same
+//! process: whether writes succeed (or fail since when, and of which class),
+//! and how many records this process could not keep, by reason. Only the
+//! error's class is kept, never its text: clients must not see SQL or paths.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+
+use serde::Serialize;
+
+use super::StoreError;
+
+/// What kind of failure a write met, as shown to clients.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorClass {
+    /// The database refuses writes (file permissions, a read-only file
+    /// system, a read-only PostgreSQL transaction or replica).
+    ReadOnly,
+    /// No room left on the database's disk.
+    DiskFull,
+    /// The operating system failed a read or write.
+    Io,
+    /// No connection became free in time, or a write took too long.
+    Timeout,
+    /// The database could not be reached or opened.
+    Unavailable,
+    /// The database is not at this version's schema, or refused the data.
+    Other,
+}
+
+impl ErrorClass {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorClass::ReadOnly => "read_only",
+            ErrorClass::DiskFull => "disk_full",
+            ErrorClass::Io => "io",
+            ErrorClass::Timeout => "timeout",
+            ErrorClass::Unavailable => "unavailable",
+            ErrorClass::Other => "other",
+        }
+    }
+
+    /// The class of a store error, from SQLite's result codes, PostgreSQL's
+    /// SQLSTATEs and sqlx's own error kinds.
+    pub fn of(error: &StoreError) -> ErrorClass {
+        match error {
+            StoreError::Connect { source, .. } => match ErrorClass::of_sqlx(source) {
+                ErrorClass::Other => ErrorClass::Unavailable,
+                class => class,
+            },
+            StoreError::Query(source) => ErrorClass::of_sqlx(source),
+            StoreError::Migrate(sqlx::migrate::MigrateError::Execute(source))
+            | StoreError::Migrate(sqlx::migrate::MigrateError::ExecuteMigration(source, _)) => {
+                ErrorClass::of_sqlx(source)
+            }
+            StoreError::ReadOnly(_) => ErrorClass::ReadOnly,
+            StoreError::Migrate(_) | StoreError::Malformed(_) | StoreError::Schema(_) => {
+                ErrorClass::Other
+            }
+        }
+    }
+
+    fn of_sqlx(error: &sqlx::Error) -> ErrorClass {
+        match error {
+            sqlx::Error::PoolTimedOut => ErrorClass::Timeout,
+            sqlx::Error::Io(_) | sqlx::Error::PoolClosed | sqlx::Error::WorkerCrashed => {
+                ErrorClass::Unavailable
+            }
+            sqlx::Error::Database(db) => {
+                let code = db.code().unwrap_or_default();
+                // PostgreSQL's SQLSTATEs have five characters (some all
+                // digits); SQLite's extended result codes fewer.
+                if code.len() == 5 {
+                    return match &*code {
+                        "53100" => ErrorClass::DiskFull,
+                        "25006" => ErrorClass::ReadOnly,
+                        "58030" => ErrorClass::Io,
+                        "57014" | "55P03" | "40P01" | "53300" => ErrorClass::Timeout,
+                        c if c.starts_with("08") || c.starts_with("57P") => ErrorClass::Unavailable,
+                        _ => ErrorClass::Other,
+                    };
+                }
+                // SQLite's extended result codes keep the primary code in the low byte.
+                match code.parse::<i64>().map(|n| n & 0xff) {
+                    Ok(8) => ErrorClass::ReadOnly,
+                    Ok(13) => ErrorClass::DiskFull,
+                    Ok(10 | 11 | 26) => ErrorClass::Io,
+                    Ok(14) => ErrorClass::Unavailable,
+                    Ok(5 | 6) => ErrorClass::Timeout,
+                    _ => ErrorClass::Other,
+                }
+            }
+            _ => ErrorClass::Other,
+        }
+    }
+}
+
+/// Why a record was not kept.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LossReason {
+    /// The exemplars waiting in memory reached `store_queue` or their byte bound.
+    ExemplarQueueFull,
+    /// The exemplars of this hour reached `store_exemplar_bytes_per_hour`.
+    ExemplarByteBudget,
+    /// Writing the exemplar failed while counts could still be written.
+    ExemplarWriteFailed,
+    /// The counts waiting in memory reached their bound during an outage.
+    CountsBacklogFull,
+    /// The store was still failing when the process stopped.
+    Shutdown,
+}
+
+impl LossReason {
+    /// Whether the loss comes from a failure (a write that failed, counts
+    /// that could not wait any longer), not from an exemplar bound doing its
+    /// job in a mismatch storm: only failures make the counts doubtful.
+    pub fn is_failure(self) -> bool {
+        !matches!(
+            self,
+            LossReason::ExemplarQueueFull | LossReason::ExemplarByteBudget
+        )
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LossReason::ExemplarQueueFull => "exemplar_queue_full",
+            LossReason::ExemplarByteBudget => "exemplar_byte_budget",
+            LossReason::ExemplarWriteFailed => "exemplar_write_failed",
+            LossReason::CountsBacklogFull => "counts_backlog_full",
+            LossReason::Shutdown => "shutdown",
+        }
+    }
+}
+
+/// A copy of the health at one moment.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct HealthSnapshot {
+    /// When the current run of failed writes began; `None` while writes succeed.
+    pub failing_since_ms: Option<i64>,
+    /// The class of the last failure, even after writes resumed.
+    pub last_error: Option<ErrorClass>,
+    pub last_error_ms: Option<i64>,
+    /// Records lost since start, by reason.
+    pub lost: BTreeMap<LossReason, i64>,
+    /// When the last record was lost.
+    pub last_loss_ms: Option<i64>,
+    /// When the last record was lost to a failure rather than to a bound
+    /// working as designed (see [`LossReason::is_failure`]).
+    pub last_failure_loss_ms: Option<i64>,
+    /// Rows and exemplars waiting in memory to be written.
+    pub unwritten: i64,
+}
+
+impl HealthSnapshot {
+    pub fn lost_total(&self) -> i64 {
+        self.lost.values().sum()
+    }
+}
+
+/// The shared handle: the writer updates it, the report API reads it.
+#[derive(Clone, Debug, Default)]
+pub struct StoreHealth(Arc<Mutex<HealthSnapshot>>);
+
+impl StoreHealth {
+    fn with<T>(&self, f: impl FnOnce(&mut HealthSnapshot) -> T) -> T {
+        f(&mut self.0.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    pub fn snapshot(&self) -> HealthSnapshot {
+        self.with(|h| h.clone())
+    }
+
+    pub(crate) fn failed(&self, class: ErrorClass, at_ms: i64) {
+        self.with(|h| {
+            h.failing_since_ms.get_or_insert(at_ms);
+            h.last_error = Some(class);
+            h.last_error_ms = Some(at_ms);
+        });
+    }
+
+    pub(crate) fn succeeded(&self) {
+        self.with(|h| h.failing_since_ms = None);
+    }
+
+    pub(crate) fn lose(&self, reason: LossReason, n: i64, at_ms: i64) {
+        if n <= 0 {
+            return;
+        }
+        self.with(|h| {
+            *h.lost.entry(reason).or_default() += n;
+            h.last_loss_ms = Some(at_ms);
+            if reason.is_failure() {
+                h.last_failure_loss_ms = Some(at_ms);
+            }
+        });
+    }
+
+    pub(crate) fn set_unwritten(&self, n: usize) {
+        self.with(|h| h.unwritten = i64::try_from(n).unwrap_or(i64::MAX));
+    }
+}

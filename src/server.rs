@@ -291,6 +291,6 @@ fn lower_priority() {
     #[cfg(target_os = "linux")]
     // SAFETY: setpriority with `who` 0 changes only the calling thread.
     unsafe {
-        let _ = libc::setpriority(libc::PRIO_PROCESS, 0, 10);
+        let _ = libc::setpriority(libc::PRIO_PROCESS, 0, 19);
     }
 }

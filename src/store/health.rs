@@ -110,6 +110,8 @@ pub enum LossReason {
     CountsBacklogFull,
     /// The store was still failing when the process stopped.
     Shutdown,
+    /// The database's disk was full: exemplars wait for room, counts take it.
+    DiskFull,
 }
 
 impl LossReason {
@@ -130,6 +132,7 @@ impl LossReason {
             LossReason::ExemplarWriteFailed => "exemplar_write_failed",
             LossReason::CountsBacklogFull => "counts_backlog_full",
             LossReason::Shutdown => "shutdown",
+            LossReason::DiskFull => "disk_full",
         }
     }
 }

@@ -9,6 +9,7 @@
 
 pub mod exemplar;
 pub mod health;
+pub mod reserve;
 pub mod writer;
 
 use std::fmt;

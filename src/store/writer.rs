@@ -19,6 +19,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio::sync::{oneshot, Notify};
 
 use super::health::{ErrorClass, LossReason, StoreHealth};
+use super::reserve::Reserve;
 use super::{
     exemplar, Batch, CounterDelta, DatabaseUrl, GroupDelta, LatencyDelta, MismatchRecord, SqlStore,
     Store, StoreError, EXEMPLARS_PER_GROUP_HOUR,
@@ -423,7 +424,16 @@ impl StoreWriter {
     }
 
     /// Writes the counts waiting, then exemplars; see [`Flushed`].
-    async fn flush_round(&self, store: &dyn Store) -> Flushed {
+    async fn flush_round(&self, store: &dyn Store, write_exemplars: bool) -> Flushed {
+        if !write_exemplars {
+            // The disk is full: what room there is goes to the counts.
+            let mut p = self.lock();
+            let n = p.mismatches.len() as i64;
+            p.mismatches.clear();
+            p.mismatch_bytes = 0;
+            let minute = now_ms().div_euclid(60_000);
+            self.lose(&mut p, minute, n, LossReason::DiskFull);
+        }
         let counts = self.take_counts();
         let mut chunks = counts.into_chunks(CHUNK_ROWS).into_iter();
         while let Some(chunk) = chunks.next() {
@@ -467,7 +477,7 @@ impl StoreWriter {
     /// that could not be written wait for the next try; exemplars that
     /// could not be written are lost and counted.
     pub async fn flush(&self, store: &dyn Store) -> Result<(), StoreError> {
-        let flushed = self.flush_round(store).await;
+        let flushed = self.flush_round(store, true).await;
         flushed.counts?;
         match flushed.exemplars {
             Some(e) => Err(e),
@@ -503,7 +513,12 @@ impl StoreWriter {
     }
 
     /// One try: open if need be, prune when due, write.
-    async fn attempt(&self, source: &mut Source, next_prune: &mut tokio::time::Instant) -> Attempt {
+    async fn attempt(
+        &self,
+        source: &mut Source,
+        next_prune: &mut tokio::time::Instant,
+        reserve: &mut Reserve,
+    ) -> Attempt {
         let store = match source.store().await {
             Ok(store) => store,
             Err(e) => {
@@ -531,7 +546,14 @@ impl StoreWriter {
                 }
             }
         }
-        let flushed = self.flush_round(store.as_ref()).await;
+        reserve.try_again();
+        let flushed = self.flush_round(store.as_ref(), !reserve.released()).await;
+        let full = |e: &StoreError| ErrorClass::of(e) == ErrorClass::DiskFull;
+        if flushed.counts.as_ref().err().is_some_and(full)
+            || flushed.exemplars.as_ref().is_some_and(full)
+        {
+            reserve.release();
+        }
         let ok = match (flushed.counts, flushed.exemplars) {
             (Err(e), _) => {
                 self.failed(
@@ -575,13 +597,21 @@ impl StoreWriter {
     ) {
         let mut delay = Duration::ZERO;
         let mut next_prune = tokio::time::Instant::now();
+        let mut reserve = match &source {
+            Source::Url(url, _) => Reserve::beside(url),
+            Source::Given(_) => Reserve::none(),
+        };
+        reserve.ensure();
         loop {
             tokio::select! {
                 _ = tokio::time::sleep(delay) => {}
                 _ = self.wake.notified() => {}
                 _ = &mut stop => break,
             }
-            delay = match self.attempt(&mut source, &mut next_prune).await {
+            delay = match self
+                .attempt(&mut source, &mut next_prune, &mut reserve)
+                .await
+            {
                 // Failing exemplars are given up at once: counts keep their pace.
                 Attempt::Written | Attempt::ExemplarsFailed => self.config.flush_every,
                 Attempt::CountsFailed => {
@@ -595,7 +625,9 @@ impl StoreWriter {
         let mut pause = Duration::from_millis(100);
         let finished = tokio::time::timeout_at(deadline, async {
             loop {
-                let done = self.attempt(&mut source, &mut next_prune).await;
+                let done = self
+                    .attempt(&mut source, &mut next_prune, &mut reserve)
+                    .await;
                 if done == Attempt::Written && self.unwritten() == 0 {
                     return;
                 }

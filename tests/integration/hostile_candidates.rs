@@ -7,30 +7,9 @@ use std::time::Duration;
 use axum::routing::get;
 use axum::Router;
 use http::StatusCode;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpListener;
+use tokio::io::AsyncWriteExt;
 
 use crate::support;
-
-/// A raw candidate: reads a request head, then does `answer` to the socket.
-async fn raw_candidate<F, Fut>(answer: F) -> String
-where
-    F: Fn(tokio::net::TcpStream) -> Fut + Send + Sync + Copy + 'static,
-    Fut: std::future::Future<Output = ()> + Send,
-{
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        while let Ok((mut socket, _)) = listener.accept().await {
-            tokio::spawn(async move {
-                let mut buf = [0u8; 8192];
-                let _ = socket.read(&mut buf).await;
-                answer(socket).await;
-            });
-        }
-    });
-    format!("http://{addr}")
-}
 
 async fn endless_body(mut socket: tokio::net::TcpStream) {
     let head =
@@ -107,9 +86,9 @@ async fn hostile_candidates_stay_within_the_memory_bound() {
     let different = costly_json(MAX_BODY as usize - 64, '1').await;
     for candidate in [
         different.url().to_string(),
-        raw_candidate(endless_body).await,
-        raw_candidate(megabyte_of_headers).await,
-        raw_candidate(huge_body_slowly).await,
+        support::raw_backend(endless_body).await.to_string(),
+        support::raw_backend(megabyte_of_headers).await.to_string(),
+        support::raw_backend(huge_body_slowly).await.to_string(),
     ] {
         let proxy = support::ServeProcess::start(
             &[

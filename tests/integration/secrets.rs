@@ -159,15 +159,6 @@ async fn echo(status: u16, received: Received) -> support::Backend {
     .await
 }
 
-/// A free port on 127.0.0.1 for the binary to listen on.
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// Waits (bounded) until something listens on `port`.
 async fn listening(port: u16) {
     for _ in 0..500 {
@@ -246,7 +237,10 @@ async fn no_secret_reaches_the_store_the_api_the_record_file_or_the_logs() {
         received.lock().unwrap().clear();
         let dir = tempfile::tempdir().unwrap();
         let record = dir.path().join("requests.jsonl");
-        let (listen, report) = (free_port(), free_port());
+        let (listen, report) = (
+            support::free_address().port(),
+            support::free_address().port(),
+        );
         let config = dir.path().join("shadowdiff.toml");
         std::fs::write(
             &config,

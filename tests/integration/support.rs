@@ -182,7 +182,7 @@ pub async fn refusing_url() -> BackendUrl {
 }
 
 /// A raw TCP server that reads a request and then does `answer` to the socket.
-async fn raw_backend<F, Fut>(answer: F) -> BackendUrl
+pub async fn raw_backend<F, Fut>(answer: F) -> BackendUrl
 where
     F: Fn(tokio::net::TcpStream) -> Fut + Send + Sync + 'static,
     Fut: std::future::Future<Output = ()> + Send,

@@ -63,7 +63,7 @@ async fn the_api_reports_what_the_proxy_saw() {
     let (primary, candidate) = (primary().await, candidate().await);
     for db in support::databases().await {
         let mut config = settings(&primary, &candidate, &db, "one");
-        config.report_token = Some(TOKEN.into());
+        config.report_token = Some(TOKEN.parse().unwrap());
         let proxy = support::start_with_report(config).await;
         let api = Api {
             base: format!("http://{}", proxy.report.unwrap()),
@@ -187,7 +187,7 @@ async fn the_api_requires_its_token_and_names_bad_parameters() {
     let (primary, candidate) = (primary().await, candidate().await);
     let db = support::sqlite_database();
     let mut config = settings(&primary, &candidate, &db, "one");
-    config.report_token = Some(TOKEN.into());
+    config.report_token = Some(TOKEN.parse().unwrap());
     let proxy = support::start_with_report(config).await;
     let base = format!("http://{}", proxy.report.unwrap());
     let client = support::client();

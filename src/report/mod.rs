@@ -220,6 +220,9 @@ fn now_ms() -> i64 {
         .map_or(0, |d| d.as_millis() as i64)
 }
 
+/// 0000-01-01T00:00:00Z, the earliest time RFC 3339 can write.
+const YEAR_0_MS: i64 = -62_167_219_200_000;
+
 /// Query parameters, checked against what a route accepts.
 struct Params(HashMap<String, String>);
 
@@ -260,11 +263,13 @@ impl Params {
             return Ok(Some(ms));
         }
         match value.parse::<HumanDuration>() {
+            // Before the year 0 a time has no RFC 3339 form to answer with.
             Ok(ago) => i64::try_from(ago.0.as_millis())
                 .ok()
                 .and_then(|ago| now_ms().checked_sub(ago))
+                .filter(|&ms| ms >= YEAR_0_MS)
                 .map(Some)
-                .ok_or_else(|| bad(name, format!("`{name}` reaches before any time that can be stored; got {value:?}"))),
+                .ok_or_else(|| bad(name, format!("`{name}` reaches before the year 0; got {value:?}"))),
             Err(_) => Err(bad(name, format!("`{name}` must be an RFC 3339 time (2026-01-01T00:00:00Z) or a duration (15m, 2h, 7d); got {value:?}"))),
         }
     }

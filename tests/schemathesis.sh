@@ -103,7 +103,9 @@ print(f"seeded: {totals['matched']} matched, {totals['mismatched']} mismatched")
 PY
 
 echo "== schemathesis $version: $examples examples per operation, seed $seed"
-"$venv/bin/st" --config-file tests/schemathesis.toml run "$api/api/v1/openapi.json" \
+# From the work directory, where schemathesis keeps its state for `st replay`.
+cd "$work"
+"$venv/bin/st" --config-file "$root/tests/schemathesis.toml" run "$api/api/v1/openapi.json" \
   --url "$api" \
   --checks all \
   --max-examples "$examples" \

@@ -8,7 +8,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-use crate::config::{BackendUrl, Layer, Mode, NonZeroMillis};
+use crate::config::{BackendUrl, Layer, Mode, NonZeroMillis, ReportToken};
 use crate::gate::render::Format;
 use crate::gate::{Confidence, Criteria, EndpointGlob, Limit, MinParity, TimeBound};
 use crate::replay::input::InputFormat;
@@ -109,7 +109,7 @@ pub struct ReplayArgs {
     pub database_url: Option<crate::store::DatabaseUrl>,
 
     /// Give up on a backend after this long. [default: 5000] [key: candidate_timeout_ms]
-    #[arg(long, value_name = "MS")]
+    #[arg(long, value_name = "MS", allow_negative_numbers = true)]
     pub candidate_timeout_ms: Option<NonZeroMillis>,
 
     /// The requests: JSON Lines (one request a line; what serve --record writes) or a HAR 1.2 export.
@@ -142,23 +142,28 @@ pub struct ReplayArgs {
     pub run_id: Option<RunId>,
 
     /// Requests in flight at once, 1 to 4096.
-    #[arg(long, value_name = "N", default_value = "16")]
+    #[arg(
+        long,
+        value_name = "N",
+        default_value = "16",
+        allow_negative_numbers = true
+    )]
     pub concurrency: Concurrency,
 
     /// At most this many requests per second. [default: as fast as --concurrency allows]
-    #[arg(long, value_name = "R")]
+    #[arg(long, value_name = "R", allow_negative_numbers = true)]
     pub rate: Option<Rate>,
 
     /// Send at most this many requests.
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", allow_negative_numbers = true, value_parser = whole_usize)]
     pub limit: Option<usize>,
 
     /// Send a random sample of this many requests (reproducible with --seed).
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", allow_negative_numbers = true, value_parser = whole_usize)]
     pub random: Option<usize>,
 
     /// Seed of --random; the seed used is printed. [default: random]
-    #[arg(long, value_name = "S", requires = "random")]
+    #[arg(long, value_name = "S", requires = "random", allow_negative_numbers = true, value_parser = whole_u64)]
     pub seed: Option<u64>,
 
     /// Also send methods other than GET, HEAD and OPTIONS; otherwise they are skipped.
@@ -171,6 +176,26 @@ pub struct ReplayArgs {
 
     #[command(flatten)]
     pub criteria: GateCriteriaArgs,
+}
+
+/// Numeric flags take `-1` as their value (not as a flag), so that the
+/// refusal names the flag and says what it accepts.
+fn at_least_one(s: &str) -> Result<NonZeroUsize, String> {
+    s.trim()
+        .parse()
+        .map_err(|_| format!("expected a whole number of at least 1; got {s:?}"))
+}
+
+fn whole_u64(s: &str) -> Result<u64, String> {
+    s.trim()
+        .parse()
+        .map_err(|_| format!("expected a whole number, 0 or more; got {s:?}"))
+}
+
+fn whole_usize(s: &str) -> Result<usize, String> {
+    s.trim()
+        .parse()
+        .map_err(|_| format!("expected a whole number, 0 or more; got {s:?}"))
 }
 
 impl ReplayArgs {
@@ -192,14 +217,14 @@ pub struct GateArgs {
     #[arg(long, value_name = "URL", conflicts_with = "database_url")]
     pub report_url: Option<String>,
 
-    /// Bearer token of the report API.
+    /// Bearer token of the report API (also from SHADOWDIFF_REPORT_TOKEN); an empty one is refused.
     #[arg(
         long,
         env = "SHADOWDIFF_REPORT_TOKEN",
         hide_env_values = true,
         value_name = "TOKEN"
     )]
-    pub report_token: Option<String>,
+    pub report_token: Option<ReportToken>,
 
     /// Read the database directly: sqlite://FILE or postgres://….
     #[arg(long, value_name = "URL")]
@@ -225,11 +250,21 @@ pub struct GateArgs {
 #[derive(Debug, Args)]
 pub struct GateCriteriaArgs {
     /// Least parity to pass, in percent.
-    #[arg(long, value_name = "PERCENT", default_value = "99.9")]
+    #[arg(
+        long,
+        value_name = "PERCENT",
+        default_value = "99.9",
+        allow_negative_numbers = true
+    )]
     pub min_parity: MinParity,
 
     /// Confidence of the Wilson interval around the observed parity.
-    #[arg(long, value_name = "F", default_value = "0.95")]
+    #[arg(
+        long,
+        value_name = "F",
+        default_value = "0.95",
+        allow_negative_numbers = true
+    )]
     pub confidence: Confidence,
 
     /// Every endpoint must pass, not only the total.
@@ -237,7 +272,7 @@ pub struct GateCriteriaArgs {
     pub per_endpoint: bool,
 
     /// A scope with fewer comparisons cannot pass (it is inconclusive).
-    #[arg(long, value_name = "N", default_value_t = 0)]
+    #[arg(long, value_name = "N", default_value_t = 0, allow_negative_numbers = true, value_parser = whole_u64)]
     pub min_samples: u64,
 
     /// Leave mismatches in groups triaged as `expected` out of parity.
@@ -245,11 +280,11 @@ pub struct GateCriteriaArgs {
     pub exclude_expected: bool,
 
     /// Fail when the candidate's p99 latency exceeds the primary's times this (1.05).
-    #[arg(long, value_name = "RATIO")]
+    #[arg(long, value_name = "RATIO", allow_negative_numbers = true)]
     pub max_p99_ratio: Option<Limit>,
 
     /// Fail when the candidate's 5xx-and-error rate exceeds the primary's by more percentage points.
-    #[arg(long, value_name = "POINTS")]
+    #[arg(long, value_name = "POINTS", allow_negative_numbers = true)]
     pub max_error_rate_delta: Option<Limit>,
 
     /// Only endpoints matching this pattern ('GET /api/users/*'; * within a segment, ** across); repeatable.
@@ -322,7 +357,7 @@ pub struct ServeArgs {
     pub mode: Option<Mode>,
 
     /// Fraction of requests to shadow, 0.0 to 1.0. [default: 1.0] [key: sample_rate]
-    #[arg(long, value_name = "F")]
+    #[arg(long, value_name = "F", allow_negative_numbers = true)]
     pub sample_rate: Option<SampleRate>,
 
     /// Sample by a stable hash of this key instead of at random: header:NAME, cookie:NAME or query:NAME. [key: sticky_key]
@@ -330,27 +365,27 @@ pub struct ServeArgs {
     pub sticky_key: Option<StickyKey>,
 
     /// Bodies larger than this pass through uncompared. [default: 10485760] [key: max_body_bytes]
-    #[arg(long, value_name = "BYTES")]
+    #[arg(long, value_name = "BYTES", allow_negative_numbers = true, value_parser = at_least_one)]
     pub max_body_bytes: Option<NonZeroUsize>,
 
     /// Memory for all body copies held for comparison; beyond it samples are skipped. [default: 268435456] [key: max_buffered_bytes]
-    #[arg(long, value_name = "BYTES")]
+    #[arg(long, value_name = "BYTES", allow_negative_numbers = true, value_parser = at_least_one)]
     pub max_buffered_bytes: Option<NonZeroUsize>,
 
     /// Give up on the candidate after this long. [default: 5000] [key: candidate_timeout_ms]
-    #[arg(long, value_name = "MS")]
+    #[arg(long, value_name = "MS", allow_negative_numbers = true)]
     pub candidate_timeout_ms: Option<NonZeroMillis>,
 
     /// Shadow comparisons running at once. [default: 512] [key: max_in_flight]
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", allow_negative_numbers = true, value_parser = at_least_one)]
     pub max_in_flight: Option<NonZeroUsize>,
 
     /// Shadow work waiting for a slot; beyond it samples are dropped and counted. [default: 10000] [key: queue]
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", allow_negative_numbers = true, value_parser = at_least_one)]
     pub queue: Option<NonZeroUsize>,
 
     /// On SIGTERM/SIGINT, wait this long for running comparisons. [default: 10000] [key: drain_timeout_ms]
-    #[arg(long, value_name = "MS")]
+    #[arg(long, value_name = "MS", allow_negative_numbers = true, value_parser = whole_u64)]
     pub drain_timeout_ms: Option<u64>,
 
     /// Where outcomes and mismatches are stored: sqlite://FILE or postgres://…. [default: sqlite://shadowdiff.db] [key: database_url]
@@ -366,7 +401,7 @@ pub struct ServeArgs {
     pub retention: Option<crate::config::HumanDuration>,
 
     /// Mismatch exemplars waiting for the database; beyond, they are lost and counted. [default: 10000] [key: store_queue]
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", allow_negative_numbers = true, value_parser = at_least_one)]
     pub store_queue: Option<NonZeroUsize>,
 
     /// Exemplar bytes stored per hour (and waiting in memory) at most; beyond, exemplars are lost and counted. [default: 67108864] [key: store_exemplar_bytes_per_hour]
@@ -377,12 +412,12 @@ pub struct ServeArgs {
     #[arg(long, value_name = "ADDR")]
     pub report_listen: Option<SocketAddr>,
 
-    /// Token the report API requires as `Authorization: Bearer`; without one the API is open. [key: report_token]
+    /// Token the report API requires as `Authorization: Bearer`; without one the API is open (an empty one is refused). [key: report_token]
     #[arg(long, value_name = "TOKEN")]
-    pub report_token: Option<String>,
+    pub report_token: Option<ReportToken>,
 
     /// Distinct automatic endpoint names kept before the rest count as `other`. [default: 500] [key: max_endpoints]
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", allow_negative_numbers = true, value_parser = at_least_one)]
     pub max_endpoints: Option<NonZeroUsize>,
 
     /// Append sampled requests, redacted, to this file as JSON Lines that `replay --input` reads. [key: record]
@@ -390,19 +425,19 @@ pub struct ServeArgs {
     pub record: Option<PathBuf>,
 
     /// A client must send a whole request head within this, from connecting or from a request's first byte. [default: 10000] [key: header_read_timeout_ms]
-    #[arg(long, value_name = "MS")]
+    #[arg(long, value_name = "MS", allow_negative_numbers = true)]
     pub header_read_timeout_ms: Option<NonZeroMillis>,
 
     /// Close a kept-alive client connection idle this long. [default: 60000] [key: idle_timeout_ms]
-    #[arg(long, value_name = "MS")]
+    #[arg(long, value_name = "MS", allow_negative_numbers = true)]
     pub idle_timeout_ms: Option<NonZeroMillis>,
 
     /// Client connections open at once (lowered to fit the open-file limit); at the cap the oldest idle one is closed. [default: 10000] [key: max_connections]
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", allow_negative_numbers = true, value_parser = at_least_one)]
     pub max_connections: Option<NonZeroUsize>,
 
     /// Answer 504 when the primary has not sent its response head within this; unset waits. [key: primary_timeout_ms]
-    #[arg(long, value_name = "MS")]
+    #[arg(long, value_name = "MS", allow_negative_numbers = true)]
     pub primary_timeout_ms: Option<NonZeroMillis>,
 
     /// Host header for the primary: client (the client's own), backend (the URL's authority) or a fixed name. [default: client] [key: primary_host]
@@ -414,7 +449,7 @@ pub struct ServeArgs {
     pub candidate_host: Option<crate::config::HostHeader>,
 
     /// Threads for shadow work (candidate calls, comparisons), apart from the client path's. [default: half the cores, at least 1] [key: shadow_threads]
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", allow_negative_numbers = true, value_parser = at_least_one)]
     pub shadow_threads: Option<NonZeroUsize>,
 }
 

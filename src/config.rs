@@ -22,6 +22,10 @@ use crate::redact::RedactConfig;
 use crate::sampling::{SampleRate, StickyKey};
 use crate::store::DatabaseUrl;
 
+mod located;
+mod token;
+pub use token::{ReportToken, TokenError};
+
 /// The prefix of every environment variable that sets a serve setting.
 pub const ENV_PREFIX: &str = "SHADOWDIFF_";
 
@@ -208,7 +212,7 @@ pub struct Settings {
     /// Where the report API listens.
     pub report_listen: SocketAddr,
     /// Bearer token the report API requires; `None` leaves it open.
-    pub report_token: Option<String>,
+    pub report_token: Option<ReportToken>,
     pub redact: RedactConfig,
     /// Sampled requests are appended here, redacted, as JSON Lines for `replay`.
     pub record: Option<std::path::PathBuf>,
@@ -292,6 +296,7 @@ impl TryFrom<String> for HostHeader {
 
 impl Settings {
     pub const DEFAULT_LISTEN: &'static str = "127.0.0.1:8080";
+    pub const DEFAULT_REPORT_LISTEN: &'static str = "127.0.0.1:9090";
 
     /// Settings with every default, for the two backends.
     pub fn new(primary: BackendUrl, candidate: BackendUrl) -> Self {
@@ -316,7 +321,9 @@ impl Settings {
             retention: Duration::from_secs(14 * 24 * 3_600),
             store_queue: NonZeroUsize::new(10_000).expect("non-zero"),
             store_exemplar_bytes_per_hour: NonZeroUsize::new(64 * 1024 * 1024).expect("non-zero"),
-            report_listen: "127.0.0.1:9090".parse().expect("valid default address"),
+            report_listen: Self::DEFAULT_REPORT_LISTEN
+                .parse()
+                .expect("valid default address"),
             report_token: None,
             redact: RedactConfig::default(),
             record: None,
@@ -363,7 +370,7 @@ pub struct Layer {
     pub store_exemplar_bytes_per_hour: Option<NonZeroUsize>,
     pub redact: Option<RedactConfig>,
     pub report_listen: Option<SocketAddr>,
-    pub report_token: Option<String>,
+    pub report_token: Option<ReportToken>,
     pub record: Option<std::path::PathBuf>,
     pub header_read_timeout_ms: Option<NonZeroMillis>,
     pub idle_timeout_ms: Option<NonZeroMillis>,
@@ -378,6 +385,13 @@ pub struct Layer {
 fn default_shadow_threads() -> NonZeroUsize {
     let cores = std::thread::available_parallelism().map_or(2, NonZeroUsize::get);
     NonZeroUsize::new(cores / 2).unwrap_or(NonZeroUsize::MIN)
+}
+
+/// An optionally signed run of digits (and `_`, as TOML allows).
+fn looks_like_integer(value: &str) -> bool {
+    let digits = value.trim().trim_start_matches(['+', '-']);
+    digits.starts_with(|c: char| c.is_ascii_digit())
+        && digits.chars().all(|c| c.is_ascii_digit() || c == '_')
 }
 
 /// The instance name when none is given: the host name, else a random one.
@@ -481,6 +495,12 @@ pub enum ConfigError {
         key: &'static str,
         env: &'static str,
     },
+    /// The proxy and the report API would need the same port.
+    #[error("listen ({listen}) and report_listen ({report}) share a port: the proxy and the report API each need their own; change one (--listen/--report-listen, SHADOWDIFF_LISTEN/SHADOWDIFF_REPORT_LISTEN or the config file)")]
+    SharedPort {
+        listen: SocketAddr,
+        report: SocketAddr,
+    },
 }
 
 impl Layer {
@@ -501,8 +521,15 @@ impl Layer {
     pub fn from_toml(text: &str) -> Result<Layer, (String, String)> {
         let deserializer = toml::Deserializer::new(text);
         serde_path_to_error::deserialize(deserializer).map_err(|e| {
+            // A number out of range fails in the parser, before any key is
+            // known; the key is then read back from where the error points.
+            let located = || {
+                e.inner()
+                    .span()
+                    .and_then(|s| located::key_at(text, s.start))
+            };
             let key = match e.path().to_string() {
-                p if p == "." => "(top level)".to_string(),
+                p if p == "." => located().unwrap_or_else(|| "(top level)".to_string()),
                 p => p,
             };
             // toml's message carries the line, a caret under the value, and the reason.
@@ -532,13 +559,24 @@ impl Layer {
                 unknown.push(var);
                 continue;
             }
+            if looks_like_integer(&value) && value.trim().replace('_', "").parse::<i64>().is_err() {
+                // Else it would be read as a string and refused as "invalid type".
+                return Err(ConfigError::Env {
+                    var,
+                    message: format!(
+                        "{value} is too large (or too small) a number for this setting"
+                    ),
+                });
+            }
             // Numbers and booleans as TOML reads them, anything else as a string,
             // so that one deserializer checks the file and the environment alike.
+            // Text settings stay text: a token or a name may be all digits.
             let parsed = format!("v = {value}")
                 .parse::<toml::Table>()
                 .ok()
                 .and_then(|mut t| t.remove("v"))
                 .filter(|v| !v.is_str() && !v.is_table() && !v.is_array())
+                .filter(|_| !Layer::TEXT_KEYS.contains(&key.as_str()))
                 .unwrap_or_else(|| toml::Value::String(value.clone()));
             names.insert(key.clone(), var);
             table.insert(key, parsed);
@@ -555,6 +593,32 @@ impl Layer {
             }
         })?;
         Ok((layer, unknown))
+    }
+
+    /// Keys whose values are text even when they look like numbers.
+    const TEXT_KEYS: &'static [&'static str] = &["instance", "report_token", "record"];
+
+    /// Refuses a `listen` and a `report_listen` (defaults where unset) that
+    /// would need the same port: equal addresses, or one port where either
+    /// side listens on every address. Port 0 takes a free port, so never clashes.
+    pub fn check_listeners(&self) -> Result<(), ConfigError> {
+        let listen = self.listen.unwrap_or_else(|| {
+            Settings::DEFAULT_LISTEN
+                .parse()
+                .expect("valid default address")
+        });
+        let report = self.report_listen.unwrap_or_else(|| {
+            Settings::DEFAULT_REPORT_LISTEN
+                .parse()
+                .expect("valid default address")
+        });
+        let overlap = listen.ip() == report.ip()
+            || listen.ip().is_unspecified()
+            || report.ip().is_unspecified();
+        if listen.port() != 0 && listen.port() == report.port() && overlap {
+            return Err(ConfigError::SharedPort { listen, report });
+        }
+        Ok(())
     }
 
     /// The scalar keys a file or the environment may set.
@@ -630,6 +694,7 @@ impl Layer {
 
     /// Complete settings: defaults for what no layer set, an error for a missing backend.
     pub fn resolve(self) -> Result<Settings, ConfigError> {
+        self.check_listeners()?;
         let primary = self.primary.ok_or(ConfigError::Missing {
             key: "primary",
             env: "PRIMARY",
@@ -694,7 +759,7 @@ impl Layer {
         if let Some(listen) = self.report_listen {
             s.report_listen = listen;
         }
-        s.report_token = self.report_token.filter(|t| !t.is_empty());
+        s.report_token = self.report_token;
         s.record = self.record.filter(|p| !p.as_os_str().is_empty());
         if let Some(v) = self.header_read_timeout_ms {
             s.connections.header_read_timeout = v.duration();
@@ -934,6 +999,77 @@ mod tests {
             base.join("/public/%252e%252e/admin").unwrap().path(),
             "/base/public/%252e%252e/admin"
         );
+    }
+
+    #[test]
+    fn numbers_out_of_range_name_their_key() {
+        let (key, msg) =
+            Layer::from_toml("queue = 1\nmax_body_bytes = 99999999999999999999").unwrap_err();
+        assert_eq!(key, "max_body_bytes", "{msg}");
+        assert!(msg.contains("too large"), "{msg}");
+        let (key, _) =
+            Layer::from_toml("[[route]]\nmatch = \"GET /a\"\nsample_rate = -99999999999999999999")
+                .unwrap_err();
+        assert_eq!(key, "route[0].sample_rate");
+        for value in ["99999999999999999999", "-99999999999999999999"] {
+            let err = Layer::from_env(env(&[("SHADOWDIFF_MAX_BODY_BYTES", value)])).unwrap_err();
+            let msg = err.to_string();
+            assert!(
+                msg.starts_with("environment variable SHADOWDIFF_MAX_BODY_BYTES:")
+                    && msg.contains("too large"),
+                "{msg}"
+            );
+        }
+        let (layer, _) = Layer::from_env(env(&[("SHADOWDIFF_QUEUE", "1_000")])).unwrap();
+        assert_eq!(layer.queue.unwrap().get(), 1000);
+    }
+
+    #[test]
+    fn an_empty_report_token_is_refused_where_it_was_given() {
+        let (key, msg) = Layer::from_toml("report_token = \"\"").unwrap_err();
+        assert_eq!(key, "report_token");
+        assert!(msg.contains("empty"), "{msg}");
+        for value in ["", "  "] {
+            let err = Layer::from_env(env(&[("SHADOWDIFF_REPORT_TOKEN", value)])).unwrap_err();
+            assert!(
+                err.to_string()
+                    .starts_with("environment variable SHADOWDIFF_REPORT_TOKEN:"),
+                "{err}"
+            );
+        }
+        // A token of digits is a token, not a number.
+        let (layer, _) = Layer::from_env(env(&[("SHADOWDIFF_REPORT_TOKEN", "12345")])).unwrap();
+        assert_eq!(layer.report_token.unwrap().as_str(), "12345");
+    }
+
+    #[test]
+    fn the_proxy_and_the_report_api_need_their_own_ports() {
+        let backends = "primary = \"http://a\"\ncandidate = \"http://b\"\n";
+        for (listen, report) in [
+            ("127.0.0.1:9000", "127.0.0.1:9000"),
+            ("0.0.0.0:9000", "127.0.0.1:9000"),
+            ("127.0.0.1:9000", "[::]:9000"),
+            ("127.0.0.1:9090", ""),
+        ] {
+            let mut text = format!("{backends}listen = \"{listen}\"\n");
+            if !report.is_empty() {
+                text.push_str(&format!("report_listen = \"{report}\"\n"));
+            }
+            let err = Layer::from_toml(&text).unwrap().resolve().unwrap_err();
+            assert!(
+                matches!(err, ConfigError::SharedPort { .. }),
+                "{text}: {err}"
+            );
+            assert!(err.to_string().contains("report_listen"), "{err}");
+        }
+        for (listen, report) in [
+            ("127.0.0.1:9000", "127.0.0.2:9000"),
+            ("127.0.0.1:0", "127.0.0.1:0"),
+            ("0.0.0.0:9000", "0.0.0.0:9001"),
+        ] {
+            let text = format!("{backends}listen = \"{listen}\"\nreport_listen = \"{report}\"\n");
+            assert!(Layer::from_toml(&text).unwrap().resolve().is_ok(), "{text}");
+        }
     }
 
     #[test]

@@ -85,7 +85,11 @@ fn load(config: Option<&std::path::Path>, flags: Layer) -> Result<Settings, Conf
 }
 
 fn check_config(path: &std::path::Path) -> ExitCode {
-    match Layer::from_file(path) {
+    match Layer::from_file(path).and_then(|layer| layer.check_listeners().map(|()| layer)) {
+        Err(error @ ConfigError::SharedPort { .. }) => {
+            eprintln!("error: config file {}: {error}", path.display());
+            ExitCode::from(cli::EXIT_USAGE)
+        }
         Err(error) => {
             eprintln!("error: {error}");
             ExitCode::from(cli::EXIT_USAGE)
@@ -320,7 +324,7 @@ fn gate(args: &GateArgs) -> ExitCode {
     let source = match (&args.report_url, &args.database_url) {
         (Some(url), _) => Source::Api {
             url,
-            token: args.report_token.as_deref(),
+            token: args.report_token.as_ref().map(|t| t.as_str()),
         },
         (None, Some(db)) => Source::Database(db),
         (None, None) => {

@@ -3,16 +3,18 @@
 //! define the API's wire format; it reads the store and never writes but for
 //! triage.
 //!
-//! With a token configured every /api route needs `Authorization: Bearer`,
-//! compared in constant time. Errors are one JSON shape; 5xx say nothing
+//! With a token configured every /api route needs `Authorization: Bearer`
+//! (the scheme in any case), the token compared in constant time. Errors are one JSON shape; 5xx say nothing
 //! about their cause to the client and are logged once with the full chain.
 
+mod input;
 pub mod types;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{Path, Query, RawQuery, Request, State};
 use axum::http::{header, StatusCode};
 use axum::middleware::{self, Next};
@@ -22,7 +24,7 @@ use axum::{Json, Router};
 use tokio::sync::OnceCell;
 
 use crate::compare::instant::{format_millis, parse_millis};
-use crate::config::{BackendUrl, HumanDuration};
+use crate::config::{BackendUrl, HumanDuration, ReportToken};
 use crate::gate;
 use crate::store::health::StoreHealth;
 use crate::store::writer::bucket_upper_bound;
@@ -41,7 +43,7 @@ pub const STATUSES: [&str; 4] = ["open", "expected", "bug", "fixed"];
 pub struct ReportState {
     database: Option<DatabaseUrl>,
     store: OnceCell<SqlStore>,
-    token: Option<String>,
+    token: Option<ReportToken>,
     primary: BackendUrl,
     candidate: BackendUrl,
     /// The health of this process's store writer, when it has one.
@@ -51,7 +53,7 @@ pub struct ReportState {
 impl ReportState {
     pub fn new(
         database: Option<DatabaseUrl>,
-        token: Option<String>,
+        token: Option<ReportToken>,
         primary: BackendUrl,
         candidate: BackendUrl,
     ) -> Self {
@@ -143,9 +145,9 @@ async fn require_token(
             .headers()
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
+            .and_then(input::bearer_token)
             .unwrap_or("");
-        if !constant_time_eq(given.as_bytes(), token.as_bytes()) {
+        if !constant_time_eq(given.as_bytes(), token.as_str().as_bytes()) {
             return ApiError::Unauthorized.into_response();
         }
     }
@@ -164,6 +166,9 @@ pub enum ApiError {
     /// The route exists, but not for this method.
     #[error("this route does not take that method")]
     MethodNotAllowed,
+    /// A request body over the size the API reads.
+    #[error("the request body is too large")]
+    PayloadTooLarge,
     /// The token is missing or wrong.
     #[error("a valid `Authorization: Bearer <token>` header is required")]
     Unauthorized,
@@ -195,6 +200,7 @@ impl ApiError {
                 Some(parameter.clone()),
             ),
             ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found", None),
+            ApiError::PayloadTooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", None),
             ApiError::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized", None),
             ApiError::MethodNotAllowed => {
                 (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", None)
@@ -247,11 +253,18 @@ fn now_ms() -> i64 {
         .map_or(0, |d| d.as_millis() as i64)
 }
 
+/// 0000-01-01T00:00:00Z, the earliest time RFC 3339 can write.
+const YEAR_0_MS: i64 = -62_167_219_200_000;
+
 /// Query parameters, checked against what a route accepts.
 struct Params(HashMap<String, String>);
 
 impl Params {
-    fn new(raw: HashMap<String, String>, allowed: &[&str]) -> Result<Params, ApiError> {
+    fn new(
+        raw: Result<Query<HashMap<String, String>>, QueryRejection>,
+        allowed: &[&str],
+    ) -> Result<Params, ApiError> {
+        let Query(raw) = raw.map_err(|e| bad("query", e.body_text()))?;
         if let Some(unknown) = raw.keys().find(|k| !allowed.contains(&k.as_str())) {
             return Err(bad(
                 unknown,
@@ -260,6 +273,9 @@ impl Params {
                     allowed.join(", ")
                 ),
             ));
+        }
+        for (name, value) in &raw {
+            input::no_nul(name, value)?;
         }
         Ok(Params(raw))
     }
@@ -280,11 +296,13 @@ impl Params {
             return Ok(Some(ms));
         }
         match value.parse::<HumanDuration>() {
+            // Before the year 0 a time has no RFC 3339 form to answer with.
             Ok(ago) => i64::try_from(ago.0.as_millis())
                 .ok()
                 .and_then(|ago| now_ms().checked_sub(ago))
+                .filter(|&ms| ms >= YEAR_0_MS)
                 .map(Some)
-                .ok_or_else(|| bad(name, format!("`{name}` reaches before any time that can be stored; got {value:?}"))),
+                .ok_or_else(|| bad(name, format!("`{name}` reaches before the year 0; got {value:?}"))),
             Err(_) => Err(bad(name, format!("`{name}` must be an RFC 3339 time (2026-01-01T00:00:00Z) or a duration (15m, 2h, 7d); got {value:?}"))),
         }
     }
@@ -339,6 +357,9 @@ async fn gate(
         form_urlencoded::parse(query.as_deref().unwrap_or("").as_bytes())
             .into_owned()
             .collect();
+    for (name, value) in &pairs {
+        input::no_nul(name, value)?;
+    }
     let mut allowed = vec!["since", "until", "run", "strict"];
     allowed.extend(gate::CRITERIA_PARAMETERS);
     let single: HashMap<String, String> = pairs
@@ -459,7 +480,7 @@ fn percentiles(histogram: &[(i64, i64)]) -> Option<Percentiles> {
 /// store writer's health, which says why.
 async fn summary(
     State(state): State<Arc<ReportState>>,
-    Query(raw): Query<HashMap<String, String>>,
+    raw: Result<Query<HashMap<String, String>>, QueryRejection>,
 ) -> Response {
     match summary_of(&state, raw).await {
         Ok(summary) => Json(summary).into_response(),
@@ -476,7 +497,7 @@ async fn summary(
 
 async fn summary_of(
     state: &ReportState,
-    raw: HashMap<String, String>,
+    raw: Result<Query<HashMap<String, String>>, QueryRejection>,
 ) -> Result<Summary, ApiError> {
     let params = Params::new(raw, &["since", "until", "endpoint", "run"])?;
     let window = params.window()?;
@@ -533,7 +554,7 @@ async fn summary_of(
 
 async fn endpoints(
     State(state): State<Arc<ReportState>>,
-    Query(raw): Query<HashMap<String, String>>,
+    raw: Result<Query<HashMap<String, String>>, QueryRejection>,
 ) -> Result<Json<Vec<EndpointTotals>>, ApiError> {
     let params = Params::new(raw, &["since", "until", "run"])?;
     let window = params.window()?;
@@ -556,7 +577,7 @@ async fn endpoints(
 
 async fn groups(
     State(state): State<Arc<ReportState>>,
-    Query(raw): Query<HashMap<String, String>>,
+    raw: Result<Query<HashMap<String, String>>, QueryRejection>,
 ) -> Result<Json<Vec<GroupView>>, ApiError> {
     let params = Params::new(raw, &["status", "endpoint", "since"])?;
     let status = params.text("status");
@@ -586,10 +607,14 @@ async fn groups(
 
 async fn triage(
     State(state): State<Arc<ReportState>>,
-    Path(fingerprint): Path<String>,
+    fingerprint: Result<Path<String>, PathRejection>,
     body: Result<Json<TriageRequest>, axum::extract::rejection::JsonRejection>,
 ) -> Result<Json<GroupView>, ApiError> {
+    let fingerprint = input::path_text("fingerprint", fingerprint)?;
     let Json(request) = body.map_err(|e| {
+        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            return ApiError::PayloadTooLarge;
+        }
         bad(
             "body",
             format!("expected {{\"status\": \"…\", \"note\": \"…\"}}: {e}"),
@@ -605,8 +630,9 @@ async fn triage(
             ),
         ));
     }
-    let store = state.store().await?;
     let note = request.note.unwrap_or_default();
+    input::no_nul("note", &note)?;
+    let store = state.store().await?;
     if !store
         .triage(&fingerprint, &request.status, &note)
         .await
@@ -628,7 +654,7 @@ async fn triage(
 
 async fn mismatches(
     State(state): State<Arc<ReportState>>,
-    Query(raw): Query<HashMap<String, String>>,
+    raw: Result<Query<HashMap<String, String>>, QueryRejection>,
 ) -> Result<Json<MismatchPage>, ApiError> {
     let params = Params::new(
         raw,
@@ -680,17 +706,17 @@ async fn stored_mismatch(state: &ReportState, raw_id: &str) -> Result<StoredMism
 
 async fn mismatch(
     State(state): State<Arc<ReportState>>,
-    Path(id): Path<String>,
+    id: Result<Path<String>, PathRejection>,
 ) -> Result<Json<MismatchDetail>, ApiError> {
-    let m = stored_mismatch(&state, &id).await?;
+    let m = stored_mismatch(&state, &input::path_text("id", id)?).await?;
     Ok(Json(MismatchDetail::from(&m)))
 }
 
 async fn curl(
     State(state): State<Arc<ReportState>>,
-    Path(id): Path<String>,
+    id: Result<Path<String>, PathRejection>,
 ) -> Result<Json<CurlCommands>, ApiError> {
-    let m = stored_mismatch(&state, &id).await?;
+    let m = stored_mismatch(&state, &input::path_text("id", id)?).await?;
     Ok(Json(CurlCommands {
         primary: curl_command(&state.primary, &m.record),
         candidate: curl_command(&state.candidate, &m.record),

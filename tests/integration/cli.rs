@@ -248,3 +248,153 @@ async fn sigterm_finishes_requests_drains_and_exits_0() {
         .unwrap();
     assert_eq!(counts[0].outcomes.get("matched"), Some(&1), "{counts:?}");
 }
+
+#[test]
+fn negative_numbers_are_refused_by_flag_name() {
+    for (flag, value, accepted) in [
+        ("--sample-rate", "-0.5", "from 0.0 to 1.0"),
+        ("--max-in-flight", "-1", "at least 1"),
+        ("--queue", "-3", "at least 1"),
+        ("--drain-timeout-ms", "-1", "0 or more"),
+        ("--candidate-timeout-ms", "-5", "whole milliseconds"),
+    ] {
+        let out = shadowdiff(&[
+            "serve",
+            "--primary",
+            "http://127.0.0.1:1",
+            "--candidate",
+            "http://127.0.0.1:2",
+            flag,
+            value,
+        ]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{flag}: {stderr}");
+        assert!(
+            stderr.contains(flag) && stderr.contains(accepted),
+            "{flag}: {stderr}"
+        );
+    }
+    let out = shadowdiff(&[
+        "gate",
+        "--database-url",
+        "sqlite://x.db",
+        "--min-samples",
+        "-1",
+    ]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("--min-samples"), "{stderr}");
+}
+
+#[test]
+fn an_empty_report_token_is_refused_wherever_it_is_given() {
+    let backends = [
+        "--primary",
+        "http://127.0.0.1:1",
+        "--candidate",
+        "http://127.0.0.1:2",
+    ];
+    let out = shadowdiff(&[&["serve", "--report-token", ""][..], &backends].concat());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("--report-token") && stderr.contains("empty"),
+        "{stderr}"
+    );
+
+    let out = Command::new(BIN)
+        .arg("serve")
+        .args(backends)
+        .env_clear()
+        .env("SHADOWDIFF_REPORT_TOKEN", "")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("SHADOWDIFF_REPORT_TOKEN") && stderr.contains("empty"),
+        "{stderr}"
+    );
+
+    let file = config_file("report_token = \"  \"\n");
+    let path = file.path().to_str().unwrap();
+    for args in [
+        vec!["check-config", path],
+        [&["serve", "--config", path][..], &backends].concat(),
+    ] {
+        let out = shadowdiff(&args);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(
+            stderr.contains(path)
+                && stderr.contains("key `report_token`")
+                && stderr.contains("empty"),
+            "{stderr}"
+        );
+    }
+}
+
+#[test]
+fn check_config_refuses_a_report_api_on_the_proxy_port() {
+    for (listen, report) in [
+        ("127.0.0.1:9100", "report_listen = \"127.0.0.1:9100\""),
+        ("0.0.0.0:9100", "report_listen = \"127.0.0.1:9100\""),
+        // The report API's default port.
+        ("127.0.0.1:9090", ""),
+    ] {
+        let file = config_file(&format!("listen = \"{listen}\"\n{report}\n"));
+        let out = shadowdiff(&["check-config", file.path().to_str().unwrap()]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{listen}: {stderr}");
+        assert!(
+            stderr.contains("listen")
+                && stderr.contains("report_listen")
+                && stderr.contains("share a port"),
+            "{stderr}"
+        );
+    }
+    let out = shadowdiff(&[
+        "serve",
+        "--primary",
+        "http://127.0.0.1:1",
+        "--candidate",
+        "http://127.0.0.1:2",
+        "--listen",
+        "127.0.0.1:9100",
+        "--report-listen",
+        "127.0.0.1:9100",
+    ]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("share a port"), "{stderr}");
+}
+
+#[test]
+fn a_number_too_large_names_its_key() {
+    let file = config_file("queue = 5\nmax_body_bytes = 99999999999999999999\n");
+    let path = file.path().to_str().unwrap();
+    let out = shadowdiff(&["check-config", path]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("key `max_body_bytes`"), "{stderr}");
+    assert!(!stderr.contains("(top level)"), "{stderr}");
+
+    let out = Command::new(BIN)
+        .args([
+            "serve",
+            "--primary",
+            "http://127.0.0.1:1",
+            "--candidate",
+            "http://127.0.0.1:2",
+        ])
+        .env_clear()
+        .env("SHADOWDIFF_MAX_BODY_BYTES", "99999999999999999999")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("SHADOWDIFF_MAX_BODY_BYTES") && stderr.contains("too large"),
+        "{stderr}"
+    );
+}

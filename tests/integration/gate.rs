@@ -23,7 +23,7 @@ pub async fn report_api(url: &DatabaseUrl) -> SocketAddr {
     let placeholder: BackendUrl = "http://127.0.0.1:9".parse().unwrap();
     let state = Arc::new(ReportState::new(
         Some(url.clone()),
-        Some(TOKEN.into()),
+        Some(TOKEN.parse().unwrap()),
         placeholder.clone(),
         placeholder,
     ));

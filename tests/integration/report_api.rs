@@ -63,7 +63,7 @@ async fn the_api_reports_what_the_proxy_saw() {
     let (primary, candidate) = (primary().await, candidate().await);
     for db in support::databases().await {
         let mut config = settings(&primary, &candidate, &db, "one");
-        config.report_token = Some(TOKEN.into());
+        config.report_token = Some(TOKEN.parse().unwrap());
         let proxy = support::start_with_report(config).await;
         let api = Api {
             base: format!("http://{}", proxy.report.unwrap()),
@@ -187,7 +187,7 @@ async fn the_api_requires_its_token_and_names_bad_parameters() {
     let (primary, candidate) = (primary().await, candidate().await);
     let db = support::sqlite_database();
     let mut config = settings(&primary, &candidate, &db, "one");
-    config.report_token = Some(TOKEN.into());
+    config.report_token = Some(TOKEN.parse().unwrap());
     let proxy = support::start_with_report(config).await;
     let base = format!("http://{}", proxy.report.unwrap());
     let client = support::client();
@@ -231,5 +231,99 @@ async fn the_api_requires_its_token_and_names_bad_parameters() {
     let (status, doc) = api.get("/api/v1/openapi.json").await;
     assert_eq!(status, 200);
     assert!(doc["openapi"].as_str().unwrap().starts_with("3."));
+    proxy.stop().await;
+}
+
+#[tokio::test]
+async fn odd_input_gets_400_naming_it_on_both_databases() {
+    let (primary, candidate) = (primary().await, candidate().await);
+    for db in support::databases().await {
+        let mut config = settings(&primary, &candidate, &db, "one");
+        config.report_token = Some(TOKEN.parse().unwrap());
+        let proxy = support::start_with_report(config).await;
+        let api = Api {
+            base: format!("http://{}", proxy.report.unwrap()),
+            client: support::client(),
+        };
+        // PostgreSQL refuses NUL in text: these reached it and failed as 503.
+        for (path, parameter) in [
+            ("/api/v1/summary?endpoint=a%00b", "endpoint"),
+            ("/api/v1/summary?run=%00", "run"),
+            ("/api/v1/endpoints?run=x%00", "run"),
+            ("/api/v1/groups?endpoint=%00", "endpoint"),
+            ("/api/v1/mismatches?fingerprint=%00", "fingerprint"),
+            ("/api/v1/gate?run=r%00", "run"),
+            ("/api/v1/gate?endpoint=GET%20/a%00", "endpoint"),
+            // Not UTF-8 once decoded: a JSON error, not axum's plain text.
+            ("/api/v1/mismatches/%FF", "id"),
+            ("/api/v1/mismatches/%C3%28/curl", "id"),
+        ] {
+            let (status, body) = api.get(path).await;
+            assert_eq!(status, 400, "{}: {path}: {body}", db.name);
+            assert_eq!(body["error"]["code"], "bad_parameter", "{path}: {body}");
+            assert_eq!(body["error"]["parameter"], parameter, "{path}: {body}");
+        }
+        for (path, body, parameter) in [
+            (
+                "/api/v1/groups/nope",
+                json!({"status": "bug", "note": "a\u{0}b"}),
+                "note",
+            ),
+            (
+                "/api/v1/groups/a%00b",
+                json!({"status": "bug"}),
+                "fingerprint",
+            ),
+            (
+                "/api/v1/groups/%FF",
+                json!({"status": "bug"}),
+                "fingerprint",
+            ),
+        ] {
+            let (status, error) = api.patch(path, body).await;
+            assert_eq!(status, 400, "{}: {path}: {error}", db.name);
+            assert_eq!(error["error"]["parameter"], parameter, "{path}: {error}");
+        }
+        // A body over the API's limit is 413, not a malformed one.
+        let huge = json!({"status": "bug", "note": "x".repeat(3 << 20)});
+        let (status, error) = api.patch("/api/v1/groups/nope", huge).await;
+        assert_eq!(
+            (status, &error["error"]["code"]),
+            (413, &json!("payload_too_large")),
+            "{}",
+            db.name
+        );
+        proxy.stop().await;
+    }
+}
+
+#[tokio::test]
+async fn the_bearer_scheme_is_accepted_in_any_case() {
+    let (primary, candidate) = (primary().await, candidate().await);
+    let db = support::sqlite_database();
+    let mut config = settings(&primary, &candidate, &db, "one");
+    config.report_token = Some(TOKEN.parse().unwrap());
+    let proxy = support::start_with_report(config).await;
+    let base = format!("http://{}", proxy.report.unwrap());
+    let client = support::client();
+    let upper = TOKEN.to_ascii_uppercase();
+    for (auth, status) in [
+        (format!("Bearer {TOKEN}"), 200),
+        (format!("bearer {TOKEN}"), 200),
+        (format!("BEARER {TOKEN}"), 200),
+        (format!("bEaReR {TOKEN}"), 200),
+        // The token itself is exact.
+        (format!("Bearer {upper}"), 401),
+        (format!("Basic {TOKEN}"), 401),
+        (format!("Bearer{TOKEN}"), 401),
+    ] {
+        let response = client
+            .get(format!("{base}/api/v1/summary"))
+            .header("authorization", &auth)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), status, "{auth}");
+    }
     proxy.stop().await;
 }

@@ -59,6 +59,20 @@ impl ConnectionStats {
     fn add(counter: &AtomicU64) {
         counter.fetch_add(1, Ordering::Relaxed);
     }
+
+    /// The counts now: accepted, open, accept errors, header timeouts, idle
+    /// closes, evictions.
+    pub fn snapshot(&self) -> [u64; 6] {
+        [
+            &self.accepted,
+            &self.open,
+            &self.accept_errors,
+            &self.header_timeouts,
+            &self.idle_closed,
+            &self.evicted,
+        ]
+        .map(|c| c.load(Ordering::Relaxed))
+    }
 }
 
 /// The cap actually used: the configured one, lowered to what the process's

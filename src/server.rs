@@ -172,7 +172,8 @@ impl Server {
                 self.settings.primary.clone(),
                 self.settings.candidate.clone(),
             )
-            .with_store_health(self.health.clone()),
+            .with_store_health(self.health.clone())
+            .with_connection_stats(self.connections.clone()),
         );
         let address = report.local_addr()?;
         tracing::info!(%address, "report API listening");

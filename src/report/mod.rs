@@ -48,6 +48,8 @@ pub struct ReportState {
     candidate: BackendUrl,
     /// The health of this process's store writer, when it has one.
     health: Option<StoreHealth>,
+    /// This process's client connections, when it serves a proxy.
+    connections: Option<Arc<crate::connections::ConnectionStats>>,
 }
 
 impl ReportState {
@@ -64,12 +66,22 @@ impl ReportState {
             primary,
             candidate,
             health: None,
+            connections: None,
         }
     }
 
     /// Shows the health of the store writer running in this process.
     pub fn with_store_health(mut self, health: Option<StoreHealth>) -> Self {
         self.health = health;
+        self
+    }
+
+    /// Serves the counts of this process's client connections in the summary.
+    pub fn with_connection_stats(
+        mut self,
+        stats: Arc<crate::connections::ConnectionStats>,
+    ) -> Self {
+        self.connections = Some(stats);
         self
     }
 
@@ -549,6 +561,10 @@ async fn summary_of(
             .health
             .as_ref()
             .map(|h| StoreStatus::from(&h.snapshot())),
+        connections: state
+            .connections
+            .as_ref()
+            .map(|c| ConnectionCounts::from(c.snapshot())),
     })
 }
 

@@ -84,6 +84,38 @@ pub struct Summary {
     pub endpoints: Vec<EndpointSummary>,
     /// The store writer of the process serving this API; null where it has none.
     pub store: Option<StoreStatus>,
+    /// The client connections of the proxy in the process serving this API,
+    /// since it started; null where it has none.
+    pub connections: Option<ConnectionCounts>,
+}
+
+/// What happened to client connections: how many were accepted and are
+/// open, how many accepts failed (out of file descriptors or memory), and
+/// how many were closed for a slow request head, for idleness, or to make
+/// room at `max_connections`.
+#[derive(Serialize, Debug, PartialEq)]
+pub struct ConnectionCounts {
+    pub accepted: u64,
+    pub open: u64,
+    pub accept_errors: u64,
+    pub header_timeouts: u64,
+    pub idle_closed: u64,
+    pub evicted: u64,
+}
+
+impl From<[u64; 6]> for ConnectionCounts {
+    fn from(
+        [accepted, open, accept_errors, header_timeouts, idle_closed, evicted]: [u64; 6],
+    ) -> Self {
+        ConnectionCounts {
+            accepted,
+            open,
+            accept_errors,
+            header_timeouts,
+            idle_closed,
+            evicted,
+        }
+    }
 }
 
 /// How the store writer of the process serving the API fares. Says which

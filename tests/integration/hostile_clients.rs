@@ -99,11 +99,13 @@ async fn a_head_sent_too_slowly_and_an_idle_connection_are_closed() {
         }),
     ))
     .await;
+    let database = support::sqlite_database();
     let mut settings = support::settings(&primary, primary.url());
     settings.sample_rate = SampleRate::NONE;
+    settings.database_url = Some(database.url.clone());
     settings.connections.header_read_timeout = Duration::from_millis(300);
     settings.connections.idle_timeout = Duration::from_millis(300);
-    let proxy = support::start(settings).await;
+    let proxy = support::start_with_report(settings).await;
 
     let mut head = TcpStream::connect(proxy.addr).await.unwrap();
     head.write_all(b"GET /slow HTTP/1.1\r\nHost: x\r\n")
@@ -122,6 +124,19 @@ async fn a_head_sent_too_slowly_and_an_idle_connection_are_closed() {
     let read = String::from_utf8(read.expect("an idle connection stayed open")).unwrap();
     assert!(read.starts_with("HTTP/1.1 200"), "{read}");
     assert!(read.ends_with("late"), "{read}");
+    // Both closes are counted where operators look.
+    let summary: serde_json::Value = support::client()
+        .get(format!("http://{}/api/v1/summary", proxy.report.unwrap()))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let connections = &summary["connections"];
+    assert_eq!(connections["header_timeouts"], 1, "{summary}");
+    assert_eq!(connections["idle_closed"], 1, "{summary}");
+    assert_eq!(connections["accepted"], 2, "{summary}");
     proxy.stop().await;
 }
 

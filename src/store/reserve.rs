@@ -16,6 +16,9 @@ use super::DatabaseUrl;
 /// Bytes kept in reserve: many thousands of count rows.
 pub const RESERVE_BYTES: usize = 4 * 1024 * 1024;
 
+/// How often a released reserve is tried again.
+const RETRY_EVERY: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// The reserve file of one SQLite database (none for PostgreSQL, whose disk
 /// is its server's).
 #[derive(Debug)]
@@ -54,7 +57,7 @@ impl Reserve {
     pub fn try_again(&mut self) {
         let now = std::time::Instant::now();
         if self.released && self.next_try.is_none_or(|at| now >= at) {
-            self.next_try = Some(now + std::time::Duration::from_secs(30));
+            self.next_try = Some(now + RETRY_EVERY);
             self.ensure();
         }
     }
@@ -89,6 +92,8 @@ impl Reserve {
             return;
         }
         self.released = true;
+        // The room just freed is the counts': no new reserve for a while.
+        self.next_try = Some(std::time::Instant::now() + RETRY_EVERY);
         let _ = std::fs::remove_file(path);
         tracing::error!(
             file = %path.display(),
@@ -131,6 +136,9 @@ mod tests {
             RESERVE_BYTES as u64
         );
         reserve.release();
+        assert!(reserve.released() && !file.exists());
+        // Not at once: the room just freed belongs to the counts.
+        reserve.try_again();
         assert!(reserve.released() && !file.exists());
         assert!(reserve.ensure());
         assert!(!reserve.released() && file.exists());

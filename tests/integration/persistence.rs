@@ -349,10 +349,18 @@ async fn the_database_going_away_costs_clients_nothing_and_losses_are_counted() 
         .unwrap();
     assert_eq!(counts[0].outcomes.get("mismatched"), Some(&8), "{counts:?}");
     // 2 exemplars before the outage; of the 6 during it, 3 fit the queue.
-    let stored = store
-        .mismatches(MismatchFilter::default(), None, 100)
-        .await
-        .unwrap();
+    // Exemplars are written after the counts, in a transaction of their own.
+    let mut stored = Vec::new();
+    for _ in 0..100 {
+        stored = store
+            .mismatches(MismatchFilter::default(), None, 100)
+            .await
+            .unwrap();
+        if stored.len() >= 5 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
     assert_eq!(stored.len(), 5);
     assert_eq!(store.lost(all_time()).await.unwrap(), 3);
     assert_eq!(store.groups(None, None).await.unwrap()[0].count, 8);

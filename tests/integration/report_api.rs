@@ -46,7 +46,12 @@ impl Api {
     async fn summary_with(&self, n: i64) -> Value {
         for _ in 0..100 {
             let (status, summary) = self.get("/api/v1/summary?since=1h").await;
-            if status == 200 && summary["totals"]["compared"].as_i64() == Some(n) {
+            // Exemplars follow the counts in a transaction of their own:
+            // nothing left unwritten means both are in.
+            if status == 200
+                && summary["totals"]["compared"].as_i64() == Some(n)
+                && summary["store"]["unwritten"] == 0
+            {
                 return summary;
             }
             tokio::time::sleep(Duration::from_millis(100)).await;

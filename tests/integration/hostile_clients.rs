@@ -219,3 +219,52 @@ async fn a_signal_as_soon_as_the_port_accepts_still_drains() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn at_the_cap_a_connection_that_goes_idle_makes_room() {
+    let primary = support::backend(
+        Router::new()
+            .route(
+                "/slow",
+                get(|| async {
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                    "slow"
+                }),
+            )
+            .route("/", get(|| async { "hello" })),
+    )
+    .await;
+    let mut settings = support::settings(&primary, primary.url());
+    settings.sample_rate = SampleRate::NONE;
+    settings.connections.max_connections = 2.try_into().unwrap();
+    settings.connections.idle_timeout = Duration::from_secs(120);
+    let proxy = support::start(settings).await;
+    // Both places taken by requests under way, whose connections then stay
+    // open, idle, as a client's pool keeps them.
+    let mut kept = Vec::new();
+    for _ in 0..2 {
+        let mut socket = TcpStream::connect(proxy.addr).await.unwrap();
+        socket
+            .write_all(b"GET /slow HTTP/1.1\r\nHost: x\r\n\r\n")
+            .await
+            .unwrap();
+        kept.push(socket);
+    }
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    // A third client arrives while both are busy; once one goes idle, it is
+    // closed to make room, long before the two-minute idle timeout.
+    let third = tokio::time::timeout(
+        Duration::from_secs(20),
+        support::client().get(proxy.url("/")).send(),
+    )
+    .await
+    .expect("the third client waited for an idle timeout")
+    .unwrap();
+    assert_eq!(third.text().await.unwrap(), "hello");
+    for socket in &mut kept {
+        let mut head = [0u8; 12];
+        socket.read_exact(&mut head).await.unwrap();
+        assert_eq!(&head, b"HTTP/1.1 200", "a request under way was cut");
+    }
+    proxy.stop().await;
+}

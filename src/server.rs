@@ -120,6 +120,7 @@ impl Server {
             max_in_flight: settings.max_in_flight.get(),
             queue: settings.queue.get(),
             budget: budget.clone(),
+            comparisons: settings.shadow_threads.get(),
         });
         drop(entered);
         let proxy = Arc::new(Proxy::new(

@@ -78,6 +78,8 @@ pub struct ShadowConfig {
     pub budget: BodyBudget,
     /// Where sampled requests are recorded (`serve --record`).
     pub record: Option<crate::record::RequestLog>,
+    /// Comparisons running at once, each on a blocking thread.
+    pub comparisons: usize,
 }
 
 /// The sending side, held by the proxy.
@@ -114,7 +116,8 @@ impl ShadowStage {
         let (tx, rx) = mpsc::channel(config.queue);
         let (close, closing) = oneshot::channel();
         let slots = Arc::new(Semaphore::new(config.max_in_flight));
-        let dispatcher = tokio::spawn(dispatch(rx, Arc::new(config), slots, closing));
+        let comparing = Arc::new(Semaphore::new(config.comparisons.max(1)));
+        let dispatcher = tokio::spawn(dispatch(rx, Arc::new(config), slots, comparing, closing));
         (ShadowQueue { tx }, ShadowStage { close, dispatcher })
     }
 
@@ -140,6 +143,7 @@ async fn dispatch(
     mut rx: mpsc::Receiver<ShadowJob>,
     config: Arc<ShadowConfig>,
     slots: Arc<Semaphore>,
+    comparing: Arc<Semaphore>,
     mut closing: oneshot::Receiver<Duration>,
 ) {
     let mut running = JoinSet::new();
@@ -158,7 +162,7 @@ async fn dispatch(
         };
         match step {
             Step::Job(Some((permit, job))) => {
-                running.spawn(run(config.clone(), job, permit));
+                running.spawn(run(config.clone(), comparing.clone(), job, permit));
                 while running.try_join_next().is_some() {}
             }
             // Every sender is gone: no more work, but what runs may still
@@ -197,7 +201,12 @@ async fn next_job(
     Some((permit, job))
 }
 
-async fn run(config: Arc<ShadowConfig>, job: ShadowJob, _slot: OwnedSemaphorePermit) {
+async fn run(
+    config: Arc<ShadowConfig>,
+    comparing: Arc<Semaphore>,
+    job: ShadowJob,
+    _slot: OwnedSemaphorePermit,
+) {
     let ShadowJob {
         sample,
         rules,
@@ -207,26 +216,65 @@ async fn run(config: Arc<ShadowConfig>, job: ShadowJob, _slot: OwnedSemaphorePer
     let endpoint = sample.info().endpoint.clone();
     match execute(&config, endpoint, request, primary).await {
         Prepared::Done(outcome) => sample.finish(outcome),
-        // The comparison is CPU work: it runs on the blocking pool, whose
-        // size bounds how many run (and how much memory they take) at once,
-        // and it finishes the sample there too, since recording a mismatch
-        // redacts and compares again.
         Prepared::Compare(exchange, claims) => {
-            let limit = config.max_body_bytes;
-            let compared = tokio::task::spawn_blocking(move || {
-                let verdict = compare(&exchange, &rules, limit);
-                sample.finish(Outcome::Compared(Box::new(Comparison {
-                    exchange: *exchange,
-                    verdict,
-                    rules,
-                })));
-                drop(claims);
-            });
-            // A failed comparison thread drops the sample, which records it as abandoned.
-            if let Err(e) = compared.await {
-                tracing::error!(error = %e, "a comparison failed");
-            }
+            compare_off_thread(
+                config.max_body_bytes,
+                comparing,
+                sample,
+                rules,
+                exchange,
+                claims,
+            )
+            .await
         }
+    }
+}
+
+/// Compares on the blocking pool, at most as many at once as `comparing`
+/// allows, so that threads stay free for the name lookups the HTTP client
+/// makes there, and memory stays bounded. The comparison finishes the sample
+/// (recording a mismatch redacts and compares again: CPU work too), unless
+/// this task is given up first (the drain deadline), which finishes it as
+/// abandoned: one outcome either way.
+async fn compare_off_thread(
+    limit: usize,
+    comparing: Arc<Semaphore>,
+    sample: Sample,
+    rules: Arc<Rules>,
+    exchange: Box<Exchange>,
+    claims: [Claim; 3],
+) {
+    let Ok(turn) = comparing.acquire_owned().await else {
+        return;
+    };
+    let handoff = Handoff(Arc::new(std::sync::Mutex::new(Some(sample))));
+    let shared = handoff.0.clone();
+    let compared = tokio::task::spawn_blocking(move || {
+        let verdict = compare(&exchange, &rules, limit);
+        let sample = shared.lock().unwrap_or_else(|e| e.into_inner()).take();
+        if let Some(sample) = sample {
+            sample.finish(Outcome::Compared(Box::new(Comparison {
+                exchange: *exchange,
+                verdict,
+                rules,
+            })));
+        }
+        drop((claims, turn));
+    });
+    // A comparison that panicked drops the sample, which records it as abandoned.
+    if let Err(e) = compared.await {
+        tracing::error!(error = %e, "a comparison failed");
+    }
+    drop(handoff);
+}
+
+/// A sample on its way to a comparison thread; dropped before the thread
+/// took it, it drops the sample, which records it as abandoned.
+struct Handoff(Arc<std::sync::Mutex<Option<Sample>>>);
+
+impl Drop for Handoff {
+    fn drop(&mut self) {
+        drop(self.0.lock().unwrap_or_else(|e| e.into_inner()).take());
     }
 }
 
@@ -405,9 +453,13 @@ async fn fetch(
         // they come could each pin a larger read buffer, so that what the
         // budget counts would not be what the process holds. Past the limit
         // the response is dropped, which closes the connection.
-        let declared = content_length(response.headers()).unwrap_or(0) as usize;
+        // Only a response with a body has one to hold, and never more than the limit.
+        let declared = match has_body(method, response.status()) {
+            true => content_length(response.headers()).map_or(0, |n| n.min(limit as u64) as usize),
+            false => 0,
+        };
         let mut claim = config.budget.claim();
-        if !claim.grow(declared + size(response.headers())) {
+        if !claim.grow(declared.saturating_add(size(response.headers()))) {
             return Err(FetchError::OverBudget);
         }
         let mut body = Vec::with_capacity(declared);

@@ -88,15 +88,15 @@ pub fn forward(incoming: &HeaderMap, client: Option<IpAddr>, upgrade: bool) -> H
 }
 
 /// Sets the Host a backend receives, from headers [`forward`] made. With
-/// `Client` the client's Host stays (taken from the request's authority
-/// where HTTP/2 carries it there); otherwise the client's Host moves to
+/// `Client` the client's Host stays (the request's authority where it has
+/// one: HTTP/2, or an absolute-form target); otherwise the client's Host moves to
 /// X-Forwarded-Host, unless a proxy in front set that already, and Host
 /// becomes the fixed name, or is left out for the backend URL's authority.
 pub fn set_host(headers: &mut HeaderMap, host: &HostHeader, authority: Option<&str>) {
-    if !headers.contains_key(header::HOST) {
-        if let Some(v) = authority.and_then(|a| HeaderValue::from_str(a).ok()) {
-            headers.insert(header::HOST, v);
-        }
+    // A request's own authority (HTTP/2's `:authority`, an absolute-form
+    // target) is its host, whatever a Host field says (RFC 9112 §3.2.2).
+    if let Some(v) = authority.and_then(|a| HeaderValue::from_str(a).ok()) {
+        headers.insert(header::HOST, v);
     }
     let replacement = match host {
         HostHeader::Client => return,
@@ -215,10 +215,14 @@ mod tests {
         assert_eq!(h["host"], "orders.internal:8443");
         assert_eq!(h["x-forwarded-host"], "api.example");
 
-        // HTTP/2 carries the authority in the request line, not in Host.
+        // HTTP/2 carries the authority in the request line, not in Host;
+        // an absolute-form target's authority wins over a Host field.
         let mut h = HeaderMap::new();
         set_host(&mut h, &HostHeader::Client, Some("h2.example"));
         assert_eq!(h["host"], "h2.example");
+        let mut h = client.clone();
+        set_host(&mut h, &HostHeader::Client, Some("target.example"));
+        assert_eq!(h["host"], "target.example");
     }
 
     #[test]

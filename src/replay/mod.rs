@@ -345,6 +345,7 @@ pub async fn run(
         queue: concurrency,
         budget: budget.clone(),
         record: None,
+        comparisons: std::thread::available_parallelism().map_or(2, |n| n.get()),
     });
     let (default_rules, route_rules) = proxy::rules(settings);
     let selected = requests.len();

@@ -135,3 +135,23 @@ async fn hostile_candidates_stay_within_the_memory_bound() {
         assert_eq!(code, Some(0), "{stderr}");
     }
 }
+
+#[tokio::test]
+async fn a_huge_length_on_a_response_without_a_body_is_still_compared() {
+    let primary = support::backend(Router::new().route("/", get(|| async { "hello" }))).await;
+    let candidate = support::raw_backend(|mut socket| async move {
+        let _ = socket
+            .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 18446744073709551615\r\n\r\n")
+            .await;
+        let _ = socket.shutdown().await;
+    })
+    .await;
+    let proxy = support::start(support::settings(&primary, candidate)).await;
+    let response = support::client().head(proxy.url("/")).send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let tally = proxy.outcomes(1).await;
+    let compared = tally.count(shadowdiff::outcome::OutcomeKey::Matched)
+        + tally.count(shadowdiff::outcome::OutcomeKey::Mismatched);
+    assert_eq!(compared, 1, "{tally:?}");
+    proxy.stop().await;
+}

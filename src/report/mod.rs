@@ -92,16 +92,21 @@ impl ReportState {
         // the writer's first connection has created the tables.
         self.store
             .get_or_try_init(|| async {
-                let store = SqlStore::connect(url).await?;
-                // Two first starts can race to migrate one SQLite file; the
-                // loser sees the winner's tables on a second try.
+                let mut store = SqlStore::connect(url).await?;
+                // Two first starts can race to migrate one SQLite file (the
+                // writer's and this one); the loser sees the winner's tables
+                // once the winner is done, which on a loaded machine can take
+                // a few tries. Each try is on a fresh connection: a failed
+                // migration can leave its lock held by the one it ran on.
                 let mut tries = 0;
                 loop {
                     match store.migrate().await {
                         Ok(()) => return Ok::<_, StoreError>(store),
-                        Err(_) if tries < 3 => {
+                        Err(_) if tries < 30 => {
                             tries += 1;
+                            store.checkpoint_and_close().await;
                             tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                            store = SqlStore::connect(url).await?;
                         }
                         // A database that takes no writes (read-only, full)
                         // can still be read, and the store's health shown.

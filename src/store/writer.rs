@@ -94,6 +94,9 @@ struct Pending {
     budget: (i64, usize),
     /// The last minute a loss was logged in: one line a minute, not one a record.
     loss_logged: Option<i64>,
+    /// Exemplars being redacted (outside the lock) whose counts are already
+    /// pending: unwritten until queued, or lost.
+    preparing: usize,
 }
 
 impl Pending {
@@ -290,6 +293,9 @@ impl StoreWriter {
                     if within_quota && spent {
                         self.lose(&mut p, minute, 1, LossReason::ExemplarByteBudget);
                     }
+                    if within_quota && !spent {
+                        p.preparing += 1;
+                    }
                     within_quota && !spent
                 }
             }
@@ -301,6 +307,7 @@ impl StoreWriter {
         let record = exemplar::build(&self.redactor, self.config.max_body_bytes, at, info, c);
         let size = exemplar::size(&record);
         let mut p = self.lock();
+        p.preparing -= 1;
         let hour = at.div_euclid(3_600_000);
         if p.budget.0 != hour {
             p.budget = (hour, 0);
@@ -658,7 +665,7 @@ impl StoreWriter {
     /// Rows still waiting to be written (0 once everything is stored).
     pub fn unwritten(&self) -> usize {
         let p = self.lock();
-        p.count_rows() + p.mismatches.len() + p.lost.len()
+        p.count_rows() + p.mismatches.len() + p.lost.len() + p.preparing
     }
 
     /// Exemplars lost so far and not yet written as lost.

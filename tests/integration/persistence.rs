@@ -324,6 +324,14 @@ async fn the_database_going_away_costs_clients_nothing_and_losses_are_counted() 
 
     traffic(&proxy, 0..4).await;
     let store = wait_for_counts(&url, 4).await;
+    // The exemplars follow the counts in a transaction of their own.
+    for _ in 0..100 {
+        let stored = store.mismatches(MismatchFilter::default(), None, 100).await;
+        if stored.unwrap().len() >= 2 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
     drop(store);
 
     pg.stop();

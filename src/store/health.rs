@@ -104,7 +104,8 @@ pub enum LossReason {
     ExemplarQueueFull,
     /// The exemplars of this hour reached `store_exemplar_bytes_per_hour`.
     ExemplarByteBudget,
-    /// Writing the exemplar failed while counts could still be written.
+    /// Exemplar writes kept failing (while counts could be written) and the
+    /// queue overflowed.
     ExemplarWriteFailed,
     /// The counts waiting in memory reached their bound during an outage.
     CountsBacklogFull,

@@ -388,6 +388,26 @@ impl StoreWriter {
         }
     }
 
+    /// Puts exemplars that could not be written back at the head of the
+    /// queue; past its bounds the oldest are lost to the failing writes.
+    fn put_back_exemplars(&self, chunk: Batch) {
+        let mut p = self.lock();
+        for record in chunk.mismatches.into_iter().rev() {
+            let size = exemplar::size(&record);
+            p.mismatch_bytes += size;
+            p.mismatches.push_front((record, size));
+        }
+        let minute = now_ms().div_euclid(60_000);
+        let budget = self.config.exemplar_bytes_per_hour;
+        while p.mismatches.len() > self.config.max_pending || p.mismatch_bytes > budget {
+            let Some((_, size)) = p.mismatches.pop_front() else {
+                break;
+            };
+            p.mismatch_bytes -= size;
+            self.lose(&mut p, minute, 1, LossReason::ExemplarWriteFailed);
+        }
+    }
+
     /// Puts counts that could not be written back: they merge with what
     /// came since.
     fn put_back(&self, batch: Batch) {
@@ -462,12 +482,11 @@ impl StoreWriter {
                 break;
             }
             if let Err(e) = self.write(store, &chunk).await {
-                // Exemplars give way: counts are never held up by them.
-                let mut p = self.lock();
-                let minute = now_ms().div_euclid(60_000);
-                let n = chunk.mismatches.len() as i64;
-                self.lose(&mut p, minute, n, LossReason::ExemplarWriteFailed);
-                drop(p);
+                // Exemplars give way: counts are never held up by them. They
+                // wait for the next round (a lock or a timeout passes), and
+                // while writes keep failing, the oldest that no longer fit
+                // the queue are lost.
+                self.put_back_exemplars(chunk);
                 return Flushed {
                     counts: Ok(()),
                     exemplars: Some(e),

@@ -155,7 +155,22 @@ async fn the_api_reports_what_the_proxy_saw() {
                 None => break,
             }
         }
-        assert_eq!(ids.len(), 5, "{}: {ids:?}", db.name);
+        assert_eq!(
+            ids.len(),
+            5,
+            "{}: {ids:?}; store: {}; in the database: {}",
+            db.name,
+            api.get("/api/v1/summary?since=1h").await.1["store"],
+            shadowdiff::store::Store::mismatches(
+                &shadowdiff::store::SqlStore::connect(&db.url).await.unwrap(),
+                shadowdiff::store::MismatchFilter::default(),
+                None,
+                100
+            )
+            .await
+            .unwrap()
+            .len()
+        );
         assert!(ids.windows(2).all(|w| w[0] > w[1]));
 
         let (status, detail) = api.get(&format!("/api/v1/mismatches/{}", ids[0])).await;

@@ -573,6 +573,10 @@ impl StoreWriter {
             }
         }
         reserve.try_again();
+        // What this try is about to write counts as unwritten until it ends:
+        // a reader that sees the counts, written first, must not also see
+        // "nothing unwritten" while the exemplars are still on their way.
+        self.health.set_unwritten(self.unwritten());
         let flushed = self.flush_round(store.as_ref(), !reserve.released()).await;
         let full = |e: &StoreError| ErrorClass::of(e) == ErrorClass::DiskFull;
         if flushed.counts.as_ref().err().is_some_and(full)

@@ -70,9 +70,9 @@ fn a_bad_route_pattern_is_named() {
     );
 }
 
-#[test]
-fn a_bad_environment_variable_is_named() {
-    let out = Command::new(BIN)
+/// `serve` with two backends and one variable set, in a clean environment.
+fn serve_with_env(var: &str, value: &str) -> std::process::Output {
+    Command::new(BIN)
         .args([
             "serve",
             "--primary",
@@ -81,9 +81,14 @@ fn a_bad_environment_variable_is_named() {
             "http://127.0.0.1:2",
         ])
         .env_clear()
-        .env("SHADOWDIFF_QUEUE", "0")
+        .env(var, value)
         .output()
-        .unwrap();
+        .unwrap()
+}
+
+#[test]
+fn a_bad_environment_variable_is_named() {
+    let out = serve_with_env("SHADOWDIFF_QUEUE", "0");
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("SHADOWDIFF_QUEUE"), "{stderr}");
@@ -379,18 +384,7 @@ fn a_number_too_large_names_its_key() {
     assert!(stderr.contains("key `max_body_bytes`"), "{stderr}");
     assert!(!stderr.contains("(top level)"), "{stderr}");
 
-    let out = Command::new(BIN)
-        .args([
-            "serve",
-            "--primary",
-            "http://127.0.0.1:1",
-            "--candidate",
-            "http://127.0.0.1:2",
-        ])
-        .env_clear()
-        .env("SHADOWDIFF_MAX_BODY_BYTES", "99999999999999999999")
-        .output()
-        .unwrap();
+    let out = serve_with_env("SHADOWDIFF_MAX_BODY_BYTES", "99999999999999999999");
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{stderr}");
     assert!(

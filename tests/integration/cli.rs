@@ -70,6 +70,13 @@ fn a_bad_route_pattern_is_named() {
     );
 }
 
+/// Asserts that the command was refused (exit 2) saying `why`.
+fn refused(out: &std::process::Output, why: &str) {
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains(why), "{stderr}");
+}
+
 /// `serve` with two backends and one variable set, in a clean environment.
 fn serve_with_env(var: &str, value: &str) -> std::process::Output {
     Command::new(BIN)
@@ -89,9 +96,7 @@ fn serve_with_env(var: &str, value: &str) -> std::process::Output {
 #[test]
 fn a_bad_environment_variable_is_named() {
     let out = serve_with_env("SHADOWDIFF_QUEUE", "0");
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(2), "{stderr}");
-    assert!(stderr.contains("SHADOWDIFF_QUEUE"), "{stderr}");
+    refused(&out, "SHADOWDIFF_QUEUE");
 }
 
 #[test]
@@ -286,9 +291,7 @@ fn negative_numbers_are_refused_by_flag_name() {
         "--min-samples",
         "-1",
     ]);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(2), "{stderr}");
-    assert!(stderr.contains("--min-samples"), "{stderr}");
+    refused(&out, "--min-samples");
 }
 
 #[test]
@@ -369,9 +372,7 @@ fn check_config_refuses_a_report_api_on_the_proxy_port() {
         "--report-listen",
         "127.0.0.1:9100",
     ]);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(2), "{stderr}");
-    assert!(stderr.contains("share a port"), "{stderr}");
+    refused(&out, "share a port");
 }
 
 #[test]
@@ -379,9 +380,8 @@ fn a_number_too_large_names_its_key() {
     let file = config_file("queue = 5\nmax_body_bytes = 99999999999999999999\n");
     let path = file.path().to_str().unwrap();
     let out = shadowdiff(&["check-config", path]);
+    refused(&out, "key `max_body_bytes`");
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(2), "{stderr}");
-    assert!(stderr.contains("key `max_body_bytes`"), "{stderr}");
     assert!(!stderr.contains("(top level)"), "{stderr}");
 
     let out = serve_with_env("SHADOWDIFF_MAX_BODY_BYTES", "99999999999999999999");

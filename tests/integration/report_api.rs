@@ -202,15 +202,43 @@ async fn the_api_reports_what_the_proxy_saw() {
     }
 }
 
+/// A proxy whose report API wants [`TOKEN`], on a SQLite store, with the
+/// backends it needs kept alive.
+struct Guarded {
+    proxy: support::RunningProxy,
+    _backends: (support::Backend, support::Backend),
+    _db: support::TestDatabase,
+}
+
+impl Guarded {
+    async fn start() -> Guarded {
+        let (primary, candidate) = (primary().await, candidate().await);
+        let db = support::sqlite_database();
+        let mut config = settings(&primary, &candidate, &db, "one");
+        config.report_token = Some(TOKEN.parse().unwrap());
+        let proxy = support::start_with_report(config).await;
+        Guarded {
+            proxy,
+            _backends: (primary, candidate),
+            _db: db,
+        }
+    }
+
+    fn base(&self) -> String {
+        format!("http://{}", self.proxy.report.unwrap())
+    }
+}
+
 #[tokio::test]
 async fn the_api_requires_its_token_and_names_bad_parameters() {
-    let (primary, candidate) = (primary().await, candidate().await);
-    let db = support::sqlite_database();
-    let mut config = settings(&primary, &candidate, &db, "one");
-    config.report_token = Some(TOKEN.parse().unwrap());
-    let proxy = support::start_with_report(config).await;
-    let base = format!("http://{}", proxy.report.unwrap());
-    let client = support::client();
+    let guarded = Guarded::start().await;
+    let (base, client) = (guarded.base(), support::client());
+    // The backends and the database live to the end of the test.
+    let Guarded {
+        proxy,
+        _backends: _kept,
+        _db: _kept_db,
+    } = guarded;
 
     let health = client.get(format!("{base}/healthz")).send().await.unwrap();
     assert_eq!(health.status(), 200, "health needs no token");
@@ -319,13 +347,14 @@ async fn odd_input_gets_400_naming_it_on_both_databases() {
 
 #[tokio::test]
 async fn the_bearer_scheme_is_accepted_in_any_case() {
-    let (primary, candidate) = (primary().await, candidate().await);
-    let db = support::sqlite_database();
-    let mut config = settings(&primary, &candidate, &db, "one");
-    config.report_token = Some(TOKEN.parse().unwrap());
-    let proxy = support::start_with_report(config).await;
-    let base = format!("http://{}", proxy.report.unwrap());
-    let client = support::client();
+    let guarded = Guarded::start().await;
+    let (base, client) = (guarded.base(), support::client());
+    // The backends and the database live to the end of the test.
+    let Guarded {
+        proxy,
+        _backends: _kept,
+        _db: _kept_db,
+    } = guarded;
     let upper = TOKEN.to_ascii_uppercase();
     for (auth, status) in [
         (format!("Bearer {TOKEN}"), 200),

@@ -192,6 +192,12 @@ fn whole_u64(s: &str) -> Result<u64, String> {
         .map_err(|_| format!("expected a whole number, 0 or more; got {s:?}"))
 }
 
+fn whole_u32(s: &str) -> Result<u32, String> {
+    s.trim()
+        .parse()
+        .map_err(|_| format!("expected a whole number from 0 to {}; got {s:?}", u32::MAX))
+}
+
 fn whole_usize(s: &str) -> Result<usize, String> {
     s.trim()
         .parse()
@@ -451,6 +457,10 @@ pub struct ServeArgs {
     /// Threads for shadow work (candidate calls, comparisons), apart from the client path's. [default: half the cores, at least 1] [key: shadow_threads]
     #[arg(long, value_name = "N", allow_negative_numbers = true, value_parser = at_least_one)]
     pub shadow_threads: Option<NonZeroUsize>,
+
+    /// Candidate failures in a row (errors, timeouts, heads or bodies over the limits) after which shadowing pauses, probing once a cooldown (1 s doubling to 30 s); 0 never pauses. [default: 5] [key: breaker_failures]
+    #[arg(long, value_name = "N", allow_negative_numbers = true, value_parser = whole_u32)]
+    pub breaker_failures: Option<u32>,
 }
 
 impl ServeArgs {
@@ -488,6 +498,7 @@ impl ServeArgs {
             primary_host: self.primary_host.clone(),
             candidate_host: self.candidate_host.clone(),
             shadow_threads: self.shadow_threads,
+            breaker_failures: self.breaker_failures,
         }
     }
 }

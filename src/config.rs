@@ -226,6 +226,8 @@ pub struct Settings {
     /// Threads that run shadow work (candidate calls and comparisons), apart
     /// from the threads serving clients.
     pub shadow_threads: NonZeroUsize,
+    /// Candidate failures in a row that pause shadowing (`None`: never).
+    pub breaker_failures: Option<std::num::NonZeroU32>,
 }
 
 /// Limits on client connections, so slow or idle clients cannot hold them all.
@@ -332,6 +334,7 @@ impl Settings {
             primary_host: HostHeader::Client,
             candidate_host: HostHeader::Client,
             shadow_threads: default_shadow_threads(),
+            breaker_failures: std::num::NonZeroU32::new(DEFAULT_BREAKER_FAILURES),
         }
     }
 
@@ -379,7 +382,11 @@ pub struct Layer {
     pub primary_host: Option<HostHeader>,
     pub candidate_host: Option<HostHeader>,
     pub shadow_threads: Option<NonZeroUsize>,
+    pub breaker_failures: Option<u32>,
 }
+
+/// Candidate failures in a row that pause shadowing, unless set.
+pub const DEFAULT_BREAKER_FAILURES: u32 = 5;
 
 /// Half the cores, at least one: the other half stays with the client path.
 fn default_shadow_threads() -> NonZeroUsize {
@@ -651,6 +658,7 @@ impl Layer {
         "primary_host",
         "candidate_host",
         "shadow_threads",
+        "breaker_failures",
     ];
 
     /// This layer with every key that `over` sets replaced by `over`'s value.
@@ -689,6 +697,7 @@ impl Layer {
             primary_host: over.primary_host.or(self.primary_host),
             candidate_host: over.candidate_host.or(self.candidate_host),
             shadow_threads: over.shadow_threads.or(self.shadow_threads),
+            breaker_failures: over.breaker_failures.or(self.breaker_failures),
         }
     }
 
@@ -779,6 +788,9 @@ impl Layer {
         }
         if let Some(v) = self.shadow_threads {
             s.shadow_threads = v;
+        }
+        if let Some(v) = self.breaker_failures {
+            s.breaker_failures = std::num::NonZeroU32::new(v);
         }
         Ok(s)
     }

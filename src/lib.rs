@@ -5,6 +5,7 @@
 //! in short, a request flows `proxy` → (sampled) `shadow` → `compare` → `outcome`,
 //! and everything that shapes that flow comes from `config`, parsed once into types.
 
+pub mod breaker;
 pub mod budget;
 pub mod cli;
 pub mod compare;

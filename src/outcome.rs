@@ -48,6 +48,9 @@ pub enum SkipReason {
     OverBudget,
     /// The client went away, or the request body broke, before the exchange was whole.
     Incomplete,
+    /// The candidate kept failing: the breaker sheds samples until a probe
+    /// gets a usable response (`breaker_failures`).
+    CandidateUnhealthy,
 }
 
 /// Why a sampled request was dropped without an attempt.
@@ -112,6 +115,7 @@ names!(SkipReason {
     PrimaryTimeout => "primary_timeout",
     OverBudget => "over_budget",
     Incomplete => "incomplete",
+    CandidateUnhealthy => "candidate_unhealthy",
 });
 names!(DropReason { QueueFull => "queue_full", Shutdown => "shutdown", Abandoned => "abandoned" });
 

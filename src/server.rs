@@ -108,6 +108,9 @@ impl Server {
             }
         };
         let budget = BodyBudget::new(settings.max_buffered_bytes);
+        let breaker = settings
+            .breaker_failures
+            .map(|n| Arc::new(crate::breaker::Breaker::new(n)));
         let (queue, stage) = ShadowStage::start(ShadowConfig {
             record,
             primary: settings.primary.clone(),
@@ -121,6 +124,7 @@ impl Server {
             queue: settings.queue.get(),
             budget: budget.clone(),
             comparisons: settings.shadow_threads.get(),
+            breaker: breaker.clone(),
         });
         drop(entered);
         let proxy = Arc::new(Proxy::new(
@@ -129,6 +133,7 @@ impl Server {
             queue,
             recorder.clone(),
             budget,
+            breaker,
         ));
         Ok(Server {
             proxy,

@@ -13,6 +13,7 @@ use http::{HeaderMap, HeaderValue, Method};
 use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
 
+use crate::breaker::{Breaker, Health};
 use crate::budget::{BodyBudget, Claim};
 use crate::compare::{compare, Rules};
 use crate::config::{BackendUrl, HostHeader};
@@ -80,6 +81,8 @@ pub struct ShadowConfig {
     pub record: Option<crate::record::RequestLog>,
     /// Comparisons running at once, each on a blocking thread.
     pub comparisons: usize,
+    /// Told what each candidate call found, when samples may be shed.
+    pub breaker: Option<Arc<Breaker>>,
 }
 
 /// The sending side, held by the proxy.
@@ -390,6 +393,15 @@ async fn execute(
         }
     };
     let (primary, primary_claim) = primary;
+    let health = match &candidate {
+        Ok(_) => Some(Health::Usable),
+        Err(FetchError::TooLarge | FetchError::Failed(_)) => Some(Health::Failed),
+        // Our own memory ran short: not the candidate's doing.
+        Err(FetchError::OverBudget) => None,
+    };
+    if let (Some(breaker), Some(health)) = (&config.breaker, health) {
+        breaker.report(health);
+    }
     let (candidate, candidate_claim) = match candidate {
         Ok(c) => c,
         Err(FetchError::TooLarge) => return Outcome::Skipped(SkipReason::BodyTooLarge).into(),

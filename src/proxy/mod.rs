@@ -27,6 +27,7 @@ use crate::compare::Rules;
 use crate::config::{HostHeader, Mode, Settings};
 use crate::endpoint::EndpointCatalog;
 
+use crate::breaker::Breaker;
 use crate::budget::BodyBudget;
 use crate::outcome::{Outcome, Recorder, Sample, SampleInfo, SkipReason};
 use crate::sampling::{SampleRate, Sampler};
@@ -48,6 +49,8 @@ pub struct Proxy {
     queue: ShadowQueue,
     recorder: Arc<Recorder>,
     budget: BodyBudget,
+    /// Sheds samples while the candidate keeps failing.
+    breaker: Option<Arc<Breaker>>,
 }
 
 impl Proxy {
@@ -57,6 +60,7 @@ impl Proxy {
         queue: ShadowQueue,
         recorder: Arc<Recorder>,
         budget: BodyBudget,
+        breaker: Option<Arc<Breaker>>,
     ) -> Self {
         let (default_rules, route_rules) = rules(&settings);
         Proxy {
@@ -69,6 +73,7 @@ impl Proxy {
             queue,
             recorder,
             budget,
+            breaker,
         }
     }
 }
@@ -150,6 +155,9 @@ impl Proxy {
             .is_some_and(|n| n > self.settings.max_body_bytes as u64)
         {
             Some(SkipReason::BodyTooLarge)
+        } else if self.breaker.as_ref().is_some_and(|b| !b.allow()) {
+            // Last, so that a probe is only spent on a request that can be shadowed.
+            Some(SkipReason::CandidateUnhealthy)
         } else {
             None
         };

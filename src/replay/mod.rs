@@ -333,7 +333,9 @@ pub async fn run(
     let recorder = Arc::new(Recorder::with_writer(writer.clone()));
     let budget = BodyBudget::new(settings.max_buffered_bytes);
     let concurrency = options.concurrency.get();
+    // A replay tries every request: no breaker sheds any.
     let (queue, stage) = ShadowStage::start(ShadowConfig {
+        breaker: None,
         primary: settings.primary.clone(),
         candidate: settings.candidate.clone(),
         primary_host: settings.primary_host.clone(),

@@ -102,6 +102,9 @@ async fn hostile_candidates_stay_within_the_memory_bound() {
                 &BUFFERED.to_string(),
                 "--shadow-threads",
                 &THREADS.to_string(),
+                // Every sample an attack: the bound must hold without the breaker's help.
+                "--breaker-failures",
+                "0",
             ],
             None,
         )

@@ -33,6 +33,18 @@ pub enum Health {
     Failed,
 }
 
+/// What the breaker says about one sampled request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Admission {
+    /// Closed: shadow it.
+    Shadow,
+    /// Open, and this request is the cooldown's probe: shadow it, whatever
+    /// the breaker says by the time it runs.
+    Probe,
+    /// Open: finish it as `candidate_unhealthy`.
+    Shed,
+}
+
 /// Shared by the proxy (which asks) and the shadow stage (which reports).
 #[derive(Debug)]
 pub struct Breaker {
@@ -63,8 +75,14 @@ impl Breaker {
 
     /// Whether to shadow a sampled request now. While open, the first caller
     /// after each cooldown is let through as the probe.
-    pub fn allow(&self) -> bool {
-        self.allow_at(self.now_ms())
+    pub fn admit(&self) -> Admission {
+        if !self.is_open() {
+            return Admission::Shadow;
+        }
+        match self.allow_at(self.now_ms()) {
+            true => Admission::Probe,
+            false => Admission::Shed,
+        }
     }
 
     /// Records what a shadow call found.
@@ -72,7 +90,8 @@ impl Breaker {
         self.report_at(health, self.now_ms())
     }
 
-    /// Whether samples are being shed now.
+    /// Whether samples are being shed now: work queued before it opened is
+    /// shed too, probes apart.
     pub fn is_open(&self) -> bool {
         self.open_until.load(Ordering::Relaxed) != 0
     }

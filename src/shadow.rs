@@ -29,6 +29,8 @@ pub struct ShadowJob {
     pub rules: Arc<Rules>,
     pub request: ShadowRequest,
     pub primary: PrimarySource,
+    /// Let through an open breaker to try the candidate: never shed.
+    pub probe: bool,
 }
 
 /// The request to replay, with headers as forwarded to the primary.
@@ -215,7 +217,13 @@ async fn run(
         rules,
         request,
         primary,
+        probe,
     } = job;
+    // Queued before the breaker opened: the candidate would only fail again.
+    if !probe && config.breaker.as_ref().is_some_and(|b| b.is_open()) {
+        sample.finish(Outcome::Skipped(SkipReason::CandidateUnhealthy));
+        return;
+    }
     let endpoint = sample.info().endpoint.clone();
     match execute(&config, endpoint, request, primary).await {
         Prepared::Done(outcome) => sample.finish(outcome),

@@ -27,7 +27,7 @@ use crate::compare::Rules;
 use crate::config::{HostHeader, Mode, Settings};
 use crate::endpoint::EndpointCatalog;
 
-use crate::breaker::Breaker;
+use crate::breaker::{Admission, Breaker};
 use crate::budget::BodyBudget;
 use crate::outcome::{Outcome, Recorder, Sample, SampleInfo, SkipReason};
 use crate::sampling::{SampleRate, Sampler};
@@ -128,10 +128,18 @@ fn bad_gateway(what: &str) -> Response {
     (StatusCode::BAD_GATEWAY, format!("shadowdiff: {what}\n")).into_response()
 }
 
+/// A sampled request that can be shadowed.
+struct Admitted {
+    sample: Sample,
+    rules: Arc<Rules>,
+    /// The breaker's probe: never shed once queued.
+    probe: bool,
+}
+
 impl Proxy {
     /// Decides whether to shadow a request; a sampled request that cannot be
     /// shadowed is finished here as skipped.
-    fn admit(&self, parts: &http::request::Parts, upgrade: bool) -> Option<(Sample, Arc<Rules>)> {
+    fn admit(&self, parts: &http::request::Parts, upgrade: bool) -> Option<Admitted> {
         let (method, path) = (&parts.method, parts.uri.path());
         let index = self.settings.route_for(method, path);
         let route = index.map(|i| &self.settings.routes[i]);
@@ -147,6 +155,7 @@ impl Proxy {
             method: method.clone(),
             target: target_of(parts).to_string(),
         });
+        let mut probe = false;
         let skip = if upgrade {
             Some(SkipReason::Upgrade)
         } else if !is_safe(method) && !route.is_some_and(|r| r.mirror_unsafe) {
@@ -155,11 +164,16 @@ impl Proxy {
             .is_some_and(|n| n > self.settings.max_body_bytes as u64)
         {
             Some(SkipReason::BodyTooLarge)
-        } else if self.breaker.as_ref().is_some_and(|b| !b.allow()) {
-            // Last, so that a probe is only spent on a request that can be shadowed.
-            Some(SkipReason::CandidateUnhealthy)
         } else {
-            None
+            // Last, so that a probe is only spent on a request that can be shadowed.
+            match self.breaker.as_ref().map(|b| b.admit()) {
+                Some(Admission::Shed) => Some(SkipReason::CandidateUnhealthy),
+                Some(Admission::Probe) => {
+                    probe = true;
+                    None
+                }
+                Some(Admission::Shadow) | None => None,
+            }
         };
         match skip {
             Some(reason) => {
@@ -171,7 +185,11 @@ impl Proxy {
                     Some(i) => self.route_rules[i].clone(),
                     None => self.default_rules.clone(),
                 };
-                Some((sample, rules))
+                Some(Admitted {
+                    sample,
+                    rules,
+                    probe,
+                })
             }
         }
     }
@@ -199,18 +217,20 @@ impl Proxy {
 
         let sample = self.admit(&parts, upgrade);
         let permit = match sample.map(|s| (self.queue.try_reserve(), s)) {
-            Some((Ok(permit), (sample, rules))) => {
+            Some((Ok(permit), admitted)) => {
                 // The head waits in the queue too: it counts in the budget like a body.
                 let mut claim = self.budget.claim();
                 if claim.grow(headers::size(&forwarded)) {
-                    Some((permit, (sample, rules), claim))
+                    Some((permit, admitted, claim))
                 } else {
-                    sample.finish(Outcome::Skipped(SkipReason::OverBudget));
+                    admitted
+                        .sample
+                        .finish(Outcome::Skipped(SkipReason::OverBudget));
                     None
                 }
             }
-            Some((Err(reason), (sample, _))) => {
-                sample.finish(Outcome::Dropped(reason));
+            Some((Err(reason), admitted)) => {
+                admitted.sample.finish(Outcome::Dropped(reason));
                 None
             }
             None => None,
@@ -220,7 +240,7 @@ impl Proxy {
         let primary_body = match permit {
             None if empty => reqwest::Body::from(Bytes::new()),
             None => reqwest::Body::wrap_stream(body),
-            Some((permit, (sample, rules), claim)) => {
+            Some((permit, admitted, claim)) => {
                 let (report, response_copy) = oneshot::channel();
                 primary_report = Some(report);
                 let (body_source, primary_body) = if empty {
@@ -242,8 +262,9 @@ impl Proxy {
                     (BodySource::Pending(rx), reqwest::Body::wrap_stream(tee))
                 };
                 permit.send(ShadowJob {
-                    sample,
-                    rules,
+                    sample: admitted.sample,
+                    rules: admitted.rules,
+                    probe: admitted.probe,
                     request: ShadowRequest {
                         method: parts.method.clone(),
                         target: target.to_string(),
@@ -352,7 +373,12 @@ impl Proxy {
         if let Err(e) = self.settings.primary.join(target_of(&parts)) {
             return (StatusCode::BAD_REQUEST, format!("shadowdiff: {e}\n")).into_response();
         }
-        if let Some((sample, rules)) = self.admit(&parts, upgrade) {
+        if let Some(Admitted {
+            sample,
+            rules,
+            probe,
+        }) = self.admit(&parts, upgrade)
+        {
             let limited = http_body_util::Limited::new(body, self.settings.max_body_bytes);
             match limited.collect().await {
                 Err(error) => {
@@ -380,6 +406,7 @@ impl Proxy {
                             permit.send(ShadowJob {
                                 sample,
                                 rules,
+                                probe,
                                 request: ShadowRequest {
                                     method: parts.method.clone(),
                                     target: target_of(&parts).to_string(),

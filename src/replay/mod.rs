@@ -427,6 +427,7 @@ pub async fn run(
             Ok(permit) => permit.send(ShadowJob {
                 sample,
                 rules,
+                probe: false,
                 request: ShadowRequest {
                     method: request.method,
                     target: request.target,

@@ -133,3 +133,40 @@ async fn with_the_breaker_off_every_sample_reaches_the_candidate() {
     );
     assert_eq!(hits.load(Ordering::SeqCst), 12, "{tally:?}");
 }
+
+#[tokio::test]
+async fn work_queued_before_it_opened_is_shed_too() {
+    let primary = support::backend(Router::new().route("/", get(|| async { "ok" }))).await;
+    let hits = Arc::new(AtomicUsize::new(0));
+    let counted = hits.clone();
+    // Slow to fail, so that the queue fills before the breaker opens.
+    let candidate = support::raw_backend(move |socket| {
+        let hits = counted.clone();
+        async move {
+            hits.fetch_add(1, Ordering::SeqCst);
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            #[allow(deprecated)]
+            let _ = socket.set_linger(Some(Duration::ZERO));
+        }
+    })
+    .await;
+    let mut settings = support::settings(&primary, candidate);
+    settings.breaker_failures = std::num::NonZeroU32::new(3);
+    settings.max_in_flight = std::num::NonZeroUsize::new(4).unwrap();
+    let proxy = support::start(settings).await;
+    let client = support::client();
+    let mut requests = tokio::task::JoinSet::new();
+    for _ in 0..100 {
+        let (client, url) = (client.clone(), proxy.url("/"));
+        requests.spawn(async move { client.get(url).send().await.unwrap().text().await.unwrap() });
+    }
+    while let Some(body) = requests.join_next().await {
+        assert_eq!(body.unwrap(), "ok");
+    }
+    proxy.outcomes(100).await;
+    let tally = proxy.stop().await;
+    let shed = tally.count(OutcomeKey::Skipped(SkipReason::CandidateUnhealthy));
+    // 4 at a time: the first round or two fail, then the queue is shed.
+    assert!(shed >= 80, "{tally:?}");
+    assert!(hits.load(Ordering::SeqCst) <= 20, "{tally:?}");
+}

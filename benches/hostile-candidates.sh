@@ -7,11 +7,15 @@
 # of medians to the no-shadow figure, and the highest peak resident memory.
 # The attackers run at nice 19, standing in for another machine: on loopback
 # their own sending would otherwise take the proxy's CPU. Needs wrk.
-# Usage: benches/hostile-candidates.sh [seconds per run, default 5] [rounds, default 5]
+# Each run is measured after a warm-up (default 7 s) longer than the 5 s
+# candidate timeout: a starved attacker's first failures are timeouts, and
+# only then can the breaker know it (warm-up 1 shows that first stretch).
+# Usage: benches/hostile-candidates.sh [seconds per run, default 5] [rounds, default 5] [warm-up seconds, default 7]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds=${1:-5}
 rounds=${2:-5}
+warmup=${3:-7}
 command -v wrk >/dev/null || { echo "wrk is not installed: apt-get install wrk" >&2; exit 1; }
 
 cargo build --release --quiet --bin shadowdiff --example bench_backend --example hostile_candidate
@@ -43,7 +47,7 @@ for round in $(seq "$rounds"); do
       --database-url "sqlite://$work/bench.db" 2>>"$work/$name.log" &
     proxy=$!
     wait_port 18080
-    wrk -t1 -c16 -d1s http://127.0.0.1:18080/api/items >/dev/null   # warm up
+    wrk -t1 -c16 -d"${warmup}s" http://127.0.0.1:18080/api/items >/dev/null
     rps=$(wrk -t1 -c16 -d"${seconds}s" http://127.0.0.1:18080/api/items | awk '/Requests\/sec/ {print $2}')
     results[$name]+="$rps "
     peak=$(awk '/VmHWM/ {printf "%.0f", $2/1024}' "/proc/$proxy/status")
@@ -60,4 +64,4 @@ for name in "${names[@]}"; do
   read -r _ _ peak < <(echo "${peaks[$name]}" | stats)
   printf "%-10s %10s %10s %10s %8.2f %14s\n" "$name" "$min" "$med" "$max" "$(echo "$med / $base" | bc -l)" "$peak"
 done
-echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs); $seconds s a run, $rounds rounds"
+echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs); $seconds s a run after $warmup s of warm-up, $rounds rounds"

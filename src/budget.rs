@@ -69,6 +69,15 @@ impl Drop for Claim {
     }
 }
 
+/// A whole body's chunks (joined later, off the client's path) and the
+/// budget they hold until the comparison is done: what the proxy's tee hands
+/// the shadow stage.
+#[derive(Debug)]
+pub struct Copied {
+    pub chunks: Vec<bytes::Bytes>,
+    pub claim: Claim,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -14,6 +14,7 @@ pub mod connections;
 pub mod endpoint;
 pub mod exchange;
 pub mod gate;
+pub mod headers;
 pub mod outcome;
 pub mod proxy;
 pub mod record;

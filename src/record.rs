@@ -9,13 +9,38 @@ use std::sync::Arc;
 
 use base64::Engine as _;
 use http::{HeaderMap, Method};
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use tokio::io::AsyncWriteExt;
 use tokio::sync::mpsc;
 
 use crate::compare::instant::format_millis;
 use crate::redact::Redactor;
-use crate::replay::input::RequestLine;
+
+/// One line of a JSON Lines request file: what `serve --record` writes and
+/// `replay --input` reads. `path` (path and query) or `url`; `headers` an
+/// object or a list of `[name, value]` pairs; `body` text or `body_base64`.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+pub struct RequestLine {
+    /// When it was recorded (RFC 3339); informational.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub at: Option<String>,
+    /// The endpoint it was counted under; informational.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub endpoint: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub method: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    #[serde(default, skip_serializing_if = "Value::is_null")]
+    pub headers: Value,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub body: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub body_base64: Option<String>,
+}
 
 /// Lines waiting for the file at most.
 const QUEUE: usize = 4_096;

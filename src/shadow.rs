@@ -14,13 +14,13 @@ use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
 
 use crate::breaker::{Breaker, Health};
+use crate::budget::Copied;
 use crate::budget::{BodyBudget, Claim};
 use crate::compare::{compare, Rules};
 use crate::config::{BackendUrl, HostHeader};
 use crate::exchange::{concat, Exchange, RecordedRequest, RecordedResponse};
+use crate::headers::{content_length, has_body, set_host, size, ROLE_HEADER, ROLE_SHADOW};
 use crate::outcome::{CandidateErrorKind, Comparison, DropReason, Outcome, Sample, SkipReason};
-use crate::proxy::headers::{content_length, has_body, set_host, size, ROLE_HEADER, ROLE_SHADOW};
-use crate::proxy::tee::Copied;
 
 /// One sampled request on its way to an outcome.
 pub struct ShadowJob {

@@ -5,7 +5,6 @@
 //! non-blocking call, and the primary's body is copied (not buffered) as it
 //! passes. In mirror mode the caller gets 202 at once instead.
 
-pub mod headers;
 pub mod tee;
 
 use std::net::SocketAddr;
@@ -26,6 +25,7 @@ use tokio::sync::oneshot;
 use crate::compare::Rules;
 use crate::config::{HostHeader, Mode, Settings};
 use crate::endpoint::EndpointCatalog;
+use crate::headers;
 
 use crate::breaker::{Admission, Breaker};
 use crate::budget::BodyBudget;

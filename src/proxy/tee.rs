@@ -13,7 +13,7 @@ use std::task::{Context, Poll};
 use bytes::Bytes;
 use futures_util::Stream;
 
-use crate::budget::Claim;
+use crate::budget::{Claim, Copied};
 
 /// Why no complete copy of a body was kept.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -24,14 +24,6 @@ pub enum TeeError {
     OverBudget,
     /// The stream failed or was dropped before its end.
     Incomplete,
-}
-
-/// A whole body's chunks (joined later, off the client's path) and the
-/// budget they hold until the comparison is done.
-#[derive(Debug)]
-pub struct Copied {
-    pub chunks: Vec<Bytes>,
-    pub claim: Claim,
 }
 
 /// Receives the copy, or why there is none.

@@ -9,7 +9,7 @@ use base64::Engine as _;
 use bytes::Bytes;
 use http::header::{HeaderName, HeaderValue};
 use http::{HeaderMap, Method};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use serde_json::Value;
 
 use crate::store::StoredMismatch;
@@ -39,30 +39,7 @@ impl std::fmt::Display for Problem {
     }
 }
 
-/// One line of a JSON Lines request file: what `serve --record` writes and
-/// `replay --input` reads. `path` (path and query) or `url`; `headers` an
-/// object or a list of `[name, value]` pairs; `body` text or `body_base64`.
-#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
-pub struct RequestLine {
-    /// When it was recorded (RFC 3339); informational.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub at: Option<String>,
-    /// The endpoint it was counted under; informational.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub endpoint: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub method: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub path: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub url: Option<String>,
-    #[serde(default, skip_serializing_if = "Value::is_null")]
-    pub headers: Value,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub body: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub body_base64: Option<String>,
-}
+pub use crate::record::RequestLine;
 
 /// The file formats `--input` reads.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]

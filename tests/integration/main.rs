@@ -1,6 +1,7 @@
 //! The integration tests: real HTTP backends on 127.0.0.1, the real proxy,
 //! and the real binary for the command line.
 
+mod architecture;
 mod breaker;
 mod cli;
 mod fidelity;

@@ -1,5 +1,7 @@
-//! Header handling at the proxy boundary: hop-by-hop fields (RFC 9110 §7.6.1)
-//! stay on their own connection, and X-Forwarded-* tell the backend who asked.
+//! Header rules shared by the client path (`proxy`) and the shadow stage
+//! (`shadow`), below both: hop-by-hop fields (RFC 9110 §7.6.1) stay on their
+//! own connection, X-Forwarded-* tell a backend who asked, each backend's
+//! Host, the role header every shadow copy carries, and body sizes.
 
 use std::net::IpAddr;
 

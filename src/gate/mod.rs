@@ -1145,6 +1145,36 @@ mod tests {
         );
     }
 
+    /// The report's JSON is a versioned wire format: this is its exact text
+    /// for a report using every field.
+    #[test]
+    fn the_report_json_is_unchanged() {
+        let mut a = data("GET /a", 19_990, 10);
+        a.primary_latency = vec![(40, 100)];
+        a.candidate_latency = vec![(41, 100)];
+        a.outcomes.insert("candidate_5xx".into(), 4);
+        a.outcomes.insert("candidate_error/timeout".into(), 2);
+        a.expected = 3;
+        let b = data("GET /b", 20, 0);
+        let c = Criteria {
+            per_endpoint: true,
+            exclude_expected: true,
+            min_samples: 100,
+            max_p99_ratio: Some(Limit(1.5)),
+            max_error_rate_delta: Some(Limit(0.5)),
+            endpoints: vec!["/a".parse().unwrap(), "GET /b".parse().unwrap()],
+            ..Criteria::default()
+        };
+        let report = decide(&c, WINDOW, Some("run-1"), &[a, b]);
+        let json = serde_json::to_string_pretty(&report).unwrap();
+        // The file ends with a newline, as `gate --format json` prints it.
+        assert_eq!(format!("{json}\n"), GOLDEN_REPORT, "{json}");
+        let back: GateReport = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, report);
+    }
+
+    const GOLDEN_REPORT: &str = include_str!("report_v1.json");
+
     #[test]
     fn endpoint_patterns() {
         let g: EndpointGlob = "GET /api/users/*".parse().unwrap();

@@ -25,7 +25,7 @@ use tokio::sync::OnceCell;
 
 use crate::compare::instant::{format_millis, parse_millis};
 use crate::config::{BackendUrl, HumanDuration, ReportToken};
-use crate::gate;
+use crate::gate::{self, WindowView};
 use crate::store::health::StoreHealth;
 use crate::store::writer::bucket_upper_bound;
 use crate::store::{

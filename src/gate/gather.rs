@@ -7,6 +7,24 @@ use std::collections::{BTreeMap, HashMap};
 use super::Criteria;
 use crate::store::{Store, StoreError, Window};
 
+/// Which backend a latency histogram measures. The store keeps it as text
+/// ([`Side::as_str`]) in its `side` column; callers name it by this type.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Side {
+    Primary,
+    Candidate,
+}
+
+impl Side {
+    /// As the store writes it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Side::Primary => "primary",
+            Side::Candidate => "candidate",
+        }
+    }
+}
+
 /// Why the store cannot be decided on, if it cannot: a writer whose writes
 /// fail now (its counts wait in memory, so the stored ones are short), or
 /// records this process lost to a failure in the window. Either makes the
@@ -67,10 +85,10 @@ pub async fn gather(
         let (primary_latency, candidate_latency) = if criteria.max_p99_ratio.is_some() {
             (
                 store
-                    .latency(window, run, &counts.endpoint, "primary")
+                    .latency(window, run, &counts.endpoint, Side::Primary.as_str())
                     .await?,
                 store
-                    .latency(window, run, &counts.endpoint, "candidate")
+                    .latency(window, run, &counts.endpoint, Side::Candidate.as_str())
                     .await?,
             )
         } else {

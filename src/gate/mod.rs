@@ -23,7 +23,7 @@ pub use criteria::{
     CRITERIA_PARAMETERS,
 };
 pub use decide::{decide, TOTAL};
-pub use gather::{gather, store_problem, EndpointData};
+pub use gather::{gather, store_problem, EndpointData, Side};
 pub use report::{
     GateCriteria, GateErrors, GateLatency, GateReport, GateScope, GateVerdict, WindowView,
     REPORT_VERSION,

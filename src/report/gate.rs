@@ -22,40 +22,7 @@ pub(super) async fn gate(
     State(state): State<Arc<ReportState>>,
     RawQuery(query): RawQuery,
 ) -> Result<Response, ApiError> {
-    let pairs: Vec<(String, String)> =
-        form_urlencoded::parse(query.as_deref().unwrap_or("").as_bytes())
-            .into_owned()
-            .collect();
-    for (name, value) in &pairs {
-        input::no_nul(name, value)?;
-    }
-    let mut allowed = vec!["since", "until", "run", "strict"];
-    allowed.extend(gate::CRITERIA_PARAMETERS);
-    let single: HashMap<String, String> = pairs
-        .iter()
-        .filter(|(k, _)| k != "endpoint")
-        .cloned()
-        .collect();
-    if let Some((unknown, _)) = pairs.iter().find(|(k, _)| !allowed.contains(&k.as_str())) {
-        return Err(bad(
-            unknown,
-            format!(
-                "unknown parameter `{unknown}`; this route takes: {}",
-                allowed.join(", ")
-            ),
-        ));
-    }
-    let mut seen = std::collections::HashSet::new();
-    if let Some((twice, _)) = pairs
-        .iter()
-        .find(|(k, _)| k != "endpoint" && !seen.insert(k.as_str()))
-    {
-        return Err(bad(
-            twice,
-            format!("`{twice}` is given twice; only `endpoint` may repeat"),
-        ));
-    }
-    let params = Params(single);
+    let (pairs, params) = checked_pairs(query.as_deref())?;
     let criteria =
         gate::Criteria::from_query(&pairs).map_err(|e| bad(&e.parameter, e.to_string()))?;
     let bound = |name: &'static str| -> Result<Option<gate::TimeBound>, ApiError> {
@@ -96,4 +63,42 @@ pub(super) async fn gate(
         StatusCode::OK
     };
     Ok((status, Json(report)).into_response())
+}
+
+/// The query's pairs in order (`endpoint` may repeat) and, for the other
+/// parameters, each once: unknown, repeated or NUL-bearing ones are refused.
+fn checked_pairs(query: Option<&str>) -> Result<(Vec<(String, String)>, Params), ApiError> {
+    let pairs: Vec<(String, String)> = form_urlencoded::parse(query.unwrap_or("").as_bytes())
+        .into_owned()
+        .collect();
+    for (name, value) in &pairs {
+        input::no_nul(name, value)?;
+    }
+    let mut allowed = vec!["since", "until", "run", "strict"];
+    allowed.extend(gate::CRITERIA_PARAMETERS);
+    let single: HashMap<String, String> = pairs
+        .iter()
+        .filter(|(k, _)| k != "endpoint")
+        .cloned()
+        .collect();
+    if let Some((unknown, _)) = pairs.iter().find(|(k, _)| !allowed.contains(&k.as_str())) {
+        return Err(bad(
+            unknown,
+            format!(
+                "unknown parameter `{unknown}`; this route takes: {}",
+                allowed.join(", ")
+            ),
+        ));
+    }
+    let mut seen = std::collections::HashSet::new();
+    if let Some((twice, _)) = pairs
+        .iter()
+        .find(|(k, _)| k != "endpoint" && !seen.insert(k.as_str()))
+    {
+        return Err(bad(
+            twice,
+            format!("`{twice}` is given twice; only `endpoint` may repeat"),
+        ));
+    }
+    Ok((pairs, Params(single)))
 }

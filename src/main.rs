@@ -353,9 +353,9 @@ fn gate(args: &GateArgs) -> ExitCode {
 }
 
 /// Prints (and writes) a gate report; its verdict is the exit code.
-fn print_gate(report: &shadowdiff::report::types::GateReport, args: &GateCriteriaArgs) -> ExitCode {
+fn print_gate(report: &shadowdiff::gate::GateReport, args: &GateCriteriaArgs) -> ExitCode {
     use shadowdiff::gate::render::{render, Format};
-    use shadowdiff::report::types::GateVerdict;
+    use shadowdiff::gate::GateVerdict;
     use std::io::Write;
     let shown = match &args.output {
         Some(path) => {

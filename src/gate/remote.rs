@@ -3,9 +3,7 @@
 
 use std::time::Duration;
 
-use crate::report::types::GateReport;
-
-use super::Criteria;
+use super::{Criteria, GateReport};
 
 /// Why the report API gave no decision.
 #[derive(Debug, thiserror::Error)]

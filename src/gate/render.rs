@@ -4,7 +4,7 @@
 
 use std::fmt::Write as _;
 
-use crate::report::types::{GateReport, GateScope, GateVerdict};
+use super::{GateReport, GateScope, GateVerdict};
 
 /// How `shadowdiff gate` prints its report.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]

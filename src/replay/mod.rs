@@ -20,11 +20,10 @@ use tokio::sync::oneshot;
 
 use crate::budget::BodyBudget;
 use crate::endpoint::EndpointCatalog;
-use crate::gate::{self, Criteria, EndpointGlob};
+use crate::gate::{self, Criteria, EndpointGlob, GateReport};
 use crate::outcome::{Outcome, OutcomeKey, Recorder, SampleInfo, SkipReason, Tally};
 use crate::proxy;
 use crate::redact::Redactor;
-use crate::report::types::GateReport;
 use crate::shadow::{
     BodySource, PrimarySource, ShadowConfig, ShadowJob, ShadowRequest, ShadowStage,
 };

@@ -6,10 +6,16 @@
 //! 400 naming the parameter, on both databases alike. A path segment that is
 //! not UTF-8 gets the API's JSON error instead of axum's plain-text one.
 
-use axum::extract::rejection::PathRejection;
-use axum::extract::Path;
+use std::sync::Arc;
 
-use super::{bad, ApiError};
+use axum::extract::rejection::PathRejection;
+use axum::extract::{Path, Request, State};
+use axum::http::header;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+
+use super::error::{bad, ApiError};
+use super::ReportState;
 
 /// The token of an `Authorization: Bearer <token>` value. The scheme is
 /// matched without regard to case (RFC 9110 §11.1); the token is returned
@@ -19,6 +25,30 @@ pub fn bearer_token(value: &str) -> Option<&str> {
     scheme
         .eq_ignore_ascii_case("bearer")
         .then(|| token.trim_start_matches(' '))
+}
+
+/// Equal-length comparison that takes the same time wherever the bytes differ.
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+pub(super) async fn require_token(
+    State(state): State<Arc<ReportState>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    if let Some(token) = &state.token {
+        let given = request
+            .headers()
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(bearer_token)
+            .unwrap_or("");
+        if !constant_time_eq(given.as_bytes(), token.as_str().as_bytes()) {
+            return ApiError::Unauthorized.into_response();
+        }
+    }
+    next.run(request).await
 }
 
 /// Refuses a text value with a NUL character, naming its parameter.
@@ -50,6 +80,13 @@ pub fn path_text(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tokens_compare_in_constant_time_and_exactly() {
+        assert!(constant_time_eq(b"abc", b"abc"));
+        assert!(!constant_time_eq(b"abc", b"abd"));
+        assert!(!constant_time_eq(b"abc", b"abcd"));
+    }
 
     #[test]
     fn the_scheme_is_matched_in_any_case_and_the_token_exactly() {

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use shadowdiff::compare::instant::format_millis;
 use shadowdiff::config::BackendUrl;
-use shadowdiff::report::types::GateReport;
+use shadowdiff::gate::GateReport;
 use shadowdiff::report::{self, ReportState};
 use shadowdiff::store::{Batch, CounterDelta, DatabaseUrl, SqlStore, Store};
 

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::PathBuf;
 
-use shadowdiff::report::types::GateReport;
+use shadowdiff::gate::GateReport;
 use shadowdiff::store::{SqlStore, Store, Window};
 
 use crate::persistence;

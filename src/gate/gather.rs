@@ -1,0 +1,106 @@
+//! What a gate reads from a store: each selected endpoint's outcome counts,
+//! expected mismatches and latency histograms over the window, and whether
+//! the store's own health lets those counts be decided on at all.
+
+use std::collections::{BTreeMap, HashMap};
+
+use super::Criteria;
+use crate::store::{Store, StoreError, Window};
+
+/// Which backend a latency histogram measures. The store keeps it as text
+/// ([`Side::as_str`]) in its `side` column; callers name it by this type.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Side {
+    Primary,
+    Candidate,
+}
+
+impl Side {
+    /// As the store writes it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Side::Primary => "primary",
+            Side::Candidate => "candidate",
+        }
+    }
+}
+
+/// Why the store cannot be decided on, if it cannot: a writer whose writes
+/// fail now (its counts wait in memory, so the stored ones are short), or
+/// records this process lost to a failure in the window. Either makes the
+/// gate an operational error rather than a verdict. Exemplars left out by
+/// their bounds in a mismatch storm (`lost_records`) do not: the counts the
+/// gate decides on are whole.
+pub fn store_problem(
+    window: Window,
+    health: Option<&crate::store::health::HealthSnapshot>,
+) -> Option<String> {
+    use crate::compare::instant::format_millis;
+    let health = health?;
+    if let (Some(since), Some(class)) = (health.failing_since_ms, health.last_error) {
+        return Some(format!(
+            "the store is unhealthy: its writes have failed since {} ({}), so the stored counts are incomplete; see `store` in /api/v1/summary",
+            format_millis(since),
+            class.as_str()
+        ));
+    }
+    let lost_in_window = health
+        .last_failure_loss_ms
+        .is_some_and(|at| at >= window.since_ms && at < window.until_ms);
+    lost_in_window.then(|| {
+        "the store is unhealthy: records were lost to failed writes in the window; see `store` in /api/v1/summary".to_string()
+    })
+}
+
+/// One endpoint's stored numbers over the window.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct EndpointData {
+    pub endpoint: String,
+    /// By outcome key, as counted by the store writer.
+    pub outcomes: BTreeMap<String, i64>,
+    /// Mismatches in groups triaged as expected (read only when excluded).
+    pub expected: i64,
+    /// Latency histograms (bucket → count), read only for a latency gate.
+    pub primary_latency: Vec<(i64, i64)>,
+    pub candidate_latency: Vec<(i64, i64)>,
+}
+
+/// Reads what [`decide`] needs for the endpoints the criteria select.
+pub async fn gather(
+    store: &dyn Store,
+    window: Window,
+    run: &str,
+    criteria: &Criteria,
+) -> Result<Vec<EndpointData>, StoreError> {
+    let expected: HashMap<String, i64> = if criteria.exclude_expected {
+        store.expected(window, run).await?.into_iter().collect()
+    } else {
+        HashMap::new()
+    };
+    let mut out = Vec::new();
+    for counts in store.counts(window, run, None).await? {
+        if !criteria.selects(&counts.endpoint) {
+            continue;
+        }
+        let (primary_latency, candidate_latency) = if criteria.max_p99_ratio.is_some() {
+            (
+                store
+                    .latency(window, run, &counts.endpoint, Side::Primary.as_str())
+                    .await?,
+                store
+                    .latency(window, run, &counts.endpoint, Side::Candidate.as_str())
+                    .await?,
+            )
+        } else {
+            (Vec::new(), Vec::new())
+        };
+        out.push(EndpointData {
+            expected: expected.get(&counts.endpoint).copied().unwrap_or(0),
+            endpoint: counts.endpoint,
+            outcomes: counts.outcomes,
+            primary_latency,
+            candidate_latency,
+        });
+    }
+    Ok(out)
+}

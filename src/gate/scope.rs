@@ -1,0 +1,319 @@
+//! One scope's verdict (the total or an endpoint): parity from the Wilson
+//! interval, then the optional latency and error checks, each adding its
+//! reasons; the worst of them is the scope's verdict.
+
+use std::collections::BTreeMap;
+
+use super::stats::{comparisons_to_decide, wilson_interval};
+use super::{Criteria, GateErrors, GateLatency, GateScope, GateVerdict, Limit};
+use crate::store::writer::bucket_upper_bound;
+
+/// The sum of the outcome counts whose key starts with `prefix`
+/// (`candidate_error/`, `skipped/`, …).
+pub fn sum_prefix(outcomes: &BTreeMap<String, i64>, prefix: &str) -> i64 {
+    outcomes
+        .iter()
+        .filter(|(k, _)| k.starts_with(prefix))
+        .map(|(_, n)| n)
+        .sum()
+}
+
+/// The primary's and the candidate's error rates (fractions), as the
+/// summary shows them and the gate compares them: 5xx responses, failures
+/// and timeouts, among the requests each side was asked. Failures and
+/// timeouts count against each side alike.
+pub fn error_rates(outcomes: &BTreeMap<String, i64>) -> (Option<f64>, Option<f64>) {
+    let get = |k: &str| outcomes.get(k).copied().unwrap_or(0);
+    let compared = get("matched") + get("mismatched");
+    let primary_failed = get("skipped/primary_error") + get("skipped/primary_timeout");
+    let candidate_failed = sum_prefix(outcomes, "candidate_error/");
+    let rate = |n: i64, of: i64| (of > 0).then(|| n as f64 / of as f64);
+    (
+        rate(
+            get("primary_5xx") + primary_failed,
+            compared + primary_failed,
+        ),
+        rate(
+            get("candidate_5xx") + candidate_failed,
+            compared + candidate_failed,
+        ),
+    )
+}
+
+/// Four decimals: what a report needs, without binary-float noise.
+fn round4(v: f64) -> f64 {
+    (v * 10_000.0).round() / 10_000.0
+}
+
+/// A rate in percent, or nothing over nothing.
+fn percent(n: i64, of: i64) -> Option<f64> {
+    (of > 0).then(|| round4(n as f64 * 100.0 / of as f64))
+}
+
+/// The p99 of a fixed-bucket histogram: its bucket's upper bound, in ms.
+fn p99_ms(histogram: &[(i64, i64)]) -> Option<f64> {
+    let total: i64 = histogram.iter().map(|(_, n)| n).sum();
+    if total == 0 {
+        return None;
+    }
+    let rank = ((0.99 * total as f64).ceil() as i64).max(1);
+    let mut seen = 0;
+    histogram.iter().find_map(|(bucket, n)| {
+        seen += n;
+        (seen >= rank).then(|| round4(bucket_upper_bound(*bucket).as_secs_f64() * 1_000.0))
+    })
+}
+
+/// What a scope's stored outcomes add up to, as parity sees them.
+struct Tally {
+    matched: i64,
+    /// Mismatches less those left out as expected.
+    mismatched: i64,
+    expected: i64,
+    candidate_errors: i64,
+    skipped: i64,
+    dropped: i64,
+    /// matched + mismatched + candidate errors.
+    comparisons: i64,
+}
+
+impl Tally {
+    fn of(outcomes: &BTreeMap<String, i64>, expected: i64, exclude_expected: bool) -> Tally {
+        let get = |k: &str| outcomes.get(k).copied().unwrap_or(0);
+        let sum = |prefix: &str| sum_prefix(outcomes, prefix);
+        let matched = get("matched");
+        let all_mismatched = get("mismatched");
+        let expected = if exclude_expected {
+            expected.clamp(0, all_mismatched)
+        } else {
+            0
+        };
+        let mismatched = all_mismatched - expected;
+        let candidate_errors = sum("candidate_error/");
+        Tally {
+            matched,
+            mismatched,
+            expected,
+            candidate_errors,
+            skipped: sum("skipped/"),
+            dropped: sum("dropped/"),
+            comparisons: matched + mismatched + candidate_errors,
+        }
+    }
+}
+
+/// The parity check's outcome: its verdict and the numbers it shows.
+struct Parity {
+    verdict: GateVerdict,
+    /// matched / comparisons; `None` without comparisons.
+    observed: Option<f64>,
+    /// The Wilson interval's bounds.
+    lo: f64,
+    hi: f64,
+    /// For an undecided parity: about how many more comparisons would decide.
+    more: Option<u64>,
+}
+
+/// Judges one scope; its reasons list parity's first, then latency's, then errors'.
+pub(super) fn evaluate_scope(
+    criteria: &Criteria,
+    endpoint: &str,
+    enforced: bool,
+    outcomes: &BTreeMap<String, i64>,
+    expected: i64,
+    primary_latency: &[(i64, i64)],
+    candidate_latency: &[(i64, i64)],
+) -> GateScope {
+    let t = Tally::of(outcomes, expected, criteria.exclude_expected);
+    let mut reasons = Vec::new();
+    let parity = parity_verdict(criteria, &t, &mut reasons);
+    let latency = criteria
+        .max_p99_ratio
+        .map(|max| latency_verdict(max, primary_latency, candidate_latency, &mut reasons));
+    let errors = criteria
+        .max_error_rate_delta
+        .map(|max| errors_verdict(max, outcomes, &mut reasons));
+
+    let verdict = [
+        Some(parity.verdict),
+        latency.as_ref().map(|l| l.verdict),
+        errors.as_ref().map(|e| e.verdict),
+    ]
+    .into_iter()
+    .flatten()
+    .max()
+    .unwrap_or(GateVerdict::Inconclusive);
+    let sampled = t.comparisons + t.expected + t.skipped + t.dropped;
+    GateScope {
+        endpoint: endpoint.to_string(),
+        verdict,
+        enforced,
+        matched: t.matched,
+        mismatched: t.mismatched,
+        expected: t.expected,
+        candidate_errors: t.candidate_errors,
+        skipped: t.skipped,
+        dropped: t.dropped,
+        comparisons: t.comparisons,
+        parity_percent: parity.observed.map(|p| round4(p * 100.0)),
+        lower_bound_percent: parity.observed.map(|_| round4(parity.lo * 100.0)),
+        upper_bound_percent: parity.observed.map(|_| round4(parity.hi * 100.0)),
+        coverage_percent: percent(t.comparisons + t.expected, sampled),
+        more_comparisons_needed: (verdict == GateVerdict::Inconclusive)
+            .then_some(parity.more)
+            .flatten(),
+        latency,
+        errors,
+        reasons,
+    }
+}
+
+/// Pass when the interval's lower bound reaches the minimum (and there are
+/// `min_samples` comparisons), fail when its upper bound stays below it.
+fn parity_verdict(criteria: &Criteria, t: &Tally, reasons: &mut Vec<String>) -> Parity {
+    let min = criteria.min_parity.fraction();
+    let z = criteria.confidence.z();
+    let (lo, hi) = wilson_interval(t.matched as f64, t.comparisons as f64, z);
+    let observed = (t.comparisons > 0).then(|| t.matched as f64 / t.comparisons as f64);
+    let mut more = None;
+    let verdict = match observed {
+        None => {
+            reasons.push("no comparisons in the window".to_string());
+            GateVerdict::Inconclusive
+        }
+        Some(_) if hi < min => {
+            reasons.push(format!(
+                "parity is below {}% even at its upper bound ({:.3}%)",
+                criteria.min_parity.percent(),
+                hi * 100.0
+            ));
+            GateVerdict::Fail
+        }
+        Some(p) => {
+            let short = criteria.min_samples.saturating_sub(t.comparisons as u64);
+            if lo >= min && short == 0 {
+                GateVerdict::Pass
+            } else {
+                let at_rate = if lo >= min {
+                    None
+                } else {
+                    comparisons_to_decide(p, min, z).map(|n| n.saturating_sub(t.comparisons as u64))
+                };
+                more = match at_rate {
+                    Some(n) => Some(n.max(short)),
+                    None if short > 0 => Some(short),
+                    None => None,
+                };
+                reasons.push(undecided_reason(criteria, t.comparisons, p, lo, more));
+                GateVerdict::Inconclusive
+            }
+        }
+    };
+    Parity {
+        verdict,
+        observed,
+        lo,
+        hi,
+        more,
+    }
+}
+
+/// Why parity `p`, with lower bound `lo`, decides nothing yet.
+fn undecided_reason(
+    criteria: &Criteria,
+    comparisons: i64,
+    p: f64,
+    lo: f64,
+    more: Option<u64>,
+) -> String {
+    let min = criteria.min_parity.fraction();
+    match (lo >= min, p > min, more) {
+        (true, _, Some(n)) => format!(
+            "only {comparisons} comparisons; at least {} are required (min samples), {n} more",
+            criteria.min_samples
+        ),
+        (false, true, Some(n)) => format!(
+            "too few comparisons to pass: the lower bound is {:.3}%; about {n} more at the observed parity would decide",
+            lo * 100.0
+        ),
+        (false, false, Some(n)) => format!(
+            "observed parity is below {}%, but not yet surely: about {n} more comparisons at this parity would confirm a failure",
+            criteria.min_parity.percent()
+        ),
+        _ => format!(
+            "parity equals the minimum; more comparisons cannot decide (lower bound {:.3}%)",
+            lo * 100.0
+        ),
+    }
+}
+
+/// The latency check: candidate p99 over primary p99, at most `max`.
+fn latency_verdict(
+    max: Limit,
+    primary_latency: &[(i64, i64)],
+    candidate_latency: &[(i64, i64)],
+    reasons: &mut Vec<String>,
+) -> GateLatency {
+    let (p, c) = (p99_ms(primary_latency), p99_ms(candidate_latency));
+    let ratio = match (p, c) {
+        (Some(p), Some(c)) if p > 0.0 => Some(round4(c / p)),
+        _ => None,
+    };
+    let verdict = match ratio {
+        None => {
+            reasons.push("no latency samples for both sides".to_string());
+            GateVerdict::Inconclusive
+        }
+        Some(r) if r > max.get() => {
+            reasons.push(format!(
+                "candidate p99 is {r:.2}× the primary's (max {})",
+                max.get()
+            ));
+            GateVerdict::Fail
+        }
+        Some(_) => GateVerdict::Pass,
+    };
+    GateLatency {
+        verdict,
+        primary_p99_ms: p,
+        candidate_p99_ms: c,
+        ratio,
+        max_ratio: max.get(),
+    }
+}
+
+/// The error check: the candidate's error rate at most `max` percentage
+/// points above the primary's.
+fn errors_verdict(
+    max: Limit,
+    outcomes: &BTreeMap<String, i64>,
+    reasons: &mut Vec<String>,
+) -> GateErrors {
+    let (primary, candidate) = error_rates(outcomes);
+    let (primary, candidate) = (
+        primary.map(|r| round4(r * 100.0)),
+        candidate.map(|r| round4(r * 100.0)),
+    );
+    let delta = primary.zip(candidate).map(|(p, c)| round4(c - p));
+    let verdict = match delta {
+        None => {
+            reasons.push("no responses to compute error rates from".to_string());
+            GateVerdict::Inconclusive
+        }
+        Some(d) if d > max.get() => {
+            reasons.push(format!(
+                "candidate error rate is {d:.2} points above the primary's (max {})",
+                max.get()
+            ));
+            GateVerdict::Fail
+        }
+        Some(_) => GateVerdict::Pass,
+    };
+    GateErrors {
+        verdict,
+        primary_rate_percent: primary,
+        candidate_rate_percent: candidate,
+        delta_points: delta,
+        max_delta_points: max.get(),
+    }
+}

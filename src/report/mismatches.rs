@@ -1,0 +1,287 @@
+//! GET /api/v1/mismatches, /api/v1/mismatches/{id} and
+//! /api/v1/mismatches/{id}/curl: stored mismatches, a page at a time, one in
+//! full, and the curl commands that replay one against each backend.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use axum::extract::rejection::{PathRejection, QueryRejection};
+use axum::extract::{Path, Query, State};
+use axum::Json;
+use serde::Serialize;
+
+use super::error::{bad, ApiError};
+use super::params::Params;
+use super::{input, ReportState};
+use crate::compare::instant::format_millis;
+use crate::config::BackendUrl;
+use crate::store::{MismatchFilter, Store, StoredBody, StoredMessage, StoredMismatch};
+
+pub(super) async fn mismatches(
+    State(state): State<Arc<ReportState>>,
+    raw: Result<Query<HashMap<String, String>>, QueryRejection>,
+) -> Result<Json<MismatchPage>, ApiError> {
+    let params = Params::new(
+        raw,
+        &["endpoint", "fingerprint", "since", "limit", "cursor", "run"],
+    )?;
+    let limit = params.number("limit", 1..=500)?.unwrap_or(50);
+    let cursor = params.number("cursor", 1..=i64::MAX)?;
+    let filter = MismatchFilter {
+        run: Some(params.text("run").unwrap_or("")),
+        endpoint: params.text("endpoint"),
+        fingerprint: params.text("fingerprint"),
+        since_ms: params.time("since")?,
+    };
+    let items = state
+        .store()
+        .await?
+        .mismatches(filter, cursor, limit)
+        .await
+        .map_err(ApiError::Store)?;
+    let next_cursor = (items.len() as i64 == limit)
+        .then(|| items.last().map(|m| m.id.to_string()))
+        .flatten();
+    Ok(Json(MismatchPage {
+        items: items.iter().map(MismatchSummary::from).collect(),
+        next_cursor,
+    }))
+}
+
+fn id_of(raw: &str) -> Result<i64, ApiError> {
+    raw.parse::<i64>().ok().filter(|id| *id > 0).ok_or_else(|| {
+        bad(
+            "id",
+            format!("a mismatch id is a positive whole number; got {raw:?}"),
+        )
+    })
+}
+
+/// The stored mismatch a path's `{id}` names, or the error to answer with.
+async fn stored_mismatch(state: &ReportState, raw_id: &str) -> Result<StoredMismatch, ApiError> {
+    let id = id_of(raw_id)?;
+    state
+        .store()
+        .await?
+        .mismatch(id)
+        .await
+        .map_err(ApiError::Store)?
+        .ok_or_else(|| ApiError::NotFound(format!("no mismatch {id}")))
+}
+
+pub(super) async fn mismatch(
+    State(state): State<Arc<ReportState>>,
+    id: Result<Path<String>, PathRejection>,
+) -> Result<Json<MismatchDetail>, ApiError> {
+    let m = stored_mismatch(&state, &input::path_text("id", id)?).await?;
+    Ok(Json(MismatchDetail::from(&m)))
+}
+
+pub(super) async fn curl(
+    State(state): State<Arc<ReportState>>,
+    id: Result<Path<String>, PathRejection>,
+) -> Result<Json<CurlCommands>, ApiError> {
+    let m = stored_mismatch(&state, &input::path_text("id", id)?).await?;
+    Ok(Json(CurlCommands {
+        primary: curl_command(&state.primary, &m.record),
+        candidate: curl_command(&state.candidate, &m.record),
+        note: "secrets are redacted: replace each redacted:… value before running",
+    }))
+}
+
+fn shell_quote(s: &str) -> String {
+    format!("'{}'", s.replace('\'', r"'\''"))
+}
+
+fn curl_command(base: &BackendUrl, m: &crate::store::MismatchRecord) -> String {
+    let target = if m.query.is_empty() {
+        m.path.clone()
+    } else {
+        format!("{}?{}", m.path, m.query)
+    };
+    let mut parts = vec![
+        "curl".to_string(),
+        "-X".into(),
+        // Quoted too: any token is a valid method name.
+        shell_quote(&m.method),
+        shell_quote(&format!("{base}{target}")),
+    ];
+    for (name, value) in &m.request.headers {
+        if matches!(
+            name.as_str(),
+            "host"
+                | "content-length"
+                | "x-forwarded-for"
+                | "x-forwarded-host"
+                | "x-forwarded-proto"
+        ) {
+            continue;
+        }
+        parts.push("-H".into());
+        parts.push(shell_quote(&format!("{name}: {value}")));
+    }
+    if !m.request.body.bytes.is_empty() {
+        parts.push("--data-binary".into());
+        parts.push(shell_quote(&String::from_utf8_lossy(&m.request.body.bytes)));
+    }
+    parts.join(" ")
+}
+
+#[derive(Serialize)]
+pub struct MismatchSummary {
+    pub id: i64,
+    pub at: String,
+    pub instance: String,
+    pub endpoint: String,
+    pub fingerprint: String,
+    pub method: String,
+    pub path: String,
+    pub primary_status: u16,
+    pub candidate_status: u16,
+    pub paths: serde_json::Value,
+}
+
+impl From<&StoredMismatch> for MismatchSummary {
+    fn from(m: &StoredMismatch) -> Self {
+        let r = &m.record;
+        MismatchSummary {
+            id: m.id,
+            at: format_millis(r.at_ms),
+            instance: m.instance.clone(),
+            endpoint: r.endpoint.clone(),
+            fingerprint: r.fingerprint.clone(),
+            method: r.method.clone(),
+            path: r.path.clone(),
+            primary_status: r.primary.status,
+            candidate_status: r.candidate.status,
+            paths: r.verdict.get("paths").cloned().unwrap_or_default(),
+        }
+    }
+}
+
+#[derive(Serialize)]
+pub struct MismatchPage {
+    pub items: Vec<MismatchSummary>,
+    /// Pass as `cursor` for the next page; null on the last one.
+    pub next_cursor: Option<String>,
+}
+
+/// A body: as text when it is UTF-8, else base64.
+#[derive(Serialize)]
+pub struct BodyView {
+    pub encoding: &'static str,
+    pub data: String,
+    pub truncated: bool,
+}
+
+impl From<&StoredBody> for BodyView {
+    fn from(b: &StoredBody) -> Self {
+        match std::str::from_utf8(&b.bytes) {
+            Ok(text) => BodyView {
+                encoding: "utf-8",
+                data: text.to_string(),
+                truncated: b.truncated,
+            },
+            Err(_) => BodyView {
+                encoding: "base64",
+                data: base64(&b.bytes),
+                truncated: b.truncated,
+            },
+        }
+    }
+}
+
+#[derive(Serialize)]
+pub struct MessageView {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub status: Option<u16>,
+    pub headers: Vec<(String, String)>,
+    pub body: BodyView,
+}
+
+impl MessageView {
+    fn of(m: &StoredMessage, is_response: bool) -> Self {
+        MessageView {
+            status: is_response.then_some(m.status),
+            headers: m.headers.clone(),
+            body: BodyView::from(&m.body),
+        }
+    }
+}
+
+#[derive(Serialize)]
+pub struct MismatchDetail {
+    #[serde(flatten)]
+    pub summary: MismatchSummary,
+    pub query: String,
+    pub request: MessageView,
+    pub primary: MessageView,
+    pub candidate: MessageView,
+    /// The verdict: JSON Patch, text diff, differing paths, reasons.
+    pub verdict: serde_json::Value,
+}
+
+impl From<&StoredMismatch> for MismatchDetail {
+    fn from(m: &StoredMismatch) -> Self {
+        MismatchDetail {
+            summary: MismatchSummary::from(m),
+            query: m.record.query.clone(),
+            request: MessageView::of(&m.record.request, false),
+            primary: MessageView::of(&m.record.primary, true),
+            candidate: MessageView::of(&m.record.candidate, true),
+            verdict: m.record.verdict.clone(),
+        }
+    }
+}
+
+#[derive(Serialize)]
+pub struct CurlCommands {
+    pub primary: String,
+    pub candidate: String,
+    pub note: &'static str,
+}
+
+/// Standard base64 with padding (RFC 4648).
+fn base64(bytes: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
+    for chunk in bytes.chunks(3) {
+        let n = (u32::from(chunk[0]) << 16)
+            | (u32::from(*chunk.get(1).unwrap_or(&0)) << 8)
+            | u32::from(*chunk.get(2).unwrap_or(&0));
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(ALPHABET[(n >> (18 - 6 * i) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn base64_matches_rfc_4648_vectors() {
+        for (input, want) in [
+            ("", ""),
+            ("f", "Zg=="),
+            ("fo", "Zm8="),
+            ("foo", "Zm9v"),
+            ("foob", "Zm9vYg=="),
+            ("fooba", "Zm9vYmE="),
+            ("foobar", "Zm9vYmFy"),
+        ] {
+            assert_eq!(base64(input.as_bytes()), want);
+        }
+    }
+
+    #[test]
+    fn curl_commands_are_quoted_for_the_shell() {
+        let quoted = shell_quote("it's");
+        assert_eq!(quoted, r"'it'\''s'");
+    }
+}

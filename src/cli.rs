@@ -2,18 +2,16 @@
 //!
 //! This module only describes the interface; `main` runs it and chooses exit codes.
 
-use std::net::SocketAddr;
-use std::num::NonZeroUsize;
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-use crate::config::{BackendUrl, Layer, Mode, NonZeroMillis, ReportToken};
+use crate::config::value::whole_u64;
+use crate::config::{BackendUrl, Layer, NonZeroMillis, ReportToken, ServeFlags};
 use crate::gate::render::Format;
 use crate::gate::{Confidence, Criteria, EndpointGlob, Limit, MinParity, TimeBound};
 use crate::replay::input::InputFormat;
 use crate::replay::{Concurrency, ExtraHeader, Rate, RunId};
-use crate::sampling::{SampleRate, StickyKey};
 
 /// Exit code for a run that ended as asked.
 pub const EXIT_OK: u8 = 0;
@@ -180,24 +178,6 @@ pub struct ReplayArgs {
 
 /// Numeric flags take `-1` as their value (not as a flag), so that the
 /// refusal names the flag and says what it accepts.
-fn at_least_one(s: &str) -> Result<NonZeroUsize, String> {
-    s.trim()
-        .parse()
-        .map_err(|_| format!("expected a whole number of at least 1; got {s:?}"))
-}
-
-fn whole_u64(s: &str) -> Result<u64, String> {
-    s.trim()
-        .parse()
-        .map_err(|_| format!("expected a whole number, 0 or more; got {s:?}"))
-}
-
-fn whole_u32(s: &str) -> Result<u32, String> {
-    s.trim()
-        .parse()
-        .map_err(|_| format!("expected a whole number from 0 to {}; got {s:?}", u32::MAX))
-}
-
 fn whole_usize(s: &str) -> Result<usize, String> {
     s.trim()
         .parse()
@@ -346,160 +326,15 @@ pub struct ServeArgs {
     #[arg(long, env = "SHADOWDIFF_CONFIG", value_name = "FILE")]
     pub config: Option<PathBuf>,
 
-    /// Base URL of the old backend, whose responses clients receive. [key: primary]
-    #[arg(long, value_name = "URL")]
-    pub primary: Option<BackendUrl>,
-
-    /// Base URL of the new backend, which gets the shadow copies. [key: candidate]
-    #[arg(long, value_name = "URL")]
-    pub candidate: Option<BackendUrl>,
-
-    /// Address to accept client (or mirror) traffic on. [default: 127.0.0.1:8080] [key: listen]
-    #[arg(long, value_name = "ADDR")]
-    pub listen: Option<SocketAddr>,
-
-    /// inline: proxy in front of the primary; mirror: target of a traffic mirror, answers 202. [default: inline] [key: mode]
-    #[arg(long, value_name = "MODE")]
-    pub mode: Option<Mode>,
-
-    /// Fraction of requests to shadow, 0.0 to 1.0. [default: 1.0] [key: sample_rate]
-    #[arg(long, value_name = "F", allow_negative_numbers = true)]
-    pub sample_rate: Option<SampleRate>,
-
-    /// Sample by a stable hash of this key instead of at random: header:NAME, cookie:NAME or query:NAME. [key: sticky_key]
-    #[arg(long, value_name = "KEY")]
-    pub sticky_key: Option<StickyKey>,
-
-    /// Bodies larger than this pass through uncompared. [default: 10485760] [key: max_body_bytes]
-    #[arg(long, value_name = "BYTES", allow_negative_numbers = true, value_parser = at_least_one)]
-    pub max_body_bytes: Option<NonZeroUsize>,
-
-    /// Memory for all body copies held for comparison; beyond it samples are skipped. [default: 268435456] [key: max_buffered_bytes]
-    #[arg(long, value_name = "BYTES", allow_negative_numbers = true, value_parser = at_least_one)]
-    pub max_buffered_bytes: Option<NonZeroUsize>,
-
-    /// Give up on the candidate after this long. [default: 5000] [key: candidate_timeout_ms]
-    #[arg(long, value_name = "MS", allow_negative_numbers = true)]
-    pub candidate_timeout_ms: Option<NonZeroMillis>,
-
-    /// Shadow comparisons running at once. [default: 512] [key: max_in_flight]
-    #[arg(long, value_name = "N", allow_negative_numbers = true, value_parser = at_least_one)]
-    pub max_in_flight: Option<NonZeroUsize>,
-
-    /// Shadow work waiting for a slot; beyond it samples are dropped and counted. [default: 10000] [key: queue]
-    #[arg(long, value_name = "N", allow_negative_numbers = true, value_parser = at_least_one)]
-    pub queue: Option<NonZeroUsize>,
-
-    /// On SIGTERM/SIGINT, wait this long for running comparisons. [default: 10000] [key: drain_timeout_ms]
-    #[arg(long, value_name = "MS", allow_negative_numbers = true, value_parser = whole_u64)]
-    pub drain_timeout_ms: Option<u64>,
-
-    /// Where outcomes and mismatches are stored: sqlite://FILE or postgres://…. [default: sqlite://shadowdiff.db] [key: database_url]
-    #[arg(long, value_name = "URL")]
-    pub database_url: Option<crate::store::DatabaseUrl>,
-
-    /// This instance's name in the store. [default: the host name] [key: instance]
-    #[arg(long, value_name = "NAME")]
-    pub instance: Option<String>,
-
-    /// Stored data older than this is pruned: 12h, 14d, 4w. [default: 14d] [key: retention]
-    #[arg(long, value_name = "DURATION")]
-    pub retention: Option<crate::config::HumanDuration>,
-
-    /// Mismatch exemplars waiting for the database; beyond, they are lost and counted. [default: 10000] [key: store_queue]
-    #[arg(long, value_name = "N", allow_negative_numbers = true, value_parser = at_least_one)]
-    pub store_queue: Option<NonZeroUsize>,
-
-    /// Exemplar bytes stored per hour (and waiting in memory) at most; beyond, exemplars are lost and counted. [default: 67108864] [key: store_exemplar_bytes_per_hour]
-    #[arg(long, value_name = "BYTES")]
-    pub store_exemplar_bytes_per_hour: Option<NonZeroUsize>,
-
-    /// Address of the report API. [default: 127.0.0.1:9090] [key: report_listen]
-    #[arg(long, value_name = "ADDR")]
-    pub report_listen: Option<SocketAddr>,
-
-    /// Token the report API requires as `Authorization: Bearer`; without one the API is open (an empty one is refused). [key: report_token]
-    #[arg(long, value_name = "TOKEN")]
-    pub report_token: Option<ReportToken>,
-
-    /// Distinct automatic endpoint names kept before the rest count as `other`. [default: 500] [key: max_endpoints]
-    #[arg(long, value_name = "N", allow_negative_numbers = true, value_parser = at_least_one)]
-    pub max_endpoints: Option<NonZeroUsize>,
-
-    /// Append sampled requests, redacted, to this file as JSON Lines that `replay --input` reads. [key: record]
-    #[arg(long, value_name = "FILE")]
-    pub record: Option<PathBuf>,
-
-    /// A client must send a whole request head within this, from connecting or from a request's first byte. [default: 10000] [key: header_read_timeout_ms]
-    #[arg(long, value_name = "MS", allow_negative_numbers = true)]
-    pub header_read_timeout_ms: Option<NonZeroMillis>,
-
-    /// Close a kept-alive client connection idle this long. [default: 60000] [key: idle_timeout_ms]
-    #[arg(long, value_name = "MS", allow_negative_numbers = true)]
-    pub idle_timeout_ms: Option<NonZeroMillis>,
-
-    /// Client connections open at once (lowered to fit the open-file limit); at the cap the oldest idle one is closed. [default: 10000] [key: max_connections]
-    #[arg(long, value_name = "N", allow_negative_numbers = true, value_parser = at_least_one)]
-    pub max_connections: Option<NonZeroUsize>,
-
-    /// Answer 504 when the primary has not sent its response head within this; unset waits. [key: primary_timeout_ms]
-    #[arg(long, value_name = "MS", allow_negative_numbers = true)]
-    pub primary_timeout_ms: Option<NonZeroMillis>,
-
-    /// Host header for the primary: client (the client's own), backend (the URL's authority) or a fixed name. [default: client] [key: primary_host]
-    #[arg(long, value_name = "HOST")]
-    pub primary_host: Option<crate::config::HostHeader>,
-
-    /// Host header for the candidate: client, backend or a fixed name. [default: client] [key: candidate_host]
-    #[arg(long, value_name = "HOST")]
-    pub candidate_host: Option<crate::config::HostHeader>,
-
-    /// Threads for shadow work (candidate calls, comparisons), apart from the client path's. [default: half the cores, at least 1] [key: shadow_threads]
-    #[arg(long, value_name = "N", allow_negative_numbers = true, value_parser = at_least_one)]
-    pub shadow_threads: Option<NonZeroUsize>,
-
-    /// Candidate failures in a row (errors, timeouts, heads or bodies over the limits) after which shadowing pauses, probing once a cooldown (1 s doubling to 30 s); 0 never pauses. [default: 5] [key: breaker_failures]
-    #[arg(long, value_name = "N", allow_negative_numbers = true, value_parser = whole_u32)]
-    pub breaker_failures: Option<u32>,
+    /// Every serve setting, declared once in `config`'s settings table.
+    #[command(flatten)]
+    pub settings: ServeFlags,
 }
 
 impl ServeArgs {
     /// The settings given as flags, as the top configuration layer.
     pub fn layer(&self) -> Layer {
-        Layer {
-            listen: self.listen,
-            primary: self.primary.clone(),
-            candidate: self.candidate.clone(),
-            mode: self.mode,
-            sample_rate: self.sample_rate,
-            sticky_key: self.sticky_key.clone(),
-            max_body_bytes: self.max_body_bytes,
-            max_buffered_bytes: self.max_buffered_bytes,
-            candidate_timeout_ms: self.candidate_timeout_ms,
-            max_in_flight: self.max_in_flight,
-            queue: self.queue,
-            drain_timeout_ms: self.drain_timeout_ms,
-            max_endpoints: self.max_endpoints,
-            routes: None,
-            compare: None,
-            database_url: self.database_url.clone(),
-            instance: self.instance.clone(),
-            retention: self.retention,
-            store_queue: self.store_queue,
-            store_exemplar_bytes_per_hour: self.store_exemplar_bytes_per_hour,
-            redact: None,
-            report_listen: self.report_listen,
-            report_token: self.report_token.clone(),
-            record: self.record.clone(),
-            header_read_timeout_ms: self.header_read_timeout_ms,
-            idle_timeout_ms: self.idle_timeout_ms,
-            max_connections: self.max_connections,
-            primary_timeout_ms: self.primary_timeout_ms,
-            primary_host: self.primary_host.clone(),
-            candidate_host: self.candidate_host.clone(),
-            shadow_threads: self.shadow_threads,
-            breaker_failures: self.breaker_failures,
-        }
+        self.settings.clone().into_layer()
     }
 }
 

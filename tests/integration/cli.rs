@@ -165,19 +165,16 @@ async fn sigterm_finishes_requests_drains_and_exits_0() {
         }),
     ))
     .await;
-    let port = {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        listener.local_addr().unwrap().port()
-    };
-    let listen = format!("127.0.0.1:{port}");
     // The default store, sqlite://shadowdiff.db, lands in the working directory.
     let workdir = tempfile::tempdir().unwrap();
+    // Port 0, and the port read back from the log: a port found free here
+    // could be taken by another test before the binary bound it.
     let mut child = tokio::process::Command::new(BIN)
         .current_dir(workdir.path())
         .args([
             "serve",
             "--listen",
-            &listen,
+            "127.0.0.1:0",
             "--report-listen",
             "127.0.0.1:0",
         ])
@@ -189,13 +186,12 @@ async fn sigterm_finishes_requests_drains_and_exits_0() {
         .spawn()
         .unwrap();
     let started = Instant::now();
-    while tokio::net::TcpStream::connect(&listen).await.is_err() {
-        assert!(
-            started.elapsed() < Duration::from_secs(10),
-            "shadowdiff did not start"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let (listen, log) = tokio::time::timeout(
+        Duration::from_secs(10),
+        listening_address(child.stderr.take().unwrap()),
+    )
+    .await
+    .expect("shadowdiff did not start");
     let url = format!("http://{listen}/slow");
     let in_flight = tokio::spawn(async move {
         support::client()
@@ -228,10 +224,7 @@ async fn sigterm_finishes_requests_drains_and_exits_0() {
         .unwrap()
         .unwrap();
     assert_eq!(status.code(), Some(0));
-    let mut stderr = String::new();
-    tokio::io::AsyncReadExt::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr)
-        .await
-        .unwrap();
+    let stderr = log.await.unwrap();
     // The shadow copy of the in-flight request was compared before exit.
     assert!(
         stderr.contains("final tally") && stderr.contains("matched=1"),
@@ -257,6 +250,39 @@ async fn sigterm_finishes_requests_drains_and_exits_0() {
         .await
         .unwrap();
     assert_eq!(counts[0].outcomes.get("matched"), Some(&1), "{counts:?}");
+}
+
+/// Reads a starting `serve`'s log up to the line that says where it
+/// listens; returns that address, and the whole log once the process ends.
+async fn listening_address(
+    stderr: tokio::process::ChildStderr,
+) -> (String, tokio::task::JoinHandle<String>) {
+    use tokio::io::AsyncBufReadExt;
+    let mut lines = tokio::io::BufReader::new(stderr).lines();
+    let mut log = String::new();
+    while let Some(line) = lines.next_line().await.unwrap() {
+        log.push_str(&line);
+        log.push('\n');
+        let address = line
+            .contains("shadowdiff listening")
+            .then(|| {
+                line.split_whitespace()
+                    .find_map(|w| w.strip_prefix("address="))
+            })
+            .flatten()
+            .map(str::to_string);
+        if let Some(address) = address {
+            let rest = tokio::spawn(async move {
+                while let Some(line) = lines.next_line().await.unwrap() {
+                    log.push_str(&line);
+                    log.push('\n');
+                }
+                log
+            });
+            return (address, rest);
+        }
+    }
+    panic!("shadowdiff exited before listening: {log}");
 }
 
 #[test]

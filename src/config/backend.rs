@@ -1,0 +1,210 @@
+//! The two backends as settings name them: a base URL, joined with each
+//! request target so the backend gets exactly the path the client asked
+//! for, and the Host header each one receives.
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::Deserialize;
+
+/// The base URL of a backend: http or https, a host, an optional path prefix.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "String")]
+pub struct BackendUrl(String);
+
+/// A backend URL that cannot be used.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("backend URL must be http:// or https:// with a host and no query, such as http://127.0.0.1:8001; got {0:?}")]
+pub struct BackendUrlError(pub String);
+
+impl FromStr for BackendUrl {
+    type Err = BackendUrlError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let bad = || BackendUrlError(s.to_string());
+        let url = reqwest::Url::parse(s).map_err(|_| bad())?;
+        let ok = matches!(url.scheme(), "http" | "https")
+            && url.host_str().is_some()
+            && url.query().is_none()
+            && url.fragment().is_none()
+            && url.username().is_empty();
+        if !ok {
+            return Err(bad());
+        }
+        // Stored without a trailing slash so that base + "/path" is the target.
+        Ok(BackendUrl(url.as_str().trim_end_matches('/').to_string()))
+    }
+}
+
+impl TryFrom<String> for BackendUrl {
+    type Error = BackendUrlError;
+    fn try_from(s: String) -> Result<Self, Self::Error> {
+        s.parse()
+    }
+}
+
+impl fmt::Display for BackendUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl BackendUrl {
+    /// The URL to send a request for `path_and_query` to. A path with dot
+    /// segments is refused: URL parsing, or the backend, would resolve them,
+    /// so the backend would get another path than the client asked for, one
+    /// that may even leave the base URL's prefix. A segment is what lies
+    /// between `/`, `\` or their encodings (`%2f`, `%5c`), and it is a dot
+    /// segment if, with `%2e` read as `.` and a `;` parameter dropped (as
+    /// Tomcat does), it is `.` or `..`. `%252e` is left alone: it is a
+    /// literal `%2e` to a backend that decodes once, as it should.
+    /// Whatever else URL parsing would rewrite (a `\` into `/`) is refused
+    /// too, so the URL sent always has the path that was asked for; only
+    /// percent-encoding of characters such as `"` or `{` may differ.
+    pub fn join(&self, path_and_query: &str) -> Result<reqwest::Url, url_error::JoinError> {
+        let refuse = || url_error::JoinError(path_and_query.to_string());
+        let path = path_and_query.split('?').next().unwrap_or("");
+        let lower = path
+            .to_ascii_lowercase()
+            .replace("%2f", "/")
+            .replace("%5c", "/");
+        let dot = |segment: &str| {
+            let s = segment.split(';').next().unwrap_or("").replace("%2e", ".");
+            s == "." || s == ".."
+        };
+        if lower.split(['/', '\\']).any(dot) {
+            return Err(refuse());
+        }
+        let asked = format!("{}{}", self.0, path_and_query);
+        let url = reqwest::Url::parse(&asked).map_err(|_| refuse())?;
+        // Percent-encoding the parser adds is no change to the backend.
+        let encoded = |s: &str| {
+            let mut out = String::with_capacity(s.len());
+            for c in s.chars() {
+                match c {
+                    '"' | '{' | '}' | '<' | '>' | '`' | '\'' | ' ' => {
+                        out.push_str(&format!("%{:02X}", c as u32))
+                    }
+                    c if !c.is_ascii() => {
+                        for b in c.to_string().bytes() {
+                            out.push_str(&format!("%{b:02X}"));
+                        }
+                    }
+                    c => out.push(c),
+                }
+            }
+            out
+        };
+        if encoded(url.as_str()) != encoded(&asked) {
+            return Err(refuse());
+        }
+        Ok(url)
+    }
+}
+
+pub mod url_error {
+    /// A request target that does not form a URL with the backend's base.
+    #[derive(Debug, thiserror::Error)]
+    #[error("request target {0:?} has dot segments or backslashes, or does not form a valid URL")]
+    pub struct JoinError(pub String);
+}
+
+/// The Host header a backend receives.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "String")]
+pub enum HostHeader {
+    /// The client's own Host, as a direct call would carry it.
+    Client,
+    /// The backend URL's authority.
+    Backend,
+    /// A fixed name (`api.example.com` or `api.example.com:8443`).
+    Fixed(http::HeaderValue),
+}
+
+impl FromStr for HostHeader {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "client" => Ok(HostHeader::Client),
+            "backend" => Ok(HostHeader::Backend),
+            name => {
+                let valid = !name.is_empty()
+                    && name
+                        .parse::<http::uri::Authority>()
+                        .is_ok_and(|a| a.as_str() == name && !name.contains('@'));
+                match valid {
+                    true => Ok(HostHeader::Fixed(
+                        http::HeaderValue::from_str(name).map_err(|e| e.to_string())?,
+                    )),
+                    false => Err(format!(
+                        "expected \"client\", \"backend\" or a host name such as api.example.com:443; got {name:?}"
+                    )),
+                }
+            }
+        }
+    }
+}
+
+impl TryFrom<String> for HostHeader {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, Self::Error> {
+        s.parse()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backend_urls_are_checked() {
+        assert!("http://127.0.0.1:8001".parse::<BackendUrl>().is_ok());
+        assert!("https://api.internal/base/".parse::<BackendUrl>().is_ok());
+        for bad in ["127.0.0.1:8001", "ftp://x", "http://x/?q=1", "http://u:p@x"] {
+            assert!(bad.parse::<BackendUrl>().is_err(), "{bad}");
+        }
+        let base: BackendUrl = "http://h:1/base/".parse().unwrap();
+        assert_eq!(
+            base.join("/a%20b?x=1&x=2").unwrap().as_str(),
+            "http://h:1/base/a%20b?x=1&x=2"
+        );
+        for escaping in ["/x/../admin", "/x/%2e%2e/admin", "/x/.%2E/admin", "/./a"] {
+            assert!(base.join(escaping).is_err(), "{escaping}");
+        }
+        assert!(base.join("/a/..b/c.d?x=..").is_ok());
+    }
+
+    #[test]
+    fn no_target_reaches_a_backend_as_another_path() {
+        let base: BackendUrl = "http://h:1/base".parse().unwrap();
+        for refused in [
+            "/public/..\\admin",
+            "/public\\..\\admin",
+            "/public/..%5cadmin",
+            "/public/..%5Cadmin",
+            "/public%5c..%5cadmin",
+            "/public%2f..%2fadmin",
+            "/public/%2e%2e/admin",
+            "/public/.%2e/admin",
+            "/public/%2e./admin",
+            "/public/%2E/admin",
+            "/public/..;x=1/admin",
+            "/a\\b",
+        ] {
+            assert!(base.join(refused).is_err(), "{refused}");
+        }
+        // Literal to a backend that decodes once; forwarded as it is.
+        for kept in [
+            "/public/%252e%252e/admin",
+            "/a/{\"b\"}",
+            "/caf\u{e9}?q='x'",
+            "/a;b=1?x=1;y=2",
+        ] {
+            let url = base.join(kept).unwrap();
+            assert!(url.path().starts_with("/base/"), "{kept}: {url}");
+        }
+        assert_eq!(
+            base.join("/public/%252e%252e/admin").unwrap().path(),
+            "/base/public/%252e%252e/admin"
+        );
+    }
+}

@@ -1,0 +1,35 @@
+//! Why configuration was refused: each error names where the value came
+//! from (file and key, variable, or flag) and what would be accepted.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+/// Why configuration was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The config file could not be read.
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    /// A key in the config file is unknown, of the wrong type or out of range.
+    #[error("config file {path}: key `{key}`: {message}")]
+    File {
+        path: PathBuf,
+        key: String,
+        message: String,
+    },
+    /// A `SHADOWDIFF_*` variable is unknown or its value is invalid.
+    #[error("environment variable {var}: {message}")]
+    Env { var: String, message: String },
+    /// A required setting (a backend) was given nowhere.
+    #[error("no {key} backend given: pass --{key} URL, set SHADOWDIFF_{env}, or put `{key} = \"http://…\"` in the config file", env = .key.to_ascii_uppercase())]
+    Missing { key: &'static str },
+    /// The proxy and the report API would need the same port.
+    #[error("listen ({listen}) and report_listen ({report}) share a port: the proxy and the report API each need their own; change one (--listen/--report-listen, SHADOWDIFF_LISTEN/SHADOWDIFF_REPORT_LISTEN or the config file)")]
+    SharedPort {
+        listen: SocketAddr,
+        report: SocketAddr,
+    },
+}

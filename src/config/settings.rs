@@ -1,0 +1,269 @@
+//! The settings table: every serve setting declared once, with its file key
+//! (which also names its `SHADOWDIFF_<KEY>` variable and its flag), the type
+//! it is read as, its flag's placeholder, its default, its help text, and
+//! where it lands in [`Settings`]. `declare.rs` turns the table into
+//! `Settings`, `Layer` and `ServeFlags`; a test holds README.md's settings
+//! table to it.
+//!
+//! A new setting of a type already here is one entry below (and its README
+//! row). Entries read
+//! `key: LayerType, "VALUE_NAME", DEFAULT => field: SettingsType, via conversion;`
+//! with DEFAULT one of `default("text")`, `computed(function, "words")`,
+//! `none` or `serving("text")` (see `declare.rs`).
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::num::{NonZeroU32, NonZeroUsize};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use super::declare::declare_settings;
+use super::{BackendUrl, HostHeader, HumanDuration, NonZeroMillis, ReportToken};
+use crate::compare::CompareConfig;
+use crate::endpoint::RoutePattern;
+use crate::redact::RedactConfig;
+use crate::sampling::{SampleRate, StickyKey};
+use crate::store::DatabaseUrl;
+
+declare_settings! {
+    required {
+        /// Base URL of the old backend, whose responses clients receive.
+        primary: BackendUrl, "URL";
+        /// Base URL of the new backend, which gets the shadow copies.
+        candidate: BackendUrl, "URL";
+    }
+    scalar {
+        /// Address to accept client (or mirror) traffic on.
+        listen: SocketAddr, "ADDR", default(Settings::DEFAULT_LISTEN)
+            => listen: SocketAddr;
+        /// inline: proxy in front of the primary; mirror: target of a traffic
+        /// mirror, answers 202.
+        mode: Mode, "MODE", default("inline") => mode: Mode;
+        /// Fraction of requests to shadow, 0.0 to 1.0.
+        sample_rate: SampleRate, "F", default("1.0") => sample_rate: SampleRate;
+        /// Sample by a stable hash of this key instead of at random:
+        /// header:NAME, cookie:NAME or query:NAME.
+        sticky_key: StickyKey, "KEY", none => sticky_key: Option<StickyKey>, via Some;
+        /// Bodies larger than this pass through uncompared.
+        max_body_bytes: NonZeroUsize, "BYTES", default("10485760")
+            => max_body_bytes: usize, via NonZeroUsize::get;
+        /// Memory for all body copies held for comparison; beyond it samples
+        /// are skipped.
+        max_buffered_bytes: NonZeroUsize, "BYTES", default("268435456")
+            => max_buffered_bytes: usize, via NonZeroUsize::get;
+        /// Give up on the candidate after this long.
+        candidate_timeout_ms: NonZeroMillis, "MS", default("5000")
+            => candidate_timeout: Duration, via NonZeroMillis::duration;
+        /// Shadow comparisons running at once.
+        max_in_flight: NonZeroUsize, "N", default("512") => max_in_flight: NonZeroUsize;
+        /// Shadow work waiting for a slot; beyond it samples are dropped and
+        /// counted.
+        queue: NonZeroUsize, "N", default("10000") => queue: NonZeroUsize;
+        /// On SIGTERM/SIGINT, wait this long for running comparisons.
+        drain_timeout_ms: u64, "MS", default("10000")
+            => drain_timeout: Duration, via Duration::from_millis;
+        // `Settings::new`, which tests use, keeps them in memory only.
+        /// Where outcomes and mismatches are stored: sqlite://FILE or
+        /// postgres://….
+        database_url: DatabaseUrl, "URL", serving("sqlite://shadowdiff.db")
+            => database_url: Option<DatabaseUrl>, via Some;
+        /// This instance's name in the store.
+        instance: String, "NAME", computed(default_instance, "the host name")
+            => instance: String;
+        /// Stored data older than this is pruned: 12h, 14d, 4w.
+        retention: HumanDuration, "DURATION", default("14d")
+            => retention: Duration, via Duration::from;
+        /// Mismatch exemplars waiting for the database; beyond, they are lost
+        /// and counted.
+        store_queue: NonZeroUsize, "N", default("10000") => store_queue: NonZeroUsize;
+        /// Exemplar bytes stored per hour (and waiting in memory) at most;
+        /// beyond, exemplars are lost and counted.
+        store_exemplar_bytes_per_hour: NonZeroUsize, "BYTES", default("67108864")
+            => store_exemplar_bytes_per_hour: NonZeroUsize;
+        /// Address of the report API.
+        report_listen: SocketAddr, "ADDR", default(Settings::DEFAULT_REPORT_LISTEN)
+            => report_listen: SocketAddr;
+        /// Token the report API requires as `Authorization: Bearer`; without
+        /// one the API is open (an empty one is refused).
+        report_token: ReportToken, "TOKEN", none
+            => report_token: Option<ReportToken>, via Some;
+        /// Distinct automatic endpoint names kept before the rest count as
+        /// `other`.
+        max_endpoints: NonZeroUsize, "N", default("500") => max_endpoints: NonZeroUsize;
+        /// Append sampled requests, redacted, to this file as JSON Lines that
+        /// `replay --input` reads.
+        record: PathBuf, "FILE", none => record: Option<PathBuf>, via non_empty_path;
+        /// Answer 504 when the primary has not sent its response head within
+        /// this; unset waits.
+        primary_timeout_ms: NonZeroMillis, "MS", none
+            => primary_timeout: Option<Duration>, via some_duration;
+        /// Host header for the primary: client (the client's own), backend
+        /// (the URL's authority) or a fixed name.
+        primary_host: HostHeader, "HOST", default("client") => primary_host: HostHeader;
+        /// Host header for the candidate: client, backend or a fixed name.
+        candidate_host: HostHeader, "HOST", default("client") => candidate_host: HostHeader;
+        /// Threads for shadow work (candidate calls, comparisons), apart from
+        /// the client path's.
+        shadow_threads: NonZeroUsize, "N",
+            computed(default_shadow_threads, "half the cores, at least 1")
+            => shadow_threads: NonZeroUsize;
+        /// Candidate failures in a row (errors, timeouts, heads or bodies over
+        /// the limits) after which shadowing pauses, probing once a cooldown
+        /// (1 s doubling to 30 s); 0 never pauses.
+        breaker_failures: u32, "N", default("5")
+            => breaker_failures: Option<NonZeroU32>, via NonZeroU32::new;
+    }
+    groups {
+        /// How client connections are bounded in time and number.
+        connections: ConnectionLimits {
+            /// A client must send a whole request head within this, from
+            /// connecting or from a request's first byte.
+            header_read_timeout_ms: NonZeroMillis, "MS", default("10000")
+                => header_read_timeout, via NonZeroMillis::duration;
+            /// Close a kept-alive client connection idle this long.
+            idle_timeout_ms: NonZeroMillis, "MS", default("60000")
+                => idle_timeout, via NonZeroMillis::duration;
+            /// Client connections open at once (lowered to fit the open-file
+            /// limit); at the cap the oldest idle one is closed.
+            max_connections: NonZeroUsize, "N", default("10000") => max_connections;
+        }
+    }
+    file_only {
+        /// Settings per route (`[[route]]`); the first route that fits a
+        /// request wins.
+        routes: Vec<Route>, "route";
+        /// The global comparison rules (`[compare]`).
+        compare: CompareConfig, "compare";
+        /// What is masked before storage (`[redact]`).
+        redact: RedactConfig, "redact";
+    }
+}
+
+impl Settings {
+    pub const DEFAULT_LISTEN: &'static str = "127.0.0.1:8080";
+    pub const DEFAULT_REPORT_LISTEN: &'static str = "127.0.0.1:9090";
+
+    /// The index of the first route whose pattern fits the request.
+    pub fn route_for(&self, method: &http::Method, path: &str) -> Option<usize> {
+        self.routes
+            .iter()
+            .position(|r| r.pattern.matches(method, path))
+    }
+}
+
+/// How shadowdiff sits in the traffic.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    /// In front of the primary: clients get the primary's response through shadowdiff.
+    Inline,
+    /// The target of a traffic mirror: answers 202 and calls both backends itself.
+    Mirror,
+}
+
+impl fmt::Display for Mode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Mode::Inline => "inline",
+            Mode::Mirror => "mirror",
+        })
+    }
+}
+
+/// One `[[route]]`: settings for the requests its pattern matches.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Route {
+    /// `METHOD /path/{param}`; the first route that fits a request wins.
+    #[serde(rename = "match")]
+    pub pattern: RoutePattern,
+    /// Overrides the global sample rate for these requests.
+    #[serde(default)]
+    pub sample_rate: Option<SampleRate>,
+    /// Allows methods other than GET, HEAD and OPTIONS to reach the candidate.
+    #[serde(default)]
+    pub mirror_unsafe: bool,
+    /// Comparison rules added to the global `[compare]` ones for these requests.
+    #[serde(default)]
+    pub compare: Option<CompareConfig>,
+}
+
+/// Limits on client connections, so slow or idle clients cannot hold them
+/// all. Its defaults are the table's.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ConnectionLimits {
+    /// From a connection's start, or the first byte of a later request, to
+    /// the end of the request head.
+    pub header_read_timeout: Duration,
+    /// A kept-alive connection with no request under way is closed after this.
+    pub idle_timeout: Duration,
+    /// Client connections open at once; at the cap the oldest one waiting for
+    /// a request is closed to make room.
+    pub max_connections: NonZeroUsize,
+}
+
+/// Half the cores, at least one: the other half stays with the client path.
+fn default_shadow_threads() -> NonZeroUsize {
+    let cores = std::thread::available_parallelism().map_or(2, NonZeroUsize::get);
+    NonZeroUsize::new(cores / 2).unwrap_or(NonZeroUsize::MIN)
+}
+
+/// The instance name when none is given: the host name, else a random one.
+fn default_instance() -> String {
+    std::env::var("HOSTNAME")
+        .ok()
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| format!("shadowdiff-{:08x}", rand::random::<u32>()))
+}
+
+/// A limit that is off unless set.
+fn some_duration(ms: NonZeroMillis) -> Option<Duration> {
+    Some(ms.duration())
+}
+
+/// An empty `record` path (a variable set to nothing) records nothing.
+fn non_empty_path(path: PathBuf) -> Option<PathBuf> {
+    Some(path).filter(|p| !p.as_os_str().is_empty())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_declared_default_parses_and_is_the_one_used() {
+        let s = Settings::new("http://a".parse().unwrap(), "http://b".parse().unwrap());
+        assert_eq!(s.listen.to_string(), "127.0.0.1:8080");
+        assert_eq!(s.max_body_bytes, 10 * 1024 * 1024);
+        assert_eq!(s.max_buffered_bytes, 256 * 1024 * 1024);
+        assert_eq!(s.candidate_timeout, Duration::from_millis(5_000));
+        assert_eq!(s.drain_timeout, Duration::from_millis(10_000));
+        assert_eq!(s.retention, Duration::from_secs(14 * 24 * 3_600));
+        assert_eq!(s.store_exemplar_bytes_per_hour.get(), 64 * 1024 * 1024);
+        assert_eq!(s.breaker_failures.map(NonZeroU32::get), Some(5));
+        assert_eq!(s.connections.idle_timeout, Duration::from_secs(60));
+        assert_eq!(s.connections.max_connections.get(), 10_000);
+        assert!(s.database_url.is_none() && s.record.is_none());
+        assert_eq!(s.primary_host, HostHeader::Client);
+    }
+
+    #[test]
+    fn keys_flags_and_variables_are_one_name() {
+        let declared: Vec<&str> = Layer::DECLARED.iter().map(|d| d.key).collect();
+        assert_eq!(declared, Layer::KEYS);
+        let max = Layer::DECLARED
+            .iter()
+            .find(|d| d.key == "max_body_bytes")
+            .unwrap();
+        assert_eq!(max.flag(), "--max-body-bytes");
+        assert_eq!(max.env(), "SHADOWDIFF_MAX_BODY_BYTES");
+        let text: Vec<&str> = Layer::DECLARED
+            .iter()
+            .filter(|d| d.text)
+            .map(|d| d.key)
+            .collect();
+        assert_eq!(text, ["instance", "report_token", "record"]);
+    }
+}

@@ -1,0 +1,98 @@
+//! Durations as settings write them: whole milliseconds for the `_ms` keys,
+//! and a number with a unit (`14d`) where people think in hours or days.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+/// A duration written as a number and a unit: `15m`, `2h`, `14d`, `30s`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "String")]
+pub struct HumanDuration(pub Duration);
+
+impl FromStr for HumanDuration {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let bad = || format!("expected a duration such as 30s, 15m, 2h or 14d; got {s:?}");
+        let s = s.trim();
+        let split = s.find(|c: char| !c.is_ascii_digit()).ok_or_else(bad)?;
+        let (number, unit) = s.split_at(split);
+        let n: u64 = number.parse().map_err(|_| bad())?;
+        let seconds = match unit {
+            "s" => 1,
+            "m" => 60,
+            "h" => 3_600,
+            "d" => 86_400,
+            "w" => 7 * 86_400,
+            _ => return Err(bad()),
+        };
+        n.checked_mul(seconds)
+            .filter(|&total| total > 0)
+            .map(|total| HumanDuration(Duration::from_secs(total)))
+            .ok_or_else(bad)
+    }
+}
+
+impl TryFrom<String> for HumanDuration {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, Self::Error> {
+        s.parse()
+    }
+}
+
+impl From<HumanDuration> for Duration {
+    fn from(d: HumanDuration) -> Duration {
+        d.0
+    }
+}
+
+/// A duration in whole milliseconds, at least 1.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "u64")]
+pub struct NonZeroMillis(u64);
+
+impl TryFrom<u64> for NonZeroMillis {
+    type Error = String;
+    fn try_from(ms: u64) -> Result<Self, Self::Error> {
+        if ms == 0 {
+            Err("must be at least 1 (milliseconds)".to_string())
+        } else {
+            Ok(NonZeroMillis(ms))
+        }
+    }
+}
+
+impl FromStr for NonZeroMillis {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let ms: u64 = s
+            .trim()
+            .parse()
+            .map_err(|_| format!("expected whole milliseconds, got {s:?}"))?;
+        ms.try_into()
+    }
+}
+
+impl NonZeroMillis {
+    pub fn duration(self) -> Duration {
+        Duration::from_millis(self.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_read_like_people_write_them() {
+        assert_eq!("15m".parse::<HumanDuration>().unwrap().0.as_secs(), 900);
+        assert_eq!(
+            "14d".parse::<HumanDuration>().unwrap().0.as_secs(),
+            14 * 86_400
+        );
+        for bad in ["", "15", "m", "0h", "2 hours", "-1d"] {
+            assert!(bad.parse::<HumanDuration>().is_err(), "{bad}");
+        }
+    }
+}

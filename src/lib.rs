@@ -25,6 +25,7 @@ pub mod sampling;
 pub mod server;
 pub mod shadow;
 pub mod store;
+pub mod time;
 
 pub use config::Settings;
 pub use server::Server;

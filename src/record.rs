@@ -14,8 +14,8 @@ use serde_json::Value;
 use tokio::io::AsyncWriteExt;
 use tokio::sync::mpsc;
 
-use crate::compare::instant::format_millis;
 use crate::redact::Redactor;
+use crate::time::format_millis;
 
 /// One line of a JSON Lines request file: what `serve --record` writes and
 /// `replay --input` reads. `path` (path and query) or `url`; `headers` an

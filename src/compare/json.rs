@@ -12,8 +12,8 @@
 
 use serde_json::{Map, Number, Value};
 
-use super::instant::canonical_instant;
 use super::rules::{Action, Cursor, MaskKind, Rules};
+use crate::time::canonical_instant;
 
 /// A body that parsed, and whether it needed Python's non-standard tokens.
 #[derive(Debug)]

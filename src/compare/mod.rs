@@ -10,7 +10,6 @@
 pub mod decode;
 pub mod fuzz_input;
 pub mod headers;
-pub mod instant;
 pub mod json;
 pub mod rules;
 

@@ -9,8 +9,8 @@ use super::{
     Criteria, EndpointData, GateCriteria, GateReport, GateScope, GateVerdict, Limit, WindowView,
     REPORT_VERSION,
 };
-use crate::compare::instant::format_millis;
 use crate::store::Window;
+use crate::time::format_millis;
 
 /// The stand-in endpoint name of the total.
 pub const TOTAL: &str = "total";

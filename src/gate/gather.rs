@@ -35,7 +35,7 @@ pub fn store_problem(
     window: Window,
     health: Option<&crate::store::health::HealthSnapshot>,
 ) -> Option<String> {
-    use crate::compare::instant::format_millis;
+    use crate::time::format_millis;
     let health = health?;
     if let (Some(since), Some(class)) = (health.failing_since_ms, health.last_error) {
         return Some(format!(

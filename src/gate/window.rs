@@ -18,7 +18,7 @@ impl FromStr for TimeBound {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
         let s = s.trim();
-        if crate::compare::instant::parse_millis(s).is_some()
+        if crate::time::parse_millis(s).is_some()
             || s.parse::<crate::config::HumanDuration>().is_ok()
         {
             Ok(TimeBound(s.to_string()))
@@ -38,7 +38,7 @@ impl TimeBound {
     /// Unix milliseconds, durations counted back from `now_ms`; `None` for a
     /// duration reaching before any time that can be stored.
     pub fn resolve(&self, now_ms: i64) -> Option<i64> {
-        if let Some(ms) = crate::compare::instant::parse_millis(&self.0) {
+        if let Some(ms) = crate::time::parse_millis(&self.0) {
             return Some(ms);
         }
         let ago = self.0.parse::<crate::config::HumanDuration>().ok()?;

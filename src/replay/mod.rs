@@ -29,6 +29,7 @@ use crate::shadow::{
 };
 use crate::store::writer::{StoreWriter, WriterConfig};
 use crate::store::{MismatchFilter, SqlStore, Store, StoreError, Window};
+use crate::time::now_ms;
 use crate::Settings;
 use input::{Problem, ReplayRequest};
 
@@ -274,12 +275,6 @@ pub async fn from_store(
     Ok((requests, problems))
 }
 
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
-}
-
 fn progress_of(tally: &Tally, total: u64) -> Progress {
     let mut p = Progress {
         total,
@@ -477,8 +472,7 @@ pub async fn run(
 
 /// A run id that sorts by time: `replay-20261125T021500Z-1a2b`.
 pub fn new_run_id() -> RunId {
-    let stamp =
-        crate::compare::instant::format_millis(now_ms() / 1000 * 1000).replace(['-', ':'], "");
+    let stamp = crate::time::format_millis(now_ms() / 1000 * 1000).replace(['-', ':'], "");
     RunId(format!("replay-{stamp}-{:04x}", rand::random::<u16>()))
 }
 

@@ -10,10 +10,11 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 
 use super::error::{bad, ApiError};
-use super::params::{now_ms, Params};
+use super::params::Params;
 use super::{input, ReportState};
 use crate::gate;
 use crate::store::health::StoreHealth;
+use crate::time::now_ms;
 
 /// The gate's decision over stored outcomes: the same as `shadowdiff gate`.
 /// `strict=true` answers 412 unless it passes, for callers that only read

@@ -15,8 +15,8 @@ use serde::{Deserialize, Serialize};
 use super::error::{bad, ApiError};
 use super::params::Params;
 use super::{input, ReportState};
-use crate::compare::instant::format_millis;
 use crate::store::{Group, Store, StoreError};
+use crate::time::format_millis;
 
 /// A group's triage status. The store keeps it as text ([`TriageStatus::as_str`]);
 /// requests and stored rows are parsed into it where they enter.

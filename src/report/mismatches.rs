@@ -13,9 +13,9 @@ use serde::Serialize;
 use super::error::{bad, ApiError};
 use super::params::Params;
 use super::{input, ReportState};
-use crate::compare::instant::format_millis;
 use crate::config::BackendUrl;
 use crate::store::{MismatchFilter, Store, StoredBody, StoredMessage, StoredMismatch};
+use crate::time::format_millis;
 
 pub(super) async fn mismatches(
     State(state): State<Arc<ReportState>>,

@@ -3,22 +3,15 @@
 //! and bounded numbers are refused as a 400 naming the parameter.
 
 use std::collections::HashMap;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use axum::extract::rejection::QueryRejection;
 use axum::extract::Query;
 
 use super::error::{bad, ApiError};
 use super::input;
-use crate::compare::instant::parse_millis;
 use crate::config::HumanDuration;
 use crate::store::Window;
-
-pub(super) fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
-}
+use crate::time::{now_ms, parse_millis};
 
 /// 0000-01-01T00:00:00Z, the earliest time RFC 3339 can write.
 const YEAR_0_MS: i64 = -62_167_219_200_000;

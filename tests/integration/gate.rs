@@ -6,11 +6,11 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use shadowdiff::compare::instant::format_millis;
 use shadowdiff::config::BackendUrl;
 use shadowdiff::gate::GateReport;
 use shadowdiff::report::{self, ReportState};
 use shadowdiff::store::{Batch, CounterDelta, DatabaseUrl, SqlStore, Store};
+use shadowdiff::time::format_millis;
 
 use crate::support;
 

@@ -1,8 +1,18 @@
+//! Time in one place, under everything: the wall clock in milliseconds
+//! ([`now_ms`], for stored rows, windows and run ids) and date-time text.
+//!
 //! Date-time strings as instants: `2024-01-01T00:00:00+00:00` (Python's
 //! isoformat) and `2024-01-01T00:00:00Z` (Go's time.Time) are the same moment.
-//!
 //! A string that reads as a date-time becomes one canonical UTC form, so
 //! equal instants compare equal whatever their offset, separator or precision.
+//! The comparison uses only these pure functions, never the clock.
+
+/// Milliseconds since the Unix epoch, now (0 if the clock is before 1970).
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
 
 /// Seconds since the epoch and nanoseconds of a date-time string.
 fn parse(s: &str) -> Option<(i64, i64)> {

@@ -9,6 +9,7 @@
 
 pub mod exemplar;
 pub mod health;
+mod repair;
 pub mod reserve;
 pub mod writer;
 
@@ -471,10 +472,7 @@ impl SqlStore {
             backend: url.backend,
         };
         let store = Self::open(&existing, false).await?;
-        let migrator = match store.backend {
-            Backend::Sqlite => &SQLITE_MIGRATIONS,
-            Backend::Postgres => &POSTGRES_MIGRATIONS,
-        };
+        let migrator = store.migrator();
         let expected = migrator.iter().map(|m| m.version).max().unwrap_or(0);
         let found: Option<i64> =
             sqlx::query("SELECT CAST(MAX(version) AS BIGINT) FROM _sqlx_migrations")
@@ -493,7 +491,13 @@ impl SqlStore {
             Some(v) if v > expected => Err(StoreError::Schema(format!(
                 "{url} is at schema version {v}, written by a newer shadowdiff: use that version"
             ))),
-            Some(_) => Ok(store),
+            Some(v) => match repair::needed(&store.pool, store.backend).await?.first() {
+                Some(old) => Err(StoreError::Schema(format!(
+                    "{url} ran migration {old} in the text of an earlier release (schema version {v}): \
+                     run `shadowdiff migrate --database-url …` to bring it up to date"
+                ))),
+                None => Ok(store),
+            },
         }
     }
 
@@ -554,12 +558,19 @@ impl SqlStore {
         self.pool.close().await;
     }
 
-    /// Applies the migrations not applied yet.
-    pub async fn migrate(&self) -> Result<(), StoreError> {
+    /// This database's migrations, as embedded in the binary.
+    fn migrator(&self) -> &'static sqlx::migrate::Migrator {
         match self.backend {
-            Backend::Sqlite => SQLITE_MIGRATIONS.run(&self.pool).await?,
-            Backend::Postgres => POSTGRES_MIGRATIONS.run(&self.pool).await?,
+            Backend::Sqlite => &SQLITE_MIGRATIONS,
+            Backend::Postgres => &POSTGRES_MIGRATIONS,
         }
+    }
+
+    /// Applies the migrations not applied yet, after repairing those run in
+    /// a text since extended (the `repair` module).
+    pub async fn migrate(&self) -> Result<(), StoreError> {
+        repair::repair(&self.pool, self.backend, self.migrator()).await?;
+        self.migrator().run(&self.pool).await?;
         Ok(())
     }
 

@@ -11,6 +11,7 @@ mod host;
 mod hostile_candidates;
 mod hostile_clients;
 mod isolation;
+mod migrations;
 mod persistence;
 mod properties;
 mod replay;

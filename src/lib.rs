@@ -24,6 +24,7 @@ pub mod sampling;
 pub mod server;
 pub mod shadow;
 pub mod store;
+pub mod writer;
 
 pub use config::Settings;
 pub use server::Server;

@@ -19,7 +19,7 @@ use crate::compare::instant::format_millis;
 use crate::report::types::{
     GateCriteria, GateErrors, GateLatency, GateReport, GateScope, GateVerdict, WindowView,
 };
-use crate::store::writer::bucket_upper_bound;
+use crate::store::bucket_upper_bound;
 use crate::store::{Store, StoreError, Window};
 
 /// The window when `since` is not given: the last hour.
@@ -163,7 +163,7 @@ pub async fn evaluate(
 /// gate decides on are whole.
 pub fn store_problem(
     window: Window,
-    health: Option<&crate::store::health::HealthSnapshot>,
+    health: Option<&crate::writer::health::HealthSnapshot>,
 ) -> Option<String> {
     use crate::compare::instant::format_millis;
     let health = health?;

@@ -28,8 +28,8 @@ use crate::report::types::GateReport;
 use crate::shadow::{
     BodySource, PrimarySource, ShadowConfig, ShadowJob, ShadowRequest, ShadowStage,
 };
-use crate::store::writer::{StoreWriter, WriterConfig};
 use crate::store::{MismatchFilter, SqlStore, Store, StoreError, Window};
+use crate::writer::{StoreWriter, WriterConfig};
 use crate::Settings;
 use input::{Problem, ReplayRequest};
 

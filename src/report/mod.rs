@@ -26,11 +26,11 @@ use tokio::sync::OnceCell;
 use crate::compare::instant::{format_millis, parse_millis};
 use crate::config::{BackendUrl, HumanDuration, ReportToken};
 use crate::gate;
-use crate::store::health::StoreHealth;
-use crate::store::writer::bucket_upper_bound;
+use crate::store::bucket_upper_bound;
 use crate::store::{
     DatabaseUrl, MismatchFilter, SqlStore, Store, StoreError, StoredMismatch, Window,
 };
+use crate::writer::health::StoreHealth;
 use types::*;
 
 /// The OpenAPI 3 description of this API.

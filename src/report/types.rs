@@ -7,8 +7,8 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use crate::compare::instant::format_millis;
-use crate::store::health::HealthSnapshot;
 use crate::store::{Group, StoredBody, StoredMessage, StoredMismatch};
+use crate::writer::health::HealthSnapshot;
 
 #[derive(Serialize)]
 pub struct ErrorBody {

@@ -110,9 +110,11 @@ pub(super) async fn repair(
             }
             // Cannot happen while released migrations never change (a test
             // checks them); refused rather than guessed at.
-            _ => return Err(StoreError::Schema(format!(
+            _ => {
+                return Err(StoreError::Schema(format!(
                 "migration {version} no longer begins with its first released text: cannot repair"
-            ))),
+            )))
+            }
         };
         let update = match backend {
             Backend::Sqlite => {
@@ -155,8 +157,8 @@ mod tests {
     #[test]
     fn first_texts_are_prefixes_of_the_current_ones() {
         for (backend, migrator) in [
-            (Backend::Sqlite, &super::super::SQLITE_MIGRATIONS),
-            (Backend::Postgres, &super::super::POSTGRES_MIGRATIONS),
+            (Backend::Sqlite, &super::super::open::SQLITE_MIGRATIONS),
+            (Backend::Postgres, &super::super::open::POSTGRES_MIGRATIONS),
         ] {
             for e in extended(backend) {
                 let current = migrator.iter().find(|m| m.version == e.version).unwrap();

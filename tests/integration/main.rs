@@ -21,3 +21,4 @@ mod secrets;
 mod store;
 mod store_faults;
 mod support;
+mod writer_faults;

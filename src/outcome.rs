@@ -5,7 +5,7 @@
 //! dropped unfinished (a shutdown deadline, a task that died). So nothing
 //! sampled goes uncounted.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::{Arc, Mutex};
 
@@ -143,7 +143,7 @@ impl Outcome {
     }
 }
 
-/// What identifies a sampled request in logs and the recent list.
+/// What identifies a sampled request in logs and stored exemplars.
 #[derive(Clone, Debug)]
 pub struct SampleInfo {
     pub endpoint: Endpoint,
@@ -157,13 +157,6 @@ impl SampleInfo {
     pub fn path(&self) -> &str {
         self.target.split('?').next().unwrap_or("")
     }
-}
-
-/// A short record of a finished sample, kept in memory for inspection.
-#[derive(Clone, Debug)]
-pub struct OutcomeRecord {
-    pub info: SampleInfo,
-    pub key: OutcomeKey,
 }
 
 /// Counts of outcomes per endpoint.
@@ -183,43 +176,46 @@ impl Tally {
     }
 }
 
-/// Where outcomes go: counters, a short list of recent ones, and the log.
+/// Where the Recorder hands each outcome on, besides its own tally: the
+/// writer that persists them. Called where a sample finishes, the client's
+/// path included, so it must never wait.
+pub trait OutcomeSink: Send + Sync + fmt::Debug {
+    fn record(&self, info: &SampleInfo, outcome: &Outcome);
+}
+
+/// Where outcomes go: counters, the log, and the sink (the store writer)
+/// when there is one.
 #[derive(Debug)]
 pub struct Recorder {
     /// Where outcomes are persisted, when a database is configured.
-    writer: Option<crate::store::writer::StoreWriter>,
+    sink: Option<Box<dyn OutcomeSink>>,
     tally: Mutex<Tally>,
-    recent: Mutex<VecDeque<OutcomeRecord>>,
     total: watch::Sender<u64>,
 }
 
 impl Default for Recorder {
     fn default() -> Self {
         Recorder {
-            writer: None,
+            sink: None,
             tally: Mutex::default(),
-            recent: Mutex::default(),
             total: watch::Sender::new(0),
         }
     }
 }
 
 impl Recorder {
-    /// How many recent outcomes are kept for inspection.
-    pub const RECENT: usize = 1024;
-
-    /// A recorder that also hands every outcome to the store writer.
-    pub fn with_writer(writer: crate::store::writer::StoreWriter) -> Self {
+    /// A recorder that also hands every outcome to a writer.
+    pub fn with_writer(writer: impl OutcomeSink + 'static) -> Self {
         Recorder {
-            writer: Some(writer),
+            sink: Some(Box::new(writer)),
             ..Recorder::default()
         }
     }
 
     fn record(&self, info: SampleInfo, outcome: Outcome) {
         let key = outcome.key();
-        if let Some(writer) = &self.writer {
-            writer.record(&info, &outcome);
+        if let Some(sink) = &self.sink {
+            sink.record(&info, &outcome);
         }
         match &outcome {
             Outcome::Compared(c) if c.verdict.matched => {
@@ -255,24 +251,11 @@ impl Recorder {
                 .entry(key)
                 .or_default() += 1;
         }
-        {
-            let mut recent = self.recent.lock().unwrap_or_else(|e| e.into_inner());
-            if recent.len() == Self::RECENT {
-                recent.pop_front();
-            }
-            recent.push_back(OutcomeRecord { info, key });
-        }
         self.total.send_modify(|n| *n += 1);
     }
 
     pub fn tally(&self) -> Tally {
         self.tally.lock().unwrap_or_else(|e| e.into_inner()).clone()
-    }
-
-    /// The most recent outcomes, oldest first.
-    pub fn recent(&self) -> Vec<OutcomeRecord> {
-        let recent = self.recent.lock().unwrap_or_else(|e| e.into_inner());
-        recent.iter().cloned().collect()
     }
 
     /// Waits until at least `n` outcomes have been recorded in all.

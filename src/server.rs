@@ -22,8 +22,8 @@ use crate::proxy::{self, Proxy};
 use crate::redact::Redactor;
 use crate::report::{self, ReportState};
 use crate::shadow::{ShadowConfig, ShadowStage};
-use crate::store::health::StoreHealth;
-use crate::store::writer::{StoreWriter, WriterConfig};
+use crate::writer::health::StoreHealth;
+use crate::writer::{StoreWriter, WriterConfig};
 
 /// Why the server could not start or stopped with an error.
 #[derive(Debug, thiserror::Error)]

@@ -33,7 +33,7 @@ impl Side {
 /// gate decides on are whole.
 pub fn store_problem(
     window: Window,
-    health: Option<&crate::store::health::HealthSnapshot>,
+    health: Option<&crate::writer::health::HealthSnapshot>,
 ) -> Option<String> {
     use crate::time::format_millis;
     let health = health?;

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use super::stats::{comparisons_to_decide, wilson_interval};
 use super::{Criteria, GateErrors, GateLatency, GateScope, GateVerdict, Limit};
-use crate::store::writer::bucket_upper_bound;
+use crate::store::bucket_upper_bound;
 
 /// The sum of the outcome counts whose key starts with `prefix`
 /// (`candidate_error/`, `skipped/`, …).

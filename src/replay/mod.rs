@@ -27,9 +27,9 @@ use crate::redact::Redactor;
 use crate::shadow::{
     BodySource, PrimarySource, ShadowConfig, ShadowJob, ShadowRequest, ShadowStage,
 };
-use crate::store::writer::{StoreWriter, WriterConfig};
 use crate::store::{MismatchFilter, SqlStore, Store, StoreError, Window};
 use crate::time::now_ms;
+use crate::writer::{StoreWriter, WriterConfig};
 use crate::Settings;
 use input::{Problem, ReplayRequest};
 

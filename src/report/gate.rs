@@ -13,8 +13,8 @@ use super::error::{bad, ApiError};
 use super::params::Params;
 use super::{input, ReportState};
 use crate::gate;
-use crate::store::health::StoreHealth;
 use crate::time::now_ms;
+use crate::writer::health::StoreHealth;
 
 /// The gate's decision over stored outcomes: the same as `shadowdiff gate`.
 /// `strict=true` answers 412 unless it passes, for callers that only read

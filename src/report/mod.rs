@@ -28,8 +28,8 @@ use axum::Router;
 use tokio::sync::OnceCell;
 
 use crate::config::{BackendUrl, ReportToken};
-use crate::store::health::StoreHealth;
 use crate::store::{DatabaseUrl, SqlStore, StoreError};
+use crate::writer::health::StoreHealth;
 
 pub use error::ApiError;
 pub use openapi::OPENAPI;

@@ -15,10 +15,10 @@ use super::error::ApiError;
 use super::params::Params;
 use super::ReportState;
 use crate::gate::{self, Side, WindowView};
-use crate::store::health::HealthSnapshot;
-use crate::store::writer::bucket_upper_bound;
+use crate::store::bucket_upper_bound;
 use crate::store::Store;
 use crate::time::format_millis;
+use crate::writer::health::HealthSnapshot;
 
 fn tally(outcomes: &BTreeMap<String, i64>) -> Totals {
     let sum = |prefix: &str| gate::sum_prefix(outcomes, prefix);

@@ -5,11 +5,11 @@
 //! failure the live comparison saw as its reason, not what comparing its
 //! masked stand-in would say.
 
-use super::{MismatchRecord, StoredBody, StoredMessage};
 use crate::compare::{compare_responses, decode};
 use crate::exchange::RecordedResponse;
 use crate::outcome::{Comparison, SampleInfo};
 use crate::redact::Redactor;
+use crate::store::{MismatchRecord, StoredBody, StoredMessage};
 
 /// Bodies are stored up to this many bytes each, with a truncated flag.
 pub const BODY_CAP: usize = 256 * 1024;

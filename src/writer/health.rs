@@ -1,4 +1,4 @@
-//! The store writer's health, shared with the report API in the same
+//! The writer's health, shared with the report API in the same
 //! process: whether writes succeed (or fail since when, and of which class),
 //! and how many records this process could not keep, by reason. Only the
 //! error's class is kept, never its text: clients must not see SQL or paths.
@@ -8,93 +8,7 @@ use std::sync::{Arc, Mutex};
 
 use serde::Serialize;
 
-use super::StoreError;
-
-/// What kind of failure a write met, as shown to clients.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ErrorClass {
-    /// The database refuses writes (file permissions, a read-only file
-    /// system, a read-only PostgreSQL transaction or replica).
-    ReadOnly,
-    /// No room left on the database's disk.
-    DiskFull,
-    /// The operating system failed a read or write.
-    Io,
-    /// No connection became free in time, or a write took too long.
-    Timeout,
-    /// The database could not be reached or opened.
-    Unavailable,
-    /// The database is not at this version's schema, or refused the data.
-    Other,
-}
-
-impl ErrorClass {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ErrorClass::ReadOnly => "read_only",
-            ErrorClass::DiskFull => "disk_full",
-            ErrorClass::Io => "io",
-            ErrorClass::Timeout => "timeout",
-            ErrorClass::Unavailable => "unavailable",
-            ErrorClass::Other => "other",
-        }
-    }
-
-    /// The class of a store error, from SQLite's result codes, PostgreSQL's
-    /// SQLSTATEs and sqlx's own error kinds.
-    pub fn of(error: &StoreError) -> ErrorClass {
-        match error {
-            StoreError::Connect { source, .. } => match ErrorClass::of_sqlx(source) {
-                ErrorClass::Other => ErrorClass::Unavailable,
-                class => class,
-            },
-            StoreError::Query(source) => ErrorClass::of_sqlx(source),
-            StoreError::Migrate(sqlx::migrate::MigrateError::Execute(source))
-            | StoreError::Migrate(sqlx::migrate::MigrateError::ExecuteMigration(source, _)) => {
-                ErrorClass::of_sqlx(source)
-            }
-            StoreError::ReadOnly(_) => ErrorClass::ReadOnly,
-            StoreError::Migrate(_) | StoreError::Malformed(_) | StoreError::Schema(_) => {
-                ErrorClass::Other
-            }
-        }
-    }
-
-    fn of_sqlx(error: &sqlx::Error) -> ErrorClass {
-        match error {
-            sqlx::Error::PoolTimedOut => ErrorClass::Timeout,
-            sqlx::Error::Io(_) | sqlx::Error::PoolClosed | sqlx::Error::WorkerCrashed => {
-                ErrorClass::Unavailable
-            }
-            sqlx::Error::Database(db) => {
-                let code = db.code().unwrap_or_default();
-                // PostgreSQL's SQLSTATEs have five characters (some all
-                // digits); SQLite's extended result codes fewer.
-                if code.len() == 5 {
-                    return match &*code {
-                        "53100" => ErrorClass::DiskFull,
-                        "25006" => ErrorClass::ReadOnly,
-                        "58030" => ErrorClass::Io,
-                        "57014" | "55P03" | "40P01" | "53300" => ErrorClass::Timeout,
-                        c if c.starts_with("08") || c.starts_with("57P") => ErrorClass::Unavailable,
-                        _ => ErrorClass::Other,
-                    };
-                }
-                // SQLite's extended result codes keep the primary code in the low byte.
-                match code.parse::<i64>().map(|n| n & 0xff) {
-                    Ok(8) => ErrorClass::ReadOnly,
-                    Ok(13) => ErrorClass::DiskFull,
-                    Ok(10 | 11 | 26) => ErrorClass::Io,
-                    Ok(14) => ErrorClass::Unavailable,
-                    Ok(5 | 6) => ErrorClass::Timeout,
-                    _ => ErrorClass::Other,
-                }
-            }
-            _ => ErrorClass::Other,
-        }
-    }
-}
+pub use crate::store::ErrorClass;
 
 /// Why a record was not kept.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]

@@ -11,7 +11,7 @@
 use std::io::Write;
 use std::path::PathBuf;
 
-use super::DatabaseUrl;
+use crate::store::DatabaseUrl;
 
 /// Bytes kept in reserve: many thousands of count rows.
 pub const RESERVE_BYTES: usize = 4 * 1024 * 1024;

@@ -1,0 +1,218 @@
+//! What the store holds and is asked, as plain data: the counts a batch
+//! adds, groups and per-endpoint counts as read back, time windows, filters,
+//! and the latency histogram's fixed buckets, which every instance shares so
+//! that histograms merge by adding counts.
+
+use std::time::Duration;
+
+use serde::Serialize;
+
+use super::mismatch::MismatchRecord;
+
+/// The latency histogram's bucket for a duration: four buckets per doubling
+/// of microseconds (about 19% wide), the same on every instance, so
+/// histograms merge by adding counts.
+pub fn latency_bucket(latency: Duration) -> i64 {
+    let micros = latency.as_micros().max(1) as f64;
+    (micros.log2() * 4.0).floor() as i64
+}
+
+/// The upper bound of a bucket, for reading percentiles back.
+pub fn bucket_upper_bound(bucket: i64) -> Duration {
+    Duration::from_micros(2f64.powf((bucket + 1) as f64 / 4.0).ceil() as u64)
+}
+
+/// Counts to add to one (minute, endpoint, outcome).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CounterDelta {
+    pub minute: i64,
+    pub endpoint: String,
+    pub outcome: String,
+    pub count: i64,
+}
+
+/// Counts to add to one latency bucket.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LatencyDelta {
+    pub minute: i64,
+    pub endpoint: String,
+    pub side: &'static str,
+    pub bucket: i64,
+    pub count: i64,
+}
+
+/// Occurrences of one mismatch group since the last write.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct GroupDelta {
+    pub fingerprint: String,
+    pub endpoint: String,
+    pub first_seen: i64,
+    pub last_seen: i64,
+    pub count: i64,
+    pub paths: Vec<String>,
+    /// Names of the headers that differ.
+    pub headers: Vec<String>,
+    /// The statuses (primary, candidate) when they differ.
+    pub statuses: Option<(u16, u16)>,
+}
+
+/// Everything one write adds, applied in one transaction.
+#[derive(Clone, Debug, Default)]
+pub struct Batch {
+    pub counters: Vec<CounterDelta>,
+    pub latencies: Vec<LatencyDelta>,
+    pub groups: Vec<GroupDelta>,
+    pub mismatches: Vec<MismatchRecord>,
+    /// Records this instance could not keep, per minute.
+    pub lost: Vec<(i64, i64)>,
+}
+
+/// Moves `items` into the chunks, starting a new chunk every `max` rows.
+fn spread<T>(
+    items: Vec<T>,
+    chunks: &mut Vec<Batch>,
+    rows: &mut usize,
+    max: usize,
+    field: fn(&mut Batch) -> &mut Vec<T>,
+) {
+    for item in items {
+        if *rows == max {
+            chunks.push(Batch::default());
+            *rows = 0;
+        }
+        let last = chunks.last_mut().expect("at least one chunk");
+        field(last).push(item);
+        *rows += 1;
+    }
+}
+
+impl Batch {
+    /// The same rows in batches of at most `max_rows`, oldest kinds first:
+    /// a long backlog is written in transactions that each can finish.
+    pub fn into_chunks(self, max_rows: usize) -> Vec<Batch> {
+        let max = max_rows.max(1);
+        let (mut chunks, mut rows) = (vec![Batch::default()], 0);
+        spread(self.counters, &mut chunks, &mut rows, max, |b| {
+            &mut b.counters
+        });
+        spread(self.latencies, &mut chunks, &mut rows, max, |b| {
+            &mut b.latencies
+        });
+        spread(self.groups, &mut chunks, &mut rows, max, |b| &mut b.groups);
+        spread(self.mismatches, &mut chunks, &mut rows, max, |b| {
+            &mut b.mismatches
+        });
+        spread(self.lost, &mut chunks, &mut rows, max, |b| &mut b.lost);
+        chunks
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.counters.is_empty()
+            && self.latencies.is_empty()
+            && self.groups.is_empty()
+            && self.mismatches.is_empty()
+            && self.lost.is_empty()
+    }
+}
+
+/// A mismatch group as read back.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Group {
+    pub fingerprint: String,
+    pub endpoint: String,
+    pub first_seen: i64,
+    pub last_seen: i64,
+    pub count: i64,
+    pub paths: Vec<String>,
+    pub headers: Vec<String>,
+    pub statuses: Option<(u16, u16)>,
+    pub status: String,
+    pub note: String,
+}
+
+/// Outcome counts of one endpoint over a window, summed over instances.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct EndpointCounts {
+    pub endpoint: String,
+    /// By outcome key (`matched`, `candidate_error/timeout`, …).
+    pub outcomes: std::collections::BTreeMap<String, i64>,
+}
+
+/// A time window in Unix milliseconds, `since` inclusive, `until` exclusive.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Window {
+    pub since_ms: i64,
+    pub until_ms: i64,
+}
+
+impl Window {
+    /// The first whole minute the window touches (counts are kept per minute).
+    pub fn first_minute(self) -> i64 {
+        self.since_ms.div_euclid(60_000)
+    }
+
+    /// The minute after the last one the window touches.
+    pub fn end_minute(self) -> i64 {
+        ceil_div(self.until_ms, 60_000)
+    }
+}
+
+/// Which mismatches to list.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct MismatchFilter<'a> {
+    /// A replay run's id; `Some("")` is live traffic only, `None` everything.
+    pub run: Option<&'a str>,
+    pub endpoint: Option<&'a str>,
+    pub fingerprint: Option<&'a str>,
+    pub since_ms: Option<i64>,
+}
+
+fn ceil_div(a: i64, b: i64) -> i64 {
+    a.div_euclid(b) + i64::from(a.rem_euclid(b) != 0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chunks_keep_every_row_once() {
+        let batch = Batch {
+            counters: (0..5)
+                .map(|i| CounterDelta {
+                    minute: i,
+                    endpoint: "e".into(),
+                    outcome: "matched".into(),
+                    count: 1,
+                })
+                .collect(),
+            lost: vec![(1, 2), (2, 3)],
+            ..Batch::default()
+        };
+        let chunks = batch.into_chunks(3);
+        assert_eq!(chunks.len(), 3);
+        assert_eq!(
+            chunks
+                .iter()
+                .map(|c| c.counters.len() + c.lost.len())
+                .collect::<Vec<_>>(),
+            vec![3, 3, 1]
+        );
+    }
+
+    #[test]
+    fn buckets_are_log_spaced_and_bound_their_values() {
+        for micros in [1u64, 7, 100, 999, 12_345, 5_000_000] {
+            let d = Duration::from_micros(micros);
+            let b = latency_bucket(d);
+            assert!(bucket_upper_bound(b) >= d, "{micros}");
+            assert!(
+                bucket_upper_bound(b - 1) <= d + Duration::from_micros(1),
+                "{micros}"
+            );
+        }
+        assert!(
+            latency_bucket(Duration::from_millis(2)) > latency_bucket(Duration::from_millis(1))
+        );
+    }
+}

@@ -1,0 +1,152 @@
+//! Reading: counts, latency histograms and losses over a window, the counts
+//! of groups triaged as expected, and the groups themselves. Columns are read
+//! by name; computed ones are named in the statement.
+
+use sqlx::any::AnyRow;
+use sqlx::Row;
+
+use super::{EndpointCounts, Group, SqlStore, StoreError, Window};
+
+impl SqlStore {
+    pub(super) async fn read_counts(
+        &self,
+        window: Window,
+        run: &str,
+        endpoint: Option<&str>,
+    ) -> Result<Vec<EndpointCounts>, StoreError> {
+        let sql = self.sql(
+            "SELECT endpoint, outcome, CAST(SUM(count) AS BIGINT) AS count FROM counters \
+             WHERE run = $4 AND minute >= $1 AND minute < $2 AND ($3 = '' OR endpoint = $3) \
+             GROUP BY endpoint, outcome ORDER BY endpoint, outcome",
+        );
+        let rows = sqlx::query(&sql)
+            .bind(window.first_minute())
+            .bind(window.end_minute())
+            .bind(endpoint.unwrap_or(""))
+            .bind(run)
+            .fetch_all(&self.pool)
+            .await?;
+        let mut out: Vec<EndpointCounts> = Vec::new();
+        for row in rows {
+            let endpoint: String = row.try_get("endpoint")?;
+            let (outcome, count): (String, i64) = (row.try_get("outcome")?, row.try_get("count")?);
+            if out.last().is_none_or(|e| e.endpoint != endpoint) {
+                out.push(EndpointCounts {
+                    endpoint,
+                    ..EndpointCounts::default()
+                });
+            }
+            if let Some(last) = out.last_mut() {
+                last.outcomes.insert(outcome, count);
+            }
+        }
+        Ok(out)
+    }
+
+    pub(super) async fn read_latency(
+        &self,
+        window: Window,
+        run: &str,
+        endpoint: &str,
+        side: &str,
+    ) -> Result<Vec<(i64, i64)>, StoreError> {
+        let sql = self.sql(
+            "SELECT bucket, CAST(SUM(count) AS BIGINT) AS count FROM latencies \
+             WHERE run = $5 AND minute >= $1 AND minute < $2 AND endpoint = $3 AND side = $4 GROUP BY bucket ORDER BY bucket",
+        );
+        let rows = sqlx::query(&sql)
+            .bind(window.first_minute())
+            .bind(window.end_minute())
+            .bind(endpoint)
+            .bind(side)
+            .bind(run)
+            .fetch_all(&self.pool)
+            .await?;
+        counted(&rows, "bucket")
+    }
+
+    pub(super) async fn read_expected(
+        &self,
+        window: Window,
+        run: &str,
+    ) -> Result<Vec<(String, i64)>, StoreError> {
+        // The writer counts each group's occurrences per minute as outcome
+        // `group/<fingerprint>`, beside `mismatched`.
+        let sql = self.sql(
+            "SELECT c.endpoint AS endpoint, CAST(SUM(c.count) AS BIGINT) AS count FROM counters c \
+             JOIN mismatch_groups g ON c.outcome = 'group/' || g.fingerprint \
+             WHERE c.run = $3 AND c.minute >= $1 AND c.minute < $2 AND g.status = 'expected' \
+             GROUP BY c.endpoint ORDER BY c.endpoint",
+        );
+        let rows = sqlx::query(&sql)
+            .bind(window.first_minute())
+            .bind(window.end_minute())
+            .bind(run)
+            .fetch_all(&self.pool)
+            .await?;
+        counted(&rows, "endpoint")
+    }
+
+    pub(super) async fn read_groups(
+        &self,
+        endpoint: Option<&str>,
+        status: Option<&str>,
+    ) -> Result<Vec<Group>, StoreError> {
+        let sql = self.sql(
+            "SELECT fingerprint, endpoint, first_seen, last_seen, count, paths, status, note, headers, statuses FROM mismatch_groups \
+             WHERE ($1 = '' OR endpoint = $1) AND ($2 = '' OR status = $2) ORDER BY count DESC, fingerprint",
+        );
+        let rows = sqlx::query(&sql)
+            .bind(endpoint.unwrap_or(""))
+            .bind(status.unwrap_or(""))
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(group_from_row).collect()
+    }
+
+    pub(super) async fn read_lost(&self, window: Window) -> Result<i64, StoreError> {
+        let sql = self.sql(
+            "SELECT CAST(COALESCE(SUM(count), 0) AS BIGINT) AS count FROM lost_records \
+             WHERE run = '' AND minute >= $1 AND minute < $2",
+        );
+        let row = sqlx::query(&sql)
+            .bind(window.first_minute())
+            .bind(window.end_minute())
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(row.try_get("count")?)
+    }
+}
+
+fn group_from_row(r: &AnyRow) -> Result<Group, StoreError> {
+    let json = |column: &str| -> Result<Vec<String>, StoreError> {
+        let text: String = r.try_get(column)?;
+        serde_json::from_str(&text).map_err(|e| StoreError::Malformed(e.to_string()))
+    };
+    // The status pair is stored as "200>500", or '' when the statuses agree.
+    let statuses: String = r.try_get("statuses")?;
+    Ok(Group {
+        fingerprint: r.try_get("fingerprint")?,
+        endpoint: r.try_get("endpoint")?,
+        first_seen: r.try_get("first_seen")?,
+        last_seen: r.try_get("last_seen")?,
+        count: r.try_get("count")?,
+        paths: json("paths")?,
+        headers: json("headers")?,
+        statuses: statuses
+            .split_once('>')
+            .and_then(|(p, c)| Some((p.parse().ok()?, c.parse().ok()?))),
+        status: r.try_get("status")?,
+        note: r.try_get("note")?,
+    })
+}
+
+/// Rows of a key column and a count, such as (bucket, count) or (endpoint, count).
+fn counted<K>(rows: &[AnyRow], key: &str) -> Result<Vec<(K, i64)>, StoreError>
+where
+    K: for<'r> sqlx::Decode<'r, sqlx::Any> + sqlx::Type<sqlx::Any>,
+{
+    rows.iter()
+        .map(|r| Ok((r.try_get(key)?, r.try_get("count")?)))
+        .collect()
+}

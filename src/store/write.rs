@@ -1,0 +1,196 @@
+//! Writing: a batch of counts, groups, exemplars and losses added in one
+//! transaction, in named phases; triage; and pruning past the retention.
+
+use sqlx::{Any, Transaction};
+
+use super::{mismatch, Backend, Batch, GroupDelta, SqlStore, StoreError};
+
+/// The transaction a batch is written in.
+type Tx = Transaction<'static, Any>;
+
+impl SqlStore {
+    /// Adds a batch in one transaction: counters add up, groups merge,
+    /// exemplars beyond the hourly cap are left out.
+    pub(super) async fn write_batch(
+        &self,
+        instance: &str,
+        run: &str,
+        batch: &Batch,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        self.add_counters(&mut tx, instance, run, batch).await?;
+        self.add_latencies(&mut tx, instance, run, batch).await?;
+        // Groups (and their triage) belong to live traffic; a replay's
+        // mismatches are found through its exemplars and counters.
+        if run.is_empty() {
+            self.merge_groups(&mut tx, &batch.groups).await?;
+        }
+        mismatch::insert_all(self, &mut tx, instance, run, &batch.mismatches).await?;
+        self.add_lost(&mut tx, instance, run, batch).await?;
+        tx.commit().await?;
+        if self.backend == Backend::Sqlite {
+            // Moving the log into the file after each write lets the next
+            // write reuse the log's space from its start instead of growing
+            // it: on a full disk, small writes (counts) still fit. Best
+            // effort: a checkpoint that cannot finish now finishes later.
+            let _ = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
+                .execute(&self.pool)
+                .await;
+        }
+        Ok(())
+    }
+
+    async fn add_counters(
+        &self,
+        tx: &mut Tx,
+        instance: &str,
+        run: &str,
+        batch: &Batch,
+    ) -> Result<(), StoreError> {
+        let counter = self.sql(
+            "INSERT INTO counters (minute, endpoint, outcome, instance, count, run) VALUES ($1, $2, $3, $4, $5, $6) \
+             ON CONFLICT (run, minute, endpoint, outcome, instance) DO UPDATE SET count = counters.count + excluded.count",
+        );
+        for c in &batch.counters {
+            sqlx::query(&counter)
+                .bind(c.minute)
+                .bind(&c.endpoint)
+                .bind(&c.outcome)
+                .bind(instance)
+                .bind(c.count)
+                .bind(run)
+                .execute(&mut **tx)
+                .await?;
+        }
+        Ok(())
+    }
+
+    async fn add_latencies(
+        &self,
+        tx: &mut Tx,
+        instance: &str,
+        run: &str,
+        batch: &Batch,
+    ) -> Result<(), StoreError> {
+        let latency = self.sql(
+            "INSERT INTO latencies (minute, endpoint, side, bucket, instance, count, run) VALUES ($1, $2, $3, $4, $5, $6, $7) \
+             ON CONFLICT (run, minute, endpoint, side, bucket, instance) DO UPDATE SET count = latencies.count + excluded.count",
+        );
+        for l in &batch.latencies {
+            sqlx::query(&latency)
+                .bind(l.minute)
+                .bind(&l.endpoint)
+                .bind(l.side)
+                .bind(l.bucket)
+                .bind(instance)
+                .bind(l.count)
+                .bind(run)
+                .execute(&mut **tx)
+                .await?;
+        }
+        Ok(())
+    }
+
+    async fn merge_groups(&self, tx: &mut Tx, groups: &[GroupDelta]) -> Result<(), StoreError> {
+        // Group rows are shared between instances: touched in one order
+        // everywhere, so two writers cannot deadlock on them.
+        let mut groups: Vec<&GroupDelta> = groups.iter().collect();
+        groups.sort_by(|a, b| a.fingerprint.cmp(&b.fingerprint));
+        let group = self.sql(
+            "INSERT INTO mismatch_groups (fingerprint, endpoint, first_seen, last_seen, count, paths, headers, statuses) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
+             ON CONFLICT (fingerprint) DO UPDATE SET \
+             first_seen = CASE WHEN excluded.first_seen < mismatch_groups.first_seen THEN excluded.first_seen ELSE mismatch_groups.first_seen END, \
+             last_seen = CASE WHEN excluded.last_seen > mismatch_groups.last_seen THEN excluded.last_seen ELSE mismatch_groups.last_seen END, \
+             count = mismatch_groups.count + excluded.count",
+        );
+        for g in groups {
+            let json =
+                |list: &[String]| serde_json::to_string(list).unwrap_or_else(|_| "[]".into());
+            sqlx::query(&group)
+                .bind(&g.fingerprint)
+                .bind(&g.endpoint)
+                .bind(g.first_seen)
+                .bind(g.last_seen)
+                .bind(g.count)
+                .bind(json(&g.paths))
+                .bind(json(&g.headers))
+                .bind(
+                    g.statuses
+                        .map_or(String::new(), |(p, c)| format!("{p}>{c}")),
+                )
+                .execute(&mut **tx)
+                .await?;
+        }
+        Ok(())
+    }
+
+    async fn add_lost(
+        &self,
+        tx: &mut Tx,
+        instance: &str,
+        run: &str,
+        batch: &Batch,
+    ) -> Result<(), StoreError> {
+        let lost = self.sql(
+            "INSERT INTO lost_records (minute, instance, count, run) VALUES ($1, $2, $3, $4) \
+             ON CONFLICT (run, minute, instance) DO UPDATE SET count = lost_records.count + excluded.count",
+        );
+        for (minute, count) in &batch.lost {
+            sqlx::query(&lost)
+                .bind(*minute)
+                .bind(instance)
+                .bind(*count)
+                .bind(run)
+                .execute(&mut **tx)
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Sets a group's triage status and note; `false` if there is no such group.
+    pub(super) async fn set_triage(
+        &self,
+        fingerprint: &str,
+        status: &str,
+        note: &str,
+    ) -> Result<bool, StoreError> {
+        let sql =
+            self.sql("UPDATE mismatch_groups SET status = $1, note = $2 WHERE fingerprint = $3");
+        let done = sqlx::query(&sql)
+            .bind(status)
+            .bind(note)
+            .bind(fingerprint)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    /// Deletes everything older than `before_ms`; returns rows removed.
+    pub(super) async fn delete_before(&self, before_ms: i64) -> Result<u64, StoreError> {
+        let minute = before_ms.div_euclid(60_000);
+        let mut removed = 0;
+        let statements: [(&'static str, i64); 6] = [
+            ("DELETE FROM counters WHERE minute < $1", minute),
+            ("DELETE FROM latencies WHERE minute < $1", minute),
+            ("DELETE FROM lost_records WHERE minute < $1", minute),
+            ("DELETE FROM mismatches WHERE at < $1", before_ms),
+            (
+                "DELETE FROM mismatch_groups WHERE last_seen < $1",
+                before_ms,
+            ),
+            (
+                "DELETE FROM exemplar_quota WHERE hour < $1",
+                before_ms.div_euclid(3_600_000),
+            ),
+        ];
+        for (sql, bound) in statements {
+            removed += sqlx::query(&self.sql(sql))
+                .bind(bound)
+                .execute(&self.pool)
+                .await?
+                .rows_affected();
+        }
+        Ok(removed)
+    }
+}

@@ -1,0 +1,271 @@
+//! Migrations: released files never change (their checksums are kept in
+//! migrations/SHA256SUMS), and a database made by the previous release, with
+//! either text migration 0002 had in it, upgrades to exactly the schema a new
+//! database gets, its rows intact, on SQLite and on the real PostgreSQL.
+
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+
+use sha2::{Digest, Sha256};
+use shadowdiff::store::{Batch, GroupDelta, SqlStore, Store, StoreError, Window};
+use sqlx::migrate::{MigrateError, Migrator};
+use sqlx::{AnyPool, Row};
+
+use crate::support::{self, TestDatabase};
+
+/// 2026-01-01T00:00:00Z.
+const T0: i64 = 1_767_225_600_000;
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+#[test]
+fn released_migrations_never_change() {
+    let dir = root().join("migrations");
+    let sums = std::fs::read_to_string(dir.join("SHA256SUMS")).unwrap();
+    let mut listed = BTreeSet::new();
+    for line in sums.lines().filter(|l| !l.trim().is_empty()) {
+        let (sum, file) = line
+            .split_once("  ")
+            .unwrap_or_else(|| panic!("migrations/SHA256SUMS: not `SUM  FILE`: {line:?}"));
+        let bytes = std::fs::read(dir.join(file)).unwrap_or_else(|e| {
+            panic!("migrations/{file} is listed in SHA256SUMS but cannot be read ({e}): a released migration is never removed")
+        });
+        let found: String = Sha256::digest(&bytes)
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        assert_eq!(
+            found, sum,
+            "migrations/{file} changed: a released migration never changes; add a new numbered one to both folders"
+        );
+        listed.insert(file.to_string());
+    }
+    for backend in ["sqlite", "postgres"] {
+        for entry in std::fs::read_dir(dir.join(backend)).unwrap() {
+            let name = format!("{backend}/{}", entry.unwrap().file_name().to_string_lossy());
+            assert!(
+                listed.contains(&name),
+                "migrations/{name} is not in migrations/SHA256SUMS: list it \
+                 (cd migrations && sha256sum sqlite/*.sql postgres/*.sql > SHA256SUMS)"
+            );
+        }
+    }
+}
+
+/// Which text of migration 0002 the previous release ran.
+#[derive(Clone, Copy, Debug)]
+enum Previous {
+    /// As first released (kept in fixtures/migrations-previous).
+    FirstText,
+    /// With the group columns appended (the text on main since).
+    Extended,
+}
+
+async fn raw_pool(db: &TestDatabase) -> AnyPool {
+    sqlx::any::install_default_drivers();
+    // The test's own URL carries no password; Display hides none then.
+    AnyPool::connect(&db.url.to_string()).await.unwrap()
+}
+
+/// Another fresh database of the same kind as `db`.
+async fn another(db: &TestDatabase) -> TestDatabase {
+    match db.name {
+        "sqlite" => support::sqlite_database(),
+        _ => support::postgres_database()
+            .await
+            .expect("PostgreSQL is set"),
+    }
+}
+
+/// A database as the previous release left it, with a counter and a
+/// triaged group in it.
+async fn previous_release(db: &TestDatabase, previous: Previous) -> AnyPool {
+    let pool = raw_pool(db).await;
+    let migrator = match previous {
+        Previous::FirstText => {
+            Migrator::new(root().join("fixtures/migrations-previous").join(db.name))
+                .await
+                .unwrap()
+        }
+        Previous::Extended => {
+            let mut m = Migrator::new(root().join("migrations").join(db.name))
+                .await
+                .unwrap();
+            m.migrations = m
+                .migrations
+                .iter()
+                .filter(|m| m.version <= 2)
+                .cloned()
+                .collect();
+            m
+        }
+    };
+    migrator
+        .run(&pool)
+        .await
+        .unwrap_or_else(|e| panic!("{} {previous:?}: {e}", db.name));
+    for statement in [
+        format!(
+            "INSERT INTO counters (minute, endpoint, outcome, instance, count) \
+             VALUES ({}, 'GET /items/{{id}}', 'matched', 'old', 7)",
+            T0 / 60_000
+        ),
+        format!(
+            "INSERT INTO mismatch_groups (fingerprint, endpoint, first_seen, last_seen, count, paths, status, note) \
+             VALUES ('fp-old', 'GET /items/{{id}}', {T0}, {T0}, 3, '[\"/total\"]', 'expected', 'known')"
+        ),
+    ] {
+        sqlx::query(&statement).execute(&pool).await.unwrap();
+    }
+    pool
+}
+
+/// The schema as text, `_sqlx_migrations` included (versions and checksums).
+async fn schema(pool: &AnyPool, backend: &str) -> Vec<String> {
+    let queries: &[&str] = match backend {
+        "sqlite" => &[
+            "SELECT type || ' ' || name || ' ' || tbl_name || ' ' || COALESCE(sql, '') AS line \
+             FROM sqlite_master WHERE name <> '_sqlx_migrations' ORDER BY type, name",
+        ],
+        _ => &[
+            "SELECT CAST(table_name AS TEXT) || ' ' || CAST(column_name AS TEXT) || ' ' || \
+             CAST(ordinal_position AS TEXT) || ' ' || CAST(data_type AS TEXT) || ' ' || \
+             COALESCE(CAST(column_default AS TEXT), '') || ' ' || CAST(is_nullable AS TEXT) AS line \
+             FROM information_schema.columns WHERE table_schema = current_schema() \
+             AND table_name <> '_sqlx_migrations' ORDER BY table_name, ordinal_position",
+            "SELECT CAST(indexname AS TEXT) || ' ' || indexdef AS line FROM pg_indexes \
+             WHERE schemaname = current_schema() ORDER BY indexname",
+        ],
+    };
+    let mut lines = Vec::new();
+    for query in queries {
+        for row in sqlx::query(query).fetch_all(pool).await.unwrap() {
+            lines.push(row.try_get::<String, _>("line").unwrap());
+        }
+    }
+    let applied = sqlx::query("SELECT version, checksum FROM _sqlx_migrations ORDER BY version")
+        .fetch_all(pool)
+        .await
+        .unwrap();
+    for row in applied {
+        let (version, checksum): (i64, Vec<u8>) = (
+            row.try_get("version").unwrap(),
+            row.try_get("checksum").unwrap(),
+        );
+        lines.push(format!("migration {version} {checksum:?}"));
+    }
+    lines
+}
+
+async fn upgrades(previous: Previous) {
+    for db in support::databases().await {
+        let (name, fresh) = (db.name, another(&db).await);
+        let pool = previous_release(&db, previous).await;
+        if let Previous::FirstText = previous {
+            let refused = SqlStore::open_existing(&db.url).await.unwrap_err();
+            assert!(
+                refused.to_string().contains("shadowdiff migrate"),
+                "{name}: {refused}"
+            );
+        }
+        let store = SqlStore::connect(&db.url).await.unwrap();
+        store
+            .migrate()
+            .await
+            .unwrap_or_else(|e| panic!("{name} {previous:?}: {e}"));
+        // Twice is as once.
+        store.migrate().await.unwrap();
+        SqlStore::open_existing(&db.url).await.unwrap();
+
+        let window = Window {
+            since_ms: T0,
+            until_ms: T0 + 60_000,
+        };
+        let counts = store.counts(window, "", None).await.unwrap();
+        assert_eq!(counts.len(), 1, "{name} {previous:?}: {counts:?}");
+        assert_eq!(counts[0].outcomes.get("matched"), Some(&7), "{name}");
+        let groups = store.groups(None, None).await.unwrap();
+        assert_eq!(groups.len(), 1, "{name} {previous:?}: {groups:?}");
+        let old = &groups[0];
+        assert_eq!(
+            (&*old.fingerprint, old.count, &*old.status, &*old.note),
+            ("fp-old", 3, "expected", "known"),
+            "{name}"
+        );
+        assert_eq!(old.paths, vec!["/total".to_string()]);
+        assert!(old.headers.is_empty() && old.statuses.is_none(), "{name}");
+
+        // What the current release writes fits the upgraded schema.
+        let group = GroupDelta {
+            fingerprint: "fp-new".into(),
+            endpoint: "GET /items/{id}".into(),
+            first_seen: T0,
+            last_seen: T0,
+            count: 1,
+            paths: vec![],
+            headers: vec!["etag".into()],
+            statuses: Some((200, 500)),
+        };
+        let batch = Batch {
+            groups: vec![group],
+            ..Batch::default()
+        };
+        store.write("new", "", &batch).await.unwrap();
+        let new = store.groups(None, Some("open")).await.unwrap();
+        assert_eq!(new[0].headers, vec!["etag".to_string()], "{name}");
+        assert_eq!(new[0].statuses, Some((200, 500)), "{name}");
+
+        let made_new = SqlStore::connect(&fresh.url).await.unwrap();
+        made_new.migrate().await.unwrap();
+        made_new.checkpoint_and_close().await;
+        let fresh_pool = raw_pool(&fresh).await;
+        assert_eq!(
+            schema(&pool, name).await,
+            schema(&fresh_pool, name).await,
+            "{name} {previous:?}: the upgraded schema differs from a new database's"
+        );
+        store.checkpoint_and_close().await;
+        pool.close().await;
+        fresh_pool.close().await;
+    }
+}
+
+#[tokio::test]
+async fn a_database_that_ran_the_first_text_of_0002_upgrades() {
+    upgrades(Previous::FirstText).await;
+}
+
+#[tokio::test]
+async fn a_database_that_ran_the_extended_text_of_0002_upgrades() {
+    upgrades(Previous::Extended).await;
+}
+
+/// Only the first text's own checksum is repaired: a database whose record
+/// of 0002 matches neither text is refused, as sqlx refuses it.
+#[tokio::test]
+async fn an_unknown_text_of_0002_is_still_refused() {
+    for db in support::databases().await {
+        let pool = previous_release(&db, Previous::FirstText).await;
+        sqlx::query(
+            "UPDATE _sqlx_migrations SET checksum = \
+             (SELECT checksum FROM _sqlx_migrations WHERE version = 1) WHERE version = 2",
+        )
+        .execute(&pool)
+        .await
+        .unwrap();
+        pool.close().await;
+        let store = SqlStore::connect(&db.url).await.unwrap();
+        let refused = store.migrate().await.unwrap_err();
+        assert!(
+            matches!(
+                refused,
+                StoreError::Migrate(MigrateError::VersionMismatch(2))
+            ),
+            "{}: {refused}",
+            db.name
+        );
+        store.checkpoint_and_close().await;
+    }
+}

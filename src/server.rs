@@ -297,6 +297,7 @@ fn shadow_runtime(threads: usize) -> std::io::Result<ShadowRuntime> {
 fn lower_priority() {
     #[cfg(target_os = "linux")]
     // SAFETY: setpriority with `who` 0 changes only the calling thread.
+    #[allow(unsafe_code, reason = "no safe wrapper for thread priority in std")]
     unsafe {
         let _ = libc::setpriority(libc::PRIO_PROCESS, 0, 19);
     }

@@ -42,6 +42,7 @@ pub fn raise_open_file_limit() {
             rlim_max: 0,
         };
         // SAFETY: getrlimit and setrlimit only read and write the struct given.
+        #[allow(unsafe_code, reason = "no safe wrapper for the open-file limit in std")]
         unsafe {
             if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) == 0
                 && limit.rlim_cur < limit.rlim_max
@@ -61,6 +62,7 @@ fn open_file_limit() -> Option<u64> {
             rlim_max: 0,
         };
         // SAFETY: getrlimit only writes the struct given.
+        #[allow(unsafe_code, reason = "no safe wrapper for the open-file limit in std")]
         let ok = unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } == 0;
         (ok && limit.rlim_cur != libc::RLIM_INFINITY).then_some(limit.rlim_cur)
     }

@@ -512,6 +512,7 @@ impl ServeProcess {
         if let Some(files) = open_files {
             use std::os::unix::process::CommandExt;
             // SAFETY: only setrlimit runs between fork and exec.
+            #[allow(unsafe_code, reason = "a limit for the child alone needs pre_exec")]
             unsafe {
                 command.pre_exec(move || {
                     let limit = libc::rlimit {
@@ -599,6 +600,7 @@ pub fn raise_open_files() {
         rlim_max: 0,
     };
     // SAFETY: getrlimit and setrlimit only read and write the struct given.
+    #[allow(unsafe_code, reason = "no safe wrapper for the open-file limit in std")]
     unsafe {
         if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) == 0 {
             limit.rlim_cur = limit.rlim_max;

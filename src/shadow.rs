@@ -302,89 +302,32 @@ impl From<Outcome> for Prepared {
     }
 }
 
+/// Runs one job's backend calls, in phases: the request body, the record
+/// file, the calls (the candidate stopped as soon as the primary side fails),
+/// the breaker told, and the exchange assembled.
 async fn execute(
     config: &ShadowConfig,
     endpoint: crate::endpoint::Endpoint,
     request: ShadowRequest,
-    primary: PrimarySource,
+    mut primary: PrimarySource,
 ) -> Prepared {
-    let mut primary = primary;
     // Claims live until the comparison is done, keeping its memory counted.
-    let (body, request_claim) = match request.body {
-        BodySource::Ready(body, claim) => (body, claim),
-        BodySource::Pending(rx) => match rx.await {
-            Ok(Ok(copy)) => (concat(copy.chunks), copy.claim),
-            Ok(Err(reason)) => return Outcome::Skipped(reason).into(),
-            // The body broke off; if the primary failed, that is the cause.
-            Err(_) => match &mut primary {
-                PrimarySource::Pending(copy) => match copy.try_recv() {
-                    Ok(Err(reason)) => return Outcome::Skipped(reason).into(),
-                    _ => return Outcome::Skipped(SkipReason::Incomplete).into(),
-                },
-                PrimarySource::Fetch => return Outcome::Skipped(SkipReason::Incomplete).into(),
-            },
-        },
+    let (body, request_claim) = match request_body(request.body, &mut primary).await {
+        Ok(body) => body,
+        Err(reason) => return Outcome::Skipped(reason).into(),
     };
     if let Some(log) = &config.record {
-        log.append(
-            endpoint.as_str(),
-            &request.method,
-            &request.target,
-            &request.headers,
-            &body,
-        );
+        let (method, target) = (&request.method, &request.target);
+        log.append(endpoint.as_str(), method, target, &request.headers, &body);
     }
-    let mut shadow_headers = request.headers.clone();
-    shadow_headers.insert(ROLE_HEADER, HeaderValue::from_static(ROLE_SHADOW));
-    let mut candidate_headers = shadow_headers.clone();
-    set_host(&mut candidate_headers, &config.candidate_host, None);
-    set_host(&mut shadow_headers, &config.primary_host, None);
-
-    let candidate = fetch(
-        config,
-        &config.candidate,
-        &request.method,
-        &request.target,
-        candidate_headers,
-        body.clone(),
-    );
-    let primary = async {
-        match primary {
-            // The primary's own exchange may stream for long; past the shadow
-            // timeout it holds a slot for nothing.
-            PrimarySource::Pending(copy) => {
-                match tokio::time::timeout(config.timeout, copy).await {
-                    Ok(Ok(Ok(copy))) => Ok((
-                        RecordedResponse {
-                            status: copy.status,
-                            headers: copy.headers,
-                            body: concat(copy.body.chunks),
-                            latency: copy.latency,
-                        },
-                        copy.body.claim,
-                    )),
-                    Ok(Ok(Err(reason))) => Err(reason),
-                    Ok(Err(_)) => Err(SkipReason::Incomplete),
-                    Err(_) => Err(SkipReason::PrimaryTimeout),
-                }
-            }
-            PrimarySource::Fetch => fetch(
-                config,
-                &config.primary,
-                &request.method,
-                &request.target,
-                shadow_headers.clone(),
-                body.clone(),
-            )
-            .await
-            .map_err(|e| match e {
-                FetchError::TooLarge => SkipReason::BodyTooLarge,
-                FetchError::OverBudget => SkipReason::OverBudget,
-                FetchError::Failed(CandidateErrorKind::Timeout) => SkipReason::PrimaryTimeout,
-                FetchError::Failed(_) => SkipReason::PrimaryError,
-            }),
-        }
+    let (primary_headers, candidate_headers) = backend_headers(config, &request.headers);
+    let call = Call {
+        method: &request.method,
+        target: &request.target,
+        body: &body,
     };
+    let candidate = fetch(config, &config.candidate, &call, candidate_headers);
+    let primary = primary_response(config, primary, &call, primary_headers);
     // Without a primary response there is nothing to compare: stop the
     // candidate call as soon as the primary side fails.
     let (primary, candidate) = {
@@ -401,20 +344,9 @@ async fn execute(
         }
     };
     let (primary, primary_claim) = primary;
-    let health = match &candidate {
-        Ok(_) => Some(Health::Usable),
-        Err(FetchError::TooLarge | FetchError::Failed(_)) => Some(Health::Failed),
-        // Our own memory ran short: not the candidate's doing.
-        Err(FetchError::OverBudget) => None,
-    };
-    if let (Some(breaker), Some(health)) = (&config.breaker, health) {
-        breaker.report(health);
-    }
-    let (candidate, candidate_claim) = match candidate {
+    let (candidate, candidate_claim) = match judge_candidate(config, candidate) {
         Ok(c) => c,
-        Err(FetchError::TooLarge) => return Outcome::Skipped(SkipReason::BodyTooLarge).into(),
-        Err(FetchError::OverBudget) => return Outcome::Skipped(SkipReason::OverBudget).into(),
-        Err(FetchError::Failed(kind)) => return Outcome::CandidateError(kind).into(),
+        Err(outcome) => return outcome.into(),
     };
     let exchange = Exchange {
         endpoint,
@@ -433,6 +365,104 @@ async fn execute(
     )
 }
 
+/// The request as both backends get it.
+struct Call<'a> {
+    method: &'a Method,
+    target: &'a str,
+    body: &'a Bytes,
+}
+
+/// The whole request body, or why there is none. A body that broke off
+/// because the primary failed is skipped for the primary's reason.
+async fn request_body(
+    body: BodySource,
+    primary: &mut PrimarySource,
+) -> Result<(Bytes, Claim), SkipReason> {
+    match body {
+        BodySource::Ready(body, claim) => Ok((body, claim)),
+        BodySource::Pending(rx) => match rx.await {
+            Ok(Ok(copy)) => Ok((concat(copy.chunks), copy.claim)),
+            Ok(Err(reason)) => Err(reason),
+            Err(_) => match primary {
+                PrimarySource::Pending(copy) => match copy.try_recv() {
+                    Ok(Err(reason)) => Err(reason),
+                    _ => Err(SkipReason::Incomplete),
+                },
+                PrimarySource::Fetch => Err(SkipReason::Incomplete),
+            },
+        },
+    }
+}
+
+/// The headers each backend's shadow call carries: the role header, and
+/// each backend's own Host.
+fn backend_headers(config: &ShadowConfig, forwarded: &HeaderMap) -> (HeaderMap, HeaderMap) {
+    let mut primary = forwarded.clone();
+    primary.insert(ROLE_HEADER, HeaderValue::from_static(ROLE_SHADOW));
+    let mut candidate = primary.clone();
+    set_host(&mut candidate, &config.candidate_host, None);
+    set_host(&mut primary, &config.primary_host, None);
+    (primary, candidate)
+}
+
+/// The primary's response: the client's own exchange copied (inline), or a
+/// call of our own (mirror mode).
+async fn primary_response(
+    config: &ShadowConfig,
+    primary: PrimarySource,
+    call: &Call<'_>,
+    headers: HeaderMap,
+) -> Result<(RecordedResponse, Claim), SkipReason> {
+    match primary {
+        // The primary's own exchange may stream for long; past the shadow
+        // timeout it holds a slot for nothing.
+        PrimarySource::Pending(copy) => match tokio::time::timeout(config.timeout, copy).await {
+            Ok(Ok(Ok(copy))) => Ok((
+                RecordedResponse {
+                    status: copy.status,
+                    headers: copy.headers,
+                    body: concat(copy.body.chunks),
+                    latency: copy.latency,
+                },
+                copy.body.claim,
+            )),
+            Ok(Ok(Err(reason))) => Err(reason),
+            Ok(Err(_)) => Err(SkipReason::Incomplete),
+            Err(_) => Err(SkipReason::PrimaryTimeout),
+        },
+        PrimarySource::Fetch => fetch(config, &config.primary, call, headers)
+            .await
+            .map_err(|e| match e {
+                FetchError::TooLarge => SkipReason::BodyTooLarge,
+                FetchError::OverBudget => SkipReason::OverBudget,
+                FetchError::Failed(CandidateErrorKind::Timeout) => SkipReason::PrimaryTimeout,
+                FetchError::Failed(_) => SkipReason::PrimaryError,
+            }),
+    }
+}
+
+/// Tells the breaker what the candidate's call found, and turns a failure
+/// into its outcome.
+fn judge_candidate(
+    config: &ShadowConfig,
+    candidate: Result<(RecordedResponse, Claim), FetchError>,
+) -> Result<(RecordedResponse, Claim), Outcome> {
+    let health = match &candidate {
+        Ok(_) => Some(Health::Usable),
+        Err(FetchError::TooLarge | FetchError::Failed(_)) => Some(Health::Failed),
+        // Our own memory ran short: not the candidate's doing.
+        Err(FetchError::OverBudget) => None,
+    };
+    if let (Some(breaker), Some(health)) = (&config.breaker, health) {
+        breaker.report(health);
+    }
+    candidate.map_err(|e| match e {
+        FetchError::TooLarge => Outcome::Skipped(SkipReason::BodyTooLarge),
+        FetchError::OverBudget => Outcome::Skipped(SkipReason::OverBudget),
+        FetchError::Failed(kind) => Outcome::CandidateError(kind),
+    })
+}
+
 /// Why a shadow call gave no response to compare.
 enum FetchError {
     TooLarge,
@@ -444,13 +474,12 @@ enum FetchError {
 async fn fetch(
     config: &ShadowConfig,
     base: &BackendUrl,
-    method: &Method,
-    target: &str,
+    call: &Call<'_>,
     headers: HeaderMap,
-    body: Bytes,
 ) -> Result<(RecordedResponse, Claim), FetchError> {
+    let (method, body) = (call.method, call.body.clone());
     let url = base
-        .join(target)
+        .join(call.target)
         .map_err(|_| FetchError::Failed(CandidateErrorKind::Protocol))?;
     let started = Instant::now();
     let limit = config.max_body_bytes;

@@ -5,22 +5,19 @@
 //! non-blocking call, and the primary's body is copied (not buffered) as it
 //! passes. In mirror mode the caller gets 202 at once instead.
 
+mod inline;
 pub mod tee;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Instant;
 
 use axum::body::Body;
 use axum::extract::{ConnectInfo, Request, State};
 use axum::response::{IntoResponse, Response};
 use axum::Router;
-use bytes::Bytes;
-use futures_util::TryStreamExt;
 use http::{Method, StatusCode};
 use http_body_util::BodyExt;
 use hyper_util::rt::TokioIo;
-use tokio::sync::oneshot;
 
 use crate::compare::Rules;
 use crate::config::{HostHeader, Mode, Settings};
@@ -31,10 +28,8 @@ use crate::breaker::{Admission, Breaker};
 use crate::budget::BodyBudget;
 use crate::outcome::{Outcome, Recorder, Sample, SampleInfo, SkipReason};
 use crate::sampling::{SampleRate, Sampler};
-use crate::shadow::{
-    BodySource, PrimaryCopy, PrimarySource, ShadowJob, ShadowQueue, ShadowRequest,
-};
-use tee::{Tee, TeeError};
+use crate::shadow::{BodySource, PrimarySource, ShadowJob, ShadowQueue, ShadowRequest};
+use tee::TeeError;
 
 /// Everything the request handlers share.
 pub struct Proxy {
@@ -192,178 +187,6 @@ impl Proxy {
                 })
             }
         }
-    }
-
-    async fn inline(&self, mut request: Request) -> Response {
-        let client_ip = request
-            .extensions()
-            .get::<ConnectInfo<SocketAddr>>()
-            .map(|c| c.0.ip());
-        let upgrade = headers::is_upgrade(request.headers());
-        let on_upgrade = upgrade.then(|| hyper::upgrade::on(&mut request));
-        let (parts, body) = request.into_parts();
-        let empty = http_body::Body::is_end_stream(&body);
-        let expected = http_body::Body::size_hint(&body).exact();
-        let body = TryStreamExt::map_err(body.into_data_stream(), ClientBodyError);
-        let mut forwarded = headers::forward(&parts.headers, client_ip, upgrade);
-        headers::set_host(&mut forwarded, &HostHeader::Client, authority_of(&parts));
-        let target = target_of(&parts);
-        let url = match self.settings.primary.join(target) {
-            Ok(url) => url,
-            Err(e) => {
-                return (StatusCode::BAD_REQUEST, format!("shadowdiff: {e}\n")).into_response()
-            }
-        };
-
-        let sample = self.admit(&parts, upgrade);
-        let permit = match sample.map(|s| (self.queue.try_reserve(), s)) {
-            Some((Ok(permit), admitted)) => {
-                // The head waits in the queue too: it counts in the budget like a body.
-                let mut claim = self.budget.claim();
-                if claim.grow(headers::size(&forwarded)) {
-                    Some((permit, admitted, claim))
-                } else {
-                    admitted
-                        .sample
-                        .finish(Outcome::Skipped(SkipReason::OverBudget));
-                    None
-                }
-            }
-            Some((Err(reason), admitted)) => {
-                admitted.sample.finish(Outcome::Dropped(reason));
-                None
-            }
-            None => None,
-        };
-
-        let mut primary_report = None;
-        let primary_body = match permit {
-            None if empty => reqwest::Body::from(Bytes::new()),
-            None => reqwest::Body::wrap_stream(body),
-            Some((permit, admitted, claim)) => {
-                let (report, response_copy) = oneshot::channel();
-                primary_report = Some(report);
-                let (body_source, primary_body) = if empty {
-                    (
-                        BodySource::Ready(Bytes::new(), claim),
-                        reqwest::Body::from(Bytes::new()),
-                    )
-                } else {
-                    let (tx, rx) = oneshot::channel();
-                    let tee = Tee::new(
-                        body,
-                        expected,
-                        self.settings.max_body_bytes,
-                        claim,
-                        Box::new(move |copy| {
-                            let _ = tx.send(copy.map_err(skip_reason));
-                        }),
-                    );
-                    (BodySource::Pending(rx), reqwest::Body::wrap_stream(tee))
-                };
-                permit.send(ShadowJob {
-                    sample: admitted.sample,
-                    rules: admitted.rules,
-                    probe: admitted.probe,
-                    request: ShadowRequest {
-                        method: parts.method.clone(),
-                        target: target.to_string(),
-                        headers: forwarded.clone(),
-                        body: body_source,
-                    },
-                    primary: PrimarySource::Pending(response_copy),
-                });
-                primary_body
-            }
-        };
-
-        if self.settings.primary_host != HostHeader::Client {
-            headers::set_host(&mut forwarded, &self.settings.primary_host, None);
-        }
-        let started = Instant::now();
-        let sent = self
-            .client
-            .request(parts.method.clone(), url)
-            .headers(forwarded)
-            .body(primary_body)
-            .send();
-        let sent = match self.settings.primary_timeout {
-            None => sent.await.map_err(PrimaryFailure::Failed),
-            Some(limit) => tokio::time::timeout(limit, sent)
-                .await
-                .map_err(|_| PrimaryFailure::TimedOut(limit))
-                .and_then(|sent| sent.map_err(PrimaryFailure::Failed)),
-        };
-        let response = match sent {
-            Ok(response) => response,
-            Err(failure) => {
-                if let Some(report) = primary_report {
-                    let reason = match failure {
-                        PrimaryFailure::TimedOut(_) => SkipReason::PrimaryTimeout,
-                        PrimaryFailure::Failed(_) => SkipReason::PrimaryError,
-                    };
-                    let _ = report.send(Err(reason));
-                }
-                return failure.into_response(target);
-            }
-        };
-        let latency = started.elapsed();
-
-        if let Some(on_upgrade) = on_upgrade {
-            if response.status() == StatusCode::SWITCHING_PROTOCOLS {
-                return switch_protocols(on_upgrade, response);
-            }
-        }
-
-        let response: http::Response<reqwest::Body> = response.into();
-        let (mut head, body) = response.into_parts();
-        // The HTTP version belongs to each connection: the client's, not the primary's.
-        head.version = http::Version::default();
-        let recorded_headers = primary_report.as_ref().map(|_| head.headers.clone());
-        headers::strip_hop_by_hop(&mut head.headers, false);
-
-        let body = match (primary_report, recorded_headers) {
-            (Some(report), Some(recorded_headers)) => {
-                let too_large = headers::has_body(&parts.method, head.status)
-                    && headers::content_length(&head.headers)
-                        .is_some_and(|n| n > self.settings.max_body_bytes as u64);
-                let mut claim = self.budget.claim();
-                let skip = if too_large {
-                    Some(SkipReason::BodyTooLarge)
-                } else if headers::is_event_stream(&head.headers) {
-                    Some(SkipReason::EventStream)
-                } else if !claim.grow(headers::size(&recorded_headers)) {
-                    Some(SkipReason::OverBudget)
-                } else {
-                    None
-                };
-                if let Some(reason) = skip {
-                    let _ = report.send(Err(reason));
-                    Body::new(body)
-                } else {
-                    let status = head.status;
-                    let expected = http_body::Body::size_hint(&body).exact();
-                    let tee = Tee::new(
-                        body.into_data_stream(),
-                        expected,
-                        self.settings.max_body_bytes,
-                        claim,
-                        Box::new(move |copy| {
-                            let _ =
-                                report.send(copy.map_err(skip_reason).map(|body| PrimaryCopy {
-                                    status,
-                                    headers: recorded_headers,
-                                    body,
-                                    latency,
-                                }));
-                        }),
-                    );
-                    Body::from_stream(tee)
-                }
-            }
-            _ => Body::new(body),
-        };
-        Response::from_parts(head, body)
     }
 
     async fn mirror(&self, request: Request) -> Response {

@@ -1,0 +1,242 @@
+//! Inline mode, the client's path: the request goes to the primary and its
+//! response back to the client as they stream, while a sampled request's
+//! bodies are copied by tees for the shadow stage. Nothing here waits on
+//! shadow work: the queue slot is taken without waiting, and every phase
+//! that could not shadow finishes the sample with its reason instead.
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use axum::body::Body;
+use axum::extract::{ConnectInfo, Request};
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use futures_util::TryStreamExt;
+use http::{HeaderMap, StatusCode};
+use http_body_util::BodyExt;
+use tokio::sync::{mpsc, oneshot};
+
+use super::tee::Tee;
+use super::{
+    authority_of, skip_reason, switch_protocols, target_of, Admitted, ClientBodyError,
+    PrimaryFailure, Proxy,
+};
+use crate::budget::Claim;
+use crate::config::HostHeader;
+use crate::headers;
+use crate::outcome::{Outcome, SkipReason};
+use crate::shadow::{BodySource, PrimaryCopy, PrimarySource, ShadowJob, ShadowRequest};
+
+/// Where the primary's response copy goes, when the request is shadowed.
+type ResponseReport = oneshot::Sender<Result<PrimaryCopy, SkipReason>>;
+
+/// A sample with its queue slot and the budget its head holds.
+type Reserved<'a> = (mpsc::Permit<'a, ShadowJob>, Admitted, Claim);
+
+impl Proxy {
+    pub(super) async fn inline(&self, mut request: Request) -> Response {
+        let client_ip = request
+            .extensions()
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|c| c.0.ip());
+        let upgrade = headers::is_upgrade(request.headers());
+        let on_upgrade = upgrade.then(|| hyper::upgrade::on(&mut request));
+        let (parts, body) = request.into_parts();
+        let mut forwarded = headers::forward(&parts.headers, client_ip, upgrade);
+        headers::set_host(&mut forwarded, &HostHeader::Client, authority_of(&parts));
+        let target = target_of(&parts);
+        let url = match self.settings.primary.join(target) {
+            Ok(url) => url,
+            Err(e) => {
+                return (StatusCode::BAD_REQUEST, format!("shadowdiff: {e}\n")).into_response()
+            }
+        };
+
+        let reserved = self.reserve(&parts, upgrade, &forwarded);
+        let (primary_body, report) = self.send_job(reserved, &parts, &forwarded, body);
+        if self.settings.primary_host != HostHeader::Client {
+            headers::set_host(&mut forwarded, &self.settings.primary_host, None);
+        }
+        let started = Instant::now();
+        let response = match self
+            .call_primary(&parts.method, url, forwarded, primary_body)
+            .await
+        {
+            Ok(response) => response,
+            Err(failure) => {
+                if let Some(report) = report {
+                    let reason = match failure {
+                        PrimaryFailure::TimedOut(_) => SkipReason::PrimaryTimeout,
+                        PrimaryFailure::Failed(_) => SkipReason::PrimaryError,
+                    };
+                    let _ = report.send(Err(reason));
+                }
+                return failure.into_response(target);
+            }
+        };
+        let latency = started.elapsed();
+        if let Some(on_upgrade) = on_upgrade {
+            if response.status() == StatusCode::SWITCHING_PROTOCOLS {
+                return switch_protocols(on_upgrade, response);
+            }
+        }
+        self.respond(&parts.method, response, report, latency)
+    }
+
+    /// A queue slot for a sampled request that can be shadowed, with its head
+    /// counted in the budget (it waits in the queue like a body); a full
+    /// queue or budget finishes the sample.
+    fn reserve(
+        &self,
+        parts: &http::request::Parts,
+        upgrade: bool,
+        forwarded: &HeaderMap,
+    ) -> Option<Reserved<'_>> {
+        let admitted = self.admit(parts, upgrade)?;
+        let permit = match self.queue.try_reserve() {
+            Ok(permit) => permit,
+            Err(reason) => {
+                admitted.sample.finish(Outcome::Dropped(reason));
+                return None;
+            }
+        };
+        let mut claim = self.budget.claim();
+        if !claim.grow(headers::size(forwarded)) {
+            admitted
+                .sample
+                .finish(Outcome::Skipped(SkipReason::OverBudget));
+            return None;
+        }
+        Some((permit, admitted, claim))
+    }
+
+    /// The body to send the primary and, for a shadowed request, the job
+    /// sent: the request body copied by a tee as it passes, the response
+    /// to be reported through the returned sender.
+    fn send_job(
+        &self,
+        reserved: Option<Reserved<'_>>,
+        parts: &http::request::Parts,
+        forwarded: &HeaderMap,
+        body: Body,
+    ) -> (reqwest::Body, Option<ResponseReport>) {
+        let empty = http_body::Body::is_end_stream(&body);
+        let expected = http_body::Body::size_hint(&body).exact();
+        let body = TryStreamExt::map_err(body.into_data_stream(), ClientBodyError);
+        let Some((permit, admitted, claim)) = reserved else {
+            return match empty {
+                true => (reqwest::Body::from(Bytes::new()), None),
+                false => (reqwest::Body::wrap_stream(body), None),
+            };
+        };
+        let (report, response_copy) = oneshot::channel();
+        let (body_source, primary_body) = if empty {
+            let source = BodySource::Ready(Bytes::new(), claim);
+            (source, reqwest::Body::from(Bytes::new()))
+        } else {
+            let (tx, rx) = oneshot::channel();
+            let limit = self.settings.max_body_bytes;
+            let tee = Tee::new(
+                body,
+                expected,
+                limit,
+                claim,
+                Box::new(move |copy| {
+                    let _ = tx.send(copy.map_err(skip_reason));
+                }),
+            );
+            (BodySource::Pending(rx), reqwest::Body::wrap_stream(tee))
+        };
+        permit.send(ShadowJob {
+            sample: admitted.sample,
+            rules: admitted.rules,
+            probe: admitted.probe,
+            request: ShadowRequest {
+                method: parts.method.clone(),
+                target: target_of(parts).to_string(),
+                headers: forwarded.clone(),
+                body: body_source,
+            },
+            primary: PrimarySource::Pending(response_copy),
+        });
+        (primary_body, Some(report))
+    }
+
+    /// The primary's response head, within `primary_timeout_ms` if set.
+    async fn call_primary(
+        &self,
+        method: &http::Method,
+        url: reqwest::Url,
+        headers: HeaderMap,
+        body: reqwest::Body,
+    ) -> Result<reqwest::Response, PrimaryFailure> {
+        let sent = self
+            .client
+            .request(method.clone(), url)
+            .headers(headers)
+            .body(body)
+            .send();
+        match self.settings.primary_timeout {
+            None => sent.await.map_err(PrimaryFailure::Failed),
+            Some(limit) => tokio::time::timeout(limit, sent)
+                .await
+                .map_err(|_| PrimaryFailure::TimedOut(limit))
+                .and_then(|sent| sent.map_err(PrimaryFailure::Failed)),
+        }
+    }
+
+    /// The client's response: the primary's, less hop-by-hop fields, its body
+    /// copied by a tee for a shadowed request unless it cannot be compared.
+    fn respond(
+        &self,
+        method: &http::Method,
+        response: reqwest::Response,
+        report: Option<ResponseReport>,
+        latency: Duration,
+    ) -> Response {
+        let response: http::Response<reqwest::Body> = response.into();
+        let (mut head, body) = response.into_parts();
+        // The HTTP version belongs to each connection: the client's, not the primary's.
+        head.version = http::Version::default();
+        let Some(report) = report else {
+            headers::strip_hop_by_hop(&mut head.headers, false);
+            return Response::from_parts(head, Body::new(body));
+        };
+        let recorded_headers = head.headers.clone();
+        headers::strip_hop_by_hop(&mut head.headers, false);
+        let too_large = headers::has_body(method, head.status)
+            && headers::content_length(&head.headers)
+                .is_some_and(|n| n > self.settings.max_body_bytes as u64);
+        let mut claim = self.budget.claim();
+        let skip = if too_large {
+            Some(SkipReason::BodyTooLarge)
+        } else if headers::is_event_stream(&head.headers) {
+            Some(SkipReason::EventStream)
+        } else if !claim.grow(headers::size(&recorded_headers)) {
+            Some(SkipReason::OverBudget)
+        } else {
+            None
+        };
+        if let Some(reason) = skip {
+            let _ = report.send(Err(reason));
+            return Response::from_parts(head, Body::new(body));
+        }
+        let status = head.status;
+        let expected = http_body::Body::size_hint(&body).exact();
+        let tee = Tee::new(
+            body.into_data_stream(),
+            expected,
+            self.settings.max_body_bytes,
+            claim,
+            Box::new(move |copy| {
+                let _ = report.send(copy.map_err(skip_reason).map(|body| PrimaryCopy {
+                    status,
+                    headers: recorded_headers,
+                    body,
+                    latency,
+                }));
+            }),
+        );
+        Response::from_parts(head, Body::from_stream(tee))
+    }
+}

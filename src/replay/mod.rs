@@ -18,14 +18,15 @@ use rand::seq::index::sample;
 use rand::SeedableRng;
 use tokio::sync::oneshot;
 
-use crate::budget::BodyBudget;
+use crate::budget::{BodyBudget, Claim};
+use crate::compare::Rules;
 use crate::endpoint::EndpointCatalog;
 use crate::gate::{self, Criteria, EndpointGlob, GateReport};
-use crate::outcome::{Outcome, OutcomeKey, Recorder, SampleInfo, SkipReason, Tally};
+use crate::outcome::{Outcome, OutcomeKey, Recorder, Sample, SampleInfo, SkipReason, Tally};
 use crate::proxy;
 use crate::redact::Redactor;
 use crate::shadow::{
-    BodySource, PrimarySource, ShadowConfig, ShadowJob, ShadowRequest, ShadowStage,
+    BodySource, PrimarySource, ShadowConfig, ShadowJob, ShadowQueue, ShadowRequest, ShadowStage,
 };
 use crate::store::{MismatchFilter, SqlStore, Store, StoreError, Window};
 use crate::time::now_ms;
@@ -306,18 +307,7 @@ pub async fn run(
     interrupt: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<ReplaySummary, ReplayError> {
     let started = now_ms();
-    let writer = StoreWriter::new(
-        WriterConfig {
-            instance: settings.instance.clone(),
-            run: options.run_id.as_str().to_string(),
-            max_pending: settings.store_queue.get(),
-            flush_every: Duration::from_millis(500),
-            retention: None,
-            max_body_bytes: settings.max_body_bytes,
-            exemplar_bytes_per_hour: settings.store_exemplar_bytes_per_hour.get(),
-        },
-        Redactor::new(&settings.redact),
-    );
+    let writer = run_writer(settings, options);
     let (stop_writer, writer_stopped) = oneshot::channel();
     let writer_task = tokio::spawn(writer.clone().run(
         store.clone(),
@@ -326,24 +316,7 @@ pub async fn run(
     ));
     let recorder = Arc::new(Recorder::with_writer(writer.clone()));
     let budget = BodyBudget::new(settings.max_buffered_bytes);
-    let concurrency = options.concurrency.get();
-    // A replay tries every request: no breaker sheds any.
-    let (queue, stage) = ShadowStage::start(ShadowConfig {
-        breaker: None,
-        primary: settings.primary.clone(),
-        candidate: settings.candidate.clone(),
-        primary_host: settings.primary_host.clone(),
-        candidate_host: settings.candidate_host.clone(),
-        client: proxy::client(Some(settings.candidate_timeout))?,
-        timeout: settings.candidate_timeout,
-        max_body_bytes: settings.max_body_bytes,
-        max_in_flight: concurrency,
-        queue: concurrency,
-        budget: budget.clone(),
-        record: None,
-        comparisons: std::thread::available_parallelism().map_or(2, |n| n.get()),
-    });
-    let (default_rules, route_rules) = proxy::rules(settings);
+    let (queue, stage) = ShadowStage::start(stage_config(settings, options, &budget)?);
     let selected = requests.len();
     let total = selected as u64;
 
@@ -366,72 +339,15 @@ pub async fn run(
             interrupted.store(true, std::sync::atomic::Ordering::Relaxed);
         })
     };
-    let mut sent = 0;
-
-    let mut pace = options.rate.map(|r| {
-        let mut i = tokio::time::interval(Duration::from_secs_f64(1.0 / r.0));
-        i.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        i
-    });
-    for (endpoint, request) in requests {
-        if interrupted.load(std::sync::atomic::Ordering::Relaxed) {
-            break;
-        }
-        sent += 1;
-        let path = request.target.split('?').next().unwrap_or("/");
-        let route = settings.route_for(&request.method, path);
-        let sample = recorder.sample(SampleInfo {
-            endpoint,
-            method: request.method.clone(),
-            target: request.target.clone(),
-        });
-        let safe = matches!(
-            request.method,
-            http::Method::GET | http::Method::HEAD | http::Method::OPTIONS
-        );
-        if !safe
-            && !options.allow_unsafe
-            && !route.is_some_and(|i| settings.routes[i].mirror_unsafe)
-        {
-            sample.finish(Outcome::Skipped(SkipReason::UnsafeMethod));
-            continue;
-        }
-        if request.body.len() > settings.max_body_bytes {
-            sample.finish(Outcome::Skipped(SkipReason::BodyTooLarge));
-            continue;
-        }
-        let mut claim = budget.claim();
-        if !claim.grow(request.body.len()) {
-            sample.finish(Outcome::Skipped(SkipReason::OverBudget));
-            continue;
-        }
-        if let Some(pace) = &mut pace {
-            pace.tick().await;
-        }
-        let mut headers = request.headers;
-        for ExtraHeader(name, value) in &options.headers {
-            headers.insert(name.clone(), value.clone());
-        }
-        let rules = match route {
-            Some(i) => route_rules[i].clone(),
-            None => default_rules.clone(),
-        };
-        match queue.reserve().await {
-            Err(reason) => sample.finish(Outcome::Dropped(reason)),
-            Ok(permit) => permit.send(ShadowJob {
-                sample,
-                rules,
-                probe: false,
-                request: ShadowRequest {
-                    method: request.method,
-                    target: request.target,
-                    headers,
-                    body: BodySource::Ready(request.body, claim),
-                },
-                primary: PrimarySource::Fetch,
-            }),
-        }
-    }
+    let sender = Sender {
+        settings,
+        options,
+        recorder: &recorder,
+        budget: &budget,
+        queue: &queue,
+        rules: proxy::rules(settings),
+    };
+    let sent = sender.send_all(requests, &interrupted).await;
     watcher.abort();
     // Every job has its timeout; this only bounds a wedged backend.
     stage
@@ -468,6 +384,160 @@ pub async fn run(
         tally,
         gate,
     })
+}
+
+/// The store writer of one run: its rows carry the run id, and a replay
+/// never prunes.
+fn run_writer(settings: &Settings, options: &ReplayOptions) -> StoreWriter {
+    StoreWriter::new(
+        WriterConfig {
+            instance: settings.instance.clone(),
+            run: options.run_id.as_str().to_string(),
+            max_pending: settings.store_queue.get(),
+            flush_every: Duration::from_millis(500),
+            retention: None,
+            max_body_bytes: settings.max_body_bytes,
+            exemplar_bytes_per_hour: settings.store_exemplar_bytes_per_hour.get(),
+        },
+        Redactor::new(&settings.redact),
+    )
+}
+
+/// The shadow stage in mirror style, `--concurrency` jobs at once.
+fn stage_config(
+    settings: &Settings,
+    options: &ReplayOptions,
+    budget: &BodyBudget,
+) -> Result<ShadowConfig, ReplayError> {
+    let concurrency = options.concurrency.get();
+    Ok(ShadowConfig {
+        // A replay tries every request: no breaker sheds any.
+        breaker: None,
+        primary: settings.primary.clone(),
+        candidate: settings.candidate.clone(),
+        primary_host: settings.primary_host.clone(),
+        candidate_host: settings.candidate_host.clone(),
+        client: proxy::client(Some(settings.candidate_timeout))?,
+        timeout: settings.candidate_timeout,
+        max_body_bytes: settings.max_body_bytes,
+        max_in_flight: concurrency,
+        queue: concurrency,
+        budget: budget.clone(),
+        record: None,
+        comparisons: std::thread::available_parallelism().map_or(2, |n| n.get()),
+    })
+}
+
+/// What sending the run's requests needs.
+struct Sender<'a> {
+    settings: &'a Settings,
+    options: &'a ReplayOptions,
+    recorder: &'a Arc<Recorder>,
+    budget: &'a BodyBudget,
+    queue: &'a ShadowQueue,
+    /// Rules for requests no route matches, and per route.
+    rules: (Arc<Rules>, Vec<Arc<Rules>>),
+}
+
+impl Sender<'_> {
+    /// Sends every request (paced by `--rate`, waiting for queue room)
+    /// until done or interrupted; returns how many were sent.
+    async fn send_all(
+        &self,
+        requests: Vec<(crate::endpoint::Endpoint, ReplayRequest)>,
+        interrupted: &std::sync::atomic::AtomicBool,
+    ) -> usize {
+        let mut sent = 0;
+        let mut pace = self.options.rate.map(|r| {
+            let mut i = tokio::time::interval(Duration::from_secs_f64(1.0 / r.0));
+            i.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            i
+        });
+        for (endpoint, request) in requests {
+            if interrupted.load(std::sync::atomic::Ordering::Relaxed) {
+                break;
+            }
+            sent += 1;
+            let Some((job, claim, request)) = self.admit(endpoint, request) else {
+                continue;
+            };
+            if let Some(pace) = &mut pace {
+                pace.tick().await;
+            }
+            self.send(job, claim, request).await;
+        }
+        sent
+    }
+
+    /// The request's sample and budget, or `None` once it is finished as
+    /// skipped (an unsafe method not allowed, a body over the limits).
+    fn admit(
+        &self,
+        endpoint: crate::endpoint::Endpoint,
+        request: ReplayRequest,
+    ) -> Option<((Sample, Arc<Rules>), Claim, ReplayRequest)> {
+        let settings = self.settings;
+        let path = request.target.split('?').next().unwrap_or("/");
+        let route = settings.route_for(&request.method, path);
+        let sample = self.recorder.sample(SampleInfo {
+            endpoint,
+            method: request.method.clone(),
+            target: request.target.clone(),
+        });
+        let safe = matches!(
+            request.method,
+            http::Method::GET | http::Method::HEAD | http::Method::OPTIONS
+        );
+        let allowed =
+            self.options.allow_unsafe || route.is_some_and(|i| settings.routes[i].mirror_unsafe);
+        let mut claim = self.budget.claim();
+        let skip = if !safe && !allowed {
+            Some(SkipReason::UnsafeMethod)
+        } else if request.body.len() > settings.max_body_bytes {
+            Some(SkipReason::BodyTooLarge)
+        } else if !claim.grow(request.body.len()) {
+            Some(SkipReason::OverBudget)
+        } else {
+            None
+        };
+        if let Some(reason) = skip {
+            sample.finish(Outcome::Skipped(reason));
+            return None;
+        }
+        let rules = match route {
+            Some(i) => self.rules.1[i].clone(),
+            None => self.rules.0.clone(),
+        };
+        Some(((sample, rules), claim, request))
+    }
+
+    /// Queues one job, waiting for room: a replay paces itself by the queue.
+    async fn send(
+        &self,
+        (sample, rules): (Sample, Arc<Rules>),
+        claim: Claim,
+        request: ReplayRequest,
+    ) {
+        let mut headers = request.headers;
+        for ExtraHeader(name, value) in &self.options.headers {
+            headers.insert(name.clone(), value.clone());
+        }
+        match self.queue.reserve().await {
+            Err(reason) => sample.finish(Outcome::Dropped(reason)),
+            Ok(permit) => permit.send(ShadowJob {
+                sample,
+                rules,
+                probe: false,
+                request: ShadowRequest {
+                    method: request.method,
+                    target: request.target,
+                    headers,
+                    body: BodySource::Ready(request.body, claim),
+                },
+                primary: PrimarySource::Fetch,
+            }),
+        }
+    }
 }
 
 /// A run id that sorts by time: `replay-20261125T021500Z-1a2b`.

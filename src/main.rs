@@ -7,6 +7,7 @@ use clap::Parser;
 use shadowdiff::cli::{self, Cli, Command, GateArgs, GateCriteriaArgs, LogFormat, ReplayArgs};
 use shadowdiff::config::{ConfigError, Layer};
 use shadowdiff::gate::Source;
+use shadowdiff::store::DatabaseUrl;
 use shadowdiff::{Server, Settings};
 
 fn main() -> ExitCode {
@@ -154,7 +155,6 @@ fn migrate(url: &shadowdiff::store::DatabaseUrl) -> anyhow::Result<()> {
 }
 
 fn replay(args: &ReplayArgs) -> ExitCode {
-    use shadowdiff::replay::{self, input, ReplayOptions, Selection};
     let settings = match load(args.config.as_deref(), args.layer()) {
         Ok(s) => s,
         Err(error) => {
@@ -169,155 +169,181 @@ fn replay(args: &ReplayArgs) -> ExitCode {
             return ExitCode::from(cli::EXIT_USAGE);
         }
     };
-    let result = runtime.block_on(async {
-        let url = settings
-            .database_url
-            .clone()
-            .ok_or_else(|| anyhow::anyhow!("no database configured"))?;
-        if let Some(problem) = database_problem(&settings) {
-            anyhow::bail!(problem);
-        }
-        // The input is read before the database is opened (and created), so
-        // a bad input leaves nothing behind.
-        let from_file = match &args.input {
-            Some(path) => Some(input::read_file(path, args.input_format)?),
-            None => None,
-        };
-        let open = || async {
-            let store = shadowdiff::store::SqlStore::connect(&url)
-                .await
-                .map_err(|e| anyhow::anyhow!("{url}: {e}"))?;
-            store
-                .migrate()
-                .await
-                .map_err(|e| anyhow::anyhow!("{url}: {e}"))?;
-            Ok::<_, anyhow::Error>(store)
-        };
-        let (requests, problems, opened) = match from_file {
-            Some((requests, problems)) => (requests, problems, None),
-            None => {
-                let store = open().await?;
-                let (requests, problems) = replay::from_store(
-                    &store,
-                    args.from_run.as_deref().unwrap_or(""),
-                    args.fingerprint.as_deref(),
-                )
-                .await?;
-                (requests, problems, Some(store))
-            }
-        };
-        for problem in &problems {
-            eprintln!("warning: {problem}; skipped");
-        }
-        let seed = args.seed.unwrap_or_else(rand::random);
-        if args.random.is_some() {
-            eprintln!("random sample seed: {seed} (--seed {seed} repeats it)");
-        }
-        let read = requests.len();
-        let selected = replay::select(
-            &settings,
-            requests,
-            &Selection {
-                endpoints: args.criteria.endpoints.clone(),
-                random: args.random,
-                seed,
-                limit: args.limit,
-            },
-        );
-        if selected.is_empty() {
-            anyhow::bail!(
-                "nothing to replay: {read} requests read, none selected (check the input, --endpoint and --limit)"
-            );
-        }
-        let store = match opened {
-            Some(store) => store,
-            None => open().await?,
-        };
-        let run_id = args.run_id.clone().unwrap_or_else(replay::new_run_id);
-        if replay::run_exists(&store, &run_id).await? {
-            anyhow::bail!(
-                "the store already holds a run {run_id}; give a new --run-id (results of two runs would add up)"
-            );
-        }
-        eprintln!(
-            "replay run {run_id}: {} of {read} requests, {} at a time, to {} and {}",
-            selected.len(),
-            args.concurrency,
-            settings.primary,
-            settings.candidate
-        );
-        let terminal = std::io::IsTerminal::is_terminal(&std::io::stderr());
-        let summary = replay::run(
-            &settings,
-            std::sync::Arc::new(store),
-            selected,
-            &ReplayOptions {
-                run_id,
-                concurrency: args.concurrency,
-                rate: args.rate,
-                allow_unsafe: args.allow_unsafe,
-                headers: args.headers.clone(),
-            },
-            &args.criteria.criteria(),
-            move |p| {
-                if terminal {
-                    let width = 30;
-                    let filled = (p.done * width).checked_div(p.total).unwrap_or(width) as usize;
-                    eprint!(
-                        "\r[{}{}] {}/{}  matched {}  mismatched {}  candidate errors {}  skipped {}",
-                        "=".repeat(filled),
-                        " ".repeat(width as usize - filled),
-                        p.done,
-                        p.total,
-                        p.matched,
-                        p.mismatched,
-                        p.candidate_errors,
-                        p.skipped
-                    );
-                }
-            },
-            async {
-                let _ = tokio::signal::ctrl_c().await;
-            },
-        )
-        .await?;
-        if terminal {
-            eprintln!();
-        }
-        Ok::<_, anyhow::Error>((summary, problems.len()))
-    });
-    match result {
-        Ok((summary, problems)) => {
-            let t = &summary.gate.total;
-            eprintln!(
-                "replay run {}: {} requests: {} matched, {} mismatched, {} candidate errors, {} skipped or dropped; {} input problems",
-                summary.run_id,
-                summary.sent,
-                t.matched,
-                t.mismatched,
-                t.candidate_errors,
-                t.skipped + t.dropped,
-                problems
-            );
-            eprintln!(
-                "its mismatches: GET /api/v1/mismatches?run={} (report API), or replay --from-store --from-run {}",
-                summary.run_id, summary.run_id
-            );
-            let code = print_gate(&summary.gate, &args.criteria);
-            if summary.sent < summary.selected {
-                eprintln!(
-                    "error: interrupted after {} of {} requests: the run is incomplete",
-                    summary.sent, summary.selected
-                );
-                return ExitCode::from(cli::EXIT_USAGE);
-            }
-            code
-        }
+    match runtime.block_on(run_replay(args, &settings)) {
+        Ok((summary, problems)) => replay_verdict(args, &summary, problems),
         Err(error) => {
             eprintln!("error: {error}");
             ExitCode::from(cli::EXIT_USAGE)
         }
     }
+}
+
+/// Reads and selects the requests, then runs them; returns the summary and
+/// how many input problems were skipped.
+async fn run_replay(
+    args: &ReplayArgs,
+    settings: &Settings,
+) -> anyhow::Result<(shadowdiff::replay::ReplaySummary, usize)> {
+    use shadowdiff::replay::{self, ReplayOptions, Selection};
+    let url = settings
+        .database_url
+        .clone()
+        .ok_or_else(|| anyhow::anyhow!("no database configured"))?;
+    if let Some(problem) = database_problem(settings) {
+        anyhow::bail!(problem);
+    }
+    let (requests, problems, opened) = replay_input(args, &url).await?;
+    for problem in &problems {
+        eprintln!("warning: {problem}; skipped");
+    }
+    let seed = args.seed.unwrap_or_else(rand::random);
+    if args.random.is_some() {
+        eprintln!("random sample seed: {seed} (--seed {seed} repeats it)");
+    }
+    let read = requests.len();
+    let selection = Selection {
+        endpoints: args.criteria.endpoints.clone(),
+        random: args.random,
+        seed,
+        limit: args.limit,
+    };
+    let selected = replay::select(settings, requests, &selection);
+    if selected.is_empty() {
+        anyhow::bail!(
+            "nothing to replay: {read} requests read, none selected (check the input, --endpoint and --limit)"
+        );
+    }
+    let store = match opened {
+        Some(store) => store,
+        None => open_migrated(&url).await?,
+    };
+    let run_id = args.run_id.clone().unwrap_or_else(replay::new_run_id);
+    if replay::run_exists(&store, &run_id).await? {
+        anyhow::bail!(
+            "the store already holds a run {run_id}; give a new --run-id (results of two runs would add up)"
+        );
+    }
+    eprintln!(
+        "replay run {run_id}: {} of {read} requests, {} at a time, to {} and {}",
+        selected.len(),
+        args.concurrency,
+        settings.primary,
+        settings.candidate
+    );
+    let terminal = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let options = ReplayOptions {
+        run_id,
+        concurrency: args.concurrency,
+        rate: args.rate,
+        allow_unsafe: args.allow_unsafe,
+        headers: args.headers.clone(),
+    };
+    let summary = replay::run(
+        settings,
+        std::sync::Arc::new(store),
+        selected,
+        &options,
+        &args.criteria.criteria(),
+        move |p| {
+            if terminal {
+                draw_progress(&p);
+            }
+        },
+        async {
+            let _ = tokio::signal::ctrl_c().await;
+        },
+    )
+    .await?;
+    if terminal {
+        eprintln!();
+    }
+    Ok((summary, problems.len()))
+}
+
+type ReplayInput = (
+    Vec<shadowdiff::replay::input::ReplayRequest>,
+    Vec<shadowdiff::replay::input::Problem>,
+    Option<shadowdiff::store::SqlStore>,
+);
+
+/// The requests to replay, from `--input` or the store, with the problems
+/// met reading them, and the store if it had to be opened for them. A file
+/// is read before the database is opened (and created), so a bad input
+/// leaves nothing behind.
+async fn replay_input(args: &ReplayArgs, url: &DatabaseUrl) -> anyhow::Result<ReplayInput> {
+    if let Some(path) = &args.input {
+        let (requests, problems) = shadowdiff::replay::input::read_file(path, args.input_format)?;
+        return Ok((requests, problems, None));
+    }
+    let store = open_migrated(url).await?;
+    let (requests, problems) = shadowdiff::replay::from_store(
+        &store,
+        args.from_run.as_deref().unwrap_or(""),
+        args.fingerprint.as_deref(),
+    )
+    .await?;
+    Ok((requests, problems, Some(store)))
+}
+
+async fn open_migrated(url: &DatabaseUrl) -> anyhow::Result<shadowdiff::store::SqlStore> {
+    let store = shadowdiff::store::SqlStore::connect(url)
+        .await
+        .map_err(|e| anyhow::anyhow!("{url}: {e}"))?;
+    store
+        .migrate()
+        .await
+        .map_err(|e| anyhow::anyhow!("{url}: {e}"))?;
+    Ok(store)
+}
+
+/// One line of progress, redrawn in place on a terminal.
+fn draw_progress(p: &shadowdiff::replay::Progress) {
+    let width = 30;
+    let filled = (p.done * width).checked_div(p.total).unwrap_or(width) as usize;
+    eprint!(
+        "\r[{}{}] {}/{}  matched {}  mismatched {}  candidate errors {}  skipped {}",
+        "=".repeat(filled),
+        " ".repeat(width as usize - filled),
+        p.done,
+        p.total,
+        p.matched,
+        p.mismatched,
+        p.candidate_errors,
+        p.skipped
+    );
+}
+
+/// Says what the run did and where its mismatches are, prints the gate,
+/// and picks the exit code: the gate's, or usage for an interrupted run.
+fn replay_verdict(
+    args: &ReplayArgs,
+    summary: &shadowdiff::replay::ReplaySummary,
+    problems: usize,
+) -> ExitCode {
+    let t = &summary.gate.total;
+    eprintln!(
+        "replay run {}: {} requests: {} matched, {} mismatched, {} candidate errors, {} skipped or dropped; {} input problems",
+        summary.run_id,
+        summary.sent,
+        t.matched,
+        t.mismatched,
+        t.candidate_errors,
+        t.skipped + t.dropped,
+        problems
+    );
+    eprintln!(
+        "its mismatches: GET /api/v1/mismatches?run={} (report API), or replay --from-store --from-run {}",
+        summary.run_id, summary.run_id
+    );
+    let code = print_gate(&summary.gate, &args.criteria);
+    if summary.sent < summary.selected {
+        eprintln!(
+            "error: interrupted after {} of {} requests: the run is incomplete",
+            summary.sent, summary.selected
+        );
+        return ExitCode::from(cli::EXIT_USAGE);
+    }
+    code
 }
 
 fn gate(args: &GateArgs) -> ExitCode {

@@ -91,25 +91,7 @@ pub fn compare_responses(
     });
     let header_diffs = headers::compare(&primary.headers, &candidate.headers, rules);
 
-    let same_raw = primary.body == candidate.body
-        && primary
-            .headers
-            .get_all(http::header::CONTENT_ENCODING)
-            .iter()
-            .eq(candidate
-                .headers
-                .get_all(http::header::CONTENT_ENCODING)
-                .iter());
-    let mut undecoded = Vec::new();
-    let (p_body, c_body) = if same_raw {
-        (primary.body.clone(), candidate.body.clone())
-    } else {
-        let (p, p_failed) = decoded(primary, "primary", max_body_bytes, &mut reasons);
-        let (c, c_failed) = decoded(candidate, "candidate", max_body_bytes, &mut reasons);
-        undecoded.extend(p_failed.then_some("primary"));
-        undecoded.extend(c_failed.then_some("candidate"));
-        (p, c)
-    };
+    let (p_body, c_body, undecoded) = bodies(primary, candidate, max_body_bytes, &mut reasons);
     let undecodable = !undecoded.is_empty();
     // A body that does not decode is not what its headers promise: a client
     // would fail on it, so it cannot count as equal, whatever its bytes.
@@ -118,44 +100,11 @@ pub fn compare_responses(
         BodyKind::Empty => BodyKind::of(&candidate.headers, &c_body),
         kind => kind,
     };
-
-    let oversized = p_body.len().max(c_body.len()) > max_body_bytes;
-    let intricate = if byte_equal || oversized {
-        None
-    } else {
-        too_intricate(kind, &p_body, &c_body, max_body_bytes / BYTES_PER_UNIT)
-    };
     let mut body = if byte_equal {
         BodyComparison::default()
-    } else if oversized {
-        // Parsing and diffing beyond the limit would cost what the limit is for.
-        reasons.push(format!(
-            "bodies of {} and {} bytes exceed max_body_bytes ({max_body_bytes}): compared by bytes only",
-            p_body.len(),
-            c_body.len()
-        ));
-        BodyComparison {
-            equal: false,
-            paths: vec![String::new()],
-            summary: Some("body too large".into()),
-            ..BodyComparison::default()
-        }
-    } else if let Some((units, limit)) = intricate {
-        reasons.push(format!(
-            "a body holds {units} {}, more than max_body_bytes / {BYTES_PER_UNIT} ({limit}) allows to diff within memory: compared by bytes only",
-            match kind {
-                BodyKind::Json | BodyKind::Form => "values",
-                _ => "lines",
-            }
-        ));
-        BodyComparison {
-            equal: false,
-            paths: vec![String::new()],
-            summary: Some("body too intricate".into()),
-            ..BodyComparison::default()
-        }
     } else {
-        compare_bodies(kind, &p_body, &c_body, rules, &mut reasons)
+        let limits = (max_body_bytes, &mut reasons);
+        compare_unequal(kind, &p_body, &c_body, rules, limits)
     };
     if undecodable && body.equal {
         body = BodyComparison {
@@ -181,6 +130,73 @@ pub fn compare_responses(
         fingerprint,
         reasons,
     }
+}
+
+/// Both bodies as the comparison sees them: decoded (unless their bytes and
+/// encodings are the same), with the sides whose decoding failed.
+fn bodies(
+    primary: &RecordedResponse,
+    candidate: &RecordedResponse,
+    max_body_bytes: usize,
+    reasons: &mut Vec<String>,
+) -> (Bytes, Bytes, Vec<&'static str>) {
+    let same_encoding = primary
+        .headers
+        .get_all(http::header::CONTENT_ENCODING)
+        .iter()
+        .eq(candidate
+            .headers
+            .get_all(http::header::CONTENT_ENCODING)
+            .iter());
+    if primary.body == candidate.body && same_encoding {
+        return (primary.body.clone(), candidate.body.clone(), Vec::new());
+    }
+    let mut undecoded = Vec::new();
+    let (p, p_failed) = decoded(primary, "primary", max_body_bytes, reasons);
+    let (c, c_failed) = decoded(candidate, "candidate", max_body_bytes, reasons);
+    undecoded.extend(p_failed.then_some("primary"));
+    undecoded.extend(c_failed.then_some("candidate"));
+    (p, c, undecoded)
+}
+
+/// Two bodies that are not byte-equal: diffed structurally, or compared by
+/// bytes only when they are over `max_body_bytes` or too intricate to diff
+/// within memory (with a reason saying so).
+fn compare_unequal(
+    kind: BodyKind,
+    p_body: &[u8],
+    c_body: &[u8],
+    rules: &Rules,
+    (max_body_bytes, reasons): (usize, &mut Vec<String>),
+) -> BodyComparison {
+    let by_bytes = |summary: &str| BodyComparison {
+        equal: false,
+        paths: vec![String::new()],
+        summary: Some(summary.into()),
+        ..BodyComparison::default()
+    };
+    if p_body.len().max(c_body.len()) > max_body_bytes {
+        // Parsing and diffing beyond the limit would cost what the limit is for.
+        reasons.push(format!(
+            "bodies of {} and {} bytes exceed max_body_bytes ({max_body_bytes}): compared by bytes only",
+            p_body.len(),
+            c_body.len()
+        ));
+        return by_bytes("body too large");
+    }
+    if let Some((units, limit)) =
+        too_intricate(kind, p_body, c_body, max_body_bytes / BYTES_PER_UNIT)
+    {
+        reasons.push(format!(
+            "a body holds {units} {}, more than max_body_bytes / {BYTES_PER_UNIT} ({limit}) allows to diff within memory: compared by bytes only",
+            match kind {
+                BodyKind::Json | BodyKind::Form => "values",
+                _ => "lines",
+            }
+        ));
+        return by_bytes("body too intricate");
+    }
+    compare_bodies(kind, p_body, c_body, rules, reasons)
 }
 
 /// Body bytes per JSON value (or text line) that a structural (or line) diff

@@ -50,7 +50,7 @@ pub struct Server {
     recorder: Arc<Recorder>,
     settings: Settings,
     /// The store writer's task and its stop signal, when a database is configured.
-    writer: Option<(oneshot::Sender<()>, tokio::task::JoinHandle<()>)>,
+    writer: WriterTask,
     /// The store writer's health, shown by the report API.
     health: Option<StoreHealth>,
     /// The record file's writing task; it ends when the shadow stage has.
@@ -78,35 +78,7 @@ impl Server {
                 (Some(log), Some(task))
             }
         };
-        let (recorder, writer, health) = match &settings.database_url {
-            None => (Arc::new(Recorder::default()), None, None),
-            Some(url) => {
-                let writer = StoreWriter::new(
-                    WriterConfig {
-                        instance: settings.instance.clone(),
-                        run: String::new(),
-                        max_pending: settings.store_queue.get(),
-                        flush_every: Duration::from_millis(500),
-                        retention: Some(settings.retention),
-                        max_body_bytes: settings.max_body_bytes,
-                        exemplar_bytes_per_hour: settings.store_exemplar_bytes_per_hour.get(),
-                    },
-                    redactor.clone(),
-                );
-                let (stop, stopped) = oneshot::channel();
-                let task = tokio::spawn(writer.clone().connect_and_run(
-                    url.clone(),
-                    stopped,
-                    settings.drain_timeout,
-                ));
-                let health = writer.health();
-                (
-                    Arc::new(Recorder::with_writer(writer)),
-                    Some((stop, task)),
-                    Some(health),
-                )
-            }
-        };
+        let (recorder, writer, health) = start_writer(&settings, &redactor);
         let budget = BodyBudget::new(settings.max_buffered_bytes);
         let breaker = settings
             .breaker_failures
@@ -302,3 +274,43 @@ fn lower_priority() {
         let _ = libc::setpriority(libc::PRIO_PROCESS, 0, 19);
     }
 }
+
+/// The recorder, and with a database the store writer's task (with its stop
+/// signal) and health; spawned on the current runtime (the shadow side's).
+fn start_writer(
+    settings: &Settings,
+    redactor: &Redactor,
+) -> (Arc<Recorder>, WriterTask, Option<StoreHealth>) {
+    match &settings.database_url {
+        None => (Arc::new(Recorder::default()), None, None),
+        Some(url) => {
+            let writer = StoreWriter::new(
+                WriterConfig {
+                    instance: settings.instance.clone(),
+                    run: String::new(),
+                    max_pending: settings.store_queue.get(),
+                    flush_every: Duration::from_millis(500),
+                    retention: Some(settings.retention),
+                    max_body_bytes: settings.max_body_bytes,
+                    exemplar_bytes_per_hour: settings.store_exemplar_bytes_per_hour.get(),
+                },
+                redactor.clone(),
+            );
+            let (stop, stopped) = oneshot::channel();
+            let task = tokio::spawn(writer.clone().connect_and_run(
+                url.clone(),
+                stopped,
+                settings.drain_timeout,
+            ));
+            let health = writer.health();
+            (
+                Arc::new(Recorder::with_writer(writer)),
+                Some((stop, task)),
+                Some(health),
+            )
+        }
+    }
+}
+
+/// The store writer's task and its stop signal.
+type WriterTask = Option<(oneshot::Sender<()>, tokio::task::JoinHandle<()>)>;

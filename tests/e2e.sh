@@ -15,7 +15,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
 example=$root/fixtures/example
-work=$root/target/e2e
+# Where cargo builds (CARGO_TARGET_DIR when set), so the binary run is the one
+# just built from this checkout.
+target=${CARGO_TARGET_DIR:-$root/target}
+work=$target/e2e
 mkdir -p "$work"
 admin_url=${SHADOWDIFF_TEST_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/postgres}
 rounds=${E2E_ROUNDS:-40}
@@ -26,7 +29,7 @@ done
 
 echo "== e2e: building shadowdiff, the Go candidate and the Flask venv"
 cargo build --quiet --locked --bin shadowdiff
-shadowdiff=$root/target/debug/shadowdiff
+shadowdiff=$target/debug/shadowdiff
 (cd "$example/candidate" && GOFLAGS=-mod=mod go build -o "$work/candidate" .)
 if [ ! -x "$work/venv/bin/python" ] || ! cmp -s "$example/legacy/requirements.txt" "$work/venv/requirements.txt"; then
   rm -rf "$work/venv"

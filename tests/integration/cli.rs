@@ -256,22 +256,14 @@ async fn sigterm_finishes_requests_drains_and_exits_0() {
 /// listens; returns that address, and the whole log once the process ends.
 async fn listening_address(
     stderr: tokio::process::ChildStderr,
-) -> (String, tokio::task::JoinHandle<String>) {
+) -> (std::net::SocketAddr, tokio::task::JoinHandle<String>) {
     use tokio::io::AsyncBufReadExt;
     let mut lines = tokio::io::BufReader::new(stderr).lines();
     let mut log = String::new();
     while let Some(line) = lines.next_line().await.unwrap() {
         log.push_str(&line);
         log.push('\n');
-        let address = line
-            .contains("shadowdiff listening")
-            .then(|| {
-                line.split_whitespace()
-                    .find_map(|w| w.strip_prefix("address="))
-            })
-            .flatten()
-            .map(str::to_string);
-        if let Some(address) = address {
+        if let Some(address) = support::logged_address(&line, "shadowdiff listening") {
             let rest = tokio::spawn(async move {
                 while let Some(line) = lines.next_line().await.unwrap() {
                     log.push_str(&line);

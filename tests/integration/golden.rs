@@ -2,7 +2,8 @@
 //! is one case. Adding a case adds files, not code (see fixtures/README.md).
 //!
 //! `SHADOWDIFF_BLESS=1 cargo test golden` writes expected.json for every case
-//! from the current engine; review the diff before committing it.
+//! from the current engine; review the diff before committing it. A case
+//! that differs is printed as both verdicts, pretty, and the diff between.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -11,6 +12,8 @@ use std::time::Duration;
 use bytes::Bytes;
 use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use serde_json::Value;
+use shadowdiff::compare::decode::{decode, BodyKind};
+use shadowdiff::compare::json::{normal_forms, parse};
 use shadowdiff::compare::{compare_responses, CompareConfig, Rules};
 use shadowdiff::exchange::RecordedResponse;
 
@@ -131,13 +134,8 @@ fn golden_cases() {
         let name = case.file_name().unwrap().to_string_lossy().to_string();
         let primary = read_response(&case.join("primary.http"));
         let candidate = read_response(&case.join("candidate.http"));
-        let verdict = compare_responses(
-            "GET /golden",
-            &primary,
-            &candidate,
-            &rules_of(case),
-            MAX_BODY,
-        );
+        let rules = rules_of(case);
+        let verdict = compare_responses("GET /golden", &primary, &candidate, &rules, MAX_BODY);
         let actual = serde_json::to_value(&verdict).unwrap();
         let expected_path = case.join("expected.json");
         if bless {
@@ -156,15 +154,14 @@ fn golden_cases() {
             }
         };
         if actual != expected {
-            failures.push(format!(
-                "{name}:\n  expected {}\n  actual   {}",
-                serde_json::to_string(&expected).unwrap(),
-                serde_json::to_string(&actual).unwrap()
-            ));
+            failures.push(format!("{name}: {}", json_diff(&expected, &actual)));
         }
         // Whatever the rules, the patch must turn one normal form into the other.
         if let Some(patch) = &verdict.patch {
-            assert!(!patch.0.is_empty(), "{name}: an empty patch on a mismatch");
+            let sides = (&primary, &candidate);
+            if let Err(why) = check_patch(patch, verdict.body_kind, sides, &rules) {
+                failures.push(format!("{name}: {why}"));
+            }
         }
     }
     assert!(
@@ -173,4 +170,65 @@ fn golden_cases() {
         failures.len(),
         failures.join("\n")
     );
+}
+
+/// Checks that a verdict's patch turns the primary's normal form into the
+/// candidate's: each body decoded and read as the verdict's body kind says,
+/// then both normalised under the case's rules, as the engine does.
+fn check_patch(
+    patch: &json_patch::Patch,
+    kind: BodyKind,
+    (primary, candidate): (&RecordedResponse, &RecordedResponse),
+    rules: &Rules,
+) -> Result<(), String> {
+    if patch.0.is_empty() {
+        return Err("an empty patch on a mismatch".into());
+    }
+    let (p, c) = (structured(kind, primary)?, structured(kind, candidate)?);
+    let (p, c) = normal_forms(p, c, rules);
+    let mut patched = p;
+    json_patch::patch(&mut patched, patch)
+        .map_err(|e| format!("the patch does not apply to the primary's normal form: {e}"))?;
+    match patched == c {
+        true => Ok(()),
+        false => Err(format!(
+            "the patch does not turn the primary's normal form into the candidate's \
+             (expected: the candidate's; actual: the primary's, patched); {}",
+            json_diff(&c, &patched)
+        )),
+    }
+}
+
+/// A body as the value the engine compares: JSON parsed, a form as an
+/// object of each name's values in order.
+fn structured(kind: BodyKind, response: &RecordedResponse) -> Result<Value, String> {
+    let body = decode(&response.body, &response.headers, MAX_BODY)?;
+    match kind {
+        BodyKind::Json => parse(&body).map(|parsed| parsed.value),
+        BodyKind::Form => {
+            let mut form = serde_json::Map::new();
+            for (name, value) in form_urlencoded::parse(&body) {
+                let values = form
+                    .entry(name.into_owned())
+                    .or_insert(Value::Array(vec![]));
+                values
+                    .as_array_mut()
+                    .unwrap()
+                    .push(value.into_owned().into());
+            }
+            Ok(Value::Object(form))
+        }
+        other => Err(format!("a patch on a {other:?} body")),
+    }
+}
+
+/// Both values pretty-printed, and a line diff from the first to the second.
+fn json_diff(expected: &Value, actual: &Value) -> String {
+    let pretty = |v: &Value| serde_json::to_string_pretty(v).unwrap() + "\n";
+    let (expected, actual) = (pretty(expected), pretty(actual));
+    let diff = similar::TextDiff::from_lines(&expected, &actual)
+        .unified_diff()
+        .header("expected", "actual")
+        .to_string();
+    format!("\nexpected:\n{expected}actual:\n{actual}diff:\n{diff}")
 }

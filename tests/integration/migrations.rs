@@ -73,9 +73,7 @@ async fn raw_pool(db: &TestDatabase) -> AnyPool {
 async fn another(db: &TestDatabase) -> TestDatabase {
     match db.name {
         "sqlite" => support::sqlite_database(),
-        _ => support::postgres_database()
-            .await
-            .expect("PostgreSQL is set"),
+        _ => support::postgres_database().await,
     }
 }
 

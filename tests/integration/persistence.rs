@@ -311,27 +311,20 @@ async fn two_instances_add_up_in_one_database_and_a_restart_keeps_everything() {
 
 #[tokio::test]
 async fn the_database_going_away_costs_clients_nothing_and_losses_are_counted() {
-    let Some(pg) = support::ThrowawayPostgres::start() else {
-        return;
-    };
+    let pg = support::ThrowawayPostgres::start();
     let (primary, candidate) = (primary().await, candidate().await);
     let db = support::sqlite_database();
     let mut config = settings(&primary, &candidate, &db, "one");
     config.database_url = Some(pg.url().parse().unwrap());
     config.store_queue = 3.try_into().unwrap();
-    let proxy = support::start(config).await;
+    // With the report API, which shows the writer's health.
+    let proxy = support::start_with_report(config).await;
     let url = pg.url().parse().unwrap();
 
     traffic(&proxy, 0..4).await;
     let store = wait_for_counts(&url, 4).await;
     // The exemplars follow the counts in a transaction of their own.
-    for _ in 0..100 {
-        let stored = store.mismatches(MismatchFilter::default(), None, 100).await;
-        if stored.unwrap().len() >= 2 {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
+    assert_eq!(wait_for_exemplars(&store, 2).await, 2);
     drop(store);
 
     pg.stop();
@@ -346,8 +339,9 @@ async fn the_database_going_away_costs_clients_nothing_and_losses_are_counted() 
         );
     }
     proxy.outcomes(16).await;
-    // Let the writer fail at least once, then bring the database back.
-    tokio::time::sleep(std::time::Duration::from_millis(1_500)).await;
+    // Once the writer has failed (so has had to keep what it could), bring
+    // the database back.
+    wait_for_failing_writer(&proxy).await;
     pg.start_again();
 
     let store = wait_for_counts(&url, 16).await;
@@ -358,21 +352,46 @@ async fn the_database_going_away_costs_clients_nothing_and_losses_are_counted() 
     assert_eq!(counts[0].outcomes.get("mismatched"), Some(&8), "{counts:?}");
     // 2 exemplars before the outage; of the 6 during it, 3 fit the queue.
     // Exemplars are written after the counts, in a transaction of their own.
-    let mut stored = Vec::new();
-    for _ in 0..100 {
-        stored = store
-            .mismatches(MismatchFilter::default(), None, 100)
-            .await
-            .unwrap();
-        if stored.len() >= 5 {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
-    assert_eq!(stored.len(), 5);
+    assert_eq!(wait_for_exemplars(&store, 5).await, 5);
     assert_eq!(store.lost(all_time()).await.unwrap(), 3);
     assert_eq!(store.groups(None, None).await.unwrap()[0].count, 8);
     proxy.stop().await;
+}
+
+/// Waits (bounded) until the store holds at least `n` exemplars; returns
+/// how many it holds.
+async fn wait_for_exemplars(store: &SqlStore, n: usize) -> usize {
+    for _ in 0..100 {
+        let stored = store
+            .mismatches(MismatchFilter::default(), None, 100)
+            .await
+            .unwrap();
+        if stored.len() >= n {
+            return stored.len();
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    panic!("the store never held {n} exemplars");
+}
+
+/// Waits (bounded) until the report API says that the store writer's writes
+/// fail: it has tried the database since it went away.
+async fn wait_for_failing_writer(proxy: &support::RunningProxy) {
+    let summary = format!("http://{}/api/v1/summary", proxy.report.unwrap());
+    let client = support::client();
+    let started = std::time::Instant::now();
+    let mut last = serde_json::Value::Null;
+    // Each try can take the store's connect timeout (5 s) while it is down.
+    while started.elapsed() < std::time::Duration::from_secs(60) {
+        // Without its database the summary is a 503 that carries the health.
+        let response = client.get(&summary).send().await.unwrap();
+        last = response.json().await.unwrap();
+        if last["store"]["status"] == "failing" {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    panic!("the writer never reported a failed write: {last}");
 }
 
 /// Waits (bounded) until the store holds `n` comparisons in all.

@@ -200,7 +200,7 @@ async fn postgres_read_only(url: &DatabaseUrl, on: bool) {
     let raw = url.to_string();
     let name = raw.rsplit('/').next().unwrap().split('?').next().unwrap();
     // From the server's own database: a session of this one would be read-only.
-    let admin = std::env::var(support::POSTGRES_ENV).unwrap();
+    let admin = support::postgres_admin_url();
     let pool = sqlx::PgPool::connect(&admin).await.unwrap();
     sqlx::query(&format!(
         "ALTER DATABASE {name} SET default_transaction_read_only = {}",
@@ -225,9 +225,8 @@ async fn a_read_only_database_is_written_again_once_fixed_and_gated_meanwhile() 
         Some(disk) => databases.push(("sqlite (read-only file system)", disk.url(), None)),
         None => databases.push(("sqlite (read-only file)", plain.url.clone(), None)),
     }
-    if let Some(pg) = support::postgres_database().await {
-        databases.push(("postgres (read-only database)", pg.url.clone(), Some(pg)));
-    }
+    let pg = support::postgres_database().await;
+    databases.push(("postgres (read-only database)", pg.url.clone(), Some(pg)));
     let disk = &disk;
     for (name, url, _guard) in &databases {
         migrated(url).await;

@@ -1,0 +1,186 @@
+//! The real binary as a process: run to its end, or `serve` left running on
+//! ports the binary chose itself (port 0), read back from its log. A port
+//! found free by the test could be taken by another test before the binary
+//! bound it; one the binary bound cannot.
+
+use std::io::BufRead;
+use std::net::SocketAddr;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+/// Runs the real binary with a clean environment, off the async runtime.
+pub async fn binary(args: Vec<String>) -> std::process::Output {
+    tokio::task::spawn_blocking(move || {
+        Command::new(env!("CARGO_BIN_EXE_shadowdiff"))
+            .args(&args)
+            .env_clear()
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap()
+}
+
+/// `shadowdiff serve` as a real process, with a clean environment, its own
+/// working directory and, where given, a limit on open files; stopped with
+/// SIGKILL when dropped.
+pub struct ServeProcess {
+    pub child: Child,
+    /// Where the proxy listens.
+    pub listen: SocketAddr,
+    /// Everything logged, once the process ends (read all along, so that a
+    /// chatty process never blocks on a full pipe).
+    log: Option<std::thread::JoinHandle<String>>,
+    _workdir: tempfile::TempDir,
+}
+
+impl ServeProcess {
+    /// Starts it and waits (bounded) until it says where it listens.
+    pub async fn start(args: &[&str], open_files: Option<u64>) -> ServeProcess {
+        let workdir = tempfile::tempdir().unwrap();
+        let mut command = Command::new(env!("CARGO_BIN_EXE_shadowdiff"));
+        // The report API, which serve always starts, on a port of its own
+        // too: its default one would be shared by every test.
+        command
+            .current_dir(workdir.path())
+            .arg("serve")
+            .args(["--listen", "127.0.0.1:0", "--report-listen", "127.0.0.1:0"])
+            .args(args)
+            .env_clear()
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        if let Some(files) = open_files {
+            limit_open_files(&mut command, files);
+        }
+        let mut child = command.spawn().unwrap();
+        let (lines, mut heard) = tokio::sync::mpsc::unbounded_channel();
+        let stderr = child.stderr.take().unwrap();
+        let log = std::thread::spawn(move || {
+            let mut log = String::new();
+            for line in std::io::BufReader::new(stderr)
+                .lines()
+                .map_while(Result::ok)
+            {
+                log.push_str(&line);
+                log.push('\n');
+                let _ = lines.send(line);
+            }
+            log
+        });
+        // Logged once the listener is bound: the port accepts from then on.
+        let listen = tokio::time::timeout(Duration::from_secs(20), async {
+            while let Some(line) = heard.recv().await {
+                if let Some(listen) = logged_address(&line, "shadowdiff listening") {
+                    return Some(listen);
+                }
+            }
+            None
+        })
+        .await
+        .expect("shadowdiff did not say where it listens within 20 s");
+        let Some(listen) = listen else {
+            let status = child.wait().unwrap();
+            panic!(
+                "shadowdiff exited ({status}) before listening: {}",
+                log.join().unwrap()
+            );
+        };
+        ServeProcess {
+            child,
+            listen,
+            log: Some(log),
+            _workdir: workdir,
+        }
+    }
+
+    pub fn url(&self, target: &str) -> String {
+        format!("http://{}{}", self.listen, target)
+    }
+
+    /// Sends SIGTERM and returns the exit code and everything logged.
+    pub fn terminate(mut self) -> (Option<i32>, String) {
+        let pid = self.child.id().to_string();
+        assert!(Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success());
+        let status = self.child.wait().unwrap();
+        // The log ends with the process: its reader is done or about to be.
+        let log = self.log.take().unwrap().join().unwrap();
+        (status.code(), log)
+    }
+
+    /// Peak resident memory so far, in bytes (VmHWM).
+    pub fn peak_memory(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap();
+        let kib: u64 = status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmHWM:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .unwrap();
+        kib * 1024
+    }
+}
+
+impl Drop for ServeProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The address in a log line carrying `message`, logged as
+/// `address=127.0.0.1:PORT` (the binary's plain-text log format).
+pub fn logged_address(line: &str, message: &str) -> Option<SocketAddr> {
+    if !line.contains(message) {
+        return None;
+    }
+    line.split_whitespace()
+        .find_map(|word| word.strip_prefix("address="))
+        .and_then(|address| address.parse().ok())
+}
+
+/// Lowers the child's open-file limit to `files` before it runs.
+fn limit_open_files(command: &mut Command, files: u64) {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: only setrlimit runs between fork and exec.
+    #[allow(unsafe_code, reason = "a limit for the child alone needs pre_exec")]
+    unsafe {
+        command.pre_exec(move || {
+            let limit = libc::rlimit {
+                rlim_cur: files,
+                rlim_max: files,
+            };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &limit) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+}
+
+/// An address on 127.0.0.1 that was free a moment ago.
+pub fn free_address() -> SocketAddr {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+}
+
+/// Raises this process's soft open-file limit to the hard one, for tests
+/// that open many sockets.
+pub fn raise_open_files() {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit and setrlimit only read and write the struct given.
+    #[allow(unsafe_code, reason = "no safe wrapper for the open-file limit in std")]
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) == 0 {
+            limit.rlim_cur = limit.rlim_max;
+            libc::setrlimit(libc::RLIMIT_NOFILE, &limit);
+        }
+    }
+}

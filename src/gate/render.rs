@@ -253,6 +253,7 @@ fn xml_escape(s: &str) -> String {
     out
 }
 
+// One XML document written top to bottom: splitting it would scatter its nesting.
 fn junit(report: &GateReport) -> String {
     let scopes: Vec<&GateScope> = std::iter::once(&report.total)
         .chain(&report.endpoints)

@@ -150,6 +150,7 @@ fn missing_backends_and_bad_flags_exit_2() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("--primary"));
 }
 
+// Long by design: one process's shutdown, followed step by step.
 #[tokio::test]
 async fn sigterm_finishes_requests_drains_and_exits_0() {
     let arrived = Arc::new(AtomicBool::new(false));

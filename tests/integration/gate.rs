@@ -94,6 +94,7 @@ const SCENARIOS: [Scenario; 3] = [
     },
 ];
 
+// Long by design: one stored data set, then every format and both paths compared on it.
 #[tokio::test(flavor = "multi_thread")]
 async fn gate_verdicts_exit_codes_and_formats_agree_between_cli_and_api() {
     for db in support::databases().await {

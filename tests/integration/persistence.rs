@@ -167,6 +167,7 @@ fn db_url_raw(db: &TestDatabase) -> String {
     db.url.to_string()
 }
 
+// Long by design: one traffic run, then the stored rows checked against it.
 #[tokio::test]
 async fn what_the_proxy_saw_is_stored_exactly_and_without_secrets() {
     let (primary, candidate) = (primary().await, candidate().await);

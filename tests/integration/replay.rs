@@ -84,6 +84,7 @@ async fn counts(db: &support::TestDatabase, run: &str) -> BTreeMap<String, BTree
         .collect()
 }
 
+// Long by design: one replay, then what each backend received checked field by field.
 #[tokio::test(flavor = "multi_thread")]
 async fn json_lines_and_a_real_har_export_reach_both_backends_intact() {
     let db = support::sqlite_database();

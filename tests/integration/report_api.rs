@@ -63,6 +63,7 @@ impl Api {
     }
 }
 
+// Long by design: one traffic run, then each endpoint of the API checked against it.
 #[tokio::test]
 async fn the_api_reports_what_the_proxy_saw() {
     let (primary, candidate) = (primary().await, candidate().await);

@@ -228,6 +228,7 @@ fn assert_no_secret(place: &str, text: &str) {
     }
 }
 
+// Long by design: one run of the real binary, then every place a secret could land checked in turn.
 #[tokio::test(flavor = "multi_thread")]
 async fn no_secret_reaches_the_store_the_api_the_record_file_or_the_logs() {
     let received = Received::default();

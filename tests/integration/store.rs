@@ -370,6 +370,7 @@ async fn everything_survives_a_reconnect_and_retention_prunes() {
     }
 }
 
+// Long by design: live and replayed rows written together, then each read checked.
 #[tokio::test]
 async fn replay_runs_are_counted_apart_and_expected_groups_per_window() {
     for db in support::databases().await {

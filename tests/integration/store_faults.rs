@@ -212,6 +212,7 @@ async fn postgres_read_only(url: &DatabaseUrl, on: bool) {
     pool.close().await;
 }
 
+// Long by design: one fault's whole course (before, during, after the fix) on each database.
 #[tokio::test]
 async fn a_read_only_database_is_written_again_once_fixed_and_gated_meanwhile() {
     let (primary, candidate) = (primary().await, candidate().await);

@@ -442,6 +442,9 @@ async fn verdicts_stored_without_a_version_are_served_as_version_1() {
     }
 }
 
+/// A change that takes an answer off the document.
+type Breaks = fn(&mut Value);
+
 /// The check itself: an answer off the document in any of the ways that
 /// matter is caught, so a passing contract test means something.
 #[test]
@@ -466,7 +469,7 @@ fn the_contract_check_catches_answers_off_the_document() {
     );
     // The verdict served without its version.
     assert!(!contract.problems("GET", route, 200, &good).is_empty());
-    let broken: [(&str, fn(&mut Value)); 5] = [
+    let broken: [(&str, Breaks); 5] = [
         ("an undocumented field", |v| {
             v["verdict"]["engine"] = json!(1)
         }),

@@ -1,6 +1,8 @@
 //! GET /api/v1/mismatches, /api/v1/mismatches/{id} and
 //! /api/v1/mismatches/{id}/curl: stored mismatches, a page at a time, one in
 //! full, and the curl commands that replay one against each backend.
+//! Verdicts are served as the versioned `VerdictRecord`, read from the
+//! store's JSON (rows from before the version read as version 1).
 
 use base64::Engine as _;
 use std::collections::HashMap;
@@ -15,8 +17,9 @@ use super::error::{bad, ApiError};
 use super::params::Params;
 use super::{input, ReportState};
 use crate::config::BackendUrl;
-use crate::store::{MismatchFilter, Store, StoredBody, StoredMessage, StoredMismatch};
+use crate::store::{MismatchFilter, Store, StoreError, StoredBody, StoredMessage, StoredMismatch};
 use crate::time::format_millis;
+use crate::verdict_record::VerdictRecord;
 
 pub(super) async fn mismatches(
     State(state): State<Arc<ReportState>>,
@@ -43,10 +46,18 @@ pub(super) async fn mismatches(
     let next_cursor = (items.len() as i64 == limit)
         .then(|| items.last().map(|m| m.id.to_string()))
         .flatten();
-    Ok(Json(MismatchPage {
-        items: items.iter().map(MismatchSummary::from).collect(),
-        next_cursor,
-    }))
+    let items = items
+        .iter()
+        .map(|m| Ok(MismatchSummary::of(m, &verdict_of(m)?)))
+        .collect::<Result<_, ApiError>>()?;
+    Ok(Json(MismatchPage { items, next_cursor }))
+}
+
+/// A stored mismatch's verdict in the served format. One the store holds
+/// but this release cannot read is the store's failure (logged, not shown).
+fn verdict_of(m: &StoredMismatch) -> Result<VerdictRecord, ApiError> {
+    VerdictRecord::read(&m.record.verdict)
+        .map_err(|e| ApiError::Store(StoreError::Malformed(format!("mismatch {}: {e}", m.id))))
 }
 
 fn id_of(raw: &str) -> Result<i64, ApiError> {
@@ -75,7 +86,8 @@ pub(super) async fn mismatch(
     id: Result<Path<String>, PathRejection>,
 ) -> Result<Json<MismatchDetail>, ApiError> {
     let m = stored_mismatch(&state, &input::path_text("id", id)?).await?;
-    Ok(Json(MismatchDetail::from(&m)))
+    let verdict = verdict_of(&m)?;
+    Ok(Json(MismatchDetail::of(&m, verdict)))
 }
 
 pub(super) async fn curl(
@@ -139,11 +151,11 @@ pub struct MismatchSummary {
     pub path: String,
     pub primary_status: u16,
     pub candidate_status: u16,
-    pub paths: serde_json::Value,
+    pub paths: Vec<String>,
 }
 
-impl From<&StoredMismatch> for MismatchSummary {
-    fn from(m: &StoredMismatch) -> Self {
+impl MismatchSummary {
+    fn of(m: &StoredMismatch, verdict: &VerdictRecord) -> Self {
         let r = &m.record;
         MismatchSummary {
             id: m.id,
@@ -155,7 +167,7 @@ impl From<&StoredMismatch> for MismatchSummary {
             path: r.path.clone(),
             primary_status: r.primary.status,
             candidate_status: r.candidate.status,
-            paths: r.verdict.get("paths").cloned().unwrap_or_default(),
+            paths: verdict.paths.clone(),
         }
     }
 }
@@ -219,18 +231,18 @@ pub struct MismatchDetail {
     pub primary: MessageView,
     pub candidate: MessageView,
     /// The verdict: JSON Patch, text diff, differing paths, reasons.
-    pub verdict: serde_json::Value,
+    pub verdict: VerdictRecord,
 }
 
-impl From<&StoredMismatch> for MismatchDetail {
-    fn from(m: &StoredMismatch) -> Self {
+impl MismatchDetail {
+    fn of(m: &StoredMismatch, verdict: VerdictRecord) -> Self {
         MismatchDetail {
-            summary: MismatchSummary::from(m),
+            summary: MismatchSummary::of(m, &verdict),
             query: m.record.query.clone(),
             request: MessageView::of(&m.record.request, false),
             primary: MessageView::of(&m.record.primary, true),
             candidate: MessageView::of(&m.record.candidate, true),
-            verdict: m.record.verdict.clone(),
+            verdict,
         }
     }
 }

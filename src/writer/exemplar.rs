@@ -3,13 +3,19 @@
 //! from the masked responses, so no secret can reach the store through a
 //! patch or a diff either. A body that did not decode keeps the decode
 //! failure the live comparison saw as its reason, not what comparing its
-//! masked stand-in would say.
+//! masked stand-in would say. The verdict is stored as a `VerdictRecord`,
+//! the versioned format the report API serves, never as the engine's own
+//! struct.
 
-use crate::compare::{compare_responses, decode};
+use crate::compare::decode::BodyKind;
+use crate::compare::{compare_responses, decode, Verdict};
 use crate::exchange::RecordedResponse;
 use crate::outcome::{Comparison, SampleInfo};
 use crate::redact::Redactor;
 use crate::store::{MismatchRecord, StoredBody, StoredMessage};
+use crate::verdict_record::{
+    BodyKindRecord, HeaderRecord, StatusRecord, VerdictRecord, VERDICT_VERSION,
+};
 
 /// Bodies are stored up to this many bytes each, with a truncated flag.
 pub const BODY_CAP: usize = 256 * 1024;
@@ -89,7 +95,42 @@ pub fn build(
         },
         primary: message(&c.exchange.primary, &primary),
         candidate: message(&c.exchange.candidate, &candidate),
-        verdict: serde_json::to_value(&verdict).unwrap_or_default(),
+        verdict: record_of(verdict).to_stored(),
+    }
+}
+
+/// The engine's verdict in the stored format, field by field: a change to
+/// the engine's struct does not reach the store or the API unless made here.
+fn record_of(verdict: Verdict) -> VerdictRecord {
+    VerdictRecord {
+        version: VERDICT_VERSION,
+        matched: verdict.matched,
+        byte_equal: verdict.byte_equal,
+        body_kind: match verdict.body_kind {
+            BodyKind::Empty => BodyKindRecord::Empty,
+            BodyKind::Json => BodyKindRecord::Json,
+            BodyKind::Form => BodyKindRecord::Form,
+            BodyKind::Text => BodyKindRecord::Text,
+            BodyKind::Binary => BodyKindRecord::Binary,
+        },
+        status: verdict.status.map(|s| StatusRecord {
+            primary: s.primary,
+            candidate: s.candidate,
+        }),
+        headers: verdict
+            .headers
+            .into_iter()
+            .map(|h| HeaderRecord {
+                name: h.name,
+                primary: h.primary,
+                candidate: h.candidate,
+            })
+            .collect(),
+        patch: verdict.patch,
+        text_diff: verdict.text_diff,
+        paths: verdict.paths,
+        fingerprint: verdict.fingerprint,
+        reasons: verdict.reasons,
     }
 }
 
@@ -111,4 +152,43 @@ pub fn size(record: &MismatchRecord) -> usize {
         + record.path.len()
         + record.query.len()
         + 256
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::compare::Rules;
+    use http::{HeaderMap, HeaderValue, StatusCode};
+
+    fn response(status: u16, build: &str, body: &'static str) -> RecordedResponse {
+        let mut headers = HeaderMap::new();
+        headers.insert("content-type", HeaderValue::from_static("application/json"));
+        headers.insert("x-build", HeaderValue::from_str(build).unwrap());
+        RecordedResponse {
+            status: StatusCode::from_u16(status).unwrap(),
+            headers,
+            body: bytes::Bytes::from_static(body.as_bytes()),
+            latency: std::time::Duration::ZERO,
+        }
+    }
+
+    /// The stored format is the engine's verdict as it was first stored,
+    /// field for field, plus its version: what clients read did not change.
+    #[test]
+    fn the_record_holds_every_field_of_the_verdict_and_its_version() {
+        let verdict = compare_responses(
+            "GET /a",
+            &response(200, "\"a\"", r#"{"total": 30, "id": 1}"#),
+            &response(500, "\"b\"", r#"{"total": 3, "id": 1}"#),
+            &Rules::default(),
+            1 << 20,
+        );
+        assert!(verdict.patch.is_some() && verdict.status.is_some());
+        assert!(!verdict.headers.is_empty() && verdict.fingerprint.is_some());
+        let mut engine = serde_json::to_value(&verdict).unwrap();
+        engine["version"] = serde_json::json!(1);
+        let stored = record_of(verdict).to_stored();
+        assert_eq!(stored, engine);
+        assert_eq!(VerdictRecord::read(&stored).unwrap().to_stored(), stored);
+    }
 }

@@ -17,6 +17,7 @@ mod persistence;
 mod properties;
 mod replay;
 mod report_api;
+mod report_contract;
 mod sampling;
 mod secrets;
 mod store;

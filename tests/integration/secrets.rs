@@ -159,18 +159,23 @@ async fn echo(status: u16, received: Received) -> support::Backend {
     .await
 }
 
-/// Waits (bounded) until something listens on `port`.
-async fn listening(port: u16) {
-    for _ in 0..500 {
-        if tokio::net::TcpStream::connect(("127.0.0.1", port))
-            .await
-            .is_ok()
+/// Waits (bounded) until the process logging to `log` says where the proxy
+/// and the report API listen (both are given port 0), and returns their ports.
+async fn listening(log: &std::path::Path) -> (u16, u16) {
+    for _ in 0..1_000 {
+        let text = std::fs::read_to_string(log).unwrap_or_default();
+        let find = |message| {
+            text.lines()
+                .find_map(|l| support::logged_address(l, message))
+        };
+        if let (Some(proxy), Some(report)) =
+            (find("shadowdiff listening"), find("report API listening"))
         {
-            return;
+            return (proxy.port(), report.port());
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    panic!("nothing listens on {port}");
+    panic!("{} never said where it listens", log.display());
 }
 
 /// The report API's answer to `path`, as text.
@@ -238,10 +243,6 @@ async fn no_secret_reaches_the_store_the_api_the_record_file_or_the_logs() {
         received.lock().unwrap().clear();
         let dir = tempfile::tempdir().unwrap();
         let record = dir.path().join("requests.jsonl");
-        let (listen, report) = (
-            support::free_address().port(),
-            support::free_address().port(),
-        );
         let config = dir.path().join("shadowdiff.toml");
         std::fs::write(
             &config,
@@ -249,8 +250,8 @@ async fn no_secret_reaches_the_store_the_api_the_record_file_or_the_logs() {
                 r#"
                 primary = "{}"
                 candidate = "{}"
-                listen = "127.0.0.1:{listen}"
-                report_listen = "127.0.0.1:{report}"
+                listen = "127.0.0.1:0"
+                report_listen = "127.0.0.1:0"
                 database_url = "{}"
                 record = "{}"
 
@@ -280,8 +281,7 @@ async fn no_secret_reaches_the_store_the_api_the_record_file_or_the_logs() {
             .stderr(std::fs::File::create(&stderr).unwrap())
             .spawn()
             .unwrap();
-        listening(listen).await;
-        listening(report).await;
+        let (listen, report) = listening(&stderr).await;
 
         let client = support::client();
         let cases = cases();

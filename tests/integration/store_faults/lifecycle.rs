@@ -9,56 +9,31 @@ async fn a_clean_shutdown_leaves_everything_in_the_database_file() {
     let (primary, candidate) = (primary().await, candidate().await);
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("shadowdiff.db");
-    let (listen, report) = (
-        support::free_address().port(),
-        support::free_address().port(),
-    );
-    let mut child = Command::new(env!("CARGO_BIN_EXE_shadowdiff"))
-        .args([
-            "serve",
+    let proxy = support::ServeProcess::start(
+        &[
             "--primary",
             &primary.url().to_string(),
             "--candidate",
             &candidate.url().to_string(),
-            "--listen",
-            &format!("127.0.0.1:{listen}"),
-            "--report-listen",
-            &format!("127.0.0.1:{report}"),
             "--database-url",
             &format!("sqlite://{}", db.display()),
-        ])
-        .env_clear()
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
+        ],
+        None,
+    )
+    .await;
     let client = support::client();
-    let mut answered = false;
-    for _ in 0..200 {
-        if client
-            .get(format!("http://127.0.0.1:{listen}/items/1"))
-            .send()
-            .await
-            .is_ok()
-        {
-            answered = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    assert!(answered, "serve never answered");
-    for id in 2..=10 {
+    for id in 1..=10 {
         let r = client
-            .get(format!("http://127.0.0.1:{listen}/items/{id}"))
+            .get(proxy.url(&format!("/items/{id}")))
             .send()
             .await
             .unwrap();
         assert_eq!(r.status(), 200);
     }
-    run("kill", &["-TERM", &child.id().to_string()]);
-    let status = tokio::task::spawn_blocking(move || child.wait().unwrap())
+    let (code, log) = tokio::task::spawn_blocking(move || proxy.terminate())
         .await
         .unwrap();
-    assert!(status.success(), "{status}");
+    assert_eq!(code, Some(0), "{log}");
 
     // The database file alone, without its -wal and -shm, holds it all.
     let copy = tempfile::tempdir().unwrap();
@@ -80,10 +55,7 @@ async fn a_clean_shutdown_leaves_everything_in_the_database_file() {
 async fn databases_that_cannot_be_made_are_refused_before_serving() {
     let dir = tempfile::tempdir().unwrap();
     let missing = dir.path().join("no-such-folder").join("shadowdiff.db");
-    let (listen, report) = (
-        support::free_address().port(),
-        support::free_address().port(),
-    );
+    // Port 0: it exits before binding anything.
     let serve = |database: String| {
         vec![
             "serve".to_string(),
@@ -92,9 +64,9 @@ async fn databases_that_cannot_be_made_are_refused_before_serving() {
             "--candidate".into(),
             "http://127.0.0.1:9".into(),
             "--listen".into(),
-            format!("127.0.0.1:{listen}"),
+            "127.0.0.1:0".into(),
             "--report-listen".into(),
-            format!("127.0.0.1:{report}"),
+            "127.0.0.1:0".into(),
             "--database-url".into(),
             database,
         ]

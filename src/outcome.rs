@@ -101,6 +101,11 @@ macro_rules! names {
             pub fn as_str(self) -> &'static str {
                 match self { $($ty::$variant => $name),* }
             }
+
+            /// The value a stored name stands for, if it is one.
+            pub fn from_name(name: &str) -> Option<Self> {
+                match name { $($name => Some($ty::$variant),)* _ => None }
+            }
         }
     };
 }
@@ -127,6 +132,26 @@ impl fmt::Display for OutcomeKey {
             OutcomeKey::CandidateError(k) => write!(f, "candidate_error/{}", k.as_str()),
             OutcomeKey::Skipped(r) => write!(f, "skipped/{}", r.as_str()),
             OutcomeKey::Dropped(r) => write!(f, "dropped/{}", r.as_str()),
+        }
+    }
+}
+
+impl OutcomeKey {
+    /// The key a stored name stands for (the inverse of `Display`), if it is one.
+    pub fn parse(name: &str) -> Option<OutcomeKey> {
+        match name {
+            "matched" => return Some(OutcomeKey::Matched),
+            "mismatched" => return Some(OutcomeKey::Mismatched),
+            _ => {}
+        }
+        let (kind, detail) = name.split_once('/')?;
+        match kind {
+            "candidate_error" => {
+                CandidateErrorKind::from_name(detail).map(OutcomeKey::CandidateError)
+            }
+            "skipped" => SkipReason::from_name(detail).map(OutcomeKey::Skipped),
+            "dropped" => DropReason::from_name(detail).map(OutcomeKey::Dropped),
+            _ => None,
         }
     }
 }

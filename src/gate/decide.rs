@@ -5,6 +5,7 @@
 use std::collections::BTreeMap;
 
 use super::scope::evaluate_scope;
+use super::Counts;
 use super::{
     Criteria, EndpointData, GateCriteria, GateReport, GateScope, GateVerdict, Limit, WindowView,
     REPORT_VERSION,
@@ -28,12 +29,10 @@ pub fn decide(
     run: Option<&str>,
     data: &[EndpointData],
 ) -> GateReport {
-    let mut all = BTreeMap::new();
+    let mut all = Counts::default();
     let (mut expected, mut primary, mut candidate) = (0, BTreeMap::new(), BTreeMap::new());
     for d in data {
-        for (k, v) in &d.outcomes {
-            *all.entry(k.clone()).or_insert(0) += v;
-        }
+        all.merge(&d.outcomes);
         expected += d.expected;
         merge(&mut primary, &d.primary_latency);
         merge(&mut candidate, &d.candidate_latency);
@@ -133,16 +132,16 @@ fn reason(total: &GateScope, endpoints: &[GateScope], verdict: GateVerdict) -> S
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::gate::CountKey;
 
     fn data(endpoint: &str, matched: i64, mismatched: i64) -> EndpointData {
         EndpointData {
             endpoint: endpoint.into(),
-            outcomes: [
-                ("matched".to_string(), matched),
-                ("mismatched".to_string(), mismatched),
-                ("skipped/unsafe_method".to_string(), 5),
-            ]
-            .into(),
+            outcomes: Counts::from_stored([
+                ("matched", matched),
+                ("mismatched", mismatched),
+                ("skipped/unsafe_method", 5),
+            ]),
             ..EndpointData::default()
         }
     }
@@ -186,7 +185,7 @@ mod tests {
     #[test]
     fn endpoints_without_comparisons_never_hold_the_gate() {
         let mut writes = data("POST /b", 0, 0);
-        writes.outcomes = [("skipped/unsafe_method".to_string(), 50)].into();
+        writes.outcomes = Counts::from_stored([("skipped/unsafe_method", 50)]);
         let c = Criteria {
             per_endpoint: true,
             ..Criteria::default()
@@ -228,7 +227,7 @@ mod tests {
         let mut d = data("GET /a", 19_990, 10);
         d.primary_latency = vec![(40, 100)];
         d.candidate_latency = vec![(44, 100)];
-        d.outcomes.insert("candidate_5xx".into(), 400);
+        d.outcomes.add(CountKey::parse("candidate_5xx"), 400);
         let c = Criteria {
             max_p99_ratio: Some("1.05".parse().unwrap()),
             ..Criteria::default()
@@ -255,8 +254,9 @@ mod tests {
         let mut a = data("GET /a", 19_990, 10);
         a.primary_latency = vec![(40, 100)];
         a.candidate_latency = vec![(41, 100)];
-        a.outcomes.insert("candidate_5xx".into(), 4);
-        a.outcomes.insert("candidate_error/timeout".into(), 2);
+        a.outcomes.add(CountKey::parse("candidate_5xx"), 4);
+        a.outcomes
+            .add(CountKey::parse("candidate_error/timeout"), 2);
         a.expected = 3;
         let b = data("GET /b", 20, 0);
         let c = Criteria {

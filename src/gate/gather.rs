@@ -2,14 +2,14 @@
 //! expected mismatches and latency histograms over the window, and whether
 //! the store's own health lets those counts be decided on at all.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 
-use super::Criteria;
+use super::{Counts, Criteria};
 use crate::store::{Store, StoreError, Window};
 
 /// Which backend a latency histogram measures. The store keeps it as text
 /// ([`Side::as_str`]) in its `side` column; callers name it by this type.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Side {
     Primary,
     Candidate,
@@ -56,8 +56,8 @@ pub fn store_problem(
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct EndpointData {
     pub endpoint: String,
-    /// By outcome key, as counted by the store writer.
-    pub outcomes: BTreeMap<String, i64>,
+    /// Its counts, by key, read once from the store's rows.
+    pub outcomes: Counts,
     /// Mismatches in groups triaged as expected (read only when excluded).
     pub expected: i64,
     /// Latency histograms (bucket → count), read only for a latency gate.
@@ -97,7 +97,7 @@ pub async fn gather(
         out.push(EndpointData {
             expected: expected.get(&counts.endpoint).copied().unwrap_or(0),
             endpoint: counts.endpoint,
-            outcomes: counts.outcomes,
+            outcomes: Counts::from_stored(counts.outcomes),
             primary_latency,
             candidate_latency,
         });

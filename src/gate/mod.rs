@@ -8,6 +8,7 @@
 //! through the `Store` trait, and [`remote`] asks a running report API. The
 //! CLI and `/api/v1/gate` both end in [`decide`], so they cannot disagree.
 
+mod counts;
 mod criteria;
 mod decide;
 mod gather;
@@ -18,6 +19,7 @@ mod scope;
 mod stats;
 mod window;
 
+pub use counts::{CountKey, Counts};
 pub use criteria::{
     parse_flag, Confidence, Criteria, CriteriaError, EndpointGlob, Limit, MinParity,
     CRITERIA_PARAMETERS,
@@ -28,7 +30,7 @@ pub use report::{
     GateCriteria, GateErrors, GateLatency, GateReport, GateScope, GateVerdict, WindowView,
     REPORT_VERSION,
 };
-pub use scope::{error_rates, sum_prefix};
+pub use scope::error_rates;
 pub use stats::{comparisons_to_decide, normal_quantile, wilson_interval};
 pub use window::{window, TimeBound, WindowError, DEFAULT_WINDOW_MS};
 

@@ -345,7 +345,7 @@ mod tests {
     fn report() -> GateReport {
         let d = |e: &str, m: i64, x: i64| EndpointData {
             endpoint: e.into(),
-            outcomes: [("matched".into(), m), ("mismatched".into(), x)].into(),
+            outcomes: crate::gate::Counts::from_stored([("matched", m), ("mismatched", x)]),
             ..EndpointData::default()
         };
         let c = Criteria {

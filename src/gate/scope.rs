@@ -2,39 +2,26 @@
 //! interval, then the optional latency and error checks, each adding its
 //! reasons; the worst of them is the scope's verdict.
 
-use std::collections::BTreeMap;
-
 use super::stats::{comparisons_to_decide, wilson_interval};
-use super::{Criteria, GateErrors, GateLatency, GateScope, GateVerdict, Limit};
+use super::{Counts, Criteria, GateErrors, GateLatency, GateScope, GateVerdict, Limit, Side};
 use crate::store::bucket_upper_bound;
-
-/// The sum of the outcome counts whose key starts with `prefix`
-/// (`candidate_error/`, `skipped/`, …).
-pub fn sum_prefix(outcomes: &BTreeMap<String, i64>, prefix: &str) -> i64 {
-    outcomes
-        .iter()
-        .filter(|(k, _)| k.starts_with(prefix))
-        .map(|(_, n)| n)
-        .sum()
-}
 
 /// The primary's and the candidate's error rates (fractions), as the
 /// summary shows them and the gate compares them: 5xx responses, failures
 /// and timeouts, among the requests each side was asked. Failures and
 /// timeouts count against each side alike.
-pub fn error_rates(outcomes: &BTreeMap<String, i64>) -> (Option<f64>, Option<f64>) {
-    let get = |k: &str| outcomes.get(k).copied().unwrap_or(0);
-    let compared = get("matched") + get("mismatched");
-    let primary_failed = get("skipped/primary_error") + get("skipped/primary_timeout");
-    let candidate_failed = sum_prefix(outcomes, "candidate_error/");
+pub fn error_rates(counts: &Counts) -> (Option<f64>, Option<f64>) {
+    let compared = counts.matched() + counts.mismatched();
+    let primary_failed = counts.primary_failures();
+    let candidate_failed = counts.candidate_errors();
     let rate = |n: i64, of: i64| (of > 0).then(|| n as f64 / of as f64);
     (
         rate(
-            get("primary_5xx") + primary_failed,
+            counts.server_errors(Side::Primary) + primary_failed,
             compared + primary_failed,
         ),
         rate(
-            get("candidate_5xx") + candidate_failed,
+            counts.server_errors(Side::Candidate) + candidate_failed,
             compared + candidate_failed,
         ),
     )
@@ -78,25 +65,23 @@ struct Tally {
 }
 
 impl Tally {
-    fn of(outcomes: &BTreeMap<String, i64>, expected: i64, exclude_expected: bool) -> Tally {
-        let get = |k: &str| outcomes.get(k).copied().unwrap_or(0);
-        let sum = |prefix: &str| sum_prefix(outcomes, prefix);
-        let matched = get("matched");
-        let all_mismatched = get("mismatched");
+    fn of(counts: &Counts, expected: i64, exclude_expected: bool) -> Tally {
+        let matched = counts.matched();
+        let all_mismatched = counts.mismatched();
         let expected = if exclude_expected {
             expected.clamp(0, all_mismatched)
         } else {
             0
         };
         let mismatched = all_mismatched - expected;
-        let candidate_errors = sum("candidate_error/");
+        let candidate_errors = counts.candidate_errors();
         Tally {
             matched,
             mismatched,
             expected,
             candidate_errors,
-            skipped: sum("skipped/"),
-            dropped: sum("dropped/"),
+            skipped: counts.skipped(),
+            dropped: counts.dropped(),
             comparisons: matched + mismatched + candidate_errors,
         }
     }
@@ -119,7 +104,7 @@ pub(super) fn evaluate_scope(
     criteria: &Criteria,
     endpoint: &str,
     enforced: bool,
-    outcomes: &BTreeMap<String, i64>,
+    outcomes: &Counts,
     expected: i64,
     primary_latency: &[(i64, i64)],
     candidate_latency: &[(i64, i64)],
@@ -284,11 +269,7 @@ fn latency_verdict(
 
 /// The error check: the candidate's error rate at most `max` percentage
 /// points above the primary's.
-fn errors_verdict(
-    max: Limit,
-    outcomes: &BTreeMap<String, i64>,
-    reasons: &mut Vec<String>,
-) -> GateErrors {
+fn errors_verdict(max: Limit, outcomes: &Counts, reasons: &mut Vec<String>) -> GateErrors {
     let (primary, candidate) = error_rates(outcomes);
     let (primary, candidate) = (
         primary.map(|r| round4(r * 100.0)),

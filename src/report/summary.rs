@@ -14,32 +14,25 @@ use serde::Serialize;
 use super::error::ApiError;
 use super::params::Params;
 use super::ReportState;
-use crate::gate::{self, Side, WindowView};
+use crate::gate::{self, Counts, Side, WindowView};
 use crate::store::bucket_upper_bound;
 use crate::store::Store;
 use crate::time::format_millis;
 use crate::writer::health::HealthSnapshot;
 
-fn tally(outcomes: &BTreeMap<String, i64>) -> Totals {
-    let sum = |prefix: &str| gate::sum_prefix(outcomes, prefix);
-    let matched = outcomes.get("matched").copied().unwrap_or(0);
-    let mismatched = outcomes.get("mismatched").copied().unwrap_or(0);
-    let candidate_errors = sum("candidate_error/");
+fn tally(counts: &Counts) -> Totals {
+    let (matched, mismatched) = (counts.matched(), counts.mismatched());
+    let candidate_errors = counts.candidate_errors();
     let judged = matched + mismatched + candidate_errors;
     Totals {
         compared: matched + mismatched,
         matched,
         mismatched,
         candidate_errors,
-        skipped: sum("skipped/"),
-        dropped: sum("dropped/"),
+        skipped: counts.skipped(),
+        dropped: counts.dropped(),
         parity: (judged > 0).then(|| matched as f64 / judged as f64),
-        outcomes: outcomes
-            .iter()
-            // Error-rate and per-group counters are not outcomes.
-            .filter(|(k, _)| !k.ends_with("_5xx") && !k.starts_with("group/"))
-            .map(|(k, v)| (k.clone(), *v))
-            .collect(),
+        outcomes: counts.outcome_names(),
     }
 }
 
@@ -98,14 +91,13 @@ async fn summary_of(
         .counts(window, run, params.text("endpoint"))
         .await
         .map_err(ApiError::Store)?;
-    let mut all = BTreeMap::new();
+    let mut all = Counts::default();
     let mut endpoints = Vec::new();
     for c in &counts {
-        for (k, v) in &c.outcomes {
-            *all.entry(k.clone()).or_insert(0) += v;
-        }
-        let totals = tally(&c.outcomes);
-        let (primary_error_rate, candidate_error_rate) = gate::error_rates(&c.outcomes);
+        let outcomes = Counts::from_stored(c.outcomes.iter().map(|(k, n)| (k, *n)));
+        all.merge(&outcomes);
+        let totals = tally(&outcomes);
+        let (primary_error_rate, candidate_error_rate) = gate::error_rates(&outcomes);
         endpoints.push(EndpointSummary {
             endpoint: c.endpoint.clone(),
             latency_ms: Latencies {
@@ -164,7 +156,9 @@ pub(super) async fn endpoints(
             .iter()
             .map(|c| EndpointTotals {
                 endpoint: c.endpoint.clone(),
-                totals: tally(&c.outcomes),
+                totals: tally(&Counts::from_stored(
+                    c.outcomes.iter().map(|(k, n)| (k, *n)),
+                )),
             })
             .collect(),
     ))
@@ -312,16 +306,13 @@ mod tests {
 
     #[test]
     fn parity_counts_candidate_errors_but_not_skips() {
-        let outcomes: BTreeMap<String, i64> = [
+        let outcomes = Counts::from_stored([
             ("matched", 97),
             ("mismatched", 2),
             ("candidate_error/timeout", 1),
             ("skipped/unsafe_method", 50),
             ("candidate_5xx", 3),
-        ]
-        .into_iter()
-        .map(|(k, v)| (k.to_string(), v))
-        .collect();
+        ]);
         let t = tally(&outcomes);
         assert_eq!(t.parity, Some(0.97));
         assert_eq!((t.compared, t.skipped, t.dropped), (99, 50, 0));

@@ -8,7 +8,7 @@ use std::path::PathBuf;
 
 use sha2::{Digest, Sha256};
 use shadowdiff::store::{Batch, GroupDelta, SqlStore, Store, StoreError, Window};
-use sqlx::migrate::{MigrateError, Migrator};
+use sqlx::migrate::{MigrateError, Migration, Migrator};
 use sqlx::{AnyPool, Row};
 
 use crate::support::{self, TestDatabase};
@@ -57,7 +57,7 @@ fn released_migrations_never_change() {
 /// Which text of migration 0002 the previous release ran.
 #[derive(Clone, Copy, Debug)]
 enum Previous {
-    /// As first released (kept in fixtures/migrations-previous).
+    /// As first released: a prefix of today's text (see [`first_text`]).
     FirstText,
     /// With the group columns appended (the text on main since).
     Extended,
@@ -77,29 +77,55 @@ async fn another(db: &TestDatabase) -> TestDatabase {
     }
 }
 
+/// Migration 0002 as first released (commit 362df9c): the first bytes of
+/// today's text, which only appended to it. The SHA-256 of the released file
+/// pins the prefix, so this cannot drift from what was released.
+fn first_text(backend: &str, today: &str) -> String {
+    let (len, sha256) = match backend {
+        "sqlite" => (
+            2314,
+            "cfa95099d876123b575c3f12db699d4719aa29962512c3ae509847ea1625ac08",
+        ),
+        _ => (
+            1165,
+            "580f3f0968b1bcc0c90b46b31e4e0f12f10585ae82777b7227426814d1a06e1f",
+        ),
+    };
+    let text = &today[..len];
+    let found: String = Sha256::digest(text.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    assert_eq!(
+        found, sha256,
+        "{backend}: 0002's first text is no longer a prefix of today's"
+    );
+    text.to_string()
+}
+
 /// A database as the previous release left it, with a counter and a
 /// triaged group in it.
 async fn previous_release(db: &TestDatabase, previous: Previous) -> AnyPool {
     let pool = raw_pool(db).await;
-    let migrator = match previous {
-        Previous::FirstText => {
-            Migrator::new(root().join("fixtures/migrations-previous").join(db.name))
-                .await
-                .unwrap()
-        }
-        Previous::Extended => {
-            let mut m = Migrator::new(root().join("migrations").join(db.name))
-                .await
-                .unwrap();
-            m.migrations = m
-                .migrations
-                .iter()
-                .filter(|m| m.version <= 2)
-                .cloned()
-                .collect();
-            m
-        }
-    };
+    // 0001 never changed (SHA256SUMS holds it); 0002 had one of two texts.
+    let mut migrator = Migrator::new(root().join("migrations").join(db.name))
+        .await
+        .unwrap();
+    migrator.migrations = migrator
+        .migrations
+        .iter()
+        .filter(|m| m.version <= 2)
+        .map(|m| match previous {
+            Previous::FirstText if m.version == 2 => Migration::new(
+                m.version,
+                m.description.clone(),
+                m.migration_type,
+                first_text(db.name, &m.sql).into(),
+                m.no_tx,
+            ),
+            _ => m.clone(),
+        })
+        .collect();
     migrator
         .run(&pool)
         .await

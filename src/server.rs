@@ -10,8 +10,6 @@ use std::sync::Arc;
 use futures_util::FutureExt;
 use tokio::net::TcpListener;
 
-use std::time::Duration;
-
 use tokio::sync::oneshot;
 
 use crate::budget::BodyBudget;
@@ -83,20 +81,11 @@ impl Server {
         let breaker = settings
             .breaker_failures
             .map(|n| Arc::new(crate::breaker::Breaker::new(n)));
+        let client = proxy::client(Some(settings.candidate_timeout))?;
         let (queue, stage) = ShadowStage::start(ShadowConfig {
             record,
-            primary: settings.primary.clone(),
-            candidate: settings.candidate.clone(),
-            primary_host: settings.primary_host.clone(),
-            candidate_host: settings.candidate_host.clone(),
-            client: proxy::client(Some(settings.candidate_timeout))?,
-            timeout: settings.candidate_timeout,
-            max_body_bytes: settings.max_body_bytes,
-            max_in_flight: settings.max_in_flight.get(),
-            queue: settings.queue.get(),
-            budget: budget.clone(),
-            comparisons: settings.shadow_threads.get(),
             breaker: breaker.clone(),
+            ..ShadowConfig::from_settings(&settings, client, &budget)
         });
         drop(entered);
         let proxy = Arc::new(Proxy::new(
@@ -284,18 +273,8 @@ fn start_writer(
     match &settings.database_url {
         None => (Arc::new(Recorder::default()), None, None),
         Some(url) => {
-            let writer = StoreWriter::new(
-                WriterConfig {
-                    instance: settings.instance.clone(),
-                    run: String::new(),
-                    max_pending: settings.store_queue.get(),
-                    flush_every: Duration::from_millis(500),
-                    retention: Some(settings.retention),
-                    max_body_bytes: settings.max_body_bytes,
-                    exemplar_bytes_per_hour: settings.store_exemplar_bytes_per_hour.get(),
-                },
-                redactor.clone(),
-            );
+            let config = WriterConfig::from_settings(settings, "");
+            let writer = StoreWriter::new(config, redactor.clone());
             let (stop, stopped) = oneshot::channel();
             let task = tokio::spawn(writer.clone().connect_and_run(
                 url.clone(),

@@ -87,6 +87,32 @@ pub struct ShadowConfig {
     pub breaker: Option<Arc<Breaker>>,
 }
 
+impl ShadowConfig {
+    /// The stage as `serve` runs it from `settings`, calling backends through
+    /// `client`; without a record file or a breaker, which the caller adds.
+    pub fn from_settings(
+        settings: &crate::config::Settings,
+        client: reqwest::Client,
+        budget: &BodyBudget,
+    ) -> ShadowConfig {
+        ShadowConfig {
+            primary: settings.primary.clone(),
+            candidate: settings.candidate.clone(),
+            primary_host: settings.primary_host.clone(),
+            candidate_host: settings.candidate_host.clone(),
+            client,
+            timeout: settings.candidate_timeout,
+            max_body_bytes: settings.max_body_bytes,
+            max_in_flight: settings.max_in_flight.get(),
+            queue: settings.queue.get(),
+            budget: budget.clone(),
+            record: None,
+            comparisons: settings.shadow_threads.get(),
+            breaker: None,
+        }
+    }
+}
+
 /// The sending side, held by the proxy.
 #[derive(Clone)]
 pub struct ShadowQueue {

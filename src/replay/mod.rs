@@ -389,18 +389,11 @@ pub async fn run(
 /// The store writer of one run: its rows carry the run id, and a replay
 /// never prunes.
 fn run_writer(settings: &Settings, options: &ReplayOptions) -> StoreWriter {
-    StoreWriter::new(
-        WriterConfig {
-            instance: settings.instance.clone(),
-            run: options.run_id.as_str().to_string(),
-            max_pending: settings.store_queue.get(),
-            flush_every: Duration::from_millis(500),
-            retention: None,
-            max_body_bytes: settings.max_body_bytes,
-            exemplar_bytes_per_hour: settings.store_exemplar_bytes_per_hour.get(),
-        },
-        Redactor::new(&settings.redact),
-    )
+    let config = WriterConfig {
+        retention: None,
+        ..WriterConfig::from_settings(settings, options.run_id.as_str())
+    };
+    StoreWriter::new(config, Redactor::new(&settings.redact))
 }
 
 /// The shadow stage in mirror style, `--concurrency` jobs at once.
@@ -410,21 +403,13 @@ fn stage_config(
     budget: &BodyBudget,
 ) -> Result<ShadowConfig, ReplayError> {
     let concurrency = options.concurrency.get();
+    let client = proxy::client(Some(settings.candidate_timeout))?;
+    // A replay tries every request (no breaker sheds any) and records none.
     Ok(ShadowConfig {
-        // A replay tries every request: no breaker sheds any.
-        breaker: None,
-        primary: settings.primary.clone(),
-        candidate: settings.candidate.clone(),
-        primary_host: settings.primary_host.clone(),
-        candidate_host: settings.candidate_host.clone(),
-        client: proxy::client(Some(settings.candidate_timeout))?,
-        timeout: settings.candidate_timeout,
-        max_body_bytes: settings.max_body_bytes,
         max_in_flight: concurrency,
         queue: concurrency,
-        budget: budget.clone(),
-        record: None,
         comparisons: std::thread::available_parallelism().map_or(2, |n| n.get()),
+        ..ShadowConfig::from_settings(settings, client, budget)
     })
 }
 

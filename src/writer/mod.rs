@@ -75,6 +75,22 @@ pub struct WriterConfig {
     pub exemplar_bytes_per_hour: usize,
 }
 
+impl WriterConfig {
+    /// The writer as `serve` runs it from `settings`, its rows under `run`
+    /// (empty for live traffic), pruned after `retention`.
+    pub fn from_settings(settings: &crate::config::Settings, run: &str) -> WriterConfig {
+        WriterConfig {
+            instance: settings.instance.clone(),
+            run: run.to_string(),
+            max_pending: settings.store_queue.get(),
+            flush_every: Duration::from_millis(500),
+            retention: Some(settings.retention),
+            max_body_bytes: settings.max_body_bytes,
+            exemplar_bytes_per_hour: settings.store_exemplar_bytes_per_hour.get(),
+        }
+    }
+}
+
 /// The handle outcomes are recorded through; cheap to clone.
 #[derive(Clone)]
 pub struct StoreWriter {

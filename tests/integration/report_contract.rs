@@ -14,9 +14,7 @@ use axum::Router;
 use serde_json::{json, Map, Value};
 use shadowdiff::report::OPENAPI;
 use shadowdiff::sampling::SampleRate;
-use shadowdiff::store::{
-    Batch, MismatchRecord, SqlStore, Store, StoredBody, StoredMessage, StoredMismatch,
-};
+use shadowdiff::store::{Batch, MismatchRecord, SqlStore, Store, StoredMismatch};
 
 use crate::support;
 
@@ -356,14 +354,7 @@ async fn every_route_answers_as_its_openapi_document_says() {
 
 /// A mismatch as the release before versioned verdicts stored it.
 fn unversioned_mismatch(at_ms: i64) -> MismatchRecord {
-    let message = |status: u16, body: &str| StoredMessage {
-        status,
-        headers: vec![("content-type".into(), "application/json".into())],
-        body: StoredBody {
-            bytes: body.as_bytes().to_vec(),
-            truncated: false,
-        },
-    };
+    let message = support::json_message;
     MismatchRecord {
         at_ms,
         endpoint: "GET /users/{id}".into(),

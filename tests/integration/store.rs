@@ -7,7 +7,7 @@
 use serde_json::json;
 use shadowdiff::store::{
     Batch, CounterDelta, GroupDelta, LatencyDelta, MismatchFilter, MismatchRecord, SqlStore, Store,
-    StoredBody, StoredMessage, Window, EXEMPLARS_PER_GROUP_HOUR,
+    Window, EXEMPLARS_PER_GROUP_HOUR,
 };
 
 use crate::support::{self, TestDatabase};
@@ -44,14 +44,7 @@ fn counter(minute_offset: i64, endpoint: &str, outcome: &str, count: i64) -> Cou
 }
 
 fn mismatch(at_ms: i64, fingerprint: &str, n: usize) -> MismatchRecord {
-    let message = |status: u16, body: &str| StoredMessage {
-        status,
-        headers: vec![("content-type".into(), "application/json".into())],
-        body: StoredBody {
-            bytes: body.as_bytes().to_vec(),
-            truncated: false,
-        },
-    };
+    let message = support::json_message;
     MismatchRecord {
         at_ms,
         endpoint: "GET /users/{id}".into(),

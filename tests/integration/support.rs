@@ -235,3 +235,15 @@ mod process;
 
 pub use postgres::*;
 pub use process::*;
+
+/// A stored JSON message (request or response) for store-level tests.
+pub fn json_message(status: u16, body: &str) -> shadowdiff::store::StoredMessage {
+    shadowdiff::store::StoredMessage {
+        status,
+        headers: vec![("content-type".into(), "application/json".into())],
+        body: shadowdiff::store::StoredBody {
+            bytes: body.as_bytes().to_vec(),
+            truncated: false,
+        },
+    }
+}

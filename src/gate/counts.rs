@@ -1,6 +1,6 @@
 //! Stored counts read once into types: each stored key (`matched`,
-//! `candidate_error/timeout`, `primary_5xx`, `group/<fingerprint>`, …)
-//! becomes a [`CountKey`] as it is read, and the gate, the summary and the
+//! `candidate_error/timeout`, `primary_5xx`, …) becomes a [`CountKey`] as
+//! it is read, and the gate, the summary and the
 //! metrics ask [`Counts`] for sums by meaning, never by string prefix.
 //!
 //! A key this release does not know (written by a newer one) is kept as
@@ -18,7 +18,10 @@ pub enum CountKey {
     Outcome(OutcomeKey),
     /// Compared responses with a 5xx status from one side.
     ServerErrors(Side),
-    /// Mismatches in one group, by fingerprint.
+    /// Mismatches in one group, by fingerprint, as an instance of an earlier
+    /// release counts them beside the outcomes (`group/<fingerprint>`)
+    /// during a rolling upgrade; this release counts groups in their own
+    /// table. Never an outcome.
     Group(String),
     /// A key written by another release.
     Unknown(String),

@@ -28,8 +28,8 @@ use futures_util::future::BoxFuture;
 pub use error::{ErrorClass, StoreError};
 pub use mismatch::{MismatchRecord, StoredBody, StoredMessage, StoredMismatch};
 pub use model::{
-    bucket_upper_bound, latency_bucket, Batch, CounterDelta, EndpointCounts, Group, GroupDelta,
-    LatencyDelta, MismatchFilter, Window,
+    bucket_upper_bound, latency_bucket, Batch, CounterDelta, EndpointCounts, Group,
+    GroupCountDelta, GroupDelta, LatencyDelta, MismatchFilter, Window,
 };
 pub use open::SqlStore;
 pub use url::{Backend, DatabaseUrl, DatabaseUrlError};

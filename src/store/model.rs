@@ -31,6 +31,15 @@ pub struct CounterDelta {
     pub count: i64,
 }
 
+/// Mismatches to add to one group's count in one (minute, endpoint).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GroupCountDelta {
+    pub minute: i64,
+    pub endpoint: String,
+    pub fingerprint: String,
+    pub count: i64,
+}
+
 /// Counts to add to one latency bucket.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct LatencyDelta {
@@ -62,6 +71,9 @@ pub struct Batch {
     pub counters: Vec<CounterDelta>,
     pub latencies: Vec<LatencyDelta>,
     pub groups: Vec<GroupDelta>,
+    /// Per-minute counts of each group, so that any window can leave out
+    /// the groups triaged as expected.
+    pub group_counts: Vec<GroupCountDelta>,
     pub mismatches: Vec<MismatchRecord>,
     /// Records this instance could not keep, per minute.
     pub lost: Vec<(i64, i64)>,
@@ -99,6 +111,9 @@ impl Batch {
             &mut b.latencies
         });
         spread(self.groups, &mut chunks, &mut rows, max, |b| &mut b.groups);
+        spread(self.group_counts, &mut chunks, &mut rows, max, |b| {
+            &mut b.group_counts
+        });
         spread(self.mismatches, &mut chunks, &mut rows, max, |b| {
             &mut b.mismatches
         });
@@ -110,6 +125,7 @@ impl Batch {
         self.counters.is_empty()
             && self.latencies.is_empty()
             && self.groups.is_empty()
+            && self.group_counts.is_empty()
             && self.mismatches.is_empty()
             && self.lost.is_empty()
     }

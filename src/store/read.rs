@@ -70,13 +70,18 @@ impl SqlStore {
         window: Window,
         run: &str,
     ) -> Result<Vec<(String, i64)>, StoreError> {
-        // The writer counts each group's occurrences per minute as outcome
-        // `group/<fingerprint>`, beside `mismatched`.
+        // Group counts live in `group_counts`; an instance of an earlier
+        // release, still running during a rolling upgrade, counts them in
+        // `counters` as outcome `group/<fingerprint>`: both are read.
         let sql = self.sql(
-            "SELECT c.endpoint AS endpoint, CAST(SUM(c.count) AS BIGINT) AS count FROM counters c \
-             JOIN mismatch_groups g ON c.outcome = 'group/' || g.fingerprint \
-             WHERE c.run = $3 AND c.minute >= $1 AND c.minute < $2 AND g.status = 'expected' \
-             GROUP BY c.endpoint ORDER BY c.endpoint",
+            "SELECT c.endpoint AS endpoint, CAST(SUM(c.count) AS BIGINT) AS count FROM ( \
+               SELECT endpoint, fingerprint, count FROM group_counts \
+                 WHERE run = $3 AND minute >= $1 AND minute < $2 \
+               UNION ALL \
+               SELECT endpoint, substr(outcome, 7) AS fingerprint, count FROM counters \
+                 WHERE run = $3 AND minute >= $1 AND minute < $2 AND substr(outcome, 1, 6) = 'group/' \
+             ) c JOIN mismatch_groups g ON c.fingerprint = g.fingerprint \
+             WHERE g.status = 'expected' GROUP BY c.endpoint ORDER BY c.endpoint",
         );
         let rows = sqlx::query(&sql)
             .bind(window.first_minute())

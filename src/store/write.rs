@@ -25,6 +25,7 @@ impl SqlStore {
         if run.is_empty() {
             self.merge_groups(&mut tx, &batch.groups).await?;
         }
+        self.add_group_counts(&mut tx, instance, run, batch).await?;
         mismatch::insert_all(self, &mut tx, instance, run, &batch.mismatches).await?;
         self.add_lost(&mut tx, instance, run, batch).await?;
         tx.commit().await?;
@@ -56,6 +57,31 @@ impl SqlStore {
                 .bind(c.minute)
                 .bind(&c.endpoint)
                 .bind(&c.outcome)
+                .bind(instance)
+                .bind(c.count)
+                .bind(run)
+                .execute(&mut **tx)
+                .await?;
+        }
+        Ok(())
+    }
+
+    async fn add_group_counts(
+        &self,
+        tx: &mut Tx,
+        instance: &str,
+        run: &str,
+        batch: &Batch,
+    ) -> Result<(), StoreError> {
+        let count = self.sql(
+            "INSERT INTO group_counts (minute, endpoint, fingerprint, instance, count, run) VALUES ($1, $2, $3, $4, $5, $6) \
+             ON CONFLICT (run, minute, endpoint, fingerprint, instance) DO UPDATE SET count = group_counts.count + excluded.count",
+        );
+        for c in &batch.group_counts {
+            sqlx::query(&count)
+                .bind(c.minute)
+                .bind(&c.endpoint)
+                .bind(&c.fingerprint)
                 .bind(instance)
                 .bind(c.count)
                 .bind(run)
@@ -170,8 +196,9 @@ impl SqlStore {
     pub(super) async fn delete_before(&self, before_ms: i64) -> Result<u64, StoreError> {
         let minute = before_ms.div_euclid(60_000);
         let mut removed = 0;
-        let statements: [(&'static str, i64); 6] = [
+        let statements: [(&'static str, i64); 7] = [
             ("DELETE FROM counters WHERE minute < $1", minute),
+            ("DELETE FROM group_counts WHERE minute < $1", minute),
             ("DELETE FROM latencies WHERE minute < $1", minute),
             ("DELETE FROM lost_records WHERE minute < $1", minute),
             ("DELETE FROM mismatches WHERE at < $1", before_ms),

@@ -210,8 +210,8 @@ impl StoreWriter {
         group.last_seen = group.last_seen.max(at);
         // Per-minute group counts let the gate leave out groups
         // triaged as expected, over any window.
-        *p.counters
-            .entry((minute, endpoint.to_string(), format!("group/{fingerprint}")))
+        *p.group_counts
+            .entry((minute, endpoint.to_string(), fingerprint.clone()))
             .or_default() += 1;
         // Past the hourly cap a mismatch is only counted: a storm
         // costs no redaction, no second comparison, no memory.

@@ -7,7 +7,9 @@ use std::collections::{HashMap, VecDeque};
 
 use super::health::LossReason;
 use super::{exemplar, StoreWriter, CHUNK_ROWS, EXEMPLAR_CHUNK_BYTES};
-use crate::store::{Batch, CounterDelta, GroupDelta, LatencyDelta, MismatchRecord};
+use crate::store::{
+    Batch, CounterDelta, GroupCountDelta, GroupDelta, LatencyDelta, MismatchRecord,
+};
 use crate::time::now_ms;
 
 #[derive(Default)]
@@ -15,6 +17,8 @@ pub(super) struct Pending {
     pub(super) counters: HashMap<(i64, String, String), i64>,
     pub(super) latencies: HashMap<(i64, String, &'static str, i64), i64>,
     pub(super) groups: HashMap<String, GroupDelta>,
+    /// Mismatches per (minute, endpoint, fingerprint).
+    pub(super) group_counts: HashMap<(i64, String, String), i64>,
     pub(super) mismatches: VecDeque<(MismatchRecord, usize)>,
     /// Bytes of the exemplars in `mismatches`.
     pub(super) mismatch_bytes: usize,
@@ -32,7 +36,7 @@ pub(super) struct Pending {
 
 impl Pending {
     pub(super) fn count_rows(&self) -> usize {
-        self.counters.len() + self.latencies.len() + self.groups.len()
+        self.counters.len() + self.latencies.len() + self.groups.len() + self.group_counts.len()
     }
 }
 
@@ -65,6 +69,16 @@ impl StoreWriter {
                 })
                 .collect(),
             groups: p.groups.drain().map(|(_, g)| g).collect(),
+            group_counts: p
+                .group_counts
+                .drain()
+                .map(|((minute, endpoint, fingerprint), count)| GroupCountDelta {
+                    minute,
+                    endpoint,
+                    fingerprint,
+                    count,
+                })
+                .collect(),
             mismatches: Vec::new(),
             lost: p.lost.drain().collect(),
         }
@@ -137,6 +151,11 @@ impl StoreWriter {
                     p.groups.insert(g.fingerprint.clone(), g);
                 }
             }
+        }
+        for c in batch.group_counts {
+            *p.group_counts
+                .entry((c.minute, c.endpoint, c.fingerprint))
+                .or_default() += c.count;
         }
         for (minute, count) in batch.lost {
             *p.lost.entry(minute).or_default() += count;

@@ -7,7 +7,7 @@ use std::collections::BTreeSet;
 use std::path::PathBuf;
 
 use sha2::{Digest, Sha256};
-use shadowdiff::store::{Batch, GroupDelta, SqlStore, Store, StoreError, Window};
+use shadowdiff::store::{Batch, GroupCountDelta, GroupDelta, SqlStore, Store, StoreError, Window};
 use sqlx::migrate::{MigrateError, Migration, Migrator};
 use sqlx::{AnyPool, Row};
 
@@ -103,8 +103,8 @@ fn first_text(backend: &str, today: &str) -> String {
     text.to_string()
 }
 
-/// A database as the previous release left it, with a counter and a
-/// triaged group in it.
+/// A database as the previous release left it, with a counter, a triaged
+/// group and the group's per-minute count (then an outcome `group/<fp>`).
 async fn previous_release(db: &TestDatabase, previous: Previous) -> AnyPool {
     let pool = raw_pool(db).await;
     // 0001 never changed (SHA256SUMS holds it); 0002 had one of two texts.
@@ -134,6 +134,11 @@ async fn previous_release(db: &TestDatabase, previous: Previous) -> AnyPool {
         format!(
             "INSERT INTO counters (minute, endpoint, outcome, instance, count) \
              VALUES ({}, 'GET /items/{{id}}', 'matched', 'old', 7)",
+            T0 / 60_000
+        ),
+        format!(
+            "INSERT INTO counters (minute, endpoint, outcome, instance, count) \
+             VALUES ({}, 'GET /items/{{id}}', 'group/fp-old', 'old', 3)",
             T0 / 60_000
         ),
         format!(
@@ -210,6 +215,27 @@ async fn upgrades(previous: Previous) {
         let counts = store.counts(window, "", None).await.unwrap();
         assert_eq!(counts.len(), 1, "{name} {previous:?}: {counts:?}");
         assert_eq!(counts[0].outcomes.get("matched"), Some(&7), "{name}");
+        assert_eq!(
+            counts[0].outcomes.len(),
+            1,
+            "{name} {previous:?}: group counts moved out of the outcomes: {counts:?}"
+        );
+        let expected = store.expected(window, "").await.unwrap();
+        assert_eq!(
+            expected,
+            vec![("GET /items/{id}".to_string(), 3)],
+            "{name} {previous:?}: the moved group count"
+        );
+        let moved: i64 = sqlx::query(
+            "SELECT CAST(SUM(count) AS BIGINT) AS n FROM group_counts \
+             WHERE fingerprint = 'fp-old' AND instance = 'old' AND run = ''",
+        )
+        .fetch_one(&pool)
+        .await
+        .unwrap()
+        .try_get("n")
+        .unwrap();
+        assert_eq!(moved, 3, "{name} {previous:?}: 0003 moves group counts");
         let groups = store.groups(None, None).await.unwrap();
         assert_eq!(groups.len(), 1, "{name} {previous:?}: {groups:?}");
         let old = &groups[0];
@@ -234,9 +260,31 @@ async fn upgrades(previous: Previous) {
         };
         let batch = Batch {
             groups: vec![group],
+            group_counts: vec![GroupCountDelta {
+                minute: T0 / 60_000,
+                endpoint: "GET /items/{id}".into(),
+                fingerprint: "fp-old".into(),
+                count: 4,
+            }],
             ..Batch::default()
         };
         store.write("new", "", &batch).await.unwrap();
+        // An instance of the previous release, still running during a
+        // rolling upgrade, counts groups as outcomes: they are read too.
+        sqlx::query(&format!(
+            "INSERT INTO counters (minute, endpoint, outcome, instance, count) \
+             VALUES ({}, 'GET /items/{{id}}', 'group/fp-old', 'still-old', 2)",
+            T0 / 60_000
+        ))
+        .execute(&pool)
+        .await
+        .unwrap();
+        let expected = store.expected(window, "").await.unwrap();
+        assert_eq!(
+            expected,
+            vec![("GET /items/{id}".to_string(), 3 + 4 + 2)],
+            "{name} {previous:?}"
+        );
         let new = store.groups(None, Some("open")).await.unwrap();
         assert_eq!(new[0].headers, vec!["etag".to_string()], "{name}");
         assert_eq!(new[0].statuses, Some((200, 500)), "{name}");

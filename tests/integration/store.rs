@@ -6,8 +6,8 @@
 
 use serde_json::json;
 use shadowdiff::store::{
-    Batch, CounterDelta, GroupDelta, LatencyDelta, MismatchFilter, MismatchRecord, SqlStore, Store,
-    Window, EXEMPLARS_PER_GROUP_HOUR,
+    Batch, CounterDelta, GroupCountDelta, GroupDelta, LatencyDelta, MismatchFilter, MismatchRecord,
+    SqlStore, Store, Window, EXEMPLARS_PER_GROUP_HOUR,
 };
 
 use crate::support::{self, TestDatabase};
@@ -39,6 +39,20 @@ fn counter(minute_offset: i64, endpoint: &str, outcome: &str, count: i64) -> Cou
         minute: T0 / 60_000 + minute_offset,
         endpoint: endpoint.into(),
         outcome: outcome.into(),
+        count,
+    }
+}
+
+fn group_count(
+    minute_offset: i64,
+    endpoint: &str,
+    fingerprint: &str,
+    count: i64,
+) -> GroupCountDelta {
+    GroupCountDelta {
+        minute: T0 / 60_000 + minute_offset,
+        endpoint: endpoint.into(),
+        fingerprint: fingerprint.into(),
         count,
     }
 }
@@ -316,14 +330,23 @@ async fn everything_survives_a_reconnect_and_retention_prunes() {
                     mismatch(T0, "old", 1),
                     mismatch(T0 + 20 * 24 * HOUR, "new", 2),
                 ],
-                groups: vec![GroupDelta {
-                    fingerprint: "old".into(),
-                    endpoint: "GET /old".into(),
-                    first_seen: T0,
-                    last_seen: T0,
-                    count: 1,
-                    ..GroupDelta::default()
-                }],
+                groups: vec![
+                    GroupDelta {
+                        fingerprint: "old".into(),
+                        endpoint: "GET /old".into(),
+                        first_seen: T0,
+                        last_seen: T0,
+                        count: 1,
+                        ..GroupDelta::default()
+                    },
+                    group("kept", T0, T0 + 20 * 24 * HOUR, 5),
+                ],
+                // A group seen on both sides of the retention: its old
+                // minutes go, its recent ones stay.
+                group_counts: vec![
+                    group_count(0, "GET /a", "kept", 2),
+                    group_count(60 * 24 * 20, "GET /a", "kept", 3),
+                ],
                 lost: vec![(T0 / 60_000, 3)],
                 ..Batch::default()
             };
@@ -347,6 +370,14 @@ async fn everything_survives_a_reconnect_and_retention_prunes() {
             2
         );
 
+        assert!(store.triage("kept", "expected", "").await.unwrap());
+        assert_eq!(
+            store.expected(window(24 * 30), "").await.unwrap(),
+            vec![("GET /a".to_string(), 5)],
+            "{}",
+            db.name
+        );
+
         let removed = store.prune(T0 + 10 * 24 * HOUR).await.unwrap();
         assert!(removed >= 4, "{}: removed {removed}", db.name);
         let counts = store.counts(window(24 * 30), "", None).await.unwrap();
@@ -358,7 +389,15 @@ async fn everything_survives_a_reconnect_and_retention_prunes() {
             .unwrap();
         assert_eq!(left.len(), 1);
         assert_eq!(left[0].record.fingerprint, "new");
-        assert!(store.groups(None, None).await.unwrap().is_empty());
+        let groups = store.groups(None, None).await.unwrap();
+        assert_eq!(groups.len(), 1, "{}: {groups:?}", db.name);
+        assert_eq!(groups[0].fingerprint, "kept");
+        assert_eq!(
+            store.expected(window(24 * 30), "").await.unwrap(),
+            vec![("GET /a".to_string(), 3)],
+            "{}: the group's counts before the retention are pruned",
+            db.name
+        );
         assert_eq!(store.lost(window(1)).await.unwrap(), 0);
     }
 }
@@ -369,11 +408,11 @@ async fn replay_runs_are_counted_apart_and_expected_groups_per_window() {
     for db in support::databases().await {
         let store = open(&db).await;
         let live = Batch {
-            counters: vec![
-                counter(0, "GET /a", "mismatched", 3),
-                counter(0, "GET /a", "group/aa", 2),
-                counter(0, "GET /a", "group/bb", 1),
-                counter(90, "GET /a", "group/aa", 7),
+            counters: vec![counter(0, "GET /a", "mismatched", 3)],
+            group_counts: vec![
+                group_count(0, "GET /a", "aa", 2),
+                group_count(0, "GET /a", "bb", 1),
+                group_count(90, "GET /a", "aa", 7),
             ],
             groups: vec![group("aa", T0, T0, 9), group("bb", T0, T0, 1)],
             mismatches: vec![mismatch(T0, "aa", 1)],
@@ -381,10 +420,8 @@ async fn replay_runs_are_counted_apart_and_expected_groups_per_window() {
         };
         store.write("one", "", &live).await.unwrap();
         let replay = Batch {
-            counters: vec![
-                counter(0, "GET /a", "matched", 40),
-                counter(0, "GET /a", "group/aa", 5),
-            ],
+            counters: vec![counter(0, "GET /a", "matched", 40)],
+            group_counts: vec![group_count(0, "GET /a", "aa", 5)],
             mismatches: vec![mismatch(T0 + 1, "aa", 2)],
             ..Batch::default()
         };

@@ -28,7 +28,7 @@ use axum::Router;
 use tokio::sync::OnceCell;
 
 use crate::config::{BackendUrl, ReportToken};
-use crate::store::{DatabaseUrl, SqlStore, StoreError};
+use crate::store::{DatabaseUrl, SqlStore};
 use crate::writer::health::StoreHealth;
 
 pub use error::ApiError;
@@ -81,44 +81,25 @@ impl ReportState {
     }
 
     /// The store, opened on first use (and again after a failure).
+    ///
+    /// The API only reads (and writes triage): it never creates or migrates
+    /// the database, which is the writer's job (or `shadowdiff migrate`'s).
+    /// Beside a writer it waits for the writer's first open; a database not
+    /// at this version's schema is a store failure until it is.
     async fn store(&self) -> Result<&SqlStore, ApiError> {
         let url = self.database.as_ref().ok_or(ApiError::NoDatabase)?;
-        // Migrating here too (it is idempotent) lets the API answer before
-        // the writer's first connection has created the tables.
+        if let Some(health) = &self.health {
+            health.first_open(FIRST_OPEN_WAIT).await;
+        }
         self.store
-            .get_or_try_init(|| async {
-                let mut store = SqlStore::connect(url).await?;
-                // Two first starts can race to migrate one SQLite file (the
-                // writer's and this one); the loser sees the winner's tables
-                // once the winner is done, which on a loaded machine can take
-                // a few tries. Each try is on a fresh connection: a failed
-                // migration can leave its lock held by the one it ran on.
-                let mut tries = 0;
-                loop {
-                    match store.migrate().await {
-                        Ok(()) => return Ok::<_, StoreError>(store),
-                        Err(_) if tries < 30 => {
-                            tries += 1;
-                            store.checkpoint_and_close().await;
-                            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-                            store = SqlStore::connect(url).await?;
-                        }
-                        // A database that takes no writes (read-only, full)
-                        // can still be read, and the store's health shown.
-                        // (On a fresh connection: a failed migration can
-                        // leave its lock held by the connection it ran on.)
-                        Err(e) => {
-                            tracing::warn!(error = %e, "the report API could not migrate the store; reading it as it is");
-                            store.checkpoint_and_close().await;
-                            return SqlStore::connect(url).await;
-                        }
-                    }
-                }
-            })
+            .get_or_try_init(|| SqlStore::open_existing(url))
             .await
             .map_err(ApiError::Store)
     }
 }
+
+/// How long a request waits for the writer's first open of the database.
+const FIRST_OPEN_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// The report API's router.
 pub fn router(state: Arc<ReportState>) -> Router {

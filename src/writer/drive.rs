@@ -184,7 +184,9 @@ impl StoreWriter {
         next_prune: &mut tokio::time::Instant,
         reserve: &mut Reserve,
     ) -> Attempt {
-        let store = match source.store().await {
+        let opened = source.store().await;
+        self.health.first_open_ended();
+        let store = match opened {
             Ok(store) => store,
             Err(e) => {
                 self.failed(

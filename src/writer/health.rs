@@ -2,11 +2,14 @@
 //! process: whether writes succeed (or fail since when, and of which class),
 //! and how many records this process could not keep, by reason. Only the
 //! error's class is kept, never its text: clients must not see SQL or paths.
+//! It also tells when the writer's first try to open (and migrate) the
+//! database is over, so the report API, which never migrates, can wait for it.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
 use serde::Serialize;
+use tokio::sync::watch;
 
 pub use crate::store::ErrorClass;
 
@@ -78,12 +81,38 @@ impl HealthSnapshot {
 }
 
 /// The shared handle: the writer updates it, the report API reads it.
-#[derive(Clone, Debug, Default)]
-pub struct StoreHealth(Arc<Mutex<HealthSnapshot>>);
+#[derive(Clone, Debug)]
+pub struct StoreHealth {
+    snapshot: Arc<Mutex<HealthSnapshot>>,
+    /// True once the writer's first try to open the database has ended,
+    /// whether it opened and migrated it or failed.
+    first_open: Arc<watch::Sender<bool>>,
+}
+
+impl Default for StoreHealth {
+    fn default() -> Self {
+        StoreHealth {
+            snapshot: Arc::default(),
+            first_open: Arc::new(watch::Sender::new(false)),
+        }
+    }
+}
 
 impl StoreHealth {
     fn with<T>(&self, f: impl FnOnce(&mut HealthSnapshot) -> T) -> T {
-        f(&mut self.0.lock().unwrap_or_else(|e| e.into_inner()))
+        f(&mut self.snapshot.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    /// Waits, at most `within`, for the writer's first try to open the
+    /// database to end: a reader that opens it before might find it
+    /// without its tables yet.
+    pub async fn first_open(&self, within: std::time::Duration) {
+        let mut ready = self.first_open.subscribe();
+        let _ = tokio::time::timeout(within, ready.wait_for(|done| *done)).await;
+    }
+
+    pub(crate) fn first_open_ended(&self) {
+        self.first_open.send_replace(true);
     }
 
     pub fn snapshot(&self) -> HealthSnapshot {

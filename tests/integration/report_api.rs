@@ -377,3 +377,68 @@ async fn the_bearer_scheme_is_accepted_in_any_case() {
     }
     proxy.stop().await;
 }
+
+/// The tables a database holds (sqlx's own record of migrations included).
+async fn tables(db: &support::TestDatabase) -> i64 {
+    sqlx::any::install_default_drivers();
+    let pool = sqlx::AnyPool::connect(&db.url.to_string()).await.unwrap();
+    let sql = match db.name {
+        "sqlite" => "SELECT COUNT(*) AS n FROM sqlite_master WHERE type = 'table'",
+        _ => {
+            "SELECT CAST(COUNT(*) AS BIGINT) AS n FROM information_schema.tables \
+             WHERE table_schema = current_schema()"
+        }
+    };
+    let n = sqlx::Row::try_get(&sqlx::query(sql).fetch_one(&pool).await.unwrap(), "n").unwrap();
+    pool.close().await;
+    n
+}
+
+/// The report API only reads (and writes triage): it never creates a
+/// database or its tables, which is the writer's job. Until the schema is
+/// there it answers 503, and it opens the store once it is.
+#[tokio::test]
+async fn the_api_never_creates_or_migrates_the_store() {
+    for db in support::databases().await {
+        let name = db.name;
+        let api = crate::gate::report_api(&db.url).await;
+        let summary = || async {
+            let response = support::client()
+                .get(format!("http://{api}/api/v1/summary?since=1h"))
+                .bearer_auth("gate-token")
+                .send()
+                .await
+                .unwrap();
+            let status = response.status().as_u16();
+            (status, response.json::<Value>().await.unwrap())
+        };
+        if let Some(path) = db.url.sqlite_path() {
+            let (status, body) = summary().await;
+            assert_eq!(
+                (status, &body["error"]["code"]),
+                (503, &json!("store_unavailable")),
+                "{body}"
+            );
+            assert!(!path.exists(), "the API created {}", path.display());
+        }
+        // A database with no tables yet (the writer has not migrated it).
+        shadowdiff::store::SqlStore::connect(&db.url)
+            .await
+            .unwrap()
+            .checkpoint_and_close()
+            .await;
+        let (status, body) = summary().await;
+        assert_eq!(status, 503, "{name}: {body}");
+        assert_eq!(body["error"]["code"], "store_unavailable", "{name}");
+        assert_eq!(tables(&db).await, 0, "{name}: the API created tables");
+
+        let store = shadowdiff::store::SqlStore::connect(&db.url).await.unwrap();
+        store.migrate().await.unwrap();
+        store.checkpoint_and_close().await;
+        let (status, body) = summary().await;
+        assert_eq!(
+            status, 200,
+            "{name}: once migrated, the API reads it: {body}"
+        );
+    }
+}

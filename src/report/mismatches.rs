@@ -210,14 +210,27 @@ pub struct MessageView {
     pub status: Option<u16>,
     pub headers: Vec<(String, String)>,
     pub body: BodyView,
+    /// How long the backend took to answer, for responses; absent on
+    /// mismatches stored before it was kept.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub latency_ms: Option<f64>,
 }
 
 impl MessageView {
-    fn of(m: &StoredMessage, is_response: bool) -> Self {
+    fn request(m: &StoredMessage) -> Self {
         MessageView {
-            status: is_response.then_some(m.status),
+            status: None,
             headers: m.headers.clone(),
             body: BodyView::from(&m.body),
+            latency_ms: None,
+        }
+    }
+
+    fn response(m: &StoredMessage, latency_us: Option<u64>) -> Self {
+        MessageView {
+            status: Some(m.status),
+            latency_ms: latency_us.map(|us| us as f64 / 1000.0),
+            ..Self::request(m)
         }
     }
 }
@@ -236,12 +249,13 @@ pub struct MismatchDetail {
 
 impl MismatchDetail {
     fn of(m: &StoredMismatch, verdict: VerdictRecord) -> Self {
+        let details = &m.record.details;
         MismatchDetail {
             summary: MismatchSummary::of(m, &verdict),
             query: m.record.query.clone(),
-            request: MessageView::of(&m.record.request, false),
-            primary: MessageView::of(&m.record.primary, true),
-            candidate: MessageView::of(&m.record.candidate, true),
+            request: MessageView::request(&m.record.request),
+            primary: MessageView::response(&m.record.primary, details.primary_latency_us),
+            candidate: MessageView::response(&m.record.candidate, details.candidate_latency_us),
             verdict,
         }
     }

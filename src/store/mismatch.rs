@@ -1,8 +1,9 @@
 //! A mismatch exemplar as stored (already redacted), and all the SQL that
-//! writes and reads one: a new field is a change to this file and a
-//! migration.
+//! writes and reads one. A new field that is shown but never filtered on
+//! goes into [`MismatchDetails`] (one JSON column): a change to this file
+//! alone. A new column to filter on is a change here and a migration.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use sqlx::any::AnyRow;
 use sqlx::{Any, Row, Transaction};
 
@@ -33,6 +34,20 @@ pub struct StoredMessage {
     pub body: StoredBody,
 }
 
+/// What a mismatch carries besides its columns, stored as one JSON object
+/// in `details`. Every field is optional: rows written before a field
+/// existed read it as absent, and a release that does not know a field
+/// (written by a newer one) leaves it out.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MismatchDetails {
+    /// How long the primary took to answer, in microseconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub primary_latency_us: Option<u64>,
+    /// How long the candidate took to answer, in microseconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub candidate_latency_us: Option<u64>,
+}
+
 /// A mismatch exemplar, already redacted.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct MismatchRecord {
@@ -47,6 +62,7 @@ pub struct MismatchRecord {
     pub candidate: StoredMessage,
     /// The verdict as JSON (patch, text diff, paths, reasons).
     pub verdict: serde_json::Value,
+    pub details: MismatchDetails,
 }
 
 /// A stored mismatch as read back, with its id and instance.
@@ -64,7 +80,7 @@ pub struct StoredMismatch {
 const COLUMNS: &str = "at, instance, endpoint, fingerprint, method, path, query, \
     request_headers, request_body, request_truncated, \
     primary_status, primary_headers, primary_body, primary_truncated, \
-    candidate_status, candidate_headers, candidate_body, candidate_truncated, verdict, run";
+    candidate_status, candidate_headers, candidate_body, candidate_truncated, verdict, run, details";
 
 /// `$1, $2, …` for every column.
 fn placeholders() -> String {
@@ -131,6 +147,7 @@ pub(super) async fn insert_all(
                 .bind(i64::from(m.candidate.body.truncated))
                 .bind(m.verdict.to_string())
                 .bind(run)
+                .bind(serde_json::to_string(&m.details).unwrap_or_else(|_| "{}".into()))
                 .execute(&mut **tx)
                 .await?;
         }
@@ -197,7 +214,7 @@ fn from_row(r: &AnyRow) -> Result<StoredMismatch, StoreError> {
             },
         })
     };
-    let verdict: String = r.try_get("verdict")?;
+    let (verdict, details): (String, String) = (r.try_get("verdict")?, r.try_get("details")?);
     Ok(StoredMismatch {
         id: r.try_get("id")?,
         instance: r.try_get("instance")?,
@@ -213,6 +230,24 @@ fn from_row(r: &AnyRow) -> Result<StoredMismatch, StoreError> {
             primary: message("primary")?,
             candidate: message("candidate")?,
             verdict: serde_json::from_str(&verdict).map_err(malformed)?,
+            details: serde_json::from_str(&details).map_err(malformed)?,
         },
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::MismatchDetails;
+
+    #[test]
+    fn details_read_across_releases() {
+        // A row stored before any detail existed.
+        let old: MismatchDetails = serde_json::from_str("{}").unwrap();
+        assert_eq!(old, MismatchDetails::default());
+        // A row a newer release wrote, with a field this one does not know.
+        let newer: MismatchDetails =
+            serde_json::from_str(r#"{"primary_latency_us":5,"retries":2}"#).unwrap();
+        assert_eq!(newer.primary_latency_us, Some(5));
+        assert_eq!(serde_json::to_string(&old).unwrap(), "{}");
+    }
 }

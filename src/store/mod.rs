@@ -26,7 +26,7 @@ mod write;
 use futures_util::future::BoxFuture;
 
 pub use error::{ErrorClass, StoreError};
-pub use mismatch::{MismatchRecord, StoredBody, StoredMessage, StoredMismatch};
+pub use mismatch::{MismatchDetails, MismatchRecord, StoredBody, StoredMessage, StoredMismatch};
 pub use model::{
     bucket_upper_bound, latency_bucket, Batch, CounterDelta, EndpointCounts, Group,
     GroupCountDelta, GroupDelta, LatencyDelta, MismatchFilter, Window,

@@ -12,7 +12,7 @@ use crate::compare::{compare_responses, decode, Verdict};
 use crate::exchange::RecordedResponse;
 use crate::outcome::{Comparison, SampleInfo};
 use crate::redact::Redactor;
-use crate::store::{MismatchRecord, StoredBody, StoredMessage};
+use crate::store::{MismatchDetails, MismatchRecord, StoredBody, StoredMessage};
 use crate::verdict_record::{
     BodyKindRecord, HeaderRecord, StatusRecord, VerdictRecord, VERDICT_VERSION,
 };
@@ -96,7 +96,15 @@ pub fn build(
         primary: message(&c.exchange.primary, &primary),
         candidate: message(&c.exchange.candidate, &candidate),
         verdict: record_of(verdict).to_stored(),
+        details: MismatchDetails {
+            primary_latency_us: Some(micros(c.exchange.primary.latency)),
+            candidate_latency_us: Some(micros(c.exchange.candidate.latency)),
+        },
     }
+}
+
+fn micros(d: std::time::Duration) -> u64 {
+    u64::try_from(d.as_micros()).unwrap_or(u64::MAX)
 }
 
 /// The engine's verdict in the stored format, field by field: a change to

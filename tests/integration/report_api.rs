@@ -188,6 +188,15 @@ async fn the_api_reports_what_the_proxy_saw() {
             .unwrap();
         assert!(auth[1].as_str().unwrap().starts_with("redacted:"), "{auth}");
         assert_eq!(detail["primary"]["body"]["encoding"], "utf-8");
+        // Each side's latency, as measured by the proxy (the request has none).
+        for side in ["primary", "candidate"] {
+            let ms = detail[side]["latency_ms"].as_f64();
+            assert!(
+                ms.is_some_and(|ms| ms > 0.0 && ms < 10_000.0),
+                "{side}: {detail}"
+            );
+        }
+        assert!(detail["request"].get("latency_ms").is_none(), "{detail}");
 
         let (status, curl) = api
             .get(&format!("/api/v1/mismatches/{}/curl", ids[0]))

@@ -14,7 +14,7 @@ use axum::Router;
 use serde_json::{json, Map, Value};
 use shadowdiff::report::OPENAPI;
 use shadowdiff::sampling::SampleRate;
-use shadowdiff::store::{Batch, MismatchRecord, SqlStore, Store, StoredMismatch};
+use shadowdiff::store::{Batch, MismatchDetails, MismatchRecord, SqlStore, Store, StoredMismatch};
 
 use crate::support;
 
@@ -378,6 +378,8 @@ fn unversioned_mismatch(at_ms: i64) -> MismatchRecord {
             "fingerprint": "5e1f0c2a9b3d7e41",
             "reasons": ["bodies compared as JSON"]
         }),
+        // Stored before latencies were kept.
+        details: MismatchDetails::default(),
     }
 }
 
@@ -417,6 +419,11 @@ async fn verdicts_stored_without_a_version_are_served_as_version_1() {
         let mut expected = old.verdict.clone();
         expected["version"] = json!(1);
         assert_eq!(detail["verdict"], expected, "{}", db.name);
+        assert!(
+            detail["primary"].get("latency_ms").is_none(),
+            "{}: a row stored without latencies serves none: {detail}",
+            db.name
+        );
         let problems = Contract::new().problems("GET", "/api/v1/mismatches/{id}", 200, &detail);
         assert!(problems.is_empty(), "{}: {problems:?}", db.name);
 

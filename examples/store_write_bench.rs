@@ -46,10 +46,7 @@ fn record(n: u64, at_ms: i64) -> MismatchRecord {
         primary: message(200, 30),
         candidate: message(200, 3),
         verdict: serde_json::json!({"patch": [{"op": "replace", "path": "/total", "value": 3}], "paths": ["/total"]}),
-        details: shadowdiff::store::MismatchDetails {
-            primary_latency_us: Some(1_000),
-            candidate_latency_us: Some(2_000),
-        },
+        details: shadowdiff::store::MismatchDetails::default(),
     }
 }
 

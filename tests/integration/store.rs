@@ -6,8 +6,8 @@
 
 use serde_json::json;
 use shadowdiff::store::{
-    Batch, CounterDelta, GroupCountDelta, GroupDelta, LatencyDelta, MismatchDetails,
-    MismatchFilter, MismatchRecord, SqlStore, Store, Window, EXEMPLARS_PER_GROUP_HOUR,
+    Batch, CounterDelta, GroupCountDelta, GroupDelta, LatencyDelta, MismatchFilter, MismatchRecord,
+    SqlStore, Store, Window, EXEMPLARS_PER_GROUP_HOUR,
 };
 
 use crate::support::{self, TestDatabase};
@@ -70,10 +70,11 @@ fn mismatch(at_ms: i64, fingerprint: &str, n: usize) -> MismatchRecord {
         primary: message(200, "{\"total\":30}"),
         candidate: message(200, "{\"total\":3}"),
         verdict: json!({"patch": [{"op": "replace", "path": "/total", "value": 3}], "paths": ["/total"]}),
-        details: MismatchDetails {
-            primary_latency_us: Some(1_250),
-            candidate_latency_us: Some(n as u64),
-        },
+        // As JSON, so that a new detail does not change this helper.
+        details: serde_json::from_value(
+            json!({"primary_latency_us": 1_250, "candidate_latency_us": n}),
+        )
+        .unwrap(),
     }
 }
 

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use futures_util::FutureExt;
 use tokio::net::TcpListener;
 
-use tokio::sync::oneshot;
+use tokio_util::sync::CancellationToken;
 
 use crate::budget::BodyBudget;
 use crate::config::Settings;
@@ -195,7 +195,7 @@ impl Server {
             }
         }
         if let Some((stop, task)) = self.writer {
-            let _ = stop.send(());
+            stop.cancel();
             if let Err(e) = task.await {
                 tracing::error!(error = %e, "the store writer failed");
             }
@@ -275,10 +275,10 @@ fn start_writer(
         Some(url) => {
             let config = WriterConfig::from_settings(settings, "");
             let writer = StoreWriter::new(config, redactor.clone());
-            let (stop, stopped) = oneshot::channel();
+            let stop = CancellationToken::new();
             let task = tokio::spawn(writer.clone().connect_and_run(
                 url.clone(),
-                stopped,
+                stop.clone(),
                 settings.drain_timeout,
             ));
             let health = writer.health();
@@ -292,4 +292,4 @@ fn start_writer(
 }
 
 /// The store writer's task and its stop signal.
-type WriterTask = Option<(oneshot::Sender<()>, tokio::task::JoinHandle<()>)>;
+type WriterTask = Option<(CancellationToken, tokio::task::JoinHandle<()>)>;

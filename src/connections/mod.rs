@@ -26,8 +26,9 @@ use axum::Router;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{watch, Semaphore};
+use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
 
 use crate::config::ConnectionLimits;
 use conn::{Clock, Conn, Overdue, Place, Registry, Tracked, Watched};
@@ -82,7 +83,7 @@ pub async fn serve(
     let slots = Arc::new(Semaphore::new(cap));
     let registry = Arc::new(Registry::default());
     let clock = Clock(Instant::now());
-    let (closing_tx, closing) = watch::channel(false);
+    let closing = CancellationToken::new();
     let mut tasks = JoinSet::new();
     let mut accept_errors_logged: Option<Instant> = None;
     tokio::pin!(shutdown);
@@ -132,7 +133,7 @@ pub async fn serve(
         });
     }
     drop(listener);
-    let _ = closing_tx.send(true);
+    closing.cancel();
     let finished =
         tokio::time::timeout(grace, async { while tasks.join_next().await.is_some() {} }).await;
     if finished.is_err() {
@@ -193,7 +194,7 @@ async fn serve_one(
     router: Router,
     limits: ConnectionLimits,
     stats: &ConnectionStats,
-    mut closing: watch::Receiver<bool>,
+    closing: CancellationToken,
 ) {
     let service = {
         let conn = conn.clone();
@@ -255,7 +256,7 @@ async fn serve_one(
                 evicted = true;
                 connection.as_mut().graceful_shutdown();
             }
-            _ = closing.wait_for(|closing| *closing), if !shutting => {
+            () = closing.cancelled(), if !shutting => {
                 // Idle connections close now; a request under way finishes first.
                 shutting = true;
                 if !evicted {

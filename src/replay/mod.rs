@@ -16,7 +16,7 @@ use std::time::Duration;
 use http::{HeaderName, HeaderValue};
 use rand::seq::index::sample;
 use rand::SeedableRng;
-use tokio::sync::oneshot;
+use tokio_util::sync::CancellationToken;
 
 use crate::budget::{BodyBudget, Claim};
 use crate::compare::Rules;
@@ -308,10 +308,10 @@ pub async fn run(
 ) -> Result<ReplaySummary, ReplayError> {
     let started = now_ms();
     let writer = run_writer(settings, options);
-    let (stop_writer, writer_stopped) = oneshot::channel();
+    let stop_writer = CancellationToken::new();
     let writer_task = tokio::spawn(writer.clone().run(
         store.clone(),
-        writer_stopped,
+        stop_writer.clone(),
         Duration::from_secs(60),
     ));
     let recorder = Arc::new(Recorder::with_writer(writer.clone()));
@@ -356,7 +356,7 @@ pub async fn run(
     drop(queue);
     ticker.abort();
     progress(progress_of(&recorder.tally(), sent as u64));
-    let _ = stop_writer.send(());
+    stop_writer.cancel();
     let _ = writer_task.await;
     let unwritten = writer.unwritten();
     if unwritten > 0 {

@@ -6,7 +6,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::oneshot;
+use tokio_util::sync::CancellationToken;
 
 use super::health::{ErrorClass, LossReason};
 use super::reserve::Reserve;
@@ -159,7 +159,7 @@ impl StoreWriter {
     pub async fn connect_and_run(
         self,
         url: DatabaseUrl,
-        stop: oneshot::Receiver<()>,
+        stop: CancellationToken,
         final_deadline: Duration,
     ) {
         self.drive(Source::Url(url, None), stop, final_deadline)
@@ -171,7 +171,7 @@ impl StoreWriter {
     pub async fn run(
         self,
         store: Arc<dyn Store>,
-        stop: oneshot::Receiver<()>,
+        stop: CancellationToken,
         final_deadline: Duration,
     ) {
         self.drive(Source::Given(store), stop, final_deadline).await;
@@ -260,12 +260,7 @@ impl StoreWriter {
         }
     }
 
-    async fn drive(
-        self,
-        mut source: Source,
-        mut stop: oneshot::Receiver<()>,
-        final_deadline: Duration,
-    ) {
+    async fn drive(self, mut source: Source, stop: CancellationToken, final_deadline: Duration) {
         let mut delay = Duration::ZERO;
         let mut next_prune = tokio::time::Instant::now();
         let mut reserve = match &source {
@@ -277,7 +272,7 @@ impl StoreWriter {
             tokio::select! {
                 _ = tokio::time::sleep(delay) => {}
                 _ = self.wake.notified() => {}
-                _ = &mut stop => break,
+                () = stop.cancelled() => break,
             }
             delay = match self
                 .attempt(&mut source, &mut next_prune, &mut reserve)

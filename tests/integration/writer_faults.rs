@@ -23,7 +23,7 @@ use shadowdiff::store::{
 };
 use shadowdiff::writer::health::{ErrorClass, HealthSnapshot, LossReason};
 use shadowdiff::writer::{StoreWriter, WriterConfig};
-use tokio::sync::oneshot;
+use tokio_util::sync::CancellationToken;
 
 use crate::support::{self, TestDatabase};
 
@@ -124,7 +124,7 @@ impl Store for FlakyStore {
 struct Running {
     store: Arc<FlakyStore>,
     writer: StoreWriter,
-    stop: oneshot::Sender<()>,
+    stop: CancellationToken,
     task: tokio::task::JoinHandle<()>,
     _db: TestDatabase,
 }
@@ -149,12 +149,12 @@ async fn start(refuse_counts: usize, refuse_exemplars: usize, max_pending: usize
         exemplar_bytes_per_hour: 64 << 20,
     };
     let writer = StoreWriter::new(config, Redactor::new(&RedactConfig::default()));
-    let (stop, stopped) = oneshot::channel();
-    let task = tokio::spawn(
-        writer
-            .clone()
-            .run(store.clone(), stopped, Duration::from_millis(300)),
-    );
+    let stop = CancellationToken::new();
+    let task = tokio::spawn(writer.clone().run(
+        store.clone(),
+        stop.clone(),
+        Duration::from_millis(300),
+    ));
     Running {
         store,
         writer,
@@ -166,7 +166,7 @@ async fn start(refuse_counts: usize, refuse_exemplars: usize, max_pending: usize
 
 impl Running {
     async fn stop(self) -> (Arc<FlakyStore>, HealthSnapshot) {
-        let _ = self.stop.send(());
+        self.stop.cancel();
         self.task.await.unwrap();
         (self.store, self.writer.health().snapshot())
     }

@@ -230,7 +230,8 @@ async fn run_replay(
         settings.primary,
         settings.candidate
     );
-    let terminal = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    // Drawn on stderr when it is a terminal, hidden otherwise.
+    let bar = progress_bar(selected.len() as u64);
     let options = ReplayOptions {
         run_id,
         concurrency: args.concurrency,
@@ -244,20 +245,18 @@ async fn run_replay(
         selected,
         &options,
         &args.criteria.criteria(),
-        move |p| {
-            if terminal {
-                draw_progress(&p);
-            }
+        {
+            let bar = bar.clone();
+            move |p| show_progress(&bar, &p)
         },
         async {
             let _ = tokio::signal::ctrl_c().await;
         },
     )
-    .await?;
-    if terminal {
-        eprintln!();
-    }
-    Ok((summary, problems.len()))
+    .await;
+    // The summary printed next says what the bar said.
+    bar.finish_and_clear();
+    Ok((summary?, problems.len()))
 }
 
 type ReplayInput = (
@@ -296,21 +295,26 @@ async fn open_migrated(url: &DatabaseUrl) -> anyhow::Result<shadowdiff::store::S
     Ok(store)
 }
 
-/// One line of progress, redrawn in place on a terminal.
-fn draw_progress(p: &shadowdiff::replay::Progress) {
-    let width = 30;
-    let filled = (p.done * width).checked_div(p.total).unwrap_or(width) as usize;
-    eprint!(
-        "\r[{}{}] {}/{}  matched {}  mismatched {}  candidate errors {}  skipped {}",
-        "=".repeat(filled),
-        " ".repeat(width as usize - filled),
-        p.done,
-        p.total,
-        p.matched,
-        p.mismatched,
-        p.candidate_errors,
-        p.skipped
-    );
+/// The replay's progress bar: one line, redrawn in place; the counts are
+/// cut to the terminal's width.
+fn progress_bar(total: u64) -> indicatif::ProgressBar {
+    let bar = indicatif::ProgressBar::new(total);
+    let style =
+        indicatif::ProgressStyle::with_template("[{bar:20}] {pos}/{len} eta {eta}  {wide_msg}")
+            .map(|style| style.progress_chars("=> "));
+    if let Ok(style) = style {
+        bar.set_style(style);
+    }
+    bar
+}
+
+fn show_progress(bar: &indicatif::ProgressBar, p: &shadowdiff::replay::Progress) {
+    bar.set_length(p.total);
+    bar.set_position(p.done);
+    bar.set_message(format!(
+        "{} matched, {} mismatched, {} candidate errors, {} skipped",
+        p.matched, p.mismatched, p.candidate_errors, p.skipped
+    ));
 }
 
 /// Says what the run did and where its mismatches are, prints the gate,

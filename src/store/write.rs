@@ -48,22 +48,12 @@ impl SqlStore {
         run: &str,
         batch: &Batch,
     ) -> Result<(), StoreError> {
-        let counter = self.sql(
-            "INSERT INTO counters (minute, endpoint, outcome, instance, count, run) VALUES ($1, $2, $3, $4, $5, $6) \
-             ON CONFLICT (run, minute, endpoint, outcome, instance) DO UPDATE SET count = counters.count + excluded.count",
-        );
-        for c in &batch.counters {
-            sqlx::query(&counter)
-                .bind(c.minute)
-                .bind(&c.endpoint)
-                .bind(&c.outcome)
-                .bind(instance)
-                .bind(c.count)
-                .bind(run)
-                .execute(&mut **tx)
-                .await?;
-        }
-        Ok(())
+        let rows = batch
+            .counters
+            .iter()
+            .map(|c| (c.minute, &*c.endpoint, &*c.outcome, c.count));
+        self.add_counts(tx, ("counters", "outcome"), (instance, run), rows)
+            .await
     }
 
     async fn add_group_counts(
@@ -73,17 +63,35 @@ impl SqlStore {
         run: &str,
         batch: &Batch,
     ) -> Result<(), StoreError> {
-        let count = self.sql(
-            "INSERT INTO group_counts (minute, endpoint, fingerprint, instance, count, run) VALUES ($1, $2, $3, $4, $5, $6) \
-             ON CONFLICT (run, minute, endpoint, fingerprint, instance) DO UPDATE SET count = group_counts.count + excluded.count",
+        let rows = batch
+            .group_counts
+            .iter()
+            .map(|c| (c.minute, &*c.endpoint, &*c.fingerprint, c.count));
+        self.add_counts(tx, ("group_counts", "fingerprint"), (instance, run), rows)
+            .await
+    }
+
+    /// Adds per-minute counts to a table keyed by (run, minute, endpoint,
+    /// `key`, instance): outcomes in `counters`, groups in `group_counts`.
+    async fn add_counts<'r>(
+        &self,
+        tx: &mut Tx,
+        (table, key): (&str, &str),
+        (instance, run): (&str, &str),
+        rows: impl Iterator<Item = (i64, &'r str, &'r str, i64)>,
+    ) -> Result<(), StoreError> {
+        let sql = format!(
+            "INSERT INTO {table} (minute, endpoint, {key}, instance, count, run) VALUES ($1, $2, $3, $4, $5, $6) \
+             ON CONFLICT (run, minute, endpoint, {key}, instance) DO UPDATE SET count = {table}.count + excluded.count"
         );
-        for c in &batch.group_counts {
-            sqlx::query(&count)
-                .bind(c.minute)
-                .bind(&c.endpoint)
-                .bind(&c.fingerprint)
+        let sql = self.sql(&sql);
+        for (minute, endpoint, key, count) in rows {
+            sqlx::query(&sql)
+                .bind(minute)
+                .bind(endpoint)
+                .bind(key)
                 .bind(instance)
-                .bind(c.count)
+                .bind(count)
                 .bind(run)
                 .execute(&mut **tx)
                 .await?;

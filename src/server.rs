@@ -90,7 +90,7 @@ impl Server {
         drop(entered);
         let proxy = Arc::new(Proxy::new(
             settings.clone(),
-            proxy::client(None)?,
+            proxy::upstream::upstream(None),
             queue,
             recorder.clone(),
             budget,

@@ -8,9 +8,18 @@ use std::str::FromStr;
 use serde::Deserialize;
 
 /// The base URL of a backend: http or https, a host, an optional path prefix.
+/// Its scheme, authority and prefix are parsed once, here, so that a request's
+/// URI is built from them and its own target without parsing a URL.
 #[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
 #[serde(try_from = "String")]
-pub struct BackendUrl(String);
+pub struct BackendUrl {
+    /// As given, without a trailing slash, so that text + "/path" is the target.
+    text: String,
+    scheme: http::uri::Scheme,
+    authority: http::uri::Authority,
+    /// The path prefix, without a trailing slash ('' for none).
+    prefix: String,
+}
 
 /// A backend URL that cannot be used.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -30,8 +39,20 @@ impl FromStr for BackendUrl {
         if !ok {
             return Err(bad());
         }
-        // Stored without a trailing slash so that base + "/path" is the target.
-        Ok(BackendUrl(url.as_str().trim_end_matches('/').to_string()))
+        let authority = match (url.host_str(), url.port()) {
+            (Some(host), Some(port)) => format!("{host}:{port}"),
+            (Some(host), None) => host.to_string(),
+            (None, _) => return Err(bad()),
+        };
+        Ok(BackendUrl {
+            text: url.as_str().trim_end_matches('/').to_string(),
+            scheme: match url.scheme() {
+                "https" => http::uri::Scheme::HTTPS,
+                _ => http::uri::Scheme::HTTP,
+            },
+            authority: authority.parse().map_err(|_| bad())?,
+            prefix: url.path().trim_end_matches('/').to_string(),
+        })
     }
 }
 
@@ -44,7 +65,7 @@ impl TryFrom<String> for BackendUrl {
 
 impl fmt::Display for BackendUrl {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
+        f.write_str(&self.text)
     }
 }
 
@@ -62,19 +83,10 @@ impl BackendUrl {
     /// percent-encoding of characters such as `"` or `{` may differ.
     pub fn join(&self, path_and_query: &str) -> Result<reqwest::Url, url_error::JoinError> {
         let refuse = || url_error::JoinError(path_and_query.to_string());
-        let path = path_and_query.split('?').next().unwrap_or("");
-        let lower = path
-            .to_ascii_lowercase()
-            .replace("%2f", "/")
-            .replace("%5c", "/");
-        let dot = |segment: &str| {
-            let s = segment.split(';').next().unwrap_or("").replace("%2e", ".");
-            s == "." || s == ".."
-        };
-        if lower.split(['/', '\\']).any(dot) {
+        if has_dot_segment(path_and_query) {
             return Err(refuse());
         }
-        let asked = format!("{}{}", self.0, path_and_query);
+        let asked = format!("{}{}", self.text, path_and_query);
         let url = reqwest::Url::parse(&asked).map_err(|_| refuse())?;
         // Percent-encoding the parser adds is no change to the backend.
         let encoded = |s: &str| {
@@ -99,6 +111,48 @@ impl BackendUrl {
         }
         Ok(url)
     }
+}
+
+impl BackendUrl {
+    /// The URI to send a request for `path_and_query` (an origin-form
+    /// target, as a client sent it) to: the base's scheme, authority and
+    /// prefix, then the target byte for byte. The same targets as
+    /// [`join`](Self::join) refuses are refused (dot segments, backslashes),
+    /// and nothing is re-encoded: the backend gets the path the client sent.
+    pub fn uri(&self, path_and_query: &str) -> Result<http::Uri, url_error::JoinError> {
+        let refuse = || url_error::JoinError(path_and_query.to_string());
+        if !path_and_query.starts_with('/')
+            || path_and_query.contains('\\')
+            || has_dot_segment(path_and_query)
+        {
+            return Err(refuse());
+        }
+        let mut target = String::with_capacity(self.prefix.len() + path_and_query.len());
+        target.push_str(&self.prefix);
+        target.push_str(path_and_query);
+        let mut parts = http::uri::Parts::default();
+        parts.scheme = Some(self.scheme.clone());
+        parts.authority = Some(self.authority.clone());
+        parts.path_and_query = Some(target.try_into().map_err(|_| refuse())?);
+        http::Uri::from_parts(parts).map_err(|_| refuse())
+    }
+}
+
+/// Whether a target's path has a dot segment: a segment is what lies
+/// between `/`, `\` or their encodings (`%2f`, `%5c`), and it is a dot
+/// segment if, with `%2e` read as `.` and a `;` parameter dropped (as Tomcat
+/// does), it is `.` or `..`.
+fn has_dot_segment(path_and_query: &str) -> bool {
+    let path = path_and_query.split('?').next().unwrap_or("");
+    let lower = path
+        .to_ascii_lowercase()
+        .replace("%2f", "/")
+        .replace("%5c", "/");
+    let dot = |segment: &str| {
+        let s = segment.split(';').next().unwrap_or("").replace("%2e", ".");
+        s == "." || s == ".."
+    };
+    lower.split(['/', '\\']).any(dot)
 }
 
 pub mod url_error {
@@ -206,5 +260,26 @@ mod tests {
             base.join("/public/%252e%252e/admin").unwrap().path(),
             "/base/public/%252e%252e/admin"
         );
+        // The URI refuses what `join` refuses, and keeps what a client sent.
+        for refused in ["/public/..\\admin", "/a\\b", "/x/%2e%2e/y", "x", ""] {
+            assert!(base.uri(refused).is_err(), "{refused}");
+        }
+        for (kept, sent) in [
+            (
+                "/public/%252e%252e/admin",
+                "http://h:1/base/public/%252e%252e/admin",
+            ),
+            ("/a;b=1?x=1;y=2&x=..", "http://h:1/base/a;b=1?x=1;y=2&x=.."),
+            ("/a/{\"b\"}", "http://h:1/base/a/{\"b\"}"),
+        ] {
+            assert_eq!(base.uri(kept).unwrap().to_string(), sent);
+        }
+        let bare: BackendUrl = "https://api.example.com/".parse().unwrap();
+        assert_eq!(
+            bare.uri("/?q=1").unwrap().to_string(),
+            "https://api.example.com/?q=1"
+        );
+        let v6: BackendUrl = "http://[::1]:8001".parse().unwrap();
+        assert_eq!(v6.uri("/x").unwrap().to_string(), "http://[::1]:8001/x");
     }
 }

@@ -11,9 +11,9 @@ use axum::body::Body;
 use axum::extract::{ConnectInfo, Request};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
-use futures_util::TryStreamExt;
 use http::{HeaderMap, StatusCode};
 use http_body_util::BodyExt;
+use hyper::body::Incoming;
 use tokio::sync::{mpsc, oneshot};
 
 use super::tee::Tee;
@@ -45,8 +45,8 @@ impl Proxy {
         let mut forwarded = headers::forward(&parts.headers, client_ip, upgrade);
         headers::set_host(&mut forwarded, &HostHeader::Client, authority_of(&parts));
         let target = target_of(&parts);
-        let url = match self.settings.primary.join(target) {
-            Ok(url) => url,
+        let uri = match self.settings.primary.uri(target) {
+            Ok(uri) => uri,
             Err(e) => {
                 return (StatusCode::BAD_REQUEST, format!("shadowdiff: {e}\n")).into_response()
             }
@@ -59,7 +59,7 @@ impl Proxy {
         }
         let started = Instant::now();
         let response = match self
-            .call_primary(&parts.method, url, forwarded, primary_body)
+            .call_primary(&parts.method, uri, forwarded, primary_body)
             .await
         {
             Ok(response) => response,
@@ -119,25 +119,23 @@ impl Proxy {
         parts: &http::request::Parts,
         forwarded: &HeaderMap,
         body: Body,
-    ) -> (reqwest::Body, Option<ResponseReport>) {
+    ) -> (Body, Option<ResponseReport>) {
         let empty = http_body::Body::is_end_stream(&body);
         let expected = http_body::Body::size_hint(&body).exact();
-        let body = TryStreamExt::map_err(body.into_data_stream(), ClientBodyError);
+        // Marked, so that a broken client body is told from a failed primary.
+        let body = body.map_err(ClientBodyError);
         let Some((permit, admitted, claim)) = reserved else {
-            return match empty {
-                true => (reqwest::Body::from(Bytes::new()), None),
-                false => (reqwest::Body::wrap_stream(body), None),
-            };
+            return (Body::new(body), None);
         };
         let (report, response_copy) = oneshot::channel();
         let (body_source, primary_body) = if empty {
             let source = BodySource::Ready(Bytes::new(), claim);
-            (source, reqwest::Body::from(Bytes::new()))
+            (source, Body::empty())
         } else {
             let (tx, rx) = oneshot::channel();
             let limit = self.settings.max_body_bytes;
             let tee = Tee::new(
-                body,
+                body.into_data_stream(),
                 expected,
                 limit,
                 claim,
@@ -145,7 +143,7 @@ impl Proxy {
                     let _ = tx.send(copy.map_err(skip_reason));
                 }),
             );
-            (BodySource::Pending(rx), reqwest::Body::wrap_stream(tee))
+            (BodySource::Pending(rx), Body::from_stream(tee))
         };
         permit.send(ShadowJob {
             sample: admitted.sample,
@@ -166,16 +164,15 @@ impl Proxy {
     async fn call_primary(
         &self,
         method: &http::Method,
-        url: reqwest::Url,
+        uri: http::Uri,
         headers: HeaderMap,
-        body: reqwest::Body,
-    ) -> Result<reqwest::Response, PrimaryFailure> {
-        let sent = self
-            .client
-            .request(method.clone(), url)
-            .headers(headers)
-            .body(body)
-            .send();
+        body: Body,
+    ) -> Result<http::Response<Incoming>, PrimaryFailure> {
+        let mut request = http::Request::new(body);
+        *request.method_mut() = method.clone();
+        *request.uri_mut() = uri;
+        *request.headers_mut() = headers;
+        let sent = self.upstream.request(request);
         match self.settings.primary_timeout {
             None => sent.await.map_err(PrimaryFailure::Failed),
             Some(limit) => tokio::time::timeout(limit, sent)
@@ -190,11 +187,10 @@ impl Proxy {
     fn respond(
         &self,
         method: &http::Method,
-        response: reqwest::Response,
+        response: http::Response<Incoming>,
         report: Option<ResponseReport>,
         latency: Duration,
     ) -> Response {
-        let response: http::Response<reqwest::Body> = response.into();
         let (mut head, body) = response.into_parts();
         // The HTTP version belongs to each connection: the client's, not the primary's.
         head.version = http::Version::default();

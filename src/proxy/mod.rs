@@ -7,6 +7,7 @@
 
 mod inline;
 pub mod tee;
+pub mod upstream;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -38,7 +39,8 @@ pub struct Proxy {
     default_rules: Arc<Rules>,
     /// Comparison rules per route, global ones included, in route order.
     route_rules: Vec<Arc<Rules>>,
-    client: reqwest::Client,
+    /// The primary's client.
+    upstream: upstream::Upstream,
     sampler: Sampler,
     catalog: EndpointCatalog,
     queue: ShadowQueue,
@@ -51,7 +53,7 @@ pub struct Proxy {
 impl Proxy {
     pub fn new(
         settings: Settings,
-        client: reqwest::Client,
+        upstream: upstream::Upstream,
         queue: ShadowQueue,
         recorder: Arc<Recorder>,
         budget: BodyBudget,
@@ -64,7 +66,7 @@ impl Proxy {
             sampler: Sampler::new(settings.sticky_key.clone()),
             catalog: EndpointCatalog::new(settings.max_endpoints.get()),
             settings,
-            client,
+            upstream,
             queue,
             recorder,
             budget,
@@ -265,7 +267,7 @@ struct ClientBodyError(axum::Error);
 /// Why the primary gave no response head.
 enum PrimaryFailure {
     TimedOut(std::time::Duration),
-    Failed(reqwest::Error),
+    Failed(hyper_util::client::legacy::Error),
 }
 
 impl PrimaryFailure {
@@ -298,8 +300,8 @@ impl PrimaryFailure {
                     }
                     source = e.source();
                 }
-                // Neither the URL nor the query: they may hold secrets.
-                let error = error.without_url();
+                // The client's error names neither the path nor the query,
+                // which may hold secrets.
                 tracing::warn!(path = path_of(target), error = %error, "primary request failed");
                 bad_gateway("the primary backend did not answer")
             }
@@ -326,16 +328,19 @@ fn skip_reason(error: TeeError) -> SkipReason {
 }
 
 /// Answers 101 and joins the client's and the primary's upgraded connections.
-fn switch_protocols(client: hyper::upgrade::OnUpgrade, primary: reqwest::Response) -> Response {
+fn switch_protocols(
+    client: hyper::upgrade::OnUpgrade,
+    primary: http::Response<hyper::body::Incoming>,
+) -> Response {
     let mut head = Response::new(Body::empty());
     *head.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
     *head.headers_mut() = primary.headers().clone();
     headers::strip_hop_by_hop(head.headers_mut(), true);
     tokio::spawn(async move {
-        let (client, primary) = tokio::join!(client, primary.upgrade());
+        let (client, primary) = tokio::join!(client, hyper::upgrade::on(primary));
         match (client, primary) {
-            (Ok(client), Ok(mut primary)) => {
-                let mut client = TokioIo::new(client);
+            (Ok(client), Ok(primary)) => {
+                let (mut client, mut primary) = (TokioIo::new(client), TokioIo::new(primary));
                 if let Err(e) = tokio::io::copy_bidirectional(&mut client, &mut primary).await {
                     tracing::debug!(error = %e, "upgraded connection ended");
                 }

@@ -334,6 +334,48 @@ async fn dot_segments_are_refused_not_resolved() {
     proxy.stop().await;
 }
 
+/// The primary gets the target the client sent, byte for byte behind the
+/// base's prefix: characters a URL library would percent-encode (`"`, `{`,
+/// `|`) are not rewritten, as a direct call would not rewrite them.
+#[tokio::test]
+async fn the_primary_gets_the_target_byte_for_byte() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let seen = tokio::spawn(async move {
+        let (mut socket, _) = listener.accept().await.unwrap();
+        let mut head = Vec::new();
+        while !head.ends_with(b"\r\n\r\n") {
+            let mut byte = [0u8; 1];
+            if socket.read(&mut byte).await.unwrap() == 0 {
+                break;
+            }
+            head.push(byte[0]);
+        }
+        socket
+            .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok")
+            .await
+            .unwrap();
+        String::from_utf8_lossy(&head)
+            .lines()
+            .next()
+            .unwrap_or("")
+            .to_string()
+    });
+    let mut settings = support::settings(&primary().await, "http://127.0.0.1:9".parse().unwrap());
+    settings.primary = format!("http://{addr}/base").parse().unwrap();
+    let proxy = support::start(settings).await;
+    let target = "/a/{\"b\"}/c|d?q=%7C|x&e={}";
+    let mut socket = tokio::net::TcpStream::connect(proxy.addr).await.unwrap();
+    let request = format!("GET {target} HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n");
+    socket.write_all(request.as_bytes()).await.unwrap();
+    let mut response = String::new();
+    socket.read_to_string(&mut response).await.unwrap();
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+    assert_eq!(seen.await.unwrap(), format!("GET /base{target} HTTP/1.1"));
+    proxy.stop().await;
+}
+
 #[tokio::test]
 async fn forwarded_headers_are_set_and_hop_by_hop_ones_dropped() {
     let (primary, hits) = support::recording_backend().await;

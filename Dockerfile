@@ -1,5 +1,20 @@
-# Multi-stage build: a static (musl) shadowdiff on a distroless base image.
-FROM rust:1-bookworm AS build
+# shadowdiff as a static (musl) binary in an empty image: nothing but the
+# binary and a data folder, about 16 MB.
+#
+#   docker build -t shadowdiff .
+#
+# builds the binary from source (needs the rust:1-bookworm image). With a
+# binary built beforehand, no base image is needed at all:
+#
+#   cargo build --release --locked --bin shadowdiff --target x86_64-unknown-linux-musl
+#   mkdir -p image/data && cp target/x86_64-unknown-linux-musl/release/shadowdiff image/
+#   DOCKER_BUILDKIT=1 docker build --build-arg BINARY=prebuilt -f Dockerfile -t shadowdiff image
+#
+# (BuildKit builds only the stages the image needs, so the source stage and
+# its base image are skipped.)
+ARG BINARY=source
+
+FROM rust:1-bookworm AS source
 RUN apt-get update && apt-get install -y --no-install-recommends musl-tools \
     && rm -rf /var/lib/apt/lists/* \
     && rustup target add x86_64-unknown-linux-musl
@@ -11,11 +26,24 @@ COPY migrations ./migrations
 COPY benches ./benches
 COPY examples ./examples
 RUN cargo build --release --locked --bin shadowdiff --target x86_64-unknown-linux-musl \
-    && cp target/x86_64-unknown-linux-musl/release/shadowdiff /shadowdiff
+    && mkdir /out /out/data \
+    && cp target/x86_64-unknown-linux-musl/release/shadowdiff /out/shadowdiff
 
-FROM gcr.io/distroless/static-debian12:nonroot
-COPY --from=build /shadowdiff /usr/local/bin/shadowdiff
-ENV SHADOWDIFF_LISTEN=0.0.0.0:8080
-EXPOSE 8080
+# The context holds `shadowdiff` (static) and an empty `data` folder.
+FROM scratch AS prebuilt
+COPY shadowdiff /out/shadowdiff
+COPY data /out/data
+
+FROM ${BINARY} AS binary
+
+FROM scratch
+COPY --from=binary /out/shadowdiff /usr/local/bin/shadowdiff
+# The SQLite store (shadowdiff.db) is kept in the working folder: mount a
+# volume on /data to keep it, or give a PostgreSQL URL.
+COPY --from=binary --chown=65532:65532 /out/data /data
+WORKDIR /data
+USER 65532:65532
+ENV SHADOWDIFF_LISTEN=0.0.0.0:8080 SHADOWDIFF_REPORT_LISTEN=0.0.0.0:9090
+EXPOSE 8080 9090
 ENTRYPOINT ["/usr/local/bin/shadowdiff"]
 CMD ["serve"]

@@ -65,11 +65,11 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool) {
 /// The headers to send a backend for a client's request: the client's own
 /// (Host included, as a direct call carries it), minus hop-by-hop fields,
 /// plus X-Forwarded-For and -Proto. [`set_host`] then sets each backend's Host.
-pub fn forward(incoming: &HeaderMap, client: Option<IpAddr>, upgrade: bool) -> HeaderMap {
-    let mut out = incoming.clone();
-    strip_hop_by_hop(&mut out, upgrade);
-    if let Some(ip) = client {
-        let prior: Vec<&str> = incoming
+/// Edited in place: the client's map is not copied.
+pub fn forward(mut headers: HeaderMap, client: Option<IpAddr>, upgrade: bool) -> HeaderMap {
+    // Read before the hop-by-hop fields go: a Connection header may name it.
+    let forwarded_for = client.and_then(|ip| {
+        let prior: Vec<&str> = headers
             .get_all(X_FORWARDED_FOR)
             .iter()
             .filter_map(|v| v.to_str().ok())
@@ -78,15 +78,17 @@ pub fn forward(incoming: &HeaderMap, client: Option<IpAddr>, upgrade: bool) -> H
             true => ip.to_string(),
             false => format!("{}, {ip}", prior.join(", ")),
         };
-        if let Ok(v) = HeaderValue::from_str(&appended) {
-            out.insert(X_FORWARDED_FOR, v);
-        }
+        HeaderValue::from_str(&appended).ok()
+    });
+    strip_hop_by_hop(&mut headers, upgrade);
+    if let Some(value) = forwarded_for {
+        headers.insert(X_FORWARDED_FOR, value);
     }
     // A load balancer in front may have set these already; its values are the truth.
-    if !out.contains_key(X_FORWARDED_PROTO) {
-        out.insert(X_FORWARDED_PROTO, HeaderValue::from_static("http"));
+    if !headers.contains_key(X_FORWARDED_PROTO) {
+        headers.insert(X_FORWARDED_PROTO, HeaderValue::from_static("http"));
     }
-    out
+    headers
 }
 
 /// Sets the Host a backend receives, from headers [`forward`] made. With
@@ -186,7 +188,7 @@ mod tests {
     fn forwarded_fields_are_set_and_appended() {
         let ip: IpAddr = "10.0.0.9".parse().unwrap();
         let out = forward(
-            &headers(&[
+            headers(&[
                 ("host", "api.example"),
                 ("x-forwarded-for", "1.2.3.4"),
                 ("x-forwarded-for", "5.6.7.8"),

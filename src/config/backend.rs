@@ -144,6 +144,11 @@ impl BackendUrl {
 /// does), it is `.` or `..`.
 fn has_dot_segment(path_and_query: &str) -> bool {
     let path = path_and_query.split('?').next().unwrap_or("");
+    // A dot segment needs a `.` or an encoding (`%2e`): most paths have
+    // neither, and are answered without allocating.
+    if !path.bytes().any(|b| b == b'.' || b == b'%') {
+        return false;
+    }
     let lower = path
         .to_ascii_lowercase()
         .replace("%2f", "/")

@@ -41,8 +41,9 @@ impl Proxy {
             .map(|c| c.0.ip());
         let upgrade = headers::is_upgrade(request.headers());
         let on_upgrade = upgrade.then(|| hyper::upgrade::on(&mut request));
-        let (parts, body) = request.into_parts();
-        let mut forwarded = headers::forward(&parts.headers, client_ip, upgrade);
+        let (mut parts, body) = request.into_parts();
+        let incoming = std::mem::take(&mut parts.headers);
+        let mut forwarded = headers::forward(incoming, client_ip, upgrade);
         headers::set_host(&mut forwarded, &HostHeader::Client, authority_of(&parts));
         let target = target_of(&parts);
         let uri = match self.settings.primary.uri(target) {
@@ -92,7 +93,9 @@ impl Proxy {
         upgrade: bool,
         forwarded: &HeaderMap,
     ) -> Option<Reserved<'_>> {
-        let admitted = self.admit(parts, upgrade)?;
+        // The client's headers are now `forwarded` (less hop-by-hop fields,
+        // which neither sampling nor the size checks look at).
+        let admitted = self.admit(parts, forwarded, upgrade)?;
         let permit = match self.queue.try_reserve() {
             Ok(permit) => permit,
             Err(reason) => {

@@ -136,14 +136,19 @@ struct Admitted {
 impl Proxy {
     /// Decides whether to shadow a request; a sampled request that cannot be
     /// shadowed is finished here as skipped.
-    fn admit(&self, parts: &http::request::Parts, upgrade: bool) -> Option<Admitted> {
+    fn admit(
+        &self,
+        parts: &http::request::Parts,
+        fields: &http::HeaderMap,
+        upgrade: bool,
+    ) -> Option<Admitted> {
         let (method, path) = (&parts.method, parts.uri.path());
         let index = self.settings.route_for(method, path);
         let route = index.map(|i| &self.settings.routes[i]);
         let rate: SampleRate = route
             .and_then(|r| r.sample_rate)
             .unwrap_or(self.settings.sample_rate);
-        if !self.sampler.decide(rate, &parts.headers, parts.uri.query()) {
+        if !self.sampler.decide(rate, fields, parts.uri.query()) {
             return None;
         }
         let endpoint = self.catalog.name(method, path, route.map(|r| &r.pattern));
@@ -157,7 +162,7 @@ impl Proxy {
             Some(SkipReason::Upgrade)
         } else if !is_safe(method) && !route.is_some_and(|r| r.mirror_unsafe) {
             Some(SkipReason::UnsafeMethod)
-        } else if headers::content_length(&parts.headers)
+        } else if headers::content_length(fields)
             .is_some_and(|n| n > self.settings.max_body_bytes as u64)
         {
             Some(SkipReason::BodyTooLarge)
@@ -202,7 +207,7 @@ impl Proxy {
             sample,
             rules,
             probe,
-        }) = self.admit(&parts, upgrade)
+        }) = self.admit(&parts, &parts.headers, upgrade)
         {
             let limited = http_body_util::Limited::new(body, self.settings.max_body_bytes);
             match limited.collect().await {
@@ -236,8 +241,11 @@ impl Proxy {
                                     method: parts.method.clone(),
                                     target: target_of(&parts).to_string(),
                                     headers: {
-                                        let mut h =
-                                            headers::forward(&parts.headers, client_ip, false);
+                                        let mut h = headers::forward(
+                                            parts.headers.clone(),
+                                            client_ip,
+                                            false,
+                                        );
                                         headers::set_host(
                                             &mut h,
                                             &HostHeader::Client,

@@ -1,5 +1,6 @@
 //! A minimal, fast HTTP backend for load benchmarks: answers every request
-//! with the same 1 KB JSON document. Usage: `bench_backend ADDR`.
+//! with the same 1 KB JSON document, after DELAY_MS when given (a slow
+//! candidate). Usage: `bench_backend ADDR [DELAY_MS]`.
 
 use axum::Router;
 
@@ -13,8 +14,18 @@ async fn main() -> std::io::Result<()> {
         .collect();
     let body: &'static str =
         Box::leak(format!(r#"{{"items":[{}],"total":16}}"#, items.join(",")).into_boxed_str());
-    let router = Router::new()
-        .fallback(move || async move { ([("content-type", "application/json")], body) });
+    let delay = std::time::Duration::from_millis(
+        std::env::args()
+            .nth(2)
+            .and_then(|d| d.parse().ok())
+            .unwrap_or(0),
+    );
+    let router = Router::new().fallback(move || async move {
+        if !delay.is_zero() {
+            tokio::time::sleep(delay).await;
+        }
+        ([("content-type", "application/json")], body)
+    });
     let listener = tokio::net::TcpListener::bind(&addr).await?;
     axum::serve(listener, router).await
 }

@@ -91,6 +91,20 @@ pub fn forward(mut headers: HeaderMap, client: Option<IpAddr>, upgrade: bool) ->
     headers
 }
 
+/// A copy of `headers` that shares no memory with them. A parsed header
+/// value is a slice of the connection's read buffer: a plain clone kept in
+/// the shadow queue would keep that whole buffer (8 KB or more) alive for
+/// each queued request, several times the bytes the budget counts.
+pub fn detached(headers: &HeaderMap) -> HeaderMap {
+    let mut out = HeaderMap::with_capacity(headers.len());
+    for (name, value) in headers {
+        let mut copy = HeaderValue::from_bytes(value.as_bytes()).unwrap_or_else(|_| value.clone());
+        copy.set_sensitive(value.is_sensitive());
+        out.append(name.clone(), copy);
+    }
+    out
+}
+
 /// Sets the Host a backend receives, from headers [`forward`] made. With
 /// `Client` the client's Host stays (the request's authority where it has
 /// one: HTTP/2, or an absolute-form target); otherwise the client's Host moves to
@@ -182,6 +196,27 @@ mod tests {
         assert!(is_upgrade(&h));
         strip_hop_by_hop(&mut h, true);
         assert!(h.contains_key("upgrade") && h.contains_key("connection"));
+    }
+
+    #[test]
+    fn a_detached_copy_shares_no_memory_and_keeps_everything() {
+        let buffer = bytes::Bytes::from_static(b"GET / HTTP/1.1 secret-token text/html");
+        let mut original = HeaderMap::new();
+        let mut token = HeaderValue::from_maybe_shared(buffer.slice(15..27)).unwrap();
+        token.set_sensitive(true);
+        original.append("authorization", token);
+        original.append(
+            "accept",
+            HeaderValue::from_maybe_shared(buffer.slice(28..)).unwrap(),
+        );
+        original.append("accept", HeaderValue::from_static("*/*"));
+        let copy = detached(&original);
+        assert_eq!(copy, original);
+        assert!(copy["authorization"].is_sensitive());
+        for (name, value) in &copy {
+            let within = buffer.as_ptr_range().contains(&value.as_bytes().as_ptr());
+            assert!(!within, "{name} still points into the read buffer");
+        }
     }
 
     #[test]

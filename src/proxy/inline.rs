@@ -155,7 +155,7 @@ impl Proxy {
             request: ShadowRequest {
                 method: parts.method.clone(),
                 target: target_of(parts).to_string(),
-                headers: forwarded.clone(),
+                headers: headers::detached(forwarded),
                 body: body_source,
             },
             primary: PrimarySource::Pending(response_copy),
@@ -201,7 +201,7 @@ impl Proxy {
             headers::strip_hop_by_hop(&mut head.headers, false);
             return Response::from_parts(head, Body::new(body));
         };
-        let recorded_headers = head.headers.clone();
+        let recorded_headers = headers::detached(&head.headers);
         headers::strip_hop_by_hop(&mut head.headers, false);
         let too_large = headers::has_body(method, head.status)
             && headers::content_length(&head.headers)

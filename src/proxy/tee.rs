@@ -1,8 +1,10 @@
 //! A body stream that passes every chunk on untouched while keeping a copy,
 //! up to a size limit and within the memory budget, for the comparison.
 //!
-//! Chunks are kept as shared `Bytes` (no copy on the client's path) and joined
-//! later in the background. The tee reports exactly once: when the stream
+//! Large chunks are kept as shared `Bytes` (no copy on the client's path) and
+//! joined later in the background. Small ones are copied into a buffer of the
+//! tee's own: kept as they came, each would pin the larger read buffer it was
+//! cut from for as long as the copy waits in the shadow queue. The tee reports exactly once: when the stream
 //! ends or reaches its declared length (hyper stops polling a body once it
 //! has sent Content-Length bytes), fails, or is dropped unfinished (the
 //! client went away).
@@ -10,7 +12,7 @@
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use futures_util::Stream;
 
 use crate::budget::{Claim, Copied};
@@ -29,9 +31,14 @@ pub enum TeeError {
 /// Receives the copy, or why there is none.
 pub type TeeReport = Box<dyn FnOnce(Result<Copied, TeeError>) + Send>;
 
+/// Chunks shorter than this are copied (see the module's note).
+const COPY_BELOW: usize = 64 * 1024;
+
 pub struct Tee<S> {
     inner: Pin<Box<S>>,
     chunks: Vec<Bytes>,
+    /// Small chunks copied since the last large one.
+    small: BytesMut,
     len: usize,
     /// The body's exact length, when known in advance.
     expected: Option<u64>,
@@ -54,6 +61,7 @@ impl<S> Tee<S> {
         let mut tee = Tee {
             inner: Box::pin(inner),
             chunks: Vec::new(),
+            small: BytesMut::new(),
             len: 0,
             expected,
             limit,
@@ -71,16 +79,43 @@ impl<S> Tee<S> {
         if let Some(report) = self.report.take() {
             let result = match result {
                 Ok(()) => match (self.overflow, self.claim.take()) {
-                    (None, Some(claim)) => Ok(Copied {
-                        chunks: std::mem::take(&mut self.chunks),
-                        claim,
-                    }),
+                    (None, Some(claim)) => {
+                        self.keep_small();
+                        Ok(Copied {
+                            chunks: std::mem::take(&mut self.chunks),
+                            claim,
+                        })
+                    }
                     (overflow, _) => Err(overflow.unwrap_or(TeeError::Incomplete)),
                 },
                 Err(e) => Err(e),
             };
             report(result);
         }
+    }
+
+    /// Moves the small chunks copied so far into the kept chunks, in order.
+    fn keep_small(&mut self) {
+        if !self.small.is_empty() {
+            let small = std::mem::take(&mut self.small);
+            self.chunks.push(small.freeze());
+        }
+    }
+
+    fn keep(&mut self, chunk: &Bytes) {
+        if chunk.len() >= COPY_BELOW {
+            self.keep_small();
+            self.chunks.push(chunk.clone());
+            return;
+        }
+        if self.small.capacity() == 0 {
+            // The whole body's length when declared, so one allocation holds it.
+            let declared = self
+                .expected
+                .map_or(0, |n| n.min(self.limit as u64) as usize);
+            self.small.reserve(declared.max(chunk.len()));
+        }
+        self.small.extend_from_slice(chunk);
     }
 }
 
@@ -106,10 +141,11 @@ where
                     // Free the copy and report at once, so no shadow slot
                     // waits for a long stream's end.
                     this.chunks = Vec::new();
+                    this.small = BytesMut::new();
                     this.claim = None;
                     this.finish(Ok(()));
                 } else {
-                    this.chunks.push(chunk.clone());
+                    this.keep(chunk);
                 }
                 if this.expected.is_some_and(|n| this.len as u64 >= n) {
                     this.finish(Ok(()));
@@ -169,6 +205,24 @@ mod tests {
             ),
             seen,
         )
+    }
+
+    /// Small chunks are copied into one buffer (not kept pinning the read
+    /// buffers they were cut from); large ones are kept as they are; the
+    /// order holds.
+    #[tokio::test]
+    async fn small_chunks_are_copied_together_and_large_ones_kept() {
+        let large: &'static str = "L".repeat(COPY_BELOW).leak();
+        let (tee, seen) = tee(vec!["ab", "cd", large, "ef"], 1 << 20);
+        let passed: Vec<_> = tee.collect().await;
+        assert_eq!(passed.len(), 4);
+        let seen = seen.lock().unwrap();
+        let copy = seen[0].as_ref().unwrap();
+        assert_eq!(copy.len(), 3, "ab+cd, the large chunk, ef");
+        assert_eq!(
+            (&copy[0][..], copy[1].len(), &copy[2][..]),
+            (&b"abcd"[..], COPY_BELOW, &b"ef"[..])
+        );
     }
 
     #[tokio::test]

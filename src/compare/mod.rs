@@ -64,25 +64,49 @@ pub struct StatusDiff {
     pub candidate: u16,
 }
 
-/// Compares an exchange's two responses under `rules`. Bodies that decode to
-/// more than `max_body_bytes` are compared undecoded.
-pub fn compare(exchange: &Exchange, rules: &Rules, max_body_bytes: usize) -> Verdict {
-    compare_responses(
-        exchange.endpoint.as_str(),
-        &exchange.primary,
-        &exchange.candidate,
-        rules,
-        max_body_bytes,
-    )
+/// How much of a mismatch a verdict spells out.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Detail {
+    /// Everything, the line diff of the two bodies included: what is stored
+    /// and shown.
+    Full,
+    /// What counting and grouping need (paths, patch, fingerprint), without
+    /// the line diff, the dearest part of a mismatch: for the live
+    /// comparison, since a stored exemplar is compared again in full.
+    Grouping,
 }
 
-/// The comparison itself, for callers without a whole exchange.
+/// Compares an exchange's two responses under `rules`. Bodies that decode to
+/// more than `max_body_bytes` are compared undecoded.
+pub fn compare(
+    exchange: &Exchange,
+    rules: &Rules,
+    max_body_bytes: usize,
+    detail: Detail,
+) -> Verdict {
+    let (p, c) = (&exchange.primary, &exchange.candidate);
+    let endpoint = exchange.endpoint.as_str();
+    compare_with(endpoint, p, c, rules, (max_body_bytes, detail))
+}
+
+/// The comparison in full, for callers without a whole exchange.
 pub fn compare_responses(
     endpoint: &str,
     primary: &RecordedResponse,
     candidate: &RecordedResponse,
     rules: &Rules,
     max_body_bytes: usize,
+) -> Verdict {
+    let limits = (max_body_bytes, Detail::Full);
+    compare_with(endpoint, primary, candidate, rules, limits)
+}
+
+fn compare_with(
+    endpoint: &str,
+    primary: &RecordedResponse,
+    candidate: &RecordedResponse,
+    rules: &Rules,
+    (max_body_bytes, detail): (usize, Detail),
 ) -> Verdict {
     let mut reasons = Vec::new();
     let status = (primary.status != candidate.status).then(|| StatusDiff {
@@ -103,7 +127,7 @@ pub fn compare_responses(
     let mut body = if byte_equal {
         BodyComparison::default()
     } else {
-        let limits = (max_body_bytes, &mut reasons);
+        let limits = (max_body_bytes, detail, &mut reasons);
         compare_unequal(kind, &p_body, &c_body, rules, limits)
     };
     if undecodable && body.equal {
@@ -167,7 +191,7 @@ fn compare_unequal(
     p_body: &[u8],
     c_body: &[u8],
     rules: &Rules,
-    (max_body_bytes, reasons): (usize, &mut Vec<String>),
+    (max_body_bytes, detail, reasons): (usize, Detail, &mut Vec<String>),
 ) -> BodyComparison {
     let by_bytes = |summary: &str| BodyComparison {
         equal: false,
@@ -196,7 +220,7 @@ fn compare_unequal(
         ));
         return by_bytes("body too intricate");
     }
-    compare_bodies(kind, p_body, c_body, rules, reasons)
+    compare_bodies(kind, p_body, c_body, (rules, detail), reasons)
 }
 
 /// Body bytes per JSON value (or text line) that a structural (or line) diff
@@ -269,7 +293,7 @@ fn compare_bodies(
     kind: BodyKind,
     p: &[u8],
     c: &[u8],
-    rules: &Rules,
+    (rules, detail): (&Rules, Detail),
     reasons: &mut Vec<String>,
 ) -> BodyComparison {
     let mut unparsed = Vec::new();
@@ -279,7 +303,7 @@ fn compare_bodies(
         _ => None,
     };
     if let Some((pv, cv)) = structured {
-        return compare_structured(pv, cv, rules);
+        return compare_structured(pv, cv, rules, detail);
     }
     match kind {
         BodyKind::Binary => {
@@ -299,10 +323,8 @@ fn compare_bodies(
         }
         _ => BodyComparison {
             equal: false,
-            text_diff: Some(text_diff(
-                &String::from_utf8_lossy(p),
-                &String::from_utf8_lossy(c),
-            )),
+            text_diff: (detail == Detail::Full)
+                .then(|| text_diff(&String::from_utf8_lossy(p), &String::from_utf8_lossy(c))),
             paths: vec![String::new()],
             // Which side failed to parse tells bugs apart: a text 404 from
             // the candidate is not the same bug as a truncated primary body.
@@ -372,7 +394,7 @@ fn form_as_json(body: &[u8]) -> Value {
     Value::Object(map)
 }
 
-fn compare_structured(p: Value, c: Value, rules: &Rules) -> BodyComparison {
+fn compare_structured(p: Value, c: Value, rules: &Rules, detail: Detail) -> BodyComparison {
     let (p, c) = json::normal_forms(p, c, rules);
     if p == c {
         return BodyComparison::default();
@@ -387,7 +409,7 @@ fn compare_structured(p: Value, c: Value, rules: &Rules) -> BodyComparison {
     let pretty = |v: &Value| serde_json::to_string_pretty(v).unwrap_or_default();
     BodyComparison {
         equal: false,
-        text_diff: Some(text_diff(&pretty(&p), &pretty(&c))),
+        text_diff: (detail == Detail::Full).then(|| text_diff(&pretty(&p), &pretty(&c))),
         patch: Some(patch),
         paths,
         summary: truncated.then(|| "patch truncated".to_string()),

@@ -16,7 +16,7 @@ use tokio::task::JoinSet;
 use crate::breaker::{Breaker, Health};
 use crate::budget::Copied;
 use crate::budget::{BodyBudget, Claim};
-use crate::compare::{compare, Rules};
+use crate::compare::{compare, Detail, Rules};
 use crate::config::{BackendUrl, HostHeader};
 use crate::exchange::{concat, Exchange, RecordedRequest, RecordedResponse};
 use crate::headers::{set_host, ROLE_HEADER, ROLE_SHADOW};
@@ -291,7 +291,8 @@ async fn compare_off_thread(
     let handoff = Handoff(Arc::new(std::sync::Mutex::new(Some(sample))));
     let shared = handoff.0.clone();
     let compared = tokio::task::spawn_blocking(move || {
-        let verdict = compare(&exchange, &rules, limit);
+        // The line diff is left out: the exemplar stored is compared again in full.
+        let verdict = compare(&exchange, &rules, limit, Detail::Grouping);
         let sample = shared.lock().unwrap_or_else(|e| e.into_inner()).take();
         if let Some(sample) = sample {
             sample.finish(Outcome::Compared(Box::new(Comparison {

@@ -14,7 +14,7 @@ use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use serde_json::Value;
 use shadowdiff::compare::decode::{decode, BodyKind};
 use shadowdiff::compare::json::{normal_forms, parse};
-use shadowdiff::compare::{compare_responses, CompareConfig, Rules};
+use shadowdiff::compare::{compare_responses, CompareConfig, Detail, Rules};
 use shadowdiff::exchange::RecordedResponse;
 
 const MAX_BODY: usize = 10 * 1024 * 1024;
@@ -156,6 +156,17 @@ fn golden_cases() {
         if actual != expected {
             failures.push(format!("{name}: {}", json_diff(&expected, &actual)));
         }
+        // The live comparison leaves out only the line diff: it must count
+        // and group every case exactly as the full one.
+        let live = shadowdiff::compare::Verdict {
+            text_diff: verdict.text_diff.clone(),
+            ..grouping_verdict(&primary, &candidate, &rules)
+        };
+        if serde_json::to_value(&live).unwrap() != actual {
+            failures.push(format!(
+                "{name}: the live (grouping) verdict differs beyond its line diff"
+            ));
+        }
         // Whatever the rules, the patch must turn one normal form into the other.
         if let Some(patch) = &verdict.patch {
             let sides = (&primary, &candidate);
@@ -170,6 +181,35 @@ fn golden_cases() {
         failures.len(),
         failures.join("\n")
     );
+}
+
+/// The verdict the live path computes, which must carry no line diff.
+fn grouping_verdict(
+    primary: &RecordedResponse,
+    candidate: &RecordedResponse,
+    rules: &Rules,
+) -> shadowdiff::compare::Verdict {
+    let exchange = shadowdiff::exchange::Exchange {
+        endpoint: shadowdiff::endpoint::EndpointCatalog::new(1).name(
+            &http::Method::GET,
+            "/golden",
+            None,
+        ),
+        request: shadowdiff::exchange::RecordedRequest {
+            method: http::Method::GET,
+            target: "/golden".into(),
+            headers: http::HeaderMap::new(),
+            body: bytes::Bytes::new(),
+        },
+        primary: primary.clone(),
+        candidate: candidate.clone(),
+    };
+    let verdict = shadowdiff::compare::compare(&exchange, rules, MAX_BODY, Detail::Grouping);
+    assert!(
+        verdict.text_diff.is_none(),
+        "the live verdict built a line diff"
+    );
+    verdict
 }
 
 /// Checks that a verdict's patch turns the primary's normal form into the

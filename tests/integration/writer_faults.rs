@@ -12,7 +12,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use bytes::Bytes;
 use futures_util::future::BoxFuture;
 use http::{header, HeaderMap, HeaderValue, Method, StatusCode};
-use shadowdiff::compare::{compare, Rules};
+use shadowdiff::compare::{compare, Detail, Rules};
 use shadowdiff::endpoint::EndpointCatalog;
 use shadowdiff::exchange::{Exchange, RecordedRequest, RecordedResponse};
 use shadowdiff::outcome::{Comparison, DropReason, Outcome, SampleInfo, SkipReason};
@@ -207,7 +207,7 @@ fn mismatch(n: u64) -> Outcome {
         candidate: response(format!(r#"{{"total":{}}}"#, n + 2)),
     };
     let rules = Arc::new(Rules::default());
-    let verdict = compare(&exchange, &rules, 1 << 20);
+    let verdict = compare(&exchange, &rules, 1 << 20, Detail::Grouping);
     assert!(!verdict.matched);
     Outcome::Compared(Box::new(Comparison {
         exchange,

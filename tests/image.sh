@@ -28,7 +28,9 @@ fail() { echo "image: $*" >&2; exit 1; }
 
 if ! "$docker" info >/dev/null 2>&1; then
   # No bridge and no iptables: the container shares the host's network.
-  dockerd --bridge=none --iptables=false >"$target_dir/dockerd.log" 2>&1 &
+  # Started outside this script's jobs (it outlives the script), so that the
+  # cleanup's `wait` waits for the backends alone.
+  (dockerd --bridge=none --iptables=false >"$target_dir/dockerd.log" 2>&1 &)
   for _ in $(seq 100); do "$docker" info >/dev/null 2>&1 && break; sleep 0.2; done
   "$docker" info >/dev/null 2>&1 || fail "dockerd did not start: $(tail -n 5 "$target_dir/dockerd.log")"
 fi

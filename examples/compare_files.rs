@@ -1,0 +1,76 @@
+//! Times shadowdiff's comparison of two JSON files, as the live path runs it
+//! (bytes in, verdict out: parsing included, the line diff left out) and in
+//! full (as a stored exemplar is compared), for side-by-side benchmarks with
+//! other diff tools. Prints `live_us=.. full_us=.. matched=..`: the median
+//! of ITERATIONS runs each. Usage: `compare_files PRIMARY CANDIDATE ITERATIONS`.
+
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http::{HeaderMap, HeaderValue, Method, StatusCode};
+use shadowdiff::compare::{compare, Detail, Rules};
+use shadowdiff::endpoint::EndpointCatalog;
+use shadowdiff::exchange::{Exchange, RecordedRequest, RecordedResponse};
+
+fn response(body: Vec<u8>) -> RecordedResponse {
+    let mut headers = HeaderMap::new();
+    headers.insert("content-type", HeaderValue::from_static("application/json"));
+    RecordedResponse {
+        status: StatusCode::OK,
+        headers,
+        body: Bytes::from(body),
+        latency: Duration::ZERO,
+    }
+}
+
+/// The median time of `iterations` runs of `f`, in microseconds.
+fn median_us(iterations: usize, mut f: impl FnMut()) -> f64 {
+    let mut times: Vec<f64> = (0..iterations.max(1))
+        .map(|_| {
+            let at = Instant::now();
+            f();
+            at.elapsed().as_secs_f64() * 1e6
+        })
+        .collect();
+    times.sort_by(f64::total_cmp);
+    times[times.len() / 2]
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let (Some(p), Some(c), Some(n)) = (
+        args.get(1),
+        args.get(2),
+        args.get(3).and_then(|n| n.parse::<usize>().ok()),
+    ) else {
+        eprintln!("usage: compare_files PRIMARY CANDIDATE ITERATIONS");
+        std::process::exit(2);
+    };
+    let read = |path: &String| std::fs::read(path).unwrap_or_else(|e| panic!("{path}: {e}"));
+    let exchange = Exchange {
+        endpoint: EndpointCatalog::new(1).name(&Method::GET, "/bench", None),
+        request: RecordedRequest {
+            method: Method::GET,
+            target: "/bench".into(),
+            headers: HeaderMap::new(),
+            body: Bytes::new(),
+        },
+        primary: response(read(p)),
+        candidate: response(read(c)),
+    };
+    // No rules: the other tools have none either.
+    let rules = Rules::default();
+    let limit = 256 << 20;
+    let matched = compare(&exchange, &rules, limit, Detail::Full).matched;
+    // Warm caches and the allocator before timing.
+    for _ in 0..3 {
+        std::hint::black_box(compare(&exchange, &rules, limit, Detail::Grouping));
+    }
+    let live = median_us(n, || {
+        std::hint::black_box(compare(&exchange, &rules, limit, Detail::Grouping));
+    });
+    let full = median_us(n, || {
+        std::hint::black_box(compare(&exchange, &rules, limit, Detail::Full));
+    });
+    println!("live_us={live:.1} full_us={full:.1} matched={matched}");
+}

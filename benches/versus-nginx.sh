@@ -149,7 +149,7 @@ if [ -n "${BENCH_BASELINE:-}" ]; then
   api_port[baseline-0]=18230
   api_port[baseline-100-reformatted]=18232
 fi
-declare -A rps cpu p50 p99 sent before
+declare -A rps cpu p50 p99 sent before one
 
 for name in "${names[@]}"; do
   status=$(curl -s -o /dev/null -w '%{http_code}' "${url[$name]}")
@@ -171,6 +171,11 @@ for round in $(seq "$rounds"); do
     p50[$name]+="$(awk '$1 == "50%" {print $2}' <<<"$out") "
     p99[$name]+="$(awk '$1 == "99%" {print $2}' <<<"$out") "
     sent[$name]=$(( ${sent[$name]:-0} + requests ))
+  done
+  # One connection, one request at a time: the latency a request pays.
+  for name in direct nginx-proxy sd-0; do
+    out=$(wrk -t1 -c1 -d"${seconds}s" --latency "${url[$name]}")
+    one[$name]+="$(awk '$1 == "50%" {print $2}' <<<"$out") "
   done
   echo "round $round of $rounds done"
 done
@@ -212,4 +217,12 @@ for name in "${names[@]}"; do
 done
 echo
 report "${args[@]}"
+python3 - "${one[direct]}" "${one[nginx-proxy]}" "${one[sd-0]}" <<'EOF'
+import statistics, sys
+def ms(s):
+    return [float(x.rstrip("mus")) * (1e-3 if x.endswith("us") else 1) for x in s.split()]
+direct, nginx, sd = (statistics.median(ms(a)) for a in sys.argv[1:])
+print(f"one connection, p50: direct {direct * 1000:.0f} µs; the hop adds {(nginx - direct) * 1000:.0f} µs through nginx, "
+      f"{(sd - direct) * 1000:.0f} µs through shadowdiff at 0%")
+EOF
 echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs); wrk -t2 -c$connections, ${rounds} rounds of ${seconds}s"

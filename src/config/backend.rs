@@ -121,10 +121,8 @@ impl BackendUrl {
     /// and nothing is re-encoded: the backend gets the path the client sent.
     pub fn uri(&self, path_and_query: &str) -> Result<http::Uri, url_error::JoinError> {
         let refuse = || url_error::JoinError(path_and_query.to_string());
-        if !path_and_query.starts_with('/')
-            || path_and_query.contains('\\')
-            || has_dot_segment(path_and_query)
-        {
+        let path = path_and_query.split('?').next().unwrap_or("");
+        if !path.starts_with('/') || path.contains('\\') || has_dot_segment(path_and_query) {
             return Err(refuse());
         }
         let mut target = String::with_capacity(self.prefix.len() + path_and_query.len());
@@ -279,6 +277,12 @@ mod tests {
         ] {
             assert_eq!(base.uri(kept).unwrap().to_string(), sent);
         }
+        // A backslash in the query is data, as `join` leaves it.
+        assert_eq!(
+            base.uri("/search?q=C:\\temp&re=\\d+").unwrap().to_string(),
+            "http://h:1/base/search?q=C:\\temp&re=\\d+"
+        );
+        assert!(base.join("/search?q=C:\\temp").is_ok());
         let bare: BackendUrl = "https://api.example.com/".parse().unwrap();
         assert_eq!(
             bare.uri("/?q=1").unwrap().to_string(),

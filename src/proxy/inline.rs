@@ -42,18 +42,20 @@ impl Proxy {
         let upgrade = headers::is_upgrade(request.headers());
         let on_upgrade = upgrade.then(|| hyper::upgrade::on(&mut request));
         let (mut parts, body) = request.into_parts();
-        let incoming = std::mem::take(&mut parts.headers);
-        let mut forwarded = headers::forward(incoming, client_ip, upgrade);
-        headers::set_host(&mut forwarded, &HostHeader::Client, authority_of(&parts));
-        let target = target_of(&parts);
-        let uri = match self.settings.primary.uri(target) {
+        let uri = match self.settings.primary.uri(target_of(&parts)) {
             Ok(uri) => uri,
             Err(e) => {
                 return (StatusCode::BAD_REQUEST, format!("shadowdiff: {e}\n")).into_response()
             }
         };
+        // Sampled on the client's headers as sent (a sticky key may be a
+        // header the forwarding edits), before they are moved and edited.
+        let admitted = self.admit(&parts, &parts.headers, upgrade);
+        let incoming = std::mem::take(&mut parts.headers);
+        let mut forwarded = headers::forward(incoming, client_ip, upgrade);
+        headers::set_host(&mut forwarded, &HostHeader::Client, authority_of(&parts));
 
-        let reserved = self.reserve(&parts, upgrade, &forwarded);
+        let reserved = self.reserve(admitted, &forwarded);
         let (primary_body, report) = self.send_job(reserved, &parts, &forwarded, body);
         if self.settings.primary_host != HostHeader::Client {
             headers::set_host(&mut forwarded, &self.settings.primary_host, None);
@@ -72,7 +74,7 @@ impl Proxy {
                     };
                     let _ = report.send(Err(reason));
                 }
-                return failure.into_response(target);
+                return failure.into_response(target_of(&parts));
             }
         };
         let latency = started.elapsed();
@@ -87,15 +89,8 @@ impl Proxy {
     /// A queue slot for a sampled request that can be shadowed, with its head
     /// counted in the budget (it waits in the queue like a body); a full
     /// queue or budget finishes the sample.
-    fn reserve(
-        &self,
-        parts: &http::request::Parts,
-        upgrade: bool,
-        forwarded: &HeaderMap,
-    ) -> Option<Reserved<'_>> {
-        // The client's headers are now `forwarded` (less hop-by-hop fields,
-        // which neither sampling nor the size checks look at).
-        let admitted = self.admit(parts, forwarded, upgrade)?;
+    fn reserve(&self, admitted: Option<Admitted>, forwarded: &HeaderMap) -> Option<Reserved<'_>> {
+        let admitted = admitted?;
         let permit = match self.queue.try_reserve() {
             Ok(permit) => permit,
             Err(reason) => {

@@ -98,7 +98,13 @@ impl<S> Tee<S> {
     fn keep_small(&mut self) {
         if !self.small.is_empty() {
             let small = std::mem::take(&mut self.small);
-            self.chunks.push(small.freeze());
+            // Grown by doubling, the buffer may be up to twice what it
+            // holds: kept, its spare room would be held unaccounted.
+            let kept = match small.capacity() > small.len() + small.len() / 4 {
+                true => Bytes::copy_from_slice(&small),
+                false => small.freeze(),
+            };
+            self.chunks.push(kept);
         }
     }
 
@@ -109,10 +115,11 @@ impl<S> Tee<S> {
             return;
         }
         if self.small.capacity() == 0 {
-            // The whole body's length when declared, so one allocation holds it.
+            // A small declared body in one allocation; a larger one grows
+            // with what arrives, never reserved ahead of the bytes counted.
             let declared = self
                 .expected
-                .map_or(0, |n| n.min(self.limit as u64) as usize);
+                .map_or(0, |n| n.min(COPY_BELOW as u64) as usize);
             self.small.reserve(declared.max(chunk.len()));
         }
         self.small.extend_from_slice(chunk);

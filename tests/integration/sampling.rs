@@ -47,3 +47,45 @@ async fn two_instances_sample_the_same_users() {
         first.len()
     );
 }
+
+/// The sticky key is read from the headers the client sent, before the
+/// proxy edits them: a key header named in `Connection` (hop-by-hop, so not
+/// forwarded) still decides, and X-Forwarded-For is the client's own value,
+/// not the one with the proxy's peer appended.
+#[tokio::test]
+async fn the_sticky_key_is_read_before_forwarding_edits_the_headers() {
+    let (primary, _) = support::recording_backend().await;
+    let (candidate, hits) = support::recording_backend().await;
+    let mut settings = support::settings(&primary, candidate.url());
+    settings.sample_rate = SampleRate::new(0.5).unwrap();
+    settings.sticky_key = Some("header:x-user-id".parse().unwrap());
+    let proxy = support::start(settings).await;
+    let client = support::client();
+    let users = 40;
+    for user in 0..users {
+        for _ in 0..3 {
+            let response = client
+                .get(proxy.url(&format!("/profile?u={user}")))
+                .header("x-user-id", format!("user-{user}"))
+                .header("connection", "x-user-id")
+                .send()
+                .await
+                .unwrap();
+            assert!(response.status().is_success());
+        }
+    }
+    proxy.stop().await;
+    // Forwarding drops the field; the query says whose request it was.
+    let mut per_user = std::collections::BTreeMap::<String, usize>::new();
+    for hit in hits.all() {
+        *per_user.entry(hit.target).or_default() += 1;
+    }
+    assert!(
+        per_user.values().all(|&n| n == 3),
+        "a user's requests were decided apart: {per_user:?}"
+    );
+    assert!(
+        (1..users).contains(&(per_user.len() as u32)),
+        "{per_user:?}"
+    );
+}

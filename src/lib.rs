@@ -26,6 +26,7 @@ pub mod server;
 pub mod shadow;
 pub mod store;
 pub mod time;
+pub mod upstream;
 pub mod verdict_record;
 pub mod writer;
 

@@ -26,9 +26,6 @@ use crate::writer::{StoreWriter, WriterConfig};
 /// Why the server could not start or stopped with an error.
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
-    /// The HTTP client for the backends could not be built (TLS set-up).
-    #[error("cannot build the HTTP client: {0}")]
-    Client(#[from] reqwest::Error),
     /// The record file could not be opened.
     #[error(transparent)]
     Record(#[from] crate::record::RecordError),
@@ -81,7 +78,7 @@ impl Server {
         let breaker = settings
             .breaker_failures
             .map(|n| Arc::new(crate::breaker::Breaker::new(n)));
-        let client = proxy::client(Some(settings.candidate_timeout))?;
+        let client = crate::upstream::client(Some(settings.candidate_timeout));
         let (queue, stage) = ShadowStage::start(ShadowConfig {
             record,
             breaker: breaker.clone(),
@@ -90,7 +87,7 @@ impl Server {
         drop(entered);
         let proxy = Arc::new(Proxy::new(
             settings.clone(),
-            proxy::upstream::upstream(None),
+            crate::upstream::client(None),
             queue,
             recorder.clone(),
             budget,

@@ -7,7 +7,6 @@
 
 mod inline;
 pub mod tee;
-pub mod upstream;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -40,7 +39,7 @@ pub struct Proxy {
     /// Comparison rules per route, global ones included, in route order.
     route_rules: Vec<Arc<Rules>>,
     /// The primary's client.
-    upstream: upstream::Upstream,
+    upstream: crate::upstream::Upstream,
     sampler: Sampler,
     catalog: EndpointCatalog,
     queue: ShadowQueue,
@@ -53,7 +52,7 @@ pub struct Proxy {
 impl Proxy {
     pub fn new(
         settings: Settings,
-        upstream: upstream::Upstream,
+        upstream: crate::upstream::Upstream,
         queue: ShadowQueue,
         recorder: Arc<Recorder>,
         budget: BodyBudget,
@@ -200,7 +199,7 @@ impl Proxy {
         let upgrade = headers::is_upgrade(request.headers());
         let (parts, body) = request.into_parts();
         // Refused as inline mode refuses it: no backend gets another path.
-        if let Err(e) = self.settings.primary.join(target_of(&parts)) {
+        if let Err(e) = self.settings.primary.uri(target_of(&parts)) {
             return (StatusCode::BAD_REQUEST, format!("shadowdiff: {e}\n")).into_response();
         }
         if let Some(Admitted {
@@ -358,18 +357,4 @@ fn switch_protocols(
         }
     });
     head
-}
-
-/// The HTTP client both directions use: no redirects followed, no proxy from
-/// the environment, no decompression, so bytes arrive as the backend sent them.
-pub fn client(timeout: Option<std::time::Duration>) -> reqwest::Result<reqwest::Client> {
-    let mut builder = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .no_proxy()
-        .tcp_nodelay(true)
-        .pool_idle_timeout(std::time::Duration::from_secs(60));
-    if let Some(timeout) = timeout {
-        builder = builder.connect_timeout(timeout);
-    }
-    builder.build()
 }

@@ -190,9 +190,6 @@ pub enum ReplayError {
     /// The store could not be opened or read.
     #[error("the store: {0}")]
     Store(#[from] StoreError),
-    /// The HTTP client could not be built.
-    #[error("cannot build the HTTP client: {0}")]
-    Client(#[from] reqwest::Error),
     /// Results were left unwritten: the run in the store is incomplete.
     #[error("the store did not take all of the run's results ({0} rows left unwritten); the run is incomplete")]
     Unstored(usize),
@@ -403,7 +400,7 @@ fn stage_config(
     budget: &BodyBudget,
 ) -> Result<ShadowConfig, ReplayError> {
     let concurrency = options.concurrency.get();
-    let client = proxy::client(Some(settings.candidate_timeout))?;
+    let client = crate::upstream::client(Some(settings.candidate_timeout));
     // A replay tries every request (no breaker sheds any) and records none.
     Ok(ShadowConfig {
         max_in_flight: concurrency,

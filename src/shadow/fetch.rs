@@ -6,6 +6,7 @@ use std::time::Instant;
 
 use bytes::Bytes;
 use http::{HeaderMap, Method};
+use http_body_util::BodyExt;
 
 use super::ShadowConfig;
 use crate::budget::Claim;
@@ -35,24 +36,27 @@ pub(super) async fn fetch(
     call: &Call<'_>,
     headers: HeaderMap,
 ) -> Result<(RecordedResponse, Claim), FetchError> {
-    let (method, body) = (call.method, call.body.clone());
-    let url = base
-        .join(call.target)
+    let method = call.method;
+    // The same URI as the primary's, built alike: the target byte for byte.
+    let uri = base
+        .uri(call.target)
         .map_err(|_| FetchError::Failed(CandidateErrorKind::Protocol))?;
+    let mut request = http::Request::new(axum::body::Body::from(call.body.clone()));
+    *request.method_mut() = method.clone();
+    *request.uri_mut() = uri;
+    *request.headers_mut() = headers;
     let started = Instant::now();
     let limit = config.max_body_bytes;
     let call = async {
-        let mut response = config
+        let response = config
             .client
-            .request(method.clone(), url)
-            .headers(headers)
-            .body(body)
-            .send()
+            .request(request)
             .await
-            .map_err(classify)?;
+            .map_err(|e| classify(&e, e.is_connect()))?;
         let latency = started.elapsed();
-        if has_body(method, response.status())
-            && content_length(response.headers()).is_some_and(|n| n > limit as u64)
+        let (head, mut incoming) = response.into_parts();
+        if has_body(method, head.status)
+            && content_length(&head.headers).is_some_and(|n| n > limit as u64)
         {
             return Err(FetchError::TooLarge);
         }
@@ -61,16 +65,20 @@ pub(super) async fn fetch(
         // budget counts would not be what the process holds. Past the limit
         // the response is dropped, which closes the connection.
         // Only a response with a body has one to hold, and never more than the limit.
-        let declared = match has_body(method, response.status()) {
-            true => content_length(response.headers()).map_or(0, |n| n.min(limit as u64) as usize),
+        let declared = match has_body(method, head.status) {
+            true => content_length(&head.headers).map_or(0, |n| n.min(limit as u64) as usize),
             false => 0,
         };
         let mut claim = config.budget.claim();
-        if !claim.grow(declared.saturating_add(size(response.headers()))) {
+        if !claim.grow(declared.saturating_add(size(&head.headers))) {
             return Err(FetchError::OverBudget);
         }
         let mut body = Vec::with_capacity(declared);
-        while let Some(chunk) = response.chunk().await.map_err(classify)? {
+        while let Some(frame) = incoming.frame().await {
+            let frame = frame.map_err(|e| classify(&e, false))?;
+            let Ok(chunk) = frame.into_data() else {
+                continue; // trailers: not compared
+            };
             if body.len() + chunk.len() > limit {
                 return Err(FetchError::TooLarge);
             }
@@ -86,8 +94,8 @@ pub(super) async fn fetch(
             body.extend_from_slice(&chunk);
         }
         let recorded = RecordedResponse {
-            status: response.status(),
-            headers: std::mem::take(response.headers_mut()),
+            status: head.status,
+            headers: head.headers,
             body: Bytes::from(body),
             latency,
         };
@@ -98,39 +106,35 @@ pub(super) async fn fetch(
         .unwrap_or(Err(FetchError::Failed(CandidateErrorKind::Timeout)))
 }
 
-/// Sorts a client error into the kinds users see in reports.
-fn classify(error: reqwest::Error) -> FetchError {
-    use std::error::Error as _;
+/// Sorts a client error into the kinds users see in reports. The whole call
+/// runs under one timeout (the caller's); a connection that could not be
+/// made in time is a timeout too, as it always was.
+fn classify(error: &(dyn std::error::Error + 'static), connect: bool) -> FetchError {
     use std::io::ErrorKind;
-    let kind = if error.is_timeout() {
-        CandidateErrorKind::Timeout
-    } else if error.is_connect() {
-        CandidateErrorKind::Connect
-    } else {
-        let mut kind = CandidateErrorKind::Protocol;
-        let mut source = error.source();
-        while let Some(e) = source {
-            if let Some(io) = e.downcast_ref::<std::io::Error>() {
-                if matches!(
-                    io.kind(),
-                    ErrorKind::ConnectionReset
-                        | ErrorKind::ConnectionAborted
-                        | ErrorKind::BrokenPipe
-                        | ErrorKind::UnexpectedEof
-                ) {
-                    kind = CandidateErrorKind::Reset;
-                    break;
-                }
-            }
-            if let Some(h) = e.downcast_ref::<hyper::Error>() {
-                if h.is_incomplete_message() || h.is_closed() || h.is_canceled() {
-                    kind = CandidateErrorKind::Reset;
-                    break;
-                }
-            }
-            source = e.source();
-        }
-        kind
+    let chain = || std::iter::successors(Some(error), |e| e.source());
+    let io_kind = |e: &(dyn std::error::Error + 'static)| {
+        e.downcast_ref::<std::io::Error>().map(std::io::Error::kind)
     };
-    FetchError::Failed(kind)
+    let timed_out = chain().any(|e| io_kind(e) == Some(ErrorKind::TimedOut));
+    let reset = chain().any(|e| {
+        let io_reset = matches!(
+            io_kind(e),
+            Some(
+                ErrorKind::ConnectionReset
+                    | ErrorKind::ConnectionAborted
+                    | ErrorKind::BrokenPipe
+                    | ErrorKind::UnexpectedEof
+            )
+        );
+        let closed = e
+            .downcast_ref::<hyper::Error>()
+            .is_some_and(|h| h.is_incomplete_message() || h.is_closed() || h.is_canceled());
+        io_reset || closed
+    });
+    FetchError::Failed(match (timed_out, connect, reset) {
+        (true, _, _) => CandidateErrorKind::Timeout,
+        (_, true, _) => CandidateErrorKind::Connect,
+        (_, _, true) => CandidateErrorKind::Reset,
+        _ => CandidateErrorKind::Protocol,
+    })
 }

@@ -76,7 +76,7 @@ pub struct ShadowConfig {
     /// The Host each backend receives.
     pub primary_host: HostHeader,
     pub candidate_host: HostHeader,
-    pub client: reqwest::Client,
+    pub client: crate::upstream::Upstream,
     pub timeout: Duration,
     pub max_body_bytes: usize,
     pub max_in_flight: usize,
@@ -96,7 +96,7 @@ impl ShadowConfig {
     /// `client`; without a record file or a breaker, which the caller adds.
     pub fn from_settings(
         settings: &crate::config::Settings,
-        client: reqwest::Client,
+        client: crate::upstream::Upstream,
         budget: &BodyBudget,
     ) -> ShadowConfig {
         ShadowConfig {

@@ -376,6 +376,29 @@ async fn the_primary_gets_the_target_byte_for_byte() {
     proxy.stop().await;
 }
 
+/// The candidate gets the same target as the primary, byte for byte: a
+/// target re-encoded for one side only would be a difference the proxy made.
+#[tokio::test]
+async fn both_backends_get_the_same_target() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let (primary, primary_hits) = support::recording_backend().await;
+    let (candidate, candidate_hits) = support::recording_backend().await;
+    let mut settings = support::settings(&primary, candidate.url());
+    settings.sample_rate = SampleRate::new(1.0).unwrap();
+    let proxy = support::start(settings).await;
+    let target = "/a/{\"b\"}/c|d?q=%7C|x&e={}&p=C:\\temp";
+    let mut socket = tokio::net::TcpStream::connect(proxy.addr).await.unwrap();
+    let request = format!("GET {target} HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n");
+    socket.write_all(request.as_bytes()).await.unwrap();
+    let mut response = String::new();
+    socket.read_to_string(&mut response).await.unwrap();
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+    let seen = candidate_hits.wait_for(1).await;
+    assert_eq!(primary_hits.all()[0].target, target);
+    assert_eq!(seen[0].target, target);
+    proxy.stop().await;
+}
+
 #[tokio::test]
 async fn forwarded_headers_are_set_and_hop_by_hop_ones_dropped() {
     let (primary, hits) = support::recording_backend().await;

@@ -1,9 +1,11 @@
-//! The primary's client on the client path: hyper's pooled client with
-//! nothing on top (no redirect, retry, proxy or decompression layers, so the
-//! bytes arrive as the backend sent them), TLS by rustls for an https
-//! primary (HTTP/2 where the primary offers it), and the request's URI built
-//! from the primary's parsed base and the client's target
-//! ([`BackendUrl::uri`](crate::config::BackendUrl::uri)).
+//! The HTTP client both backends are called with, the primary on the client
+//! path and both in shadow calls: hyper's pooled client with nothing on top
+//! (no redirect, retry, proxy or decompression layers, so the bytes arrive
+//! as the backend sent them), TLS by rustls for an https backend (HTTP/2
+//! where it offers it). A request's URI is built from the backend's parsed
+//! base and the client's target
+//! (`BackendUrl::uri`, in the settings), so both backends
+//! get the target byte for byte, alike.
 
 use std::time::Duration;
 
@@ -13,12 +15,12 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 
-/// The primary's pooled client.
+/// A pooled client.
 pub type Upstream = Client<HttpsConnector<HttpConnector>, Body>;
 
-/// A client that keeps idle connections for a minute, as the shadow side's
-/// does, and gives up connecting after `connect_timeout` when set.
-pub fn upstream(connect_timeout: Option<Duration>) -> Upstream {
+/// A client that keeps idle connections for a minute and gives up
+/// connecting after `connect_timeout` when set.
+pub fn client(connect_timeout: Option<Duration>) -> Upstream {
     let mut http = HttpConnector::new();
     // The scheme is checked by the connector above, which takes https too.
     http.enforce_http(false);

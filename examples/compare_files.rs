@@ -7,10 +7,9 @@
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use http::{HeaderMap, HeaderValue, Method, StatusCode};
-use shadowdiff::compare::{compare, Detail, Rules};
-use shadowdiff::endpoint::EndpointCatalog;
-use shadowdiff::exchange::{Exchange, RecordedRequest, RecordedResponse};
+use http::{HeaderMap, HeaderValue, StatusCode};
+use shadowdiff::compare::{compare_responses_with, Detail, Rules};
+use shadowdiff::exchange::RecordedResponse;
 
 fn response(body: Vec<u8>) -> RecordedResponse {
     let mut headers = HeaderMap::new();
@@ -47,30 +46,21 @@ fn main() {
         std::process::exit(2);
     };
     let read = |path: &String| std::fs::read(path).unwrap_or_else(|e| panic!("{path}: {e}"));
-    let exchange = Exchange {
-        endpoint: EndpointCatalog::new(1).name(&Method::GET, "/bench", None),
-        request: RecordedRequest {
-            method: Method::GET,
-            target: "/bench".into(),
-            headers: HeaderMap::new(),
-            body: Bytes::new(),
-        },
-        primary: response(read(p)),
-        candidate: response(read(c)),
-    };
+    let (p, c) = (response(read(p)), response(read(c)));
     // No rules: the other tools have none either.
     let rules = Rules::default();
     let limit = 256 << 20;
-    let matched = compare(&exchange, &rules, limit, Detail::Full).matched;
+    let run = |detail| compare_responses_with("GET /bench", &p, &c, &rules, (limit, detail));
+    let matched = run(Detail::Full).matched;
     // Warm caches and the allocator before timing.
     for _ in 0..3 {
-        std::hint::black_box(compare(&exchange, &rules, limit, Detail::Grouping));
+        std::hint::black_box(run(Detail::Grouping));
     }
     let live = median_us(n, || {
-        std::hint::black_box(compare(&exchange, &rules, limit, Detail::Grouping));
+        std::hint::black_box(run(Detail::Grouping));
     });
     let full = median_us(n, || {
-        std::hint::black_box(compare(&exchange, &rules, limit, Detail::Full));
+        std::hint::black_box(run(Detail::Full));
     });
     println!("live_us={live:.1} full_us={full:.1} matched={matched}");
 }

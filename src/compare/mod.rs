@@ -86,7 +86,7 @@ pub fn compare(
 ) -> Verdict {
     let (p, c) = (&exchange.primary, &exchange.candidate);
     let endpoint = exchange.endpoint.as_str();
-    compare_with(endpoint, p, c, rules, (max_body_bytes, detail))
+    compare_responses_with(endpoint, p, c, rules, (max_body_bytes, detail))
 }
 
 /// The comparison in full, for callers without a whole exchange.
@@ -98,10 +98,12 @@ pub fn compare_responses(
     max_body_bytes: usize,
 ) -> Verdict {
     let limits = (max_body_bytes, Detail::Full);
-    compare_with(endpoint, primary, candidate, rules, limits)
+    compare_responses_with(endpoint, primary, candidate, rules, limits)
 }
 
-fn compare_with(
+/// The comparison at the detail asked for, for callers without a whole
+/// exchange.
+pub fn compare_responses_with(
     endpoint: &str,
     primary: &RecordedResponse,
     candidate: &RecordedResponse,

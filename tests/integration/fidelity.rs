@@ -315,6 +315,18 @@ async fn a_long_stream_over_the_limit_does_not_hold_a_shadow_slot() {
     proxy.stop().await;
 }
 
+/// A GET sent as raw bytes (an HTTP client library would normalise or
+/// encode the target), and the whole response as text.
+async fn raw_get(addr: std::net::SocketAddr, target: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut socket = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let request = format!("GET {target} HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n");
+    socket.write_all(request.as_bytes()).await.unwrap();
+    let mut response = String::new();
+    socket.read_to_string(&mut response).await.unwrap();
+    response
+}
+
 #[tokio::test]
 async fn dot_segments_are_refused_not_resolved() {
     let primary = primary().await;
@@ -323,12 +335,7 @@ async fn dot_segments_are_refused_not_resolved() {
     let proxy = support::start(base).await;
     // Sent raw: an HTTP client library would resolve the dots itself.
     for target in ["/x/../admin", "/x/%2e%2e/admin", "/x/%2E./admin"] {
-        use tokio::io::{AsyncReadExt, AsyncWriteExt};
-        let mut socket = tokio::net::TcpStream::connect(proxy.addr).await.unwrap();
-        let request = format!("GET {target} HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n");
-        socket.write_all(request.as_bytes()).await.unwrap();
-        let mut response = String::new();
-        socket.read_to_string(&mut response).await.unwrap();
+        let response = raw_get(proxy.addr, target).await;
         assert!(response.starts_with("HTTP/1.1 400"), "{target}: {response}");
     }
     proxy.stop().await;
@@ -366,11 +373,7 @@ async fn the_primary_gets_the_target_byte_for_byte() {
     settings.primary = format!("http://{addr}/base").parse().unwrap();
     let proxy = support::start(settings).await;
     let target = "/a/{\"b\"}/c|d?q=%7C|x&e={}";
-    let mut socket = tokio::net::TcpStream::connect(proxy.addr).await.unwrap();
-    let request = format!("GET {target} HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n");
-    socket.write_all(request.as_bytes()).await.unwrap();
-    let mut response = String::new();
-    socket.read_to_string(&mut response).await.unwrap();
+    let response = raw_get(proxy.addr, target).await;
     assert!(response.starts_with("HTTP/1.1 200"), "{response}");
     assert_eq!(seen.await.unwrap(), format!("GET /base{target} HTTP/1.1"));
     proxy.stop().await;
@@ -380,18 +383,13 @@ async fn the_primary_gets_the_target_byte_for_byte() {
 /// target re-encoded for one side only would be a difference the proxy made.
 #[tokio::test]
 async fn both_backends_get_the_same_target() {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let (primary, primary_hits) = support::recording_backend().await;
     let (candidate, candidate_hits) = support::recording_backend().await;
     let mut settings = support::settings(&primary, candidate.url());
     settings.sample_rate = SampleRate::new(1.0).unwrap();
     let proxy = support::start(settings).await;
     let target = "/a/{\"b\"}/c|d?q=%7C|x&e={}&p=C:\\temp";
-    let mut socket = tokio::net::TcpStream::connect(proxy.addr).await.unwrap();
-    let request = format!("GET {target} HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n");
-    socket.write_all(request.as_bytes()).await.unwrap();
-    let mut response = String::new();
-    socket.read_to_string(&mut response).await.unwrap();
+    let response = raw_get(proxy.addr, target).await;
     assert!(response.starts_with("HTTP/1.1 200"), "{response}");
     let seen = candidate_hits.wait_for(1).await;
     assert_eq!(primary_hits.all()[0].target, target);

@@ -14,7 +14,9 @@ use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use serde_json::Value;
 use shadowdiff::compare::decode::{decode, BodyKind};
 use shadowdiff::compare::json::{normal_forms, parse};
-use shadowdiff::compare::{compare_responses, CompareConfig, Detail, Rules};
+use shadowdiff::compare::{
+    compare_responses, compare_responses_with, CompareConfig, Detail, Rules,
+};
 use shadowdiff::exchange::RecordedResponse;
 
 const MAX_BODY: usize = 10 * 1024 * 1024;
@@ -189,22 +191,8 @@ fn grouping_verdict(
     candidate: &RecordedResponse,
     rules: &Rules,
 ) -> shadowdiff::compare::Verdict {
-    let exchange = shadowdiff::exchange::Exchange {
-        endpoint: shadowdiff::endpoint::EndpointCatalog::new(1).name(
-            &http::Method::GET,
-            "/golden",
-            None,
-        ),
-        request: shadowdiff::exchange::RecordedRequest {
-            method: http::Method::GET,
-            target: "/golden".into(),
-            headers: http::HeaderMap::new(),
-            body: bytes::Bytes::new(),
-        },
-        primary: primary.clone(),
-        candidate: candidate.clone(),
-    };
-    let verdict = shadowdiff::compare::compare(&exchange, rules, MAX_BODY, Detail::Grouping);
+    let limits = (MAX_BODY, Detail::Grouping);
+    let verdict = compare_responses_with("GET /golden", primary, candidate, rules, limits);
     assert!(
         verdict.text_diff.is_none(),
         "the live verdict built a line diff"

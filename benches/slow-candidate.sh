@@ -4,7 +4,7 @@
 # compared, what clients see, and the memory shadowdiff holds. Each run is
 # 100% sampling for 10 s at RATE req/s against examples/bench_backend (1 KB
 # JSON), with the candidate answering at once or after DELAY_MS, and
-# max_in_flight at 512 (the default) or IN_FLIGHT. Rows are interleaved
+# max_in_flight at 512 or IN_FLIGHT (the default is 4096). Rows are interleaved
 # over ROUNDS.
 #
 # Usage: benches/slow-candidate.sh [rate, default 5000] [delay ms, default 500] [in flight, default 4096] [rounds, default 2]
@@ -53,8 +53,8 @@ print("compared=%d dropped=%d" % (t["compared"], t["dropped"]))')
 
 echo "offered: $rate req/s for 10 s, 100% sampled; candidate delay ${delay} ms"
 for round in $(seq "$rounds"); do
-  run "fast candidate, max_in_flight 512" 18501
-  run "slow candidate, max_in_flight 512" 18502
+  run "fast candidate, max_in_flight default" 18501
+  run "slow candidate, max_in_flight 512" 18502 --max-in-flight 512
   run "slow candidate, max_in_flight $in_flight" 18502 --max-in-flight "$in_flight"
 done
 echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)"

@@ -9,7 +9,10 @@
 # Interleaved rounds of wrk against each proxy; per proxy: requests/s, CPU
 # per request (from /proc, all of the proxy's processes and threads), wrk's
 # p50/p99, and for shadowdiff the share of requests it compared. Ratios are
-# of medians within this run. Installs wrk and nginx when missing (apt-get).
+# of medians within this run. Then, at 100% sampling, the highest fixed rate
+# (open loop, examples/open_loop.rs, in steps of a quarter of nginx-mirror's
+# median req/s) at which shadowdiff still compares at least 95% of requests.
+# Installs wrk and nginx when missing (apt-get).
 #
 # Usage: benches/versus-nginx.sh [rounds, default 5] [seconds per run, default 5] [connections, default 32]
 #        BENCH_BIN=path/to/shadowdiff benches/versus-nginx.sh ...
@@ -28,6 +31,8 @@ done
 if [ -z "${BENCH_BIN:-}" ]; then
   cargo build --release --quiet --locked --bin shadowdiff
 fi
+cargo build --release --quiet --locked --example open_loop
+open_loop=${CARGO_TARGET_DIR:-target}/release/examples/open_loop
 shadowdiff=${BENCH_BIN:-${CARGO_TARGET_DIR:-target}/release/shadowdiff}
 
 work=$(mktemp -d)
@@ -226,3 +231,24 @@ print(f"one connection, p50: direct {direct * 1000:.0f} µs; the hop adds {(ngin
       f"{(sd - direct) * 1000:.0f} µs through shadowdiff at 0%")
 EOF
 echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs); wrk -t2 -c$connections, ${rounds} rounds of ${seconds}s"
+
+# Open loop at 100% sampling: rates in steps of a quarter of nginx-mirror's
+# median req/s (which is the most it serves, every request waiting for its
+# mirror), 5 s each, until fewer than 95% of the requests are compared.
+mirror_rps=$(python3 -c 'import statistics,sys; print(int(statistics.median(float(x) for x in sys.argv[1].split())))' "${rps[nginx-mirror]}")
+for name in sd-100-equal sd-100-reformatted; do
+  best=none
+  for quarters in 4 5 6 7 8 9 10 11 12; do
+    rate=$((mirror_rps * quarters / 4))
+    start=$(compared "${api_port[$name]}")
+    out=$("$open_loop" "${url[$name]}" "$rate" 5)
+    sleep 2  # queued samples finish
+    got=$(( $(compared "${api_port[$name]}") - start ))
+    sent_now=$(sed -E 's/.*sent=([0-9]+).*/\1/' <<<"$out")
+    share=$(python3 -c "print(round(100 * $got / max($sent_now, 1), 1))")
+    echo "$name at $rate req/s ($(python3 -c "print($quarters / 4)")x nginx-mirror): compared $share% | $out"
+    python3 -c "import sys; sys.exit(0 if $share >= 95 else 1)" || break
+    best="$rate req/s = $(python3 -c "print($quarters / 4)")x nginx-mirror's median"
+  done
+  echo "$name: highest rate with >= 95% compared: $best"
+done

@@ -54,7 +54,8 @@ pub struct Server {
 
 impl Server {
     /// Builds the server; must be called inside a Tokio runtime.
-    pub fn new(settings: Settings) -> Result<Server, ServeError> {
+    pub fn new(mut settings: Settings) -> Result<Server, ServeError> {
+        fit_caps_to_open_files(&mut settings);
         let shadow_runtime = shadow_runtime(settings.shadow_threads.get())?;
         // Everything spawned while building the shadow side runs on its runtime.
         let entered = shadow_runtime.enter();
@@ -78,7 +79,7 @@ impl Server {
         let breaker = settings
             .breaker_failures
             .map(|n| Arc::new(crate::breaker::Breaker::new(n)));
-        let client = crate::upstream::client(Some(settings.candidate_timeout));
+        let client = crate::upstream::shadow_client(settings.candidate_timeout);
         let (queue, stage) = ShadowStage::start(ShadowConfig {
             record,
             breaker: breaker.clone(),
@@ -87,7 +88,7 @@ impl Server {
         drop(entered);
         let proxy = Arc::new(Proxy::new(
             settings.clone(),
-            crate::upstream::client(None),
+            crate::upstream::primary_client(),
             queue,
             recorder.clone(),
             budget,
@@ -239,6 +240,23 @@ impl Drop for ShadowRuntime {
 /// The runtime for shadow work: its own worker threads and a small blocking
 /// pool for comparisons, all at a lower scheduling priority than the threads
 /// that serve clients, so a flood of shadow work slows only itself.
+/// Fits client connections and shadow calls in flight to the open-file
+/// limit together: a shadow call holds a descriptor to the candidate, and in
+/// mirror mode one more to the primary.
+fn fit_caps_to_open_files(settings: &mut Settings) {
+    let per_shadow_call = match settings.mode {
+        crate::config::Mode::Inline => 1,
+        crate::config::Mode::Mirror => 2,
+    };
+    let fitted = connections::fit_to_open_files(
+        &settings.connections,
+        settings.max_in_flight,
+        per_shadow_call,
+    );
+    settings.connections.max_connections = fitted.max_connections;
+    settings.max_in_flight = fitted.max_in_flight;
+}
+
 fn shadow_runtime(threads: usize) -> std::io::Result<ShadowRuntime> {
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(threads)

@@ -18,22 +18,45 @@ use hyper_util::rt::{TokioExecutor, TokioTimer};
 /// A pooled client.
 pub type Upstream = Client<HttpsConnector<HttpConnector>, Body>;
 
-/// A client that keeps idle connections for a minute and gives up
-/// connecting after `connect_timeout` when set.
-pub fn client(connect_timeout: Option<Duration>) -> Upstream {
+/// The largest response head a shadow call reads (HTTP/1). hyper's default
+/// read buffer grows to about 400 KiB, which a candidate sending endless
+/// headers would fill on each of up to `max_in_flight` connections; nginx's
+/// own default for a proxied response head is 4–8 KiB.
+pub const SHADOW_MAX_HEAD_BYTES: usize = 64 * 1024;
+
+/// The client path's client: reads any head the primary sends, as a direct
+/// call would.
+pub fn primary_client() -> Upstream {
+    builder().build(connector(None))
+}
+
+/// The shadow side's client: gives up connecting after `connect_timeout`,
+/// and reads response heads of at most [`SHADOW_MAX_HEAD_BYTES`].
+pub fn shadow_client(connect_timeout: Duration) -> Upstream {
+    builder()
+        .http1_max_buf_size(SHADOW_MAX_HEAD_BYTES)
+        .build(connector(Some(connect_timeout)))
+}
+
+/// Idle connections are kept for a minute.
+fn builder() -> hyper_util::client::legacy::Builder {
+    let mut builder = Client::builder(TokioExecutor::new());
+    builder
+        .pool_idle_timeout(Duration::from_secs(60))
+        .pool_timer(TokioTimer::new());
+    builder
+}
+
+fn connector(connect_timeout: Option<Duration>) -> HttpsConnector<HttpConnector> {
     let mut http = HttpConnector::new();
     // The scheme is checked by the connector above, which takes https too.
     http.enforce_http(false);
     http.set_nodelay(true);
     http.set_connect_timeout(connect_timeout);
-    let https = hyper_rustls::HttpsConnectorBuilder::new()
+    hyper_rustls::HttpsConnectorBuilder::new()
         .with_webpki_roots()
         .https_or_http()
         .enable_http1()
         .enable_http2()
-        .wrap_connector(http);
-    Client::builder(TokioExecutor::new())
-        .pool_idle_timeout(Duration::from_secs(60))
-        .pool_timer(TokioTimer::new())
-        .build(https)
+        .wrap_connector(http)
 }

@@ -173,7 +173,7 @@ mod tests {
         sticky_key = "header:x-user-id"
         max_body_bytes = 10485760
         candidate_timeout_ms = 5000
-        max_in_flight = 512
+        max_in_flight = 4096
         queue = 10000
 
         [[route]]

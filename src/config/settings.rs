@@ -56,8 +56,8 @@ declare_settings! {
         /// Give up on the candidate after this long.
         candidate_timeout_ms: NonZeroMillis, "MS", default("5000")
             => candidate_timeout: Duration, via NonZeroMillis::duration;
-        /// Shadow comparisons running at once.
-        max_in_flight: NonZeroUsize, "N", default("512") => max_in_flight: NonZeroUsize;
+        /// Shadow calls at once, each holding a candidate connection.
+        max_in_flight: NonZeroUsize, "N", default("4096") => max_in_flight: NonZeroUsize;
         /// Shadow work waiting for a slot; beyond it samples are dropped and
         /// counted.
         queue: NonZeroUsize, "N", default("10000") => queue: NonZeroUsize;

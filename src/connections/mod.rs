@@ -32,7 +32,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::ConnectionLimits;
 use conn::{Clock, Conn, Overdue, Place, Registry, Tracked, Watched};
-pub use files::{effective_cap, raise_open_file_limit};
+pub use files::{fit_to_open_files, raise_open_file_limit, FileBudget};
 
 /// What happened to client connections, for logs and reports.
 #[derive(Debug, Default)]
@@ -71,6 +71,8 @@ impl ConnectionStats {
 
 /// Serves `router` on `listener` under `limits` until `shutdown` resolves,
 /// then lets open requests finish for up to `grace` and closes the rest.
+/// `limits.max_connections` is used as given: fit it to the open-file limit
+/// first ([`fit_to_open_files`]).
 pub async fn serve(
     listener: TcpListener,
     router: Router,
@@ -79,7 +81,7 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send,
     grace: Duration,
 ) {
-    let cap = effective_cap(&limits);
+    let cap = limits.max_connections.get();
     let slots = Arc::new(Semaphore::new(cap));
     let registry = Arc::new(Registry::default());
     let clock = Clock(Instant::now());

@@ -400,7 +400,7 @@ fn stage_config(
     budget: &BodyBudget,
 ) -> Result<ShadowConfig, ReplayError> {
     let concurrency = options.concurrency.get();
-    let client = crate::upstream::client(Some(settings.candidate_timeout));
+    let client = crate::upstream::shadow_client(settings.candidate_timeout);
     // A replay tries every request (no breaker sheds any) and records none.
     Ok(ShadowConfig {
         max_in_flight: concurrency,

@@ -75,6 +75,7 @@ async fn hostile_candidates_stay_within_the_memory_bound() {
     const MAX_BODY: u64 = 1024 * 1024;
     const BUFFERED: u64 = 16 * 1024 * 1024;
     const THREADS: u64 = 1;
+    const IN_FLIGHT: u64 = 256;
     let primary = costly_primary(MAX_BODY as usize - 64).await;
     let expected = reqwest::get(format!("http://{}/", primary.addr))
         .await
@@ -102,6 +103,8 @@ async fn hostile_candidates_stay_within_the_memory_bound() {
                 &BUFFERED.to_string(),
                 "--shadow-threads",
                 &THREADS.to_string(),
+                "--max-in-flight",
+                &IN_FLIGHT.to_string(),
                 // Every sample an attack: the bound must hold without the breaker's help.
                 "--breaker-failures",
                 "0",
@@ -126,8 +129,9 @@ async fn hostile_candidates_stay_within_the_memory_bound() {
         }
         let peak = proxy.peak_memory();
         // The README's bound: 64 MiB + 2 x max_buffered_bytes
-        // + shadow_threads x 64 x max_body_bytes.
-        let bound = 64 * 1024 * 1024 + 2 * BUFFERED + THREADS * 64 * MAX_BODY;
+        // + shadow_threads x 64 x max_body_bytes + max_in_flight x 128 KiB.
+        let bound =
+            64 * 1024 * 1024 + 2 * BUFFERED + THREADS * 64 * MAX_BODY + IN_FLIGHT * 128 * 1024;
         eprintln!(
             "{candidate}: peak {} MiB, bound {} MiB",
             peak >> 20,

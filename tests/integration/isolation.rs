@@ -122,6 +122,31 @@ async fn candidate_answering_garbage() {
     .await;
 }
 
+/// Sends a response head of 100 KiB: more than a shadow call reads
+/// (64 KiB), which keeps each call in flight to a bounded size.
+async fn head_of_100_kib(mut socket: tokio::net::TcpStream) {
+    use tokio::io::AsyncWriteExt;
+    let line = format!("X-Padding: {}\r\n", "h".repeat(1_000));
+    let head = format!(
+        "HTTP/1.1 200 OK\r\n{}Content-Length: 2\r\n\r\n[]",
+        line.repeat(100)
+    );
+    let _ = socket.write_all(head.as_bytes()).await;
+    let _ = socket.shutdown().await;
+}
+
+#[tokio::test]
+async fn candidate_sending_a_head_over_64_kib() {
+    let url = support::raw_backend(head_of_100_kib).await;
+    client_sees_primary_despite(
+        url,
+        Duration::from_secs(5),
+        OutcomeKey::CandidateError(CandidateErrorKind::Protocol),
+        false,
+    )
+    .await;
+}
+
 #[tokio::test]
 async fn a_full_queue_drops_and_counts_every_sample() {
     let primary = primary().await;

@@ -32,8 +32,8 @@ if [ -z "${BENCH_BIN:-}" ]; then
   cargo build --release --quiet --locked --bin shadowdiff
 fi
 cargo build --release --quiet --locked --example open_loop
-open_loop=${CARGO_TARGET_DIR:-target}/release/examples/open_loop
-shadowdiff=${BENCH_BIN:-${CARGO_TARGET_DIR:-target}/release/shadowdiff}
+open_loop=$(realpath "${CARGO_TARGET_DIR:-target}/release/examples/open_loop")
+shadowdiff=$(realpath "${BENCH_BIN:-${CARGO_TARGET_DIR:-target}/release/shadowdiff}")
 
 work=$(mktemp -d)
 chmod 755 "$work"  # nginx's workers (www-data) read the documents there
@@ -108,6 +108,7 @@ ports=(18201 18202 18203 18210 18211 18220 18221 18222)
 # BENCH_BASELINE: another build measured in the same rounds (at 0% and
 # 100% reformatted), for a before/after ratio within one run.
 if [ -n "${BENCH_BASELINE:-}" ]; then
+  BENCH_BASELINE=$(realpath "$BENCH_BASELINE")
   serve 18230 0 18202 "$BENCH_BASELINE"
   serve 18232 1 18203 "$BENCH_BASELINE"
   ports+=(18230 18232)

@@ -86,6 +86,78 @@ pub enum Command {
     /// backends, compare and store them under a run id, then gate the run.
     #[command(after_help = GATE_EXIT_CODES)]
     Replay(Box<ReplayArgs>),
+    /// Compare two saved responses (raw HTTP files, or a body file each) with
+    /// the comparison engine and a config's rules, offline: print the verdict,
+    /// the JSON Patch and the text diff.
+    #[command(
+        after_help = "Exit codes: 0 equal, 1 different, 2 bad input (a missing file, \
+        an invalid config, a file that is not a response)."
+    )]
+    Diff(DiffArgs),
+}
+
+/// Exit code of `diff` when the responses differ.
+pub const EXIT_DIFFERENT: u8 = 1;
+
+#[derive(Debug, Args)]
+pub struct DiffArgs {
+    /// TOML config file whose `[compare]` rules apply (and, with --request,
+    /// those of the first `[[route]]` matching it).
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
+    /// The request both responses answer, as `METHOD /path`, to pick its route's rules.
+    #[arg(long, value_name = "REQUEST")]
+    pub request: Option<SavedRequest>,
+
+    /// Read both files as bodies with this Content-Type. Without it, a file
+    /// that starts with `HTTP/` is a raw response (status line, headers, a
+    /// blank line, the body), and any other file a body whose type follows
+    /// its extension (.json, .ndjson, .jsonl, .txt, .html, .xml).
+    #[arg(long, value_name = "TYPE")]
+    pub content_type: Option<http::HeaderValue>,
+
+    /// Output: `text` for people, `json` for the verdict as the report API serves it.
+    #[arg(long, value_name = "FORMAT", default_value = "text")]
+    pub format: DiffFormat,
+
+    /// The primary's response.
+    #[arg(value_name = "PRIMARY")]
+    pub primary: PathBuf,
+
+    /// The candidate's response.
+    #[arg(value_name = "CANDIDATE")]
+    pub candidate: PathBuf,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum DiffFormat {
+    Text,
+    Json,
+}
+
+/// `METHOD /path`, the request a saved pair of responses answers.
+#[derive(Clone, Debug)]
+pub struct SavedRequest {
+    pub method: http::Method,
+    pub path: String,
+}
+
+impl std::str::FromStr for SavedRequest {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let bad = || format!("{s:?} is not `METHOD /path`, such as `GET /api/orders/7`");
+        let (method, path) = s.trim().split_once(' ').ok_or_else(bad)?;
+        let path = path.trim();
+        if !path.starts_with('/') || path.contains(char::is_whitespace) {
+            return Err(bad());
+        }
+        let method = http::Method::from_bytes(method.as_bytes()).map_err(|_| bad())?;
+        Ok(SavedRequest {
+            method,
+            path: path.to_string(),
+        })
+    }
 }
 
 #[derive(Debug, Args)]

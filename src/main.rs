@@ -4,7 +4,9 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use shadowdiff::cli::{self, Cli, Command, GateArgs, GateCriteriaArgs, LogFormat, ReplayArgs};
+use shadowdiff::cli::{
+    self, Cli, Command, DiffArgs, DiffFormat, GateArgs, GateCriteriaArgs, LogFormat, ReplayArgs,
+};
 use shadowdiff::config::{ConfigError, Layer};
 use shadowdiff::gate::Source;
 use shadowdiff::store::DatabaseUrl;
@@ -32,6 +34,13 @@ fn main() -> ExitCode {
         },
         Command::Gate(args) => gate(&args),
         Command::Replay(args) => replay(&args),
+        Command::Diff(args) => match diff(&args) {
+            Ok(code) => code,
+            Err(error) => {
+                eprintln!("error: {error:#}");
+                ExitCode::from(cli::EXIT_USAGE)
+            }
+        },
         Command::Serve(args) => match load(args.config.as_deref(), args.layer()) {
             Err(error) => {
                 eprintln!("error: {error}");
@@ -114,6 +123,55 @@ fn check_config(path: &std::path::Path) -> ExitCode {
             ExitCode::from(cli::EXIT_OK)
         }
     }
+}
+
+/// `shadowdiff diff`: two saved responses compared under a config's rules.
+fn diff(args: &DiffArgs) -> anyhow::Result<ExitCode> {
+    use anyhow::Context;
+    let layer = match &args.config {
+        Some(path) => Layer::from_file(path)?,
+        None => Layer::default(),
+    };
+    let request = args.request.as_ref().map(|r| (&r.method, r.path.as_str()));
+    let rules = layer.rules_for(request);
+    let read = |path: &std::path::Path| -> anyhow::Result<shadowdiff::exchange::RecordedResponse> {
+        let saved =
+            std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+        let by_extension = || {
+            let extension = path.extension()?.to_str()?;
+            let media = shadowdiff::compare::decode::media_type_for_extension(extension)?;
+            Some(http::HeaderValue::from_static(media))
+        };
+        let content_type = match (&args.content_type, saved.starts_with(b"HTTP/")) {
+            (Some(given), _) => Some(given.clone()),
+            (None, true) => None,
+            (None, false) => by_extension(),
+        };
+        shadowdiff::exchange::saved_response(&saved, content_type)
+            .with_context(|| format!("{} is not a saved response", path.display()))
+    };
+    let (primary, candidate) = (read(&args.primary)?, read(&args.candidate)?);
+    let endpoint = args
+        .request
+        .as_ref()
+        .map_or_else(String::new, |r| format!("{} {}", r.method, r.path));
+    // Files at hand, not live traffic: a larger bound than serve's default,
+    // still one that keeps a decompression bomb or a huge file in check.
+    let limit = 64 * 1024 * 1024;
+    let verdict =
+        shadowdiff::compare::compare_responses(&endpoint, &primary, &candidate, &rules, limit);
+    let matched = verdict.matched;
+    match args.format {
+        DiffFormat::Text => print!("{}", shadowdiff::compare::explain::explain(&verdict)),
+        DiffFormat::Json => println!(
+            "{}",
+            serde_json::to_string_pretty(&shadowdiff::writer::exemplar::record_of(verdict))?
+        ),
+    }
+    Ok(ExitCode::from(match matched {
+        true => cli::EXIT_OK,
+        false => cli::EXIT_DIFFERENT,
+    }))
 }
 
 /// Why the configured database cannot be used, found without creating it.

@@ -74,6 +74,7 @@ pub enum BodyKindRecord {
     #[default]
     Empty,
     Json,
+    JsonLines,
     Form,
     Text,
     Binary,

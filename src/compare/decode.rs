@@ -16,6 +16,9 @@ pub enum BodyKind {
     Empty,
     /// `application/json` and any `+json` type.
     Json,
+    /// One JSON value a line: `application/x-ndjson`, `application/jsonl`,
+    /// or a text body whose every line is a JSON object or array.
+    JsonLines,
     /// `application/x-www-form-urlencoded`.
     Form,
     /// `text/*`, XML, JavaScript, or unlabelled UTF-8.
@@ -30,6 +33,7 @@ impl BodyKind {
         }
         match media_type(headers) {
             Some(t) if t == "application/json" || t.ends_with("+json") => BodyKind::Json,
+            Some(t) if JSON_LINES_TYPES.contains(&t.as_str()) => BodyKind::JsonLines,
             Some(t) if t == "application/x-www-form-urlencoded" => BodyKind::Form,
             Some(t)
                 if t.starts_with("text/")
@@ -43,6 +47,29 @@ impl BodyKind {
             _ => BodyKind::Binary,
         }
     }
+}
+
+/// Media types of newline-delimited JSON, as servers label it.
+const JSON_LINES_TYPES: &[&str] = &[
+    "application/x-ndjson",
+    "application/ndjson",
+    "application/jsonl",
+    "application/x-jsonlines",
+    "application/jsonlines",
+];
+
+/// The media type a saved body's file extension stands for, where it
+/// says one (`shadowdiff diff` on two body files).
+pub fn media_type_for_extension(extension: &str) -> Option<&'static str> {
+    Some(match extension.to_ascii_lowercase().as_str() {
+        "json" => "application/json",
+        "ndjson" | "jsonl" => "application/x-ndjson",
+        "txt" | "text" => "text/plain",
+        "html" | "htm" => "text/html",
+        "xml" => "application/xml",
+        "csv" => "text/csv",
+        _ => return None,
+    })
 }
 
 /// The media type of a Content-Type header, lower case, without parameters.

@@ -1,5 +1,8 @@
 //! Response header comparison: by name, case-insensitively, skipping headers
-//! that differ by nature between any two servers or responses.
+//! that differ by nature between any two servers or responses; masked
+//! headers by the kind of their values; and, once the bodies are compared,
+//! the Content-Type differences that the bodies show to be harmless
+//! ([`settle`]).
 
 use std::collections::BTreeSet;
 
@@ -56,7 +59,10 @@ pub fn compare(primary: &HeaderMap, candidate: &HeaderMap, rules: &Rules) -> Vec
     names
         .into_iter()
         .filter(|name| {
-            let forced = rules.compare_headers.iter().any(|h| h == name);
+            // A mask asks for the header's shape to be compared, even one
+            // ignored by default (Last-Modified).
+            let forced =
+                rules.compare_headers.iter().any(|h| h == name) || mask(rules, name).is_some();
             forced
                 || !(IGNORED_BY_DEFAULT.contains(name)
                     || rules.ignore_headers.iter().any(|h| h == name))
@@ -65,13 +71,60 @@ pub fn compare(primary: &HeaderMap, candidate: &HeaderMap, rules: &Rules) -> Vec
             let forced = rules.compare_headers.iter().any(|h| h == name);
             let p = comparable(primary, name, rules, forced);
             let c = comparable(candidate, name, rules, forced);
-            (p != c).then(|| HeaderDiff {
+            let masked = match (mask(rules, name), &p, &c) {
+                (Some(mask), Some(p), Some(c)) => mask.accepts(p) && mask.accepts(c),
+                _ => false,
+            };
+            (p != c && !masked).then(|| HeaderDiff {
                 name: name.to_string(),
                 primary: p,
                 candidate: c,
             })
         })
         .collect()
+}
+
+fn mask<'r>(rules: &'r Rules, name: &str) -> Option<&'r super::rules::HeaderMask> {
+    rules
+        .header_masks
+        .iter()
+        .find(|(n, _)| n.as_str() == name)
+        .map(|(_, mask)| mask)
+}
+
+/// What the body comparison found, as far as headers care.
+pub struct BodyFacts {
+    /// Whether each side's decoded body is empty.
+    pub empty: (bool, bool),
+    /// Whether the bodies compared equal (under the rules).
+    pub equal: bool,
+    /// Both responses redirect, and the rules compare redirects by Location.
+    pub redirects: bool,
+}
+
+/// Drops the Content-Type differences the bodies show to be harmless: a
+/// type on one side only, where that side's body is empty (frameworks label
+/// an empty body, others do not); any, between two redirects compared by
+/// Location; and two media types the rules declare one, where the bodies
+/// are equal.
+pub fn settle(diffs: &mut Vec<HeaderDiff>, facts: &BodyFacts, rules: &Rules) {
+    diffs.retain(|diff| {
+        if diff.name != "content-type" {
+            return true;
+        }
+        let media = |v: &str| v.split(';').next().unwrap_or("").trim().to_string();
+        let harmless = match (&diff.primary, &diff.candidate) {
+            _ if facts.redirects => true,
+            (Some(_), None) => facts.empty.0,
+            (None, Some(_)) => facts.empty.1,
+            (Some(p), Some(c)) => {
+                let (p, c) = (media(p), media(c));
+                facts.equal && rules.media_types_equal.iter().any(|set| set.holds(&p, &c))
+            }
+            (None, None) => false,
+        };
+        !harmless
+    });
 }
 
 /// The value of a header as compared: most are the joined raw values; a few

@@ -2,8 +2,9 @@
 //! numbers, and the normalisation that applies the rules to one side.
 //!
 //! Normalisation works on each side alone and is idempotent; then
-//! [`reconcile`] applies the rules that need both sides (number tolerance,
-//! null against empty, numeric strings against numbers). Two bodies match
+//! `reconcile` applies the rules that need both sides (number tolerance,
+//! null against empty, numeric strings against numbers, and the pair rules
+//! at their paths). Two bodies match
 //! exactly when the resulting [`normal_forms`] are equal. One exception: a rule
 //! that names an array index (`/list/0`) applies to the index as received,
 //! so normalising twice can reach another element; each side is normalised
@@ -12,6 +13,7 @@
 
 use serde_json::{Map, Number, Value};
 
+use super::reconcile::reconcile;
 use super::rules::{Action, Cursor, MaskKind, Rules};
 use crate::time::canonical_instant;
 
@@ -174,7 +176,7 @@ fn number(text: &str) -> Option<Number> {
 
 /// Whether a string is a JSON number, such as Django REST framework's
 /// decimals ("12.50"), which a Go service would write as a number.
-fn numeric_string(s: &str) -> Option<Number> {
+pub(super) fn numeric_string(s: &str) -> Option<Number> {
     let b = s.as_bytes();
     let first = *b.first()?;
     if !(first == b'-' || first.is_ascii_digit()) || s.len() > 64 {
@@ -184,6 +186,17 @@ fn numeric_string(s: &str) -> Option<Number> {
 }
 
 impl MaskKind {
+    /// Whether a text (a header value) is of this kind.
+    pub fn accepts_text(&self, text: &str) -> bool {
+        match self {
+            MaskKind::Any | MaskKind::String => true,
+            MaskKind::Number => numeric_string(text).is_some(),
+            MaskKind::Uuid => is_uuid(text),
+            MaskKind::Timestamp => canonical_instant(text).is_some(),
+            MaskKind::Regex(re) => re.is_match(text),
+        }
+    }
+
     fn accepts(&self, value: &Value) -> bool {
         match (self, value) {
             (MaskKind::Any, _) => true,
@@ -242,6 +255,8 @@ impl Walk<'_> {
                 Action::Mask(kind) => mask = Some(kind),
                 Action::Unordered => unordered = true,
                 Action::Keyed(field) => keyed = Some(field.as_str()),
+                // Applied when both sides are reconciled.
+                Action::Pair(_) => {}
             }
         }
         if let Some(kind) = mask {
@@ -353,71 +368,6 @@ fn by_key(items: Vec<Value>, field: &str, rules: &Rules) -> Map<String, Value> {
         out.insert(key, item);
     }
     out
-}
-
-fn is_empty_container(v: &Value) -> bool {
-    match v {
-        Value::Array(items) => items.is_empty(),
-        Value::Object(map) => map.is_empty(),
-        _ => false,
-    }
-}
-
-/// Whether the rules forgive this pair of scalars, where only the pair can
-/// tell: a null against an empty `[]` or `{}` (never `[]` against `{}`), a
-/// numeric string against the number it spells (never two strings), and
-/// numbers within tolerance.
-fn forgiven(p: &Value, c: &Value, rules: &Rules) -> bool {
-    let empty_pair = |a: &Value, b: &Value| a.is_null() && is_empty_container(b);
-    let spelled = |s: &str, n: &Number| {
-        numeric_string(s)
-            .is_some_and(|m| canonical_number(m.as_str()) == canonical_number(n.as_str()))
-    };
-    match (p, c) {
-        (Value::Number(a), Value::Number(b)) if !rules.number_tolerance.is_zero() => {
-            matches!((a.as_f64(), b.as_f64()), (Some(x), Some(y)) if rules.number_tolerance.accepts(x, y))
-        }
-        (Value::String(s), Value::Number(n)) | (Value::Number(n), Value::String(s)) => {
-            rules.numeric_strings && spelled(s, n)
-        }
-        _ => rules.null_equals_empty && (empty_pair(p, c) || empty_pair(c, p)),
-    }
-}
-
-/// Brings the candidate's normal form towards the primary's wherever the
-/// rules forgive the difference, so that only real differences remain and the
-/// patch between the two shows just those. This is the step of the
-/// comparison that needs both sides; normalisation sees one.
-pub fn reconcile(primary: &Value, candidate: &mut Value, rules: &Rules) {
-    if forgiven(primary, candidate, rules) {
-        *candidate = primary.clone();
-        return;
-    }
-    match (primary, candidate) {
-        (Value::Object(p), Value::Object(c)) => {
-            for (key, cv) in c.iter_mut() {
-                if let Some(pv) = p.get(key) {
-                    reconcile(pv, cv, rules);
-                }
-            }
-            // An empty container equals null, and null equals missing: so,
-            // with both rules, an empty container equals a missing member.
-            if rules.null_equals_empty && rules.null_equals_missing {
-                c.retain(|key, cv| p.contains_key(key) || !is_empty_container(cv));
-                for (key, pv) in p {
-                    if is_empty_container(pv) && !c.contains_key(key) {
-                        c.insert(key.clone(), pv.clone());
-                    }
-                }
-            }
-        }
-        (Value::Array(p), Value::Array(c)) => {
-            for (pv, cv) in p.iter().zip(c.iter_mut()) {
-                reconcile(pv, cv, rules);
-            }
-        }
-        _ => {}
-    }
 }
 
 /// The two normal forms a verdict compares: each side normalised alone, then

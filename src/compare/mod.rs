@@ -7,12 +7,16 @@
 //! (and forms, read as JSON) structurally after normalising each side by the
 //! rules, text by lines, binary by length and hash.
 
+mod body_rules;
 pub mod decode;
+pub mod explain;
 mod fingerprint;
 pub mod fuzz_input;
 pub mod headers;
 pub mod json;
+mod reconcile;
 pub mod rules;
+mod values;
 
 use std::collections::BTreeSet;
 
@@ -22,11 +26,13 @@ use serde_json::Value;
 
 use crate::exchange::{Exchange, RecordedResponse};
 use crate::sampling::stable_hash;
+use body_rules::BodyRule;
 use decode::BodyKind;
 use fingerprint::fingerprint;
 pub use fingerprint::generalise_path;
 use headers::HeaderDiff;
 pub use rules::{CompareConfig, Rules};
+use values::{form_as_json, json_lines, parse_json_lines_pair, parse_json_pair};
 
 /// Patches are cut to this many operations (and say so in the fingerprint).
 const MAX_PATCH_OPERATIONS: usize = 1_000;
@@ -115,24 +121,52 @@ pub fn compare_responses_with(
         primary: primary.status.as_u16(),
         candidate: candidate.status.as_u16(),
     });
-    let header_diffs = headers::compare(&primary.headers, &candidate.headers, rules);
+    let mut header_diffs = headers::compare(&primary.headers, &candidate.headers, rules);
 
     let (p_body, c_body, undecoded) = bodies(primary, candidate, max_body_bytes, &mut reasons);
     let undecodable = !undecoded.is_empty();
     // A body that does not decode is not what its headers promise: a client
     // would fail on it, so it cannot count as equal, whatever its bytes.
     let byte_equal = !undecodable && p_body == c_body;
-    let kind = match BodyKind::of(&primary.headers, &p_body) {
-        BodyKind::Empty => BodyKind::of(&candidate.headers, &c_body),
-        kind => kind,
+    let kinds = (
+        BodyKind::of(&primary.headers, &p_body),
+        BodyKind::of(&candidate.headers, &c_body),
+    );
+    let mut kind = match kinds {
+        (BodyKind::Empty, candidate_kind) => candidate_kind,
+        (primary_kind, _) => primary_kind,
     };
+    if kind == BodyKind::Text && !byte_equal && json_lines(&p_body) && json_lines(&c_body) {
+        kind = BodyKind::JsonLines;
+    }
+    let redirects = rules.redirects_by_location
+        && primary.status.is_redirection()
+        && candidate.status.is_redirection();
     let mut body = if byte_equal {
         BodyComparison::default()
+    } else if redirects {
+        reasons.push("both redirect: status and Location compared, not the body".into());
+        BodyComparison::default()
     } else {
-        let limits = (max_body_bytes, detail, &mut reasons);
-        compare_unequal(kind, &p_body, &c_body, rules, limits)
+        match rules.body {
+            BodyRule::Compare => {
+                let limits = (max_body_bytes, detail, &mut reasons);
+                compare_unequal(kind, &p_body, &c_body, rules, limits)
+            }
+            whole => compare_whole(whole, (&p_body, &c_body), kinds, &mut reasons),
+        }
     };
-    if undecodable && body.equal {
+    let ignored = rules.body == BodyRule::Ignore || redirects;
+    headers::settle(
+        &mut header_diffs,
+        &headers::BodyFacts {
+            empty: (p_body.is_empty(), c_body.is_empty()),
+            equal: body.equal,
+            redirects,
+        },
+        rules,
+    );
+    if undecodable && body.equal && !ignored {
         body = BodyComparison {
             equal: false,
             paths: vec![String::new()],
@@ -185,6 +219,42 @@ fn bodies(
     (p, c, undecoded)
 }
 
+/// Two bodies under a whole-body rule: not compared, or by length or kind only.
+fn compare_whole(
+    rule: BodyRule,
+    (p, c): (&[u8], &[u8]),
+    (p_kind, c_kind): (BodyKind, BodyKind),
+    reasons: &mut Vec<String>,
+) -> BodyComparison {
+    let (equal, what) = match rule {
+        BodyRule::Compare | BodyRule::Ignore => (true, "ignored"),
+        BodyRule::Length => (p.len() == c.len(), "length"),
+        BodyRule::Kind => (p_kind == c_kind, "kind"),
+    };
+    reasons.push(match rule {
+        BodyRule::Length => format!(
+            "body = \"length\": only lengths compared ({} and {} bytes)",
+            p.len(),
+            c.len()
+        ),
+        BodyRule::Kind => format!(
+            "body = \"kind\": only kinds compared ({} and {})",
+            kind_name(p_kind),
+            kind_name(c_kind)
+        ),
+        BodyRule::Compare | BodyRule::Ignore => "body = \"ignore\": bodies not compared".into(),
+    });
+    match equal {
+        true => BodyComparison::default(),
+        false => BodyComparison {
+            equal: false,
+            paths: vec![String::new()],
+            summary: Some(format!("body {what}")),
+            ..BodyComparison::default()
+        },
+    }
+}
+
 /// Two bodies that are not byte-equal: diffed structurally, or compared by
 /// bytes only when they are over `max_body_bytes` or too intricate to diff
 /// within memory (with a reason saying so).
@@ -216,7 +286,7 @@ fn compare_unequal(
         reasons.push(format!(
             "a body holds {units} {}, more than max_body_bytes / {BYTES_PER_UNIT} ({limit}) allows to diff within memory: compared by bytes only",
             match kind {
-                BodyKind::Json | BodyKind::Form => "values",
+                BodyKind::Json | BodyKind::JsonLines | BodyKind::Form => "values",
                 _ => "lines",
             }
         ));
@@ -237,7 +307,7 @@ pub const BYTES_PER_UNIT: usize = 16;
 /// limit, when it is over the limit.
 fn too_intricate(kind: BodyKind, p: &[u8], c: &[u8], limit: usize) -> Option<(usize, usize)> {
     let units = |body: &[u8]| match kind {
-        BodyKind::Json => json::count_values(body),
+        BodyKind::Json | BodyKind::JsonLines => json::count_values(body),
         BodyKind::Form => body.iter().filter(|&&b| b == b'&' || b == b';').count() + 1,
         BodyKind::Text => body.iter().filter(|&&b| b == b'\n').count() + 1,
         BodyKind::Empty | BodyKind::Binary => 0,
@@ -301,12 +371,30 @@ fn compare_bodies(
     let mut unparsed = Vec::new();
     let structured = match kind {
         BodyKind::Json => parse_json_pair(p, c, reasons, &mut unparsed),
+        BodyKind::JsonLines => parse_json_lines_pair(p, c, reasons, &mut unparsed),
         BodyKind::Form => Some((form_as_json(p), form_as_json(c))),
         _ => None,
     };
     if let Some((pv, cv)) = structured {
         return compare_structured(pv, cv, rules, detail);
     }
+    name_path_rules_not_applied(kind, rules, reasons);
+    let (p_text, c_text) = (String::from_utf8_lossy(p), String::from_utf8_lossy(c));
+    let normalised = (kind != BodyKind::Binary && !rules.text.is_off())
+        .then(|| (rules.text.apply(&p_text), rules.text.apply(&c_text)));
+    if let Some((p_text, c_text)) = &normalised {
+        if p_text == c_text {
+            reasons.push("text bodies equal under normalise_text".into());
+            return BodyComparison::default();
+        }
+    }
+    if kind == BodyKind::Binary && !rules.text.is_off() {
+        reasons.push("normalise_text does not apply to binary bodies".into());
+    }
+    let (p_text, c_text) = match &normalised {
+        Some((p, c)) => (p.as_str().into(), c.as_str().into()),
+        None => (p_text, c_text),
+    };
     match kind {
         BodyKind::Binary => {
             reasons.push(format!(
@@ -325,8 +413,7 @@ fn compare_bodies(
         }
         _ => BodyComparison {
             equal: false,
-            text_diff: (detail == Detail::Full)
-                .then(|| text_diff(&String::from_utf8_lossy(p), &String::from_utf8_lossy(c))),
+            text_diff: (detail == Detail::Full).then(|| text_diff(&p_text, &c_text)),
             paths: vec![String::new()],
             // Which side failed to parse tells bugs apart: a text 404 from
             // the candidate is not the same bug as a truncated primary body.
@@ -343,57 +430,37 @@ fn compare_bodies(
     }
 }
 
+/// Says so when path rules were written but the bodies are not JSON or a
+/// form, where a path means nothing: the rules are not silently dropped.
+fn name_path_rules_not_applied(kind: BodyKind, rules: &Rules, reasons: &mut Vec<String>) {
+    let mut patterns: Vec<String> = rules.path_rules().map(|p| format!("\"{p}\"")).collect();
+    patterns.dedup();
+    if patterns.is_empty() {
+        return;
+    }
+    const SHOWN: usize = 5;
+    let more = patterns.len().saturating_sub(SHOWN);
+    patterns.truncate(SHOWN);
+    reasons.push(format!(
+        "path rules ({}{}) apply to JSON, JSON Lines and form bodies, not to a {} body",
+        patterns.join(", "),
+        match more {
+            0 => String::new(),
+            n => format!(" and {n} more"),
+        },
+        kind_name(kind)
+    ));
+}
+
 fn kind_name(kind: BodyKind) -> &'static str {
     match kind {
         BodyKind::Empty => "empty",
         BodyKind::Json => "json",
+        BodyKind::JsonLines => "json lines",
         BodyKind::Form => "form",
         BodyKind::Text => "text",
         BodyKind::Binary => "binary",
     }
-}
-
-/// Both bodies as JSON, or `None` (with the reasons) if either is not.
-fn parse_json_pair(
-    p: &[u8],
-    c: &[u8],
-    reasons: &mut Vec<String>,
-    unparsed: &mut Vec<&'static str>,
-) -> Option<(Value, Value)> {
-    let mut side = |bytes: &[u8], name: &'static str| match json::parse(bytes) {
-        Ok(parsed) => {
-            if parsed.non_standard {
-                reasons.push(format!(
-                    "{name}: NaN or Infinity tokens (not JSON; Python writes them) read as strings"
-                ));
-            }
-            Some(parsed.value)
-        }
-        Err(e) => {
-            reasons.push(format!(
-                "{name}: body is not valid JSON ({e}); compared as text"
-            ));
-            unparsed.push(name);
-            None
-        }
-    };
-    let pv = side(p, "primary");
-    let cv = side(c, "candidate");
-    Some((pv?, cv?))
-}
-
-/// A form body as an object of arrays: `a=1&a=2&b=x` is `{"a":["1","2"],"b":["x"]}`.
-fn form_as_json(body: &[u8]) -> Value {
-    let mut map = serde_json::Map::new();
-    for (key, value) in form_urlencoded::parse(body) {
-        let entry = map
-            .entry(key.into_owned())
-            .or_insert_with(|| Value::Array(Vec::new()));
-        if let Value::Array(values) = entry {
-            values.push(Value::String(value.into_owned()));
-        }
-    }
-    Value::Object(map)
 }
 
 fn compare_structured(p: Value, c: Value, rules: &Rules, detail: Detail) -> BodyComparison {
@@ -470,120 +537,4 @@ fn text_diff(primary: &str, candidate: &str) -> String {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn json(body: Vec<u8>) -> RecordedResponse {
-        let mut headers = http::HeaderMap::new();
-        headers.insert(
-            "content-type",
-            http::HeaderValue::from_static("application/json"),
-        );
-        RecordedResponse {
-            status: http::StatusCode::OK,
-            headers,
-            body: Bytes::from(body),
-            latency: std::time::Duration::ZERO,
-        }
-    }
-
-    #[test]
-    fn fifty_megabyte_bodies_get_a_verdict_with_a_reason() {
-        let big = |fill: u8| {
-            let mut body = vec![b'['];
-            body.resize(50 * 1024 * 1024, fill);
-            json(body)
-        };
-        let (p, c) = (big(b'1'), big(b'2'));
-        let verdict = compare_responses("GET /big", &p, &c, &Rules::default(), 10 * 1024 * 1024);
-        assert!(!verdict.matched);
-        assert!(
-            verdict.reasons[0].contains("exceed max_body_bytes"),
-            "{:?}",
-            verdict.reasons
-        );
-        let same = compare_responses(
-            "GET /big",
-            &p,
-            &p.clone(),
-            &Rules::default(),
-            10 * 1024 * 1024,
-        );
-        assert!(same.matched && same.byte_equal);
-    }
-
-    #[test]
-    fn one_missing_element_is_one_group_wherever_it_was() {
-        let list = r#"{"items":[{"id":1,"s":"paid","t":5},{"id":2,"s":"paid","t":7},{"id":3,"s":"open","t":7},{"id":4,"s":"open","t":9}]}"#;
-        let without = |drop: usize| {
-            let mut v: Value = serde_json::from_str(list).unwrap();
-            v["items"].as_array_mut().unwrap().remove(drop);
-            json(v.to_string().into_bytes())
-        };
-        let primary = json(list.as_bytes().to_vec());
-        let prints: BTreeSet<String> = (0..4)
-            .map(|i| {
-                compare_responses("GET /l", &primary, &without(i), &Rules::default(), 1 << 20)
-                    .fingerprint
-                    .unwrap()
-            })
-            .collect();
-        assert_eq!(prints.len(), 1, "{prints:?}");
-        // A changed field, with no element missing, is another group.
-        let changed = json(list.replace("\"t\":9", "\"t\":10").into_bytes());
-        let other = compare_responses("GET /l", &primary, &changed, &Rules::default(), 1 << 20)
-            .fingerprint
-            .unwrap();
-        assert!(!prints.contains(&other));
-    }
-
-    #[test]
-    fn bodies_of_too_many_tiny_values_are_compared_by_bytes() {
-        // 2,000 values: more than 16 KiB / 16 = 1,024 allow, fewer than 64 KiB / 16.
-        let body = |d: &str| json(format!("[{}{d}]", format!("{d},").repeat(1_999)).into_bytes());
-        let verdict = compare_responses(
-            "GET /",
-            &body("0"),
-            &body("1"),
-            &Rules::default(),
-            16 * 1024,
-        );
-        assert!(!verdict.matched);
-        assert!(verdict.patch.is_none());
-        assert!(
-            verdict.reasons[0].contains("holds 2001 values"),
-            "{:?}",
-            verdict.reasons
-        );
-        // The same bodies diff structurally under a limit that allows them.
-        let verdict = compare_responses(
-            "GET /",
-            &body("0"),
-            &body("1"),
-            &Rules::default(),
-            64 * 1024,
-        );
-        assert!(verdict.patch.is_some(), "{:?}", verdict.reasons);
-    }
-
-    #[test]
-    fn huge_patches_are_cut_and_say_so() {
-        let a: Vec<u32> = (0..5_000).collect();
-        let b: Vec<u32> = (1..5_001).collect();
-        let (p, c) = (
-            json(serde_json::to_vec(&a).unwrap()),
-            json(serde_json::to_vec(&b).unwrap()),
-        );
-        let verdict = compare_responses("GET /l", &p, &c, &Rules::default(), 1 << 20);
-        assert_eq!(verdict.patch.unwrap().0.len(), MAX_PATCH_OPERATIONS);
-    }
-
-    #[test]
-    fn paths_generalise_indices_and_keys() {
-        assert_eq!(generalise_path("/items/3/price"), "/items/*/price");
-        assert_eq!(generalise_path("/items/id=42/price"), "/items/*/price");
-        assert_eq!(generalise_path("/items/-"), "/items/*");
-        assert_eq!(generalise_path(""), "");
-        assert_eq!(generalise_path("/v2/name"), "/v2/name");
-    }
-}
+mod tests;

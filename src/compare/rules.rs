@@ -1,12 +1,17 @@
 //! Comparison rules: what to ignore, mask, reorder or forgive, as written in
 //! `[compare]` (globally) and `[route.compare]` (per route, adding to the
-//! global rules), checked once at start-up into [`Rules`].
+//! global rules), checked once at start-up into [`Rules`]. The rules on
+//! whole bodies, text and headers are in `body_rules`.
 
 use std::collections::BTreeMap;
 use std::fmt;
 use std::str::FromStr;
 
 use serde::Deserialize;
+
+pub use super::body_rules::{
+    BodyRule, HeaderMask, LowerHeaderName, MediaTypeSet, TextNormalisation, TextRule,
+};
 
 /// A JSON Pointer (RFC 6901) in which a segment `*` matches one level and
 /// `**` any number of levels, including none: `/items/*/updated_at`, `/**/request_id`.
@@ -106,6 +111,11 @@ impl fmt::Display for PathPattern {
 }
 
 impl PathPattern {
+    /// Whether the pattern is `""`, the whole body.
+    pub fn is_root(&self) -> bool {
+        self.segments.is_empty()
+    }
+
     /// Whether the pattern matches a path given as its segments.
     pub fn matches<S: AsRef<str>>(&self, path: &[S]) -> bool {
         let mut states = Cursor::start(self);
@@ -284,6 +294,32 @@ pub struct CompareConfig {
     pub ignore_headers: Vec<String>,
     #[serde(default)]
     pub compare_headers: Vec<String>,
+    /// A scalar equals a one-element array holding it (a query value echoed
+    /// as "v" by Python, as ["v"] by Go's url.Values).
+    #[serde(default)]
+    pub scalar_as_array: Vec<PathPattern>,
+    /// A comma-joined string equals the array of its parts ("a,b" and ["a","b"]).
+    #[serde(default)]
+    pub comma_joined: Vec<PathPattern>,
+    /// Members the candidate may send where the primary does not.
+    #[serde(default)]
+    pub candidate_may_add: Vec<PathPattern>,
+    /// Members the candidate may leave out where the primary sends them.
+    #[serde(default)]
+    pub candidate_may_omit: Vec<PathPattern>,
+    /// How whole bodies are compared, of any kind.
+    pub body: Option<BodyRule>,
+    /// Differences of text bodies that do not count.
+    #[serde(default)]
+    pub normalise_text: Vec<TextRule>,
+    /// For two redirects: status and Location compared, not the body.
+    pub redirects_by_location: Option<bool>,
+    /// Media types that count as one where the bodies are equal.
+    #[serde(default)]
+    pub media_types_equal: Vec<MediaTypeSet>,
+    /// Header values compared by kind, not by value.
+    #[serde(default)]
+    pub header_mask: BTreeMap<LowerHeaderName, HeaderMask>,
 }
 
 impl CompareConfig {
@@ -307,6 +343,25 @@ impl CompareConfig {
             .extend(route.ignore_headers.iter().cloned());
         out.compare_headers
             .extend(route.compare_headers.iter().cloned());
+        out.scalar_as_array
+            .extend(route.scalar_as_array.iter().cloned());
+        out.comma_joined.extend(route.comma_joined.iter().cloned());
+        out.candidate_may_add
+            .extend(route.candidate_may_add.iter().cloned());
+        out.candidate_may_omit
+            .extend(route.candidate_may_omit.iter().cloned());
+        out.body = route.body.or(self.body);
+        out.normalise_text
+            .extend(route.normalise_text.iter().copied());
+        out.redirects_by_location = route.redirects_by_location.or(self.redirects_by_location);
+        out.media_types_equal
+            .extend(route.media_types_equal.iter().cloned());
+        out.header_mask.extend(
+            route
+                .header_mask
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone())),
+        );
         out
     }
 }
@@ -318,6 +373,17 @@ pub(crate) enum Action {
     Mask(MaskKind),
     Unordered,
     Keyed(String),
+    /// Rules that need both sides, applied when they are reconciled.
+    Pair(PairRule),
+}
+
+/// A rule on a pair of values at a path, which neither side shows alone.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum PairRule {
+    ScalarAsArray,
+    CommaJoined,
+    CandidateMayAdd,
+    CandidateMayOmit,
 }
 
 /// The effective rules for one endpoint: preset applied, patterns compiled.
@@ -334,6 +400,18 @@ pub struct Rules {
     pub ignore_headers: Vec<String>,
     /// Lower-case header names compared even if ignored by default.
     pub compare_headers: Vec<String>,
+    pub body: BodyRule,
+    pub text: TextNormalisation,
+    pub redirects_by_location: bool,
+    pub media_types_equal: Vec<MediaTypeSet>,
+    pub header_masks: Vec<(LowerHeaderName, HeaderMask)>,
+}
+
+impl Rules {
+    /// The path patterns of rules that only JSON (and forms) can apply.
+    pub fn path_rules(&self) -> impl Iterator<Item = &PathPattern> {
+        self.paths.iter().map(|(pattern, _)| pattern)
+    }
 }
 
 impl From<&CompareConfig> for Rules {
@@ -352,6 +430,22 @@ impl From<&CompareConfig> for Rules {
                 .iter()
                 .map(|(p, key)| (p.clone(), Action::Keyed(key.clone()))),
         );
+        let pairs = [
+            (&c.scalar_as_array, PairRule::ScalarAsArray),
+            (&c.comma_joined, PairRule::CommaJoined),
+            (&c.candidate_may_add, PairRule::CandidateMayAdd),
+            (&c.candidate_may_omit, PairRule::CandidateMayOmit),
+        ];
+        for (patterns, rule) in pairs {
+            paths.extend(patterns.iter().map(|p| (p.clone(), Action::Pair(rule))));
+        }
+        // `ignore = [""]` ignores the whole body, of whatever kind.
+        let whole_body_ignored = c.ignore.iter().any(PathPattern::is_root);
+        let body = match c.body {
+            Some(rule) => rule,
+            None if whole_body_ignored => BodyRule::Ignore,
+            None => BodyRule::Compare,
+        };
         let lower = |v: &Vec<String>| v.iter().map(|h| h.trim().to_ascii_lowercase()).collect();
         Rules {
             paths,
@@ -363,6 +457,15 @@ impl From<&CompareConfig> for Rules {
             compare_charset: c.compare_charset.unwrap_or(false),
             ignore_headers: lower(&c.ignore_headers),
             compare_headers: lower(&c.compare_headers),
+            body,
+            text: TextNormalisation::from(c.normalise_text.as_slice()),
+            redirects_by_location: c.redirects_by_location.unwrap_or(preset),
+            media_types_equal: c.media_types_equal.clone(),
+            header_masks: c
+                .header_mask
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
         }
     }
 }

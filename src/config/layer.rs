@@ -24,6 +24,23 @@ fn looks_like_integer(value: &str) -> bool {
 }
 
 impl Layer {
+    /// The comparison rules this layer sets for a request to `method path`:
+    /// the first matching route's added to the global `[compare]`; the
+    /// global rules alone without a request or a matching route.
+    pub fn rules_for(&self, request: Option<(&http::Method, &str)>) -> crate::compare::Rules {
+        let global = self.compare.clone().unwrap_or_default();
+        let route = request.and_then(|(method, path)| {
+            self.routes
+                .iter()
+                .flatten()
+                .find(|r| r.pattern.matches(method, path))
+        });
+        match route.and_then(|r| r.compare.as_ref()) {
+            Some(own) => crate::compare::Rules::from(&global.with(own)),
+            None => crate::compare::Rules::from(&global),
+        }
+    }
+
     /// Reads and checks a TOML config file.
     pub fn from_file(path: &Path) -> Result<Layer, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {

@@ -109,7 +109,7 @@ fn micros(d: std::time::Duration) -> u64 {
 
 /// The engine's verdict in the stored format, field by field: a change to
 /// the engine's struct does not reach the store or the API unless made here.
-fn record_of(verdict: Verdict) -> VerdictRecord {
+pub fn record_of(verdict: Verdict) -> VerdictRecord {
     VerdictRecord {
         version: VERDICT_VERSION,
         matched: verdict.matched,
@@ -117,6 +117,7 @@ fn record_of(verdict: Verdict) -> VerdictRecord {
         body_kind: match verdict.body_kind {
             BodyKind::Empty => BodyKindRecord::Empty,
             BodyKind::Json => BodyKindRecord::Json,
+            BodyKind::JsonLines => BodyKindRecord::JsonLines,
             BodyKind::Form => BodyKindRecord::Form,
             BodyKind::Text => BodyKindRecord::Text,
             BodyKind::Binary => BodyKindRecord::Binary,

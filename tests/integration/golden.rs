@@ -227,8 +227,9 @@ fn check_patch(
     }
 }
 
-/// A body as the value the engine compares: JSON parsed, a form as an
-/// object of each name's values in order.
+/// A body as the value the engine compares: JSON parsed, JSON Lines as an
+/// array of the lines' values, a form as an object of each name's values in
+/// order.
 fn structured(kind: BodyKind, response: &RecordedResponse) -> Result<Value, String> {
     let body = decode(&response.body, &response.headers, MAX_BODY)?;
     match kind {
@@ -245,6 +246,14 @@ fn structured(kind: BodyKind, response: &RecordedResponse) -> Result<Value, Stri
                     .push(value.into_owned().into());
             }
             Ok(Value::Object(form))
+        }
+        BodyKind::JsonLines => {
+            let lines = body.split(|&b| b == b'\n').map(<[u8]>::trim_ascii);
+            lines
+                .filter(|line| !line.is_empty())
+                .map(|line| parse(line).map(|parsed| parsed.value))
+                .collect::<Result<Vec<_>, _>>()
+                .map(Value::Array)
         }
         other => Err(format!("a patch on a {other:?} body")),
     }

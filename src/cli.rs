@@ -94,6 +94,31 @@ pub enum Command {
         an invalid config, a file that is not a response)."
     )]
     Diff(DiffArgs),
+    /// Compare the stored mismatch exemplars again under a changed config,
+    /// sending no request: per group, whether it would vanish, change or still
+    /// differ, and what parity would have been.
+    #[command(after_help = "Exit codes: 0 done, 2 bad input (an invalid config, \
+        a store that is missing or of another version).")]
+    Rejudge(RejudgeArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct RejudgeArgs {
+    /// The changed TOML config: its `[compare]` and routes' rules are applied.
+    #[arg(long, value_name = "FILE")]
+    pub config: PathBuf,
+
+    /// The store to read (never created or migrated). [default: the config's database_url, else sqlite://shadowdiff.db]
+    #[arg(long, value_name = "URL")]
+    pub database_url: Option<crate::store::DatabaseUrl>,
+
+    /// Groups seen since: a duration back from now (15m, 1h, 7d) or an RFC 3339 time; also the window of the parity. [default: 7d]
+    #[arg(long, value_name = "WHEN")]
+    pub since: Option<TimeBound>,
+
+    /// Output: `text` for people, `json` for tools.
+    #[arg(long, value_name = "FORMAT", default_value = "text")]
+    pub format: DiffFormat,
 }
 
 /// Exit code of `diff` when the responses differ.

@@ -19,6 +19,7 @@ pub mod outcome;
 pub mod proxy;
 pub mod record;
 pub mod redact;
+pub mod rejudge;
 pub mod replay;
 pub mod report;
 pub mod sampling;

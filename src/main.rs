@@ -5,7 +5,8 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use shadowdiff::cli::{
-    self, Cli, Command, DiffArgs, DiffFormat, GateArgs, GateCriteriaArgs, LogFormat, ReplayArgs,
+    self, Cli, Command, DiffArgs, DiffFormat, GateArgs, GateCriteriaArgs, LogFormat, RejudgeArgs,
+    ReplayArgs,
 };
 use shadowdiff::config::{ConfigError, Layer};
 use shadowdiff::gate::Source;
@@ -34,6 +35,13 @@ fn main() -> ExitCode {
         },
         Command::Gate(args) => gate(&args),
         Command::Replay(args) => replay(&args),
+        Command::Rejudge(args) => match rejudge(&args) {
+            Ok(()) => ExitCode::from(cli::EXIT_OK),
+            Err(error) => {
+                eprintln!("error: {error:#}");
+                ExitCode::from(cli::EXIT_USAGE)
+            }
+        },
         Command::Diff(args) => match diff(&args) {
             Ok(code) => code,
             Err(error) => {
@@ -172,6 +180,38 @@ fn diff(args: &DiffArgs) -> anyhow::Result<ExitCode> {
         true => cli::EXIT_OK,
         false => cli::EXIT_DIFFERENT,
     }))
+}
+
+/// `shadowdiff rejudge`: stored exemplars compared again under a new config.
+fn rejudge(args: &RejudgeArgs) -> anyhow::Result<()> {
+    let layer = Layer::from_file(&args.config)?;
+    let url = match (&args.database_url, &layer.database_url) {
+        (Some(url), _) | (None, Some(url)) => url.clone(),
+        (None, None) => "sqlite://shadowdiff.db".parse()?,
+    };
+    let now = shadowdiff::time::now_ms();
+    let since = match &args.since {
+        Some(bound) => bound
+            .resolve(now)
+            .ok_or_else(|| anyhow::anyhow!("--since {} reaches too far back", bound.as_str()))?,
+        None => now - 7 * 24 * 3_600_000,
+    };
+    let window = shadowdiff::store::Window {
+        since_ms: since,
+        until_ms: now,
+    };
+    let rules_for = |method: &http::Method, path: &str| layer.rules_for(Some((method, path)));
+    let runtime = tokio::runtime::Runtime::new()?;
+    let rejudged = runtime.block_on(async {
+        let store = shadowdiff::store::SqlStore::open_existing(&url).await?;
+        let rejudged = shadowdiff::rejudge::rejudge(&store, window, &rules_for, 64 << 20).await;
+        anyhow::Ok(rejudged?)
+    })?;
+    match args.format {
+        DiffFormat::Text => print!("{}", shadowdiff::rejudge::render(&rejudged)),
+        DiffFormat::Json => println!("{}", serde_json::to_string_pretty(&rejudged)?),
+    }
+    Ok(())
 }
 
 /// Why the configured database cannot be used, found without creating it.

@@ -1,6 +1,7 @@
 //! Redaction: secrets are replaced before anything is written to the store.
-//! Authorization, Proxy-Authorization, Cookie and Set-Cookie always, plus the
-//! headers, query parameters and JSON paths configured under `[redact]`.
+//! Authorization, Proxy-Authorization, Cookie and Set-Cookie always (of a
+//! Set-Cookie only the cookie's value: its name and attributes stay), plus
+//! the headers, query parameters and JSON paths configured under `[redact]`.
 //!
 //! A redacted value becomes `redacted:` and a keyed hash (HMAC-SHA-256) of
 //! it: the same value gives the same hash, so a stored diff still shows
@@ -164,6 +165,9 @@ impl Redactor {
     /// A header value with secrets masked: a listed header whole, a URL in
     /// Location, Content-Location or Referer in its query.
     fn header_value(&self, name: &str, value: &[u8]) -> String {
+        if name.eq_ignore_ascii_case("set-cookie") {
+            return self.set_cookie(value);
+        }
         if self.headers.iter().any(|h| h.eq_ignore_ascii_case(name)) {
             return self.mask(value);
         }
@@ -171,6 +175,57 @@ impl Redactor {
         match (URL_HEADERS.contains(&name), text.split_once('?')) {
             (true, Some((base, query))) => format!("{base}?{}", self.query(query)),
             _ => text.into_owned(),
+        }
+    }
+
+    /// A Set-Cookie value with the cookie's value masked and its name and
+    /// attributes (Path, Domain, Secure, HttpOnly, SameSite, Max-Age,
+    /// Expires) kept: they are no secret, and a stored exemplar must show
+    /// the attribute difference its group names. Anything else after the
+    /// first `;` (a misspelt attribute, or a second cookie folded in after a
+    /// comma) keeps its name and has its value masked.
+    fn set_cookie(&self, value: &[u8]) -> String {
+        let text = String::from_utf8_lossy(value);
+        let mut parts = text.split(';');
+        let pair = parts.next().unwrap_or_default();
+        let first = match pair.split_once('=') {
+            Some((name, secret)) => format!("{name}={}", self.mask(secret.trim().as_bytes())),
+            None => self.mask(pair.trim().as_bytes()),
+        };
+        std::iter::once(first)
+            .chain(parts.map(|part| self.cookie_attribute(part.trim())))
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
+
+    fn cookie_attribute(&self, part: &str) -> String {
+        const KNOWN: &[&str] = &[
+            "path",
+            "domain",
+            "expires",
+            "max-age",
+            "samesite",
+            "secure",
+            "httponly",
+            "partitioned",
+            "priority",
+        ];
+        let known = |name: &str| KNOWN.contains(&name.trim().to_ascii_lowercase().as_str());
+        match part.split_once('=') {
+            Some((name, value)) => {
+                // An Expires date has a comma of its own; any other comma may
+                // start a folded cookie.
+                let plain = match name.trim().eq_ignore_ascii_case("expires") {
+                    true => httpdate::parse_http_date(value.trim()).is_ok(),
+                    false => !value.contains(','),
+                };
+                match known(name) && plain {
+                    true => part.to_string(),
+                    false => format!("{}={}", name.trim(), self.mask(value.trim().as_bytes())),
+                }
+            }
+            None if known(part) => part.to_string(),
+            None => self.mask(part.as_bytes()),
         }
     }
 

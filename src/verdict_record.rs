@@ -8,12 +8,17 @@
 //! written then have no `version` and read as version 1. A field missing
 //! from a stored verdict reads as its empty value. A later version is a new
 //! number here, read (and served) alongside the earlier ones.
+//!
+//! Version 2 adds one value, the body kind `json_lines`. A verdict is written
+//! with the lowest version that can hold it, so a release that reads only
+//! version 1 (during a rolling upgrade) reads every verdict but those, and
+//! says why it cannot read those.
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-/// The version this build writes.
-pub const VERDICT_VERSION: u32 = 1;
+/// The newest version this build writes.
+pub const VERDICT_VERSION: u32 = 2;
 
 /// A stored verdict that cannot be read.
 #[derive(Debug, thiserror::Error)]
@@ -107,8 +112,16 @@ impl VerdictRecord {
             })?,
         };
         match version {
-            1 => Ok(VerdictRecord::deserialize(stored)?),
+            1 | 2 => Ok(VerdictRecord::deserialize(stored)?),
             newer => Err(VerdictRecordError::UnknownVersion(newer)),
+        }
+    }
+
+    /// The lowest version that holds a verdict of this body kind.
+    pub fn version_for(body_kind: BodyKindRecord) -> u32 {
+        match body_kind {
+            BodyKindRecord::JsonLines => 2,
+            _ => 1,
         }
     }
 
@@ -168,10 +181,10 @@ mod tests {
     #[test]
     fn a_later_version_or_a_wrong_shape_is_refused() {
         let mut later = unversioned();
-        later["version"] = json!(2);
+        later["version"] = json!(3);
         assert!(matches!(
             VerdictRecord::read(&later),
-            Err(VerdictRecordError::UnknownVersion(2))
+            Err(VerdictRecordError::UnknownVersion(3))
         ));
         for bad in [
             json!({"version": "1"}),
@@ -186,5 +199,17 @@ mod tests {
                 "{bad}"
             );
         }
+    }
+
+    #[test]
+    fn only_json_lines_verdicts_need_version_2() {
+        let mut lines = unversioned();
+        lines["version"] = json!(2);
+        lines["body_kind"] = json!("json_lines");
+        let read = VerdictRecord::read(&lines).unwrap();
+        assert_eq!(read.body_kind, BodyKindRecord::JsonLines);
+        assert_eq!(VerdictRecord::version_for(read.body_kind), 2);
+        assert_eq!(VerdictRecord::version_for(BodyKindRecord::Json), 1);
+        assert_eq!(VERDICT_VERSION, 2);
     }
 }

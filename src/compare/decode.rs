@@ -17,7 +17,7 @@ pub enum BodyKind {
     /// `application/json` and any `+json` type.
     Json,
     /// One JSON value a line: `application/x-ndjson`, `application/jsonl`,
-    /// or a text body whose every line is a JSON object or array.
+    /// or a text body of two or more lines, each a JSON object or array.
     JsonLines,
     /// `application/x-www-form-urlencoded`.
     Form,

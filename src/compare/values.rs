@@ -7,21 +7,22 @@ use serde_json::Value;
 
 use super::json;
 
-/// Whether a text body is JSON Lines: every line that is not blank an
-/// object or array (a cheap look, confirmed when the lines are parsed).
+/// Whether a text body is JSON Lines: two or more lines that are not blank,
+/// each an object or array (a cheap look, confirmed when the lines are
+/// parsed). One line of JSON sent as text stays text.
 pub(super) fn json_lines(body: &[u8]) -> bool {
     let mut lines = body
         .split(|&b| b == b'\n')
         .map(<[u8]>::trim_ascii)
-        .filter(|line| !line.is_empty())
-        .peekable();
-    lines.peek().is_some()
-        && lines.all(|line| {
-            matches!(
-                (line.first(), line.last()),
-                (Some(b'{'), Some(b'}')) | (Some(b'['), Some(b']'))
-            )
-        })
+        .filter(|line| !line.is_empty());
+    let mut count = 0;
+    lines.all(|line| {
+        count += 1;
+        matches!(
+            (line.first(), line.last()),
+            (Some(b'{'), Some(b'}')) | (Some(b'['), Some(b']'))
+        )
+    }) && count >= 2
 }
 
 /// Both bodies as JSON, or `None` (with the reasons) if either is not.

@@ -206,3 +206,39 @@ fn without_a_key_hashes_differ_between_runs() {
     let b = Redactor::new(&RedactConfig::default());
     assert_ne!(a.mask(b"x"), b.mask(b"x"));
 }
+
+#[test]
+fn set_cookie_keeps_its_name_and_attributes_and_masks_its_value() {
+    let r = redactor();
+    let one = |value: &'static str| {
+        let mut h = HeaderMap::new();
+        h.insert("set-cookie", HeaderValue::from_static(value));
+        r.headers(&h).remove(0).1
+    };
+    let sid = r.mask(b"abc123");
+    assert_eq!(
+        one("sessionid=abc123; Path=/; HttpOnly; Secure; SameSite=Lax; Max-Age=3600"),
+        format!("sessionid={sid}; Path=/; HttpOnly; Secure; SameSite=Lax; Max-Age=3600")
+    );
+    assert_eq!(
+        one("sessionid=abc123; expires=Wed, 21 Oct 2015 07:28:00 GMT"),
+        format!("sessionid={sid}; expires=Wed, 21 Oct 2015 07:28:00 GMT")
+    );
+    // A second cookie folded in after a comma, a misspelt or unknown
+    // attribute, a bare token: names kept, values never.
+    for hostile in [
+        "sid=abc123; Path=/, token=s3cr3t; Path=/",
+        "sid=abc123; Expires=s3cr3t",
+        "sid=abc123; Expires=Wed, 21 Oct 2015 07:28:00 GMT, token=s3cr3t",
+        "sid=abc123; token=s3cr3t",
+        "sid=abc123; s3cr3t",
+        "s3cr3t",
+        "sid=abc123, token=s3cr3t",
+    ] {
+        let masked = one(hostile);
+        assert!(
+            !masked.contains("s3cr3t") && !masked.contains("abc123"),
+            "{hostile} -> {masked}"
+        );
+    }
+}

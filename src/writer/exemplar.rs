@@ -13,9 +13,7 @@ use crate::exchange::RecordedResponse;
 use crate::outcome::{Comparison, SampleInfo};
 use crate::redact::Redactor;
 use crate::store::{MismatchDetails, MismatchRecord, StoredBody, StoredMessage};
-use crate::verdict_record::{
-    BodyKindRecord, HeaderRecord, StatusRecord, VerdictRecord, VERDICT_VERSION,
-};
+use crate::verdict_record::{BodyKindRecord, HeaderRecord, StatusRecord, VerdictRecord};
 
 /// Bodies are stored up to this many bytes each, with a truncated flag.
 pub const BODY_CAP: usize = 256 * 1024;
@@ -110,18 +108,19 @@ fn micros(d: std::time::Duration) -> u64 {
 /// The engine's verdict in the stored format, field by field: a change to
 /// the engine's struct does not reach the store or the API unless made here.
 pub fn record_of(verdict: Verdict) -> VerdictRecord {
+    let body_kind = match verdict.body_kind {
+        BodyKind::Empty => BodyKindRecord::Empty,
+        BodyKind::Json => BodyKindRecord::Json,
+        BodyKind::JsonLines => BodyKindRecord::JsonLines,
+        BodyKind::Form => BodyKindRecord::Form,
+        BodyKind::Text => BodyKindRecord::Text,
+        BodyKind::Binary => BodyKindRecord::Binary,
+    };
     VerdictRecord {
-        version: VERDICT_VERSION,
+        version: VerdictRecord::version_for(body_kind),
         matched: verdict.matched,
         byte_equal: verdict.byte_equal,
-        body_kind: match verdict.body_kind {
-            BodyKind::Empty => BodyKindRecord::Empty,
-            BodyKind::Json => BodyKindRecord::Json,
-            BodyKind::JsonLines => BodyKindRecord::JsonLines,
-            BodyKind::Form => BodyKindRecord::Form,
-            BodyKind::Text => BodyKindRecord::Text,
-            BodyKind::Binary => BodyKindRecord::Binary,
-        },
+        body_kind,
         status: verdict.status.map(|s| StatusRecord {
             primary: s.primary,
             candidate: s.candidate,

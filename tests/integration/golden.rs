@@ -269,3 +269,53 @@ fn json_diff(expected: &Value, actual: &Value) -> String {
         .to_string();
     format!("\nexpected:\n{expected}actual:\n{actual}diff:\n{diff}")
 }
+
+/// Every key of `[compare]`, as serde knows them: the error for an unknown
+/// key lists the expected ones.
+fn compare_keys() -> Vec<String> {
+    let error = toml::from_str::<CompareConfig>("no_such_key = 1")
+        .unwrap_err()
+        .to_string();
+    let listed = error
+        .split("expected one of ")
+        .nth(1)
+        .unwrap_or_else(|| panic!("no key list in {error:?}"));
+    listed
+        .split(',')
+        .map(|k| {
+            k.trim()
+                .trim_matches(|c: char| c == '`' || c.is_whitespace())
+                .to_string()
+        })
+        .filter(|k| !k.is_empty())
+        .collect()
+}
+
+/// No key is accepted and then silently ignored: each has a golden case
+/// that sets it (so its effect on a verdict is pinned) and a row in the
+/// README's rules.
+#[test]
+fn every_compare_key_has_a_golden_case_and_a_readme_row() {
+    let keys = compare_keys();
+    assert!(
+        keys.len() >= 20 && keys.contains(&"header_mask".to_string()),
+        "{keys:?}"
+    );
+    let rules: Vec<String> = cases()
+        .iter()
+        .filter_map(|case| std::fs::read_to_string(case.join("rules.toml")).ok())
+        .collect();
+    let readme =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap();
+    for key in &keys {
+        let set = |text: &String| {
+            text.lines()
+                .any(|line| line.split('=').next().is_some_and(|k| k.trim() == key))
+        };
+        assert!(rules.iter().any(set), "no golden case sets `{key}`");
+        assert!(
+            readme.contains(&format!("`{key}`")),
+            "README.md does not describe `{key}`"
+        );
+    }
+}

@@ -4,6 +4,7 @@
 mod architecture;
 mod breaker;
 mod cli;
+mod diff_cli;
 mod fidelity;
 mod fuzz_corpus;
 mod gate;
@@ -14,6 +15,7 @@ mod hostile_clients;
 mod isolation;
 mod migrations;
 mod persistence;
+mod port_pair;
 mod properties;
 mod replay;
 mod report_api;

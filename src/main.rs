@@ -204,12 +204,16 @@ fn rejudge(args: &RejudgeArgs) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Runtime::new()?;
     let rejudged = runtime.block_on(async {
         let store = shadowdiff::store::SqlStore::open_existing(&url).await?;
-        let rejudged = shadowdiff::rejudge::rejudge(&store, window, &rules_for, 64 << 20).await;
+        let limit = shadowdiff::report::rejudge::MAX_BODY_BYTES;
+        let rejudged = shadowdiff::rejudge::rejudge(&store, window, &rules_for, limit).await;
         anyhow::Ok(rejudged?)
     })?;
     match args.format {
         DiffFormat::Text => print!("{}", shadowdiff::rejudge::render(&rejudged)),
-        DiffFormat::Json => println!("{}", serde_json::to_string_pretty(&rejudged)?),
+        DiffFormat::Json => {
+            let view = shadowdiff::report::rejudge::RejudgeView::from(&rejudged);
+            println!("{}", serde_json::to_string_pretty(&view)?);
+        }
     }
     Ok(())
 }

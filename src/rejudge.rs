@@ -10,7 +10,6 @@
 //! counted apart, since the cut alone may make it differ.
 
 use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
-use serde::Serialize;
 
 use crate::compare::{compare_responses, Rules};
 use crate::exchange::RecordedResponse;
@@ -21,8 +20,7 @@ use crate::store::{MismatchFilter, Store, StoreError, StoredMessage, StoredMisma
 const EXEMPLARS_PER_GROUP: i64 = 20;
 
 /// What the new rules do to one group.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Fate {
     /// Every exemplar matches under the new rules.
     Vanishes,
@@ -35,7 +33,7 @@ pub enum Fate {
 }
 
 /// One group, re-judged.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug)]
 pub struct GroupRejudged {
     pub fingerprint: String,
     pub endpoint: String,
@@ -52,10 +50,11 @@ pub struct GroupRejudged {
 }
 
 /// Every group re-judged, and parity before and after.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug)]
 pub struct Rejudged {
     pub groups: Vec<GroupRejudged>,
-    /// Live comparisons over the window, and those that matched.
+    /// Live comparisons over the window (candidate errors included, as the
+    /// summary counts parity), and those that matched.
     pub compared: i64,
     pub matched: i64,
     /// `matched / compared`, as counted.
@@ -70,7 +69,7 @@ pub struct Rejudged {
 pub async fn rejudge(
     store: &dyn Store,
     window: Window,
-    rules_for: &dyn Fn(&Method, &str) -> Rules,
+    rules_for: &(dyn Fn(&Method, &str) -> Rules + Sync),
     max_body_bytes: usize,
 ) -> Result<Rejudged, StoreError> {
     let mut groups = Vec::new();
@@ -106,7 +105,10 @@ pub async fn rejudge(
     for endpoint in store.counts(window, "", None).await? {
         counts.merge(&Counts::from_stored(endpoint.outcomes));
     }
-    let (matched, compared) = (counts.matched(), counts.matched() + counts.mismatched());
+    // Parity as the summary and the gate count it: candidate errors are
+    // comparisons that did not match.
+    let matched = counts.matched();
+    let compared = matched + counts.mismatched() + counts.candidate_errors();
     let recovered: f64 = groups
         .iter()
         .filter(|g| g.exemplars > 0)
@@ -170,7 +172,7 @@ pub fn render(r: &Rejudged) -> String {
 
 fn judge_one(
     exemplar: &StoredMismatch,
-    rules_for: &dyn Fn(&Method, &str) -> Rules,
+    rules_for: &(dyn Fn(&Method, &str) -> Rules + Sync),
     max_body_bytes: usize,
     judged: &mut GroupRejudged,
 ) {

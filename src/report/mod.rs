@@ -18,12 +18,13 @@ mod input;
 mod mismatches;
 mod openapi;
 mod params;
+pub mod rejudge;
 mod summary;
 
 use std::sync::Arc;
 
 use axum::middleware;
-use axum::routing::{get, patch};
+use axum::routing::{get, patch, post};
 use axum::Router;
 use tokio::sync::OnceCell;
 
@@ -113,6 +114,7 @@ pub fn router(state: Arc<ReportState>) -> Router {
         .route("/mismatches/{id}/curl", get(mismatches::curl))
         // POST too: Flagger's webhooks post; the body is not read.
         .route("/gate", get(gate::gate).post(gate::gate))
+        .route("/rejudge", post(rejudge::rejudge))
         .route("/openapi.json", get(openapi::openapi))
         .fallback(|| async { ApiError::NotFound("no such route".into()) })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })

@@ -16,7 +16,7 @@ use crate::support;
 
 use support::binary as shadowdiff;
 
-const TOKEN: &str = "gate-token";
+pub const TOKEN: &str = "gate-token";
 
 /// The report API alone, on its own port, with a token.
 pub async fn report_api(url: &DatabaseUrl) -> SocketAddr {

@@ -337,6 +337,29 @@ async fn rejudge_finds_the_same_from_the_store_without_a_request() {
     assert_eq!(report["compared"], 36, "{report}");
     let after = report["parity_after"].as_f64().unwrap();
     assert!((after - 30.0 / 36.0).abs() < 1e-9, "{report}");
+    // The report API gives the same, from the config's text.
+    let url: DatabaseUrl = database.parse().unwrap();
+    let api = crate::gate::report_api(&url).await;
+    let client = reqwest::Client::new();
+    let post = |body: Value| {
+        client
+            .post(format!("http://{api}/api/v1/rejudge"))
+            .bearer_auth(crate::gate::TOKEN)
+            .json(&body)
+            .send()
+    };
+    let response = post(json!({ "config": NARROW, "since": "1h" }))
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let served: Value = response.json().await.unwrap();
+    assert_eq!(served, report, "the API and the CLI disagree");
+    let response = post(json!({ "config": "[compare]\nbody = 1\n" }))
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 400);
+    let error: Value = response.json().await.unwrap();
+    assert_eq!(error["error"]["parameter"], "config", "{error}");
     // The same as text for people, and a store that is not there: exit 2.
     let out = rejudge(&config, &database, &[]).await;
     let text = String::from_utf8_lossy(&out.stdout);

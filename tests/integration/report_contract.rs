@@ -250,6 +250,7 @@ fn cases(id: i64, fingerprint: &str) -> Vec<Case> {
         c
     };
     let (groups_route, gate) = ("/api/v1/groups/{fingerprint}", "/api/v1/gate");
+    let rejudge = "/api/v1/rejudge";
     vec![
         case("GET", "/api/v1/summary", "/api/v1/summary?since=1h", 200),
         case("GET", "/api/v1/endpoints", "/api/v1/endpoints", 200),
@@ -299,6 +300,14 @@ fn cases(id: i64, fingerprint: &str) -> Vec<Case> {
         ),
         case("GET", gate, "/api/v1/gate?strict=maybe", 400),
         case("GET", gate, "/api/v1/gate?since=1h&strict=true", 412),
+        with_body(
+            case("POST", rejudge, rejudge, 200),
+            json!({"config": "[compare]\nignore = [\"/name\"]\n", "since": "1h"}),
+        ),
+        with_body(
+            case("POST", rejudge, rejudge, 400),
+            json!({"config": "[compare]\nignore = \"name\"\n"}),
+        ),
     ]
 }
 

@@ -8,6 +8,7 @@
 //! rules, text by lines, binary by length and hash.
 
 mod body_rules;
+pub mod conflicts;
 pub mod decode;
 pub mod explain;
 mod fingerprint;

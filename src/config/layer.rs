@@ -56,6 +56,27 @@ impl Layer {
 
     /// Parses TOML text; the error is the dotted key path and the reason.
     pub fn from_toml(text: &str) -> Result<Layer, (String, String)> {
+        let layer = Self::parse_toml(text)?;
+        layer.check_rules()?;
+        Ok(layer)
+    }
+
+    /// Refuses a `[compare]` table (global or a route's) with a rule that
+    /// another rule of the same table makes idle.
+    fn check_rules(&self) -> Result<(), (String, String)> {
+        let global = self.compare.iter().map(|c| ("compare".to_string(), c));
+        let routes = self.routes.iter().flatten().enumerate();
+        let routes =
+            routes.filter_map(|(i, r)| Some((format!("route[{i}].compare"), r.compare.as_ref()?)));
+        for (key, table) in global.chain(routes) {
+            if let Some(idle) = crate::compare::conflicts::idle_rule(table) {
+                return Err((key, idle));
+            }
+        }
+        Ok(())
+    }
+
+    fn parse_toml(text: &str) -> Result<Layer, (String, String)> {
         let deserializer = toml::Deserializer::new(text);
         serde_path_to_error::deserialize(deserializer).map_err(|e| {
             // A number out of range fails in the parser, before any key is

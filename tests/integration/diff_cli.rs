@@ -156,6 +156,15 @@ fn bad_input_exits_2_with_a_clear_message() {
             "[compare]\nmedia_types_equal = [[\"text/html\"]]\n",
             "media_types_equal",
         ),
+        // A rule another rule of its table makes idle is refused too.
+        (
+            "[[route]]\nmatch = \"GET /a\"\n[route.compare]\nbody = \"ignore\"\nmask = { \"/id\" = \"uuid\" }\n",
+            "route[0].compare",
+        ),
+        (
+            "[compare]\nignore = [\"/a\"]\nunordered = [\"/a\"]\n",
+            "\"/a\" is in ignore and in unordered",
+        ),
     ] {
         let config = file(".toml", config);
         let out = shadowdiff(&[

@@ -10,7 +10,7 @@
 //! |---|---|
 //! | 0 | Content-Encoding: primary `b % 8`, candidate `(b / 8) % 8`, see [`ENCODINGS`] |
 //! | 1 | Content-Type: both `b % 5`; if the top bit is set the candidate's is `(b / 5) % 5`, see [`CONTENT_TYPES`] |
-//! | 2 | flags: bit 0 python-go rules, bit 1 candidate body is the primary's, bit 2 the backends name themselves in `x-powered-by` |
+//! | 2 | flags: bit 0 python-go rules, bit 1 candidate body is the primary's, bit 2 the backends name themselves in `x-powered-by`, bit 3 the port rules (pair, text, header and media-type rules; over bit 0) |
 //! | 3 | status: primary [`STATUSES`]`[b % 8]`; if the top bit is set the candidate's is `[(b / 8) % 8]` |
 //! | 4, 5 | length of the primary body, little-endian, cut to what is left |
 //! | 6.. | the primary body, then the candidate body |
@@ -69,6 +69,29 @@ number_tolerance = { abs = 0.0, rel = 1e-9 }
 ignore_headers = ["x-powered-by"]
 "#;
 
+/// The rules a Python-to-Go port adds beside the preset: one of each pair
+/// rule, text normalisation, header masks and media-type sets.
+const PORT_RULES: &str = r#"
+preset = "python-go"
+scalar_as_array = ["/args/*", "/q"]
+comma_joined = ["/accept", "/**/tags"]
+candidate_may_add = ["/etag", "/items/*/etag"]
+candidate_may_omit = ["/nickname", "/**/note"]
+normalise_text = ["line_endings", "trailing_whitespace", "final_newline"]
+media_types_equal = [["text/plain", "application/octet-stream"]]
+header_mask = { "x-powered-by" = "^[A-Z][a-z]+$", "location" = "any" }
+"#;
+
+/// The port rules, parsed once.
+fn port_rules() -> &'static Rules {
+    static RULES: OnceLock<Rules> = OnceLock::new();
+    RULES.get_or_init(|| {
+        let config = toml::from_str::<CompareConfig>(PORT_RULES)
+            .expect("the fixed port fuzz rules are valid");
+        Rules::from(&config)
+    })
+}
+
 /// The rules for the python-go rule set, parsed once: toml and regex
 /// compilation would otherwise dominate each fuzz iteration.
 fn python_go_rules() -> &'static Rules {
@@ -99,6 +122,7 @@ pub fn responses_from_bytes(data: &[u8]) -> (RecordedResponse, RecordedResponse,
     };
 
     let python_go = flags & 1 != 0;
+    let port = flags & 8 != 0;
     let same_body = flags & 2 != 0;
     let powered_by = flags & 4 != 0;
 
@@ -132,10 +156,10 @@ pub fn responses_from_bytes(data: &[u8]) -> (RecordedResponse, RecordedResponse,
         powered_by.then_some("Go"),
         candidate_body,
     );
-    let rules = if python_go {
-        python_go_rules().clone()
-    } else {
-        Rules::from(&CompareConfig::default())
+    let rules = match (port, python_go) {
+        (true, _) => port_rules().clone(),
+        (false, true) => python_go_rules().clone(),
+        (false, false) => Rules::from(&CompareConfig::default()),
     };
     (primary, candidate, rules)
 }
@@ -236,7 +260,10 @@ mod tests {
     }
 
     #[test]
-    fn the_python_go_rules_parse() {
+    fn the_fixed_rule_sets_parse() {
         assert!(!python_go_rules().paths.is_empty());
+        assert!(!port_rules().header_masks.is_empty() && !port_rules().text.is_off());
+        let (_, _, rules) = responses_from_bytes(b"\x00\x00\x08");
+        assert!(!rules.media_types_equal.is_empty());
     }
 }

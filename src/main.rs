@@ -204,7 +204,7 @@ fn rejudge(args: &RejudgeArgs) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Runtime::new()?;
     let rejudged = runtime.block_on(async {
         let store = shadowdiff::store::SqlStore::open_existing(&url).await?;
-        let limit = shadowdiff::report::rejudge::MAX_BODY_BYTES;
+        let limit = shadowdiff::report::rejudge::max_body_bytes(&layer);
         let rejudged = shadowdiff::rejudge::rejudge(&store, window, &rules_for, limit).await;
         anyhow::Ok(rejudged?)
     })?;

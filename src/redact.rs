@@ -165,7 +165,14 @@ impl Redactor {
     /// A header value with secrets masked: a listed header whole, a URL in
     /// Location, Content-Location or Referer in its query.
     fn header_value(&self, name: &str, value: &[u8]) -> String {
-        if name.eq_ignore_ascii_case("set-cookie") {
+        // Set-Cookie keeps its name and attributes, unless `[redact]` lists
+        // it, which asks for the whole value to go.
+        let listed = |header: &str| {
+            self.headers[ALWAYS.len()..]
+                .iter()
+                .any(|h| h.eq_ignore_ascii_case(header))
+        };
+        if name.eq_ignore_ascii_case("set-cookie") && !listed("set-cookie") {
             return self.set_cookie(value);
         }
         if self.headers.iter().any(|h| h.eq_ignore_ascii_case(name)) {
@@ -188,9 +195,20 @@ impl Redactor {
         let text = String::from_utf8_lossy(value);
         let mut parts = text.split(';');
         let pair = parts.next().unwrap_or_default();
+        // A name that is not an RFC 6265 token (a comma, a space, a quote)
+        // may be a nameless cookie folded in front of another: all masked.
+        let token = |name: &str| {
+            let name = name.trim();
+            !name.is_empty()
+                && name
+                    .bytes()
+                    .all(|b| b.is_ascii_graphic() && !b"()<>@,;:\\\"/[]?={}".contains(&b))
+        };
         let first = match pair.split_once('=') {
-            Some((name, secret)) => format!("{name}={}", self.mask(secret.trim().as_bytes())),
-            None => self.mask(pair.trim().as_bytes()),
+            Some((name, secret)) if token(name) => {
+                format!("{}={}", name.trim(), self.mask(secret.trim().as_bytes()))
+            }
+            _ => self.mask(pair.trim().as_bytes()),
         };
         std::iter::once(first)
             .chain(parts.map(|part| self.cookie_attribute(part.trim())))

@@ -11,13 +11,21 @@
 
 use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
 
-use crate::compare::{compare_responses, Rules};
+use std::collections::HashMap;
+
+use crate::compare::{compare_responses_with, Detail, Rules};
 use crate::exchange::RecordedResponse;
 use crate::gate::Counts;
-use crate::store::{MismatchFilter, Store, StoreError, StoredMessage, StoredMismatch, Window};
+use crate::store::{
+    Group, MismatchFilter, Store, StoreError, StoredMessage, StoredMismatch, Window,
+};
 
 /// Exemplars read per group: what the store keeps per group and hour.
 const EXEMPLARS_PER_GROUP: i64 = 20;
+
+/// Groups re-judged at most, the most frequent first: a bound on the work
+/// one request to the report API can ask for.
+pub const MAX_GROUPS: usize = 1_000;
 
 /// What the new rules do to one group.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -37,7 +45,7 @@ pub enum Fate {
 pub struct GroupRejudged {
     pub fingerprint: String,
     pub endpoint: String,
-    /// Mismatches the group counted, all told.
+    /// Mismatches the group counted over the window.
     pub count: i64,
     pub fate: Fate,
     /// Its stored exemplars: how many match now, group elsewhere, or still
@@ -59,24 +67,30 @@ pub struct Rejudged {
     pub matched: i64,
     /// `matched / compared`, as counted.
     pub parity: Option<f64>,
-    /// The same with each group's mismatches that now match (in the share
-    /// its exemplars do) counted as matched: an estimate from the exemplars.
+    /// The same with each group's mismatches over the window that now
+    /// match (in the share its exemplars do) counted as matched: an
+    /// estimate from the exemplars.
     pub parity_after: Option<f64>,
 }
 
-/// Re-judges the live mismatch groups seen over `window` under the rules
-/// `rules_for` gives each request (method, path).
-pub async fn rejudge(
-    store: &dyn Store,
-    window: Window,
-    rules_for: &(dyn Fn(&Method, &str) -> Rules + Sync),
-    max_body_bytes: usize,
-) -> Result<Rejudged, StoreError> {
+/// What re-judging needs from the store, read first so that the comparing
+/// (CPU only) can run apart from the reading (I/O only).
+pub struct Gathered {
+    groups: Vec<(Group, Vec<StoredMismatch>, i64)>,
+    counts: Counts,
+}
+
+/// Reads the live groups with mismatches over `window` (the
+/// [`MAX_GROUPS`] most frequent), their exemplars and their counts.
+pub async fn gather(store: &dyn Store, window: Window) -> Result<Gathered, StoreError> {
+    let in_window: HashMap<String, i64> =
+        store.group_counts(window, "").await?.into_iter().collect();
     let mut groups = Vec::new();
-    for group in store.groups(None, None).await? {
-        if group.last_seen < window.since_ms {
-            continue;
-        }
+    let seen = store.groups(None, None).await?.into_iter();
+    for group in seen
+        .filter(|g| in_window.contains_key(&g.fingerprint))
+        .take(MAX_GROUPS)
+    {
         let filter = MismatchFilter {
             run: Some(""),
             endpoint: None,
@@ -84,10 +98,29 @@ pub async fn rejudge(
             since_ms: None,
         };
         let exemplars = store.mismatches(filter, None, EXEMPLARS_PER_GROUP).await?;
+        let count = in_window.get(&group.fingerprint).copied().unwrap_or(0);
+        groups.push((group, exemplars, count));
+    }
+    let mut counts = Counts::default();
+    for endpoint in store.counts(window, "", None).await? {
+        counts.merge(&Counts::from_stored(endpoint.outcomes));
+    }
+    Ok(Gathered { groups, counts })
+}
+
+/// Compares every gathered exemplar again under the rules `rules_for` gives
+/// its request (method, path), bodies up to `max_body_bytes` as live.
+pub fn judge(
+    gathered: &Gathered,
+    rules_for: &dyn Fn(&Method, &str) -> Rules,
+    max_body_bytes: usize,
+) -> Rejudged {
+    let mut groups = Vec::new();
+    for (group, exemplars, count) in &gathered.groups {
         let mut judged = GroupRejudged {
             fingerprint: group.fingerprint.clone(),
             endpoint: group.endpoint.clone(),
-            count: group.count,
+            count: *count,
             fate: Fate::Unknown,
             exemplars: exemplars.len(),
             now_match: 0,
@@ -95,18 +128,15 @@ pub async fn rejudge(
             unchanged: 0,
             truncated: 0,
         };
-        for exemplar in &exemplars {
+        for exemplar in exemplars {
             judge_one(exemplar, rules_for, max_body_bytes, &mut judged);
         }
         judged.fate = fate(&judged);
         groups.push(judged);
     }
-    let mut counts = Counts::default();
-    for endpoint in store.counts(window, "", None).await? {
-        counts.merge(&Counts::from_stored(endpoint.outcomes));
-    }
     // Parity as the summary and the gate count it: candidate errors are
     // comparisons that did not match.
+    let counts = &gathered.counts;
     let matched = counts.matched();
     let compared = matched + counts.mismatched() + counts.candidate_errors();
     let recovered: f64 = groups
@@ -115,13 +145,24 @@ pub async fn rejudge(
         .map(|g| g.count as f64 * g.now_match as f64 / g.exemplars as f64)
         .sum();
     let share = |matched: f64| (compared > 0).then(|| (matched / compared as f64).min(1.0));
-    Ok(Rejudged {
+    Rejudged {
         groups,
         compared,
         matched,
         parity: share(matched as f64),
         parity_after: share(matched as f64 + recovered),
-    })
+    }
+}
+
+/// [`gather`] and [`judge`] in one, for the command line.
+pub async fn rejudge(
+    store: &dyn Store,
+    window: Window,
+    rules_for: &dyn Fn(&Method, &str) -> Rules,
+    max_body_bytes: usize,
+) -> Result<Rejudged, StoreError> {
+    let gathered = gather(store, window).await?;
+    Ok(judge(&gathered, rules_for, max_body_bytes))
 }
 
 /// The report as aligned text: one line a group, then parity.
@@ -172,7 +213,7 @@ pub fn render(r: &Rejudged) -> String {
 
 fn judge_one(
     exemplar: &StoredMismatch,
-    rules_for: &(dyn Fn(&Method, &str) -> Rules + Sync),
+    rules_for: &dyn Fn(&Method, &str) -> Rules,
     max_body_bytes: usize,
     judged: &mut GroupRejudged,
 ) {
@@ -183,13 +224,9 @@ fn judge_one(
     let method = Method::from_bytes(record.method.as_bytes()).unwrap_or(Method::GET);
     let rules = rules_for(&method, &record.path);
     let (primary, candidate) = (response(&record.primary), response(&record.candidate));
-    let verdict = compare_responses(
-        &record.endpoint,
-        &primary,
-        &candidate,
-        &rules,
-        max_body_bytes,
-    );
+    // What counting and grouping need, without the line diff.
+    let limits = (max_body_bytes, Detail::Grouping);
+    let verdict = compare_responses_with(&record.endpoint, &primary, &candidate, &rules, limits);
     // The exemplar's own verdict, compared redacted under the rules of the
     // day, is what the same comparison gives now if the rules changed nothing.
     let before = record.verdict.get("fingerprint").and_then(|f| f.as_str());

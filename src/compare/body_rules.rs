@@ -74,8 +74,13 @@ impl TextNormalisation {
             false => text,
         };
         if self.final_newline {
-            let kept = text.trim_end_matches(['\n', '\r']).len();
-            text.truncate(kept);
+            // Line ends only: a bare `\r` is no newline.
+            while text.ends_with('\n') {
+                text.pop();
+                if text.ends_with('\r') {
+                    text.pop();
+                }
+            }
         }
         text
     }

@@ -112,14 +112,21 @@ pub fn settle(diffs: &mut Vec<HeaderDiff>, facts: &BodyFacts, rules: &Rules) {
         if diff.name != "content-type" {
             return true;
         }
-        let media = |v: &str| v.split(';').next().unwrap_or("").trim().to_string();
+        // The media type, and what follows it (a charset, compared with
+        // `compare_charset`), which must be the same to be forgiven.
+        let media = |v: &str| {
+            let (media, rest) = v.split_once(';').unwrap_or((v, ""));
+            (media.trim().to_string(), rest.trim().to_string())
+        };
         let harmless = match (&diff.primary, &diff.candidate) {
             _ if facts.redirects => true,
             (Some(_), None) => facts.empty.0,
             (None, Some(_)) => facts.empty.1,
             (Some(p), Some(c)) => {
-                let (p, c) = (media(p), media(c));
-                facts.equal && rules.media_types_equal.iter().any(|set| set.holds(&p, &c))
+                let ((p, p_rest), (c, c_rest)) = (media(p), media(c));
+                facts.equal
+                    && p_rest == c_rest
+                    && rules.media_types_equal.iter().any(|set| set.holds(&p, &c))
             }
             (None, None) => false,
         };

@@ -308,7 +308,11 @@ pub const BYTES_PER_UNIT: usize = 16;
 /// limit, when it is over the limit.
 fn too_intricate(kind: BodyKind, p: &[u8], c: &[u8], limit: usize) -> Option<(usize, usize)> {
     let units = |body: &[u8]| match kind {
-        BodyKind::Json | BodyKind::JsonLines => json::count_values(body),
+        BodyKind::Json => json::count_values(body),
+        // Lines of scalars (`0\n0\n…`) hold no separator the count sees.
+        BodyKind::JsonLines => {
+            json::count_values(body) + body.iter().filter(|&&b| b == b'\n').count()
+        }
         BodyKind::Form => body.iter().filter(|&&b| b == b'&' || b == b';').count() + 1,
         BodyKind::Text => body.iter().filter(|&&b| b == b'\n').count() + 1,
         BodyKind::Empty | BodyKind::Binary => 0,
@@ -381,7 +385,10 @@ fn compare_bodies(
     }
     name_path_rules_not_applied(kind, rules, reasons);
     let (p_text, c_text) = (String::from_utf8_lossy(p), String::from_utf8_lossy(c));
-    let normalised = (kind != BodyKind::Binary && !rules.text.is_off())
+    // Only text that is text: lossy decoding would make any two invalid
+    // byte sequences of one length look alike.
+    let valid_text = std::str::from_utf8(p).is_ok() && std::str::from_utf8(c).is_ok();
+    let normalised = (kind != BodyKind::Binary && !rules.text.is_off() && valid_text)
         .then(|| (rules.text.apply(&p_text), rules.text.apply(&c_text)));
     if let Some((p_text, c_text)) = &normalised {
         if p_text == c_text {

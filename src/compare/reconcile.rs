@@ -128,7 +128,7 @@ impl Pairing<'_> {
                     && parts
                         .iter()
                         .zip(items)
-                        .all(|(part, item)| item.as_str().is_some_and(|i| i.trim() == *part))
+                        .all(|(part, item)| item.as_str() == Some(*part))
             }
             _ => false,
         };

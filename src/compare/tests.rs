@@ -116,3 +116,29 @@ fn paths_generalise_indices_and_keys() {
     assert_eq!(generalise_path(""), "");
     assert_eq!(generalise_path("/v2/name"), "/v2/name");
 }
+
+#[test]
+fn json_lines_of_scalars_count_every_line_against_the_cap() {
+    let lines = |d: &str| {
+        let mut r = json(format!("{d}\n").repeat(3_000).into_bytes());
+        r.headers.insert(
+            "content-type",
+            http::HeaderValue::from_static("application/x-ndjson"),
+        );
+        r
+    };
+    // 3,000 values, over 16 KiB / 16 = 1,024: compared by bytes.
+    let verdict = compare_responses(
+        "GET /",
+        &lines("0"),
+        &lines("1"),
+        &Rules::default(),
+        16 * 1024,
+    );
+    assert!(verdict.patch.is_none(), "{:?}", verdict.reasons);
+    assert!(
+        verdict.reasons[0].contains("values"),
+        "{:?}",
+        verdict.reasons
+    );
+}

@@ -68,7 +68,15 @@ pub(super) fn parse_json_lines_pair(
         let body = bytes.split(|&b| b == b'\n').map(<[u8]>::trim_ascii);
         for (number, line) in body.enumerate().filter(|(_, l)| !l.is_empty()) {
             match json::parse(line) {
-                Ok(parsed) => lines.push(parsed.value),
+                Ok(parsed) => {
+                    if parsed.non_standard {
+                        reasons.push(format!(
+                            "{name}: line {}: NaN or Infinity tokens (not JSON; Python writes them) read as strings",
+                            number + 1
+                        ));
+                    }
+                    lines.push(parsed.value);
+                }
                 Err(e) => {
                     reasons.push(format!(
                         "{name}: line {} is not valid JSON ({e}); compared as text",

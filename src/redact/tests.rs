@@ -234,6 +234,9 @@ fn set_cookie_keeps_its_name_and_attributes_and_masks_its_value() {
         "sid=abc123; s3cr3t",
         "s3cr3t",
         "sid=abc123, token=s3cr3t",
+        "s3cr3t, sid=abc123; Path=/",
+        "s3cr3t sid=abc123",
+        "\"s3cr3t\"=abc123",
     ] {
         let masked = one(hostile);
         assert!(
@@ -241,4 +244,16 @@ fn set_cookie_keeps_its_name_and_attributes_and_masks_its_value() {
             "{hostile} -> {masked}"
         );
     }
+}
+
+#[test]
+fn a_set_cookie_listed_under_redact_is_masked_whole() {
+    let r = Redactor::new(&toml::from_str::<RedactConfig>("headers = [\"Set-Cookie\"]").unwrap());
+    let mut h = HeaderMap::new();
+    h.insert("set-cookie", HeaderValue::from_static("sid=abc123; Path=/"));
+    let (_, value) = r.headers(&h).remove(0);
+    assert!(
+        value.starts_with("redacted:") && !value.contains("sid"),
+        "{value}"
+    );
 }

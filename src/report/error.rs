@@ -38,6 +38,10 @@ pub enum ApiError {
     /// trusted for a decision. The message names the failure's class only.
     #[error("{0}")]
     StoreUnhealthy(String),
+    /// A task of the API's own failed (panicked or was cancelled); the
+    /// cause is logged, not sent.
+    #[error("the request could not be completed")]
+    Internal(String),
 }
 
 impl IntoResponse for ApiError {
@@ -64,6 +68,10 @@ impl ApiError {
             ApiError::NoDatabase => (StatusCode::SERVICE_UNAVAILABLE, "no_database", None),
             ApiError::StoreUnhealthy(_) => {
                 (StatusCode::SERVICE_UNAVAILABLE, "store_unhealthy", None)
+            }
+            ApiError::Internal(cause) => {
+                tracing::error!(error = %cause, "report API request failed");
+                (StatusCode::INTERNAL_SERVER_ERROR, "internal", None)
             }
             ApiError::Store(e) => {
                 let mut chain = e.to_string();

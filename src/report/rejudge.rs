@@ -23,7 +23,14 @@ pub(super) struct RejudgeRequest {
     /// TOML, as a config file: its `[compare]` and routes' rules apply.
     config: String,
     /// A duration back from now (`7d`) or an RFC 3339 time; default 7 days.
+    /// Absent, not null.
+    #[serde(default, deserialize_with = "present_text")]
     since: Option<String>,
+}
+
+/// A text field that, when given, is text: `null` is refused.
+fn present_text<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    String::deserialize(d).map(Some)
 }
 
 /// Every group re-judged, and parity before and after: the wire format of
@@ -115,13 +122,36 @@ pub(super) async fn rejudge(
         until_ms: now,
     };
     let store = state.store().await?;
-    let rules_for = |method: &http::Method, path: &str| layer.rules_for(Some((method, path)));
-    let rejudged = crate::rejudge::rejudge(store, window, &rules_for, MAX_BODY_BYTES)
+    let gathered = crate::rejudge::gather(store, window)
         .await
         .map_err(ApiError::Store)?;
-    Ok(Json(RejudgeView::from(&rejudged)))
+    // One at a time, off the runtime that serves clients: comparing is CPU
+    // work, bounded by `rejudge::MAX_GROUPS` groups of 20 exemplars.
+    let _turn = TURN
+        .acquire()
+        .await
+        .map_err(|e| ApiError::Internal(e.to_string()))?;
+    let max_body_bytes = max_body_bytes(&layer);
+    let judged = tokio::task::spawn_blocking(move || {
+        let rules_for = |method: &http::Method, path: &str| layer.rules_for(Some((method, path)));
+        crate::rejudge::judge(&gathered, &rules_for, max_body_bytes)
+    })
+    .await;
+    match judged {
+        Ok(rejudged) => Ok(Json(RejudgeView::from(&rejudged))),
+        Err(error) => Err(ApiError::Internal(error.to_string())),
+    }
 }
 
-/// Bodies compared up to this size, as `shadowdiff rejudge` does (stored
-/// exemplars are cut at 256 KiB anyway).
-pub const MAX_BODY_BYTES: usize = 64 * 1024 * 1024;
+/// One re-judging at a time.
+static TURN: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(1);
+
+/// Bodies are compared up to the config's `max_body_bytes`, as live: a
+/// verdict of "too large" must not change with the tool that reads it.
+pub fn max_body_bytes(layer: &Layer) -> usize {
+    layer
+        .max_body_bytes
+        .map_or(DEFAULT_MAX_BODY_BYTES, std::num::NonZeroUsize::get)
+}
+
+const DEFAULT_MAX_BODY_BYTES: usize = 10 * 1024 * 1024;

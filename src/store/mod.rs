@@ -69,6 +69,12 @@ pub trait Store: Send + Sync {
         window: Window,
         run: &'a str,
     ) -> BoxFuture<'a, Result<Vec<(String, i64)>, StoreError>>;
+    /// Mismatches per group (by fingerprint) over a window.
+    fn group_counts<'a>(
+        &'a self,
+        window: Window,
+        run: &'a str,
+    ) -> BoxFuture<'a, Result<Vec<(String, i64)>, StoreError>>;
     /// Groups, most frequent first.
     fn groups<'a>(
         &'a self,
@@ -128,6 +134,13 @@ impl Store for SqlStore {
         run: &'a str,
     ) -> BoxFuture<'a, Result<Vec<(String, i64)>, StoreError>> {
         Box::pin(self.read_expected(window, run))
+    }
+    fn group_counts<'a>(
+        &'a self,
+        window: Window,
+        run: &'a str,
+    ) -> BoxFuture<'a, Result<Vec<(String, i64)>, StoreError>> {
+        Box::pin(self.read_group_counts(window, run))
     }
     fn groups<'a>(
         &'a self,

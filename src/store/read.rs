@@ -92,6 +92,30 @@ impl SqlStore {
         counted(&rows, "endpoint")
     }
 
+    pub(super) async fn read_group_counts(
+        &self,
+        window: Window,
+        run: &str,
+    ) -> Result<Vec<(String, i64)>, StoreError> {
+        // Both tables, as in `read_expected`, for a rolling upgrade.
+        let sql = self.sql(
+            "SELECT c.fingerprint AS fingerprint, CAST(SUM(c.count) AS BIGINT) AS count FROM ( \
+               SELECT fingerprint, count FROM group_counts \
+                 WHERE run = $3 AND minute >= $1 AND minute < $2 \
+               UNION ALL \
+               SELECT substr(outcome, 7) AS fingerprint, count FROM counters \
+                 WHERE run = $3 AND minute >= $1 AND minute < $2 AND substr(outcome, 1, 6) = 'group/' \
+             ) c GROUP BY c.fingerprint ORDER BY c.fingerprint",
+        );
+        let rows = sqlx::query(&sql)
+            .bind(window.first_minute())
+            .bind(window.end_minute())
+            .bind(run)
+            .fetch_all(&self.pool)
+            .await?;
+        counted(&rows, "fingerprint")
+    }
+
     pub(super) async fn read_groups(
         &self,
         endpoint: Option<&str>,

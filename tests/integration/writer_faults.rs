@@ -86,6 +86,13 @@ impl Store for FlakyStore {
     ) -> BoxFuture<'a, Result<Vec<(String, i64)>, StoreError>> {
         self.inner.expected(window, run)
     }
+    fn group_counts<'a>(
+        &'a self,
+        window: Window,
+        run: &'a str,
+    ) -> BoxFuture<'a, Result<Vec<(String, i64)>, StoreError>> {
+        self.inner.group_counts(window, run)
+    }
     fn groups<'a>(
         &'a self,
         endpoint: Option<&'a str>,

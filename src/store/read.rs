@@ -7,6 +7,17 @@ use sqlx::Row;
 
 use super::{EndpointCounts, Group, SqlStore, StoreError, Window};
 
+/// Mismatches per group and minute over a window (`$1` and `$2` minutes,
+/// `$3` the run): from `group_counts`, and from `counters` rows
+/// `group/<fingerprint>`, where an instance of an earlier release still
+/// running during a rolling upgrade counts them.
+const GROUP_COUNTS_IN_WINDOW: &str = "\
+    SELECT endpoint, fingerprint, count FROM group_counts \
+      WHERE run = $3 AND minute >= $1 AND minute < $2 \
+    UNION ALL \
+    SELECT endpoint, substr(outcome, 7) AS fingerprint, count FROM counters \
+      WHERE run = $3 AND minute >= $1 AND minute < $2 AND substr(outcome, 1, 6) = 'group/'";
+
 impl SqlStore {
     pub(super) async fn read_counts(
         &self,
@@ -70,19 +81,12 @@ impl SqlStore {
         window: Window,
         run: &str,
     ) -> Result<Vec<(String, i64)>, StoreError> {
-        // Group counts live in `group_counts`; an instance of an earlier
-        // release, still running during a rolling upgrade, counts them in
-        // `counters` as outcome `group/<fingerprint>`: both are read.
-        let sql = self.sql(
-            "SELECT c.endpoint AS endpoint, CAST(SUM(c.count) AS BIGINT) AS count FROM ( \
-               SELECT endpoint, fingerprint, count FROM group_counts \
-                 WHERE run = $3 AND minute >= $1 AND minute < $2 \
-               UNION ALL \
-               SELECT endpoint, substr(outcome, 7) AS fingerprint, count FROM counters \
-                 WHERE run = $3 AND minute >= $1 AND minute < $2 AND substr(outcome, 1, 6) = 'group/' \
-             ) c JOIN mismatch_groups g ON c.fingerprint = g.fingerprint \
-             WHERE g.status = 'expected' GROUP BY c.endpoint ORDER BY c.endpoint",
+        let text = format!(
+            "SELECT c.endpoint AS endpoint, CAST(SUM(c.count) AS BIGINT) AS count \
+             FROM ({GROUP_COUNTS_IN_WINDOW}) c JOIN mismatch_groups g ON c.fingerprint = g.fingerprint \
+             WHERE g.status = 'expected' GROUP BY c.endpoint ORDER BY c.endpoint"
         );
+        let sql = self.sql(&text);
         let rows = sqlx::query(&sql)
             .bind(window.first_minute())
             .bind(window.end_minute())
@@ -97,16 +101,11 @@ impl SqlStore {
         window: Window,
         run: &str,
     ) -> Result<Vec<(String, i64)>, StoreError> {
-        // Both tables, as in `read_expected`, for a rolling upgrade.
-        let sql = self.sql(
-            "SELECT c.fingerprint AS fingerprint, CAST(SUM(c.count) AS BIGINT) AS count FROM ( \
-               SELECT fingerprint, count FROM group_counts \
-                 WHERE run = $3 AND minute >= $1 AND minute < $2 \
-               UNION ALL \
-               SELECT substr(outcome, 7) AS fingerprint, count FROM counters \
-                 WHERE run = $3 AND minute >= $1 AND minute < $2 AND substr(outcome, 1, 6) = 'group/' \
-             ) c GROUP BY c.fingerprint ORDER BY c.fingerprint",
+        let text = format!(
+            "SELECT c.fingerprint AS fingerprint, CAST(SUM(c.count) AS BIGINT) AS count \
+             FROM ({GROUP_COUNTS_IN_WINDOW}) c GROUP BY c.fingerprint ORDER BY c.fingerprint"
         );
+        let sql = self.sql(&text);
         let rows = sqlx::query(&sql)
             .bind(window.first_minute())
             .bind(window.end_minute())

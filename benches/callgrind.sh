@@ -8,6 +8,7 @@
 # (inclusive and by their own instructions).
 #
 # Usage: benches/callgrind.sh [sample rate, default 1] [requests, default 1000] [candidate: same|reformatted, default same]
+#        BENCH_BIN=path/to/another/shadowdiff benches/callgrind.sh ...   (counts only; names need symbols)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 rate=${1:-1}
@@ -17,6 +18,7 @@ command -v valgrind >/dev/null || { apt-get update -qq && apt-get install -y -qq
 command -v curl >/dev/null || { apt-get update -qq && apt-get install -y -qq curl >/dev/null; }
 cargo build --profile profiling --quiet --locked --bin shadowdiff --example bench_backend
 bin=$(realpath "${CARGO_TARGET_DIR:-target}/profiling")
+shadowdiff=$(realpath "${BENCH_BIN:-$bin/shadowdiff}")
 work=$(mktemp -d)
 pids=()
 cleanup() { kill "${pids[@]}" 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$work"; }
@@ -25,7 +27,7 @@ trap cleanup EXIT
 "$bin/examples/bench_backend" 127.0.0.1:18701 & pids+=($!)
 "$bin/examples/bench_backend" 127.0.0.1:18702 0 "$candidate" & pids+=($!)
 (cd "$work" && SHADOWDIFF_LOG=error exec valgrind --tool=callgrind --callgrind-out-file="$work/callgrind.out" \
-  "$bin/shadowdiff" serve --primary http://127.0.0.1:18701 --candidate http://127.0.0.1:18702 \
+  "$shadowdiff" serve --primary http://127.0.0.1:18701 --candidate http://127.0.0.1:18702 \
   --listen 127.0.0.1:18720 --report-listen 127.0.0.1:18820 --sample-rate "$rate") 2>"$work/valgrind.log" &
 pids+=($!)
 for p in 18701 18702 18720; do

@@ -62,7 +62,11 @@ impl Pairing<'_> {
             (Value::Object(p), Value::Object(c)) => {
                 for (key, cv) in c.iter_mut() {
                     if let Some(pv) = p.get(key) {
-                        self.visit(pv, cv, &self.step(here, key));
+                        match self.pairs.is_empty() {
+                            // Without pair rules there is nothing to track.
+                            true => self.visit(pv, cv, here),
+                            false => self.visit(pv, cv, &self.step(here, key)),
+                        }
                     }
                 }
                 if !self.pairs.is_empty() {
@@ -81,11 +85,11 @@ impl Pairing<'_> {
             }
             (Value::Array(p), Value::Array(c)) => {
                 for (index, (pv, cv)) in p.iter().zip(c.iter_mut()).enumerate() {
-                    let here = match self.pairs.is_empty() {
-                        true => Here(Vec::new()),
-                        false => self.step(here, &index.to_string()),
-                    };
-                    self.visit(pv, cv, &here);
+                    match self.pairs.is_empty() {
+                        true => self.visit(pv, cv, here),
+                        // Only then is the index spelled out.
+                        false => self.visit(pv, cv, &self.step(here, &index.to_string())),
+                    }
                 }
             }
             _ => {}

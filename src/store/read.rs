@@ -81,19 +81,12 @@ impl SqlStore {
         window: Window,
         run: &str,
     ) -> Result<Vec<(String, i64)>, StoreError> {
-        let text = format!(
+        let query = format!(
             "SELECT c.endpoint AS endpoint, CAST(SUM(c.count) AS BIGINT) AS count \
              FROM ({GROUP_COUNTS_IN_WINDOW}) c JOIN mismatch_groups g ON c.fingerprint = g.fingerprint \
              WHERE g.status = 'expected' GROUP BY c.endpoint ORDER BY c.endpoint"
         );
-        let sql = self.sql(&text);
-        let rows = sqlx::query(&sql)
-            .bind(window.first_minute())
-            .bind(window.end_minute())
-            .bind(run)
-            .fetch_all(&self.pool)
-            .await?;
-        counted(&rows, "endpoint")
+        self.group_counts_by(&query, "endpoint", window, run).await
     }
 
     pub(super) async fn read_group_counts(
@@ -101,18 +94,31 @@ impl SqlStore {
         window: Window,
         run: &str,
     ) -> Result<Vec<(String, i64)>, StoreError> {
-        let text = format!(
+        let query = format!(
             "SELECT c.fingerprint AS fingerprint, CAST(SUM(c.count) AS BIGINT) AS count \
              FROM ({GROUP_COUNTS_IN_WINDOW}) c GROUP BY c.fingerprint ORDER BY c.fingerprint"
         );
-        let sql = self.sql(&text);
+        self.group_counts_by(&query, "fingerprint", window, run)
+            .await
+    }
+
+    /// Runs a query over [`GROUP_COUNTS_IN_WINDOW`] for `window` and `run`;
+    /// its rows are `key` and `count`.
+    async fn group_counts_by(
+        &self,
+        query: &str,
+        key: &str,
+        window: Window,
+        run: &str,
+    ) -> Result<Vec<(String, i64)>, StoreError> {
+        let sql = self.sql(query);
         let rows = sqlx::query(&sql)
             .bind(window.first_minute())
             .bind(window.end_minute())
             .bind(run)
             .fetch_all(&self.pool)
             .await?;
-        counted(&rows, "fingerprint")
+        counted(&rows, key)
     }
 
     pub(super) async fn read_groups(

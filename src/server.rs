@@ -138,7 +138,8 @@ impl Server {
                 self.settings.candidate.clone(),
             )
             .with_store_health(self.health.clone())
-            .with_connection_stats(self.connections.clone()),
+            .with_connection_stats(self.connections.clone())
+            .with_recorder(self.recorder.clone()),
         );
         let address = report.local_addr()?;
         tracing::info!(%address, "report API listening");

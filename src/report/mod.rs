@@ -15,6 +15,7 @@ mod error;
 mod gate;
 mod groups;
 mod input;
+mod metrics;
 mod mismatches;
 mod openapi;
 mod params;
@@ -46,6 +47,8 @@ pub struct ReportState {
     health: Option<StoreHealth>,
     /// This process's client connections, when it serves a proxy.
     connections: Option<Arc<crate::connections::ConnectionStats>>,
+    /// This process's live outcome counts, for /metrics.
+    recorder: Option<Arc<crate::outcome::Recorder>>,
 }
 
 impl ReportState {
@@ -63,12 +66,19 @@ impl ReportState {
             candidate,
             health: None,
             connections: None,
+            recorder: None,
         }
     }
 
     /// Shows the health of the store writer running in this process.
     pub fn with_store_health(mut self, health: Option<StoreHealth>) -> Self {
         self.health = health;
+        self
+    }
+
+    /// Serves this process's live outcome counts on /metrics.
+    pub fn with_recorder(mut self, recorder: Arc<crate::outcome::Recorder>) -> Self {
+        self.recorder = Some(recorder);
         self
     }
 
@@ -122,8 +132,16 @@ pub fn router(state: Arc<ReportState>) -> Router {
             state.clone(),
             input::require_token,
         ));
+    // Behind the token too: the endpoint names say what the service does.
+    let metrics = Router::new()
+        .route("/metrics", get(metrics::metrics))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            input::require_token,
+        ));
     Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
+        .merge(metrics)
         .nest("/api/v1", api)
         .with_state(state)
 }

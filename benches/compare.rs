@@ -3,11 +3,9 @@
 //! differently; 1% of fields differing) next to the time serde_json takes to
 //! parse both bodies. Run: `cargo bench --bench compare`.
 
-use std::time::Duration;
-
 use bytes::Bytes;
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use http::{HeaderMap, HeaderValue, StatusCode};
+use http::HeaderValue;
 use shadowdiff::compare::{
     compare_responses, compare_responses_with, CompareConfig, Detail, Rules,
 };
@@ -53,14 +51,8 @@ fn as_go_writes_it(doc: &str) -> String {
 }
 
 fn response(body: String) -> RecordedResponse {
-    let mut headers = HeaderMap::new();
-    headers.insert("content-type", HeaderValue::from_static("application/json"));
-    RecordedResponse {
-        status: StatusCode::OK,
-        headers,
-        body: Bytes::from(body),
-        latency: Duration::ZERO,
-    }
+    let json = HeaderValue::from_static("application/json");
+    RecordedResponse::ok_with_body(Some(json), Bytes::from(body))
 }
 
 fn benches(c: &mut Criterion) {

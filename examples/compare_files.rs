@@ -4,22 +4,16 @@
 //! other diff tools. Prints `live_us=.. full_us=.. matched=..`: the median
 //! of ITERATIONS runs each. Usage: `compare_files PRIMARY CANDIDATE ITERATIONS`.
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use bytes::Bytes;
-use http::{HeaderMap, HeaderValue, StatusCode};
+use http::HeaderValue;
 use shadowdiff::compare::{compare_responses_with, Detail, Rules};
 use shadowdiff::exchange::RecordedResponse;
 
 fn response(body: Vec<u8>) -> RecordedResponse {
-    let mut headers = HeaderMap::new();
-    headers.insert("content-type", HeaderValue::from_static("application/json"));
-    RecordedResponse {
-        status: StatusCode::OK,
-        headers,
-        body: Bytes::from(body),
-        latency: Duration::ZERO,
-    }
+    let json = HeaderValue::from_static("application/json");
+    RecordedResponse::ok_with_body(Some(json), Bytes::from(body))
 }
 
 /// The median time of `iterations` runs of `f`, in microseconds.

@@ -28,6 +28,23 @@ pub struct RecordedResponse {
     pub latency: Duration,
 }
 
+impl RecordedResponse {
+    /// A 200 carrying `body`, labelled `content_type` when given: a saved
+    /// body, or a benchmark's or test's.
+    pub fn ok_with_body(content_type: Option<http::HeaderValue>, body: Bytes) -> Self {
+        let mut headers = HeaderMap::new();
+        if let Some(value) = content_type {
+            headers.insert(http::header::CONTENT_TYPE, value);
+        }
+        RecordedResponse {
+            status: StatusCode::OK,
+            headers,
+            body,
+            latency: Duration::ZERO,
+        }
+    }
+}
+
 /// Everything the comparison needs about one sampled request.
 #[derive(Clone, Debug)]
 pub struct Exchange {
@@ -83,16 +100,8 @@ pub fn saved_response(
     if content_type.is_none() && saved.starts_with(b"HTTP/") {
         return parse_saved_response(saved, true);
     }
-    let mut headers = HeaderMap::new();
-    if let Some(value) = content_type {
-        headers.insert(http::header::CONTENT_TYPE, value);
-    }
-    Ok(RecordedResponse {
-        status: StatusCode::OK,
-        headers,
-        body: Bytes::copy_from_slice(saved),
-        latency: Duration::ZERO,
-    })
+    let body = Bytes::copy_from_slice(saved);
+    Ok(RecordedResponse::ok_with_body(content_type, body))
 }
 
 /// A response saved as raw HTTP/1.x: a status line, header lines, a blank

@@ -4,17 +4,8 @@
 use super::*;
 
 fn json(body: Vec<u8>) -> RecordedResponse {
-    let mut headers = http::HeaderMap::new();
-    headers.insert(
-        "content-type",
-        http::HeaderValue::from_static("application/json"),
-    );
-    RecordedResponse {
-        status: http::StatusCode::OK,
-        headers,
-        body: Bytes::from(body),
-        latency: std::time::Duration::ZERO,
-    }
+    let json = http::HeaderValue::from_static("application/json");
+    RecordedResponse::ok_with_body(Some(json), Bytes::from(body))
 }
 
 #[test]

@@ -32,26 +32,13 @@ pub(super) fn parse_json_pair(
     reasons: &mut Vec<String>,
     unparsed: &mut Vec<&'static str>,
 ) -> Option<(Value, Value)> {
-    let mut side = |bytes: &[u8], name: &'static str| match json::parse(bytes) {
-        Ok(parsed) => {
-            if parsed.non_standard {
-                reasons.push(format!(
-                    "{name}: NaN or Infinity tokens (not JSON; Python writes them) read as strings"
-                ));
-            }
-            Some(parsed.value)
+    both(p, c, |bytes, side| {
+        let value = parse_one(bytes, side, None, reasons);
+        if value.is_none() {
+            unparsed.push(side);
         }
-        Err(e) => {
-            reasons.push(format!(
-                "{name}: body is not valid JSON ({e}); compared as text"
-            ));
-            unparsed.push(name);
-            None
-        }
-    };
-    let pv = side(p, "primary");
-    let cv = side(c, "candidate");
-    Some((pv?, cv?))
+        value
+    })
 }
 
 /// Both JSON Lines bodies as arrays of their lines' values (blank lines
@@ -63,35 +50,60 @@ pub(super) fn parse_json_lines_pair(
     reasons: &mut Vec<String>,
     unparsed: &mut Vec<&'static str>,
 ) -> Option<(Value, Value)> {
-    let mut side = |bytes: &[u8], name: &'static str| {
-        let mut lines = Vec::new();
-        let body = bytes.split(|&b| b == b'\n').map(<[u8]>::trim_ascii);
-        for (number, line) in body.enumerate().filter(|(_, l)| !l.is_empty()) {
-            match json::parse(line) {
-                Ok(parsed) => {
-                    if parsed.non_standard {
-                        reasons.push(format!(
-                            "{name}: line {}: NaN or Infinity tokens (not JSON; Python writes them) read as strings",
-                            number + 1
-                        ));
-                    }
-                    lines.push(parsed.value);
-                }
-                Err(e) => {
-                    reasons.push(format!(
-                        "{name}: line {} is not valid JSON ({e}); compared as text",
-                        number + 1
-                    ));
-                    unparsed.push(name);
-                    return None;
-                }
-            }
+    both(p, c, |bytes, side| {
+        let lines = bytes.split(|&b| b == b'\n').map(<[u8]>::trim_ascii);
+        let parsed: Option<Vec<Value>> = lines
+            .enumerate()
+            .filter(|(_, line)| !line.is_empty())
+            .map(|(number, line)| parse_one(line, side, Some(number + 1), reasons))
+            .collect();
+        if parsed.is_none() {
+            unparsed.push(side);
         }
-        Some(Value::Array(lines))
-    };
+        parsed.map(Value::Array)
+    })
+}
+
+/// Each side parsed by `side`, the primary first (so reasons read in that
+/// order); `None` if either fails.
+fn both(
+    p: &[u8],
+    c: &[u8],
+    mut side: impl FnMut(&[u8], &'static str) -> Option<Value>,
+) -> Option<(Value, Value)> {
     let pv = side(p, "primary");
     let cv = side(c, "candidate");
     Some((pv?, cv?))
+}
+
+/// One JSON text of `side` (`line` numbers it in a JSON Lines body), with
+/// its NaN tokens or its failure said in the reasons.
+fn parse_one(
+    bytes: &[u8],
+    side: &str,
+    line: Option<usize>,
+    reasons: &mut Vec<String>,
+) -> Option<Value> {
+    let (subject, at) = match line {
+        Some(n) => (format!("line {n}"), format!("line {n}: ")),
+        None => ("body".to_string(), String::new()),
+    };
+    match json::parse(bytes) {
+        Ok(parsed) => {
+            if parsed.non_standard {
+                reasons.push(format!(
+                    "{side}: {at}NaN or Infinity tokens (not JSON; Python writes them) read as strings"
+                ));
+            }
+            Some(parsed.value)
+        }
+        Err(e) => {
+            reasons.push(format!(
+                "{side}: {subject} is not valid JSON ({e}); compared as text"
+            ));
+            None
+        }
+    }
 }
 
 /// A form body as an object of arrays: `a=1&a=2&b=x` is `{"a":["1","2"],"b":["x"]}`.

@@ -9,7 +9,9 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use crate::config::value::whole_u64;
 use crate::config::{BackendUrl, Layer, NonZeroMillis, ReportToken, ServeFlags};
 use crate::gate::render::Format;
-use crate::gate::{Confidence, Criteria, EndpointGlob, Limit, MinParity, TimeBound};
+use crate::gate::{
+    Confidence, Criteria, EndpointGlob, LatencyLimits, Limit, MinParity, Percentile, TimeBound,
+};
 use crate::replay::input::InputFormat;
 use crate::replay::{Concurrency, ExtraHeader, Rate, RunId};
 
@@ -362,9 +364,22 @@ pub struct GateCriteriaArgs {
     #[arg(long)]
     pub exclude_expected: bool,
 
-    /// Fail when the candidate's p99 latency exceeds the primary's times this (1.05).
-    #[arg(long, value_name = "RATIO", allow_negative_numbers = true)]
+    /// Fail when the candidate's p99 latency exceeds the primary's times this (1.05); the same as --max-latency-ratio p99=RATIO.
+    #[arg(
+        long,
+        value_name = "RATIO",
+        allow_negative_numbers = true,
+        conflicts_with = "max_latency_ratio"
+    )]
     pub max_p99_ratio: Option<Limit>,
+
+    /// Fail when a candidate percentile exceeds the primary's times its ratio: p50=1.05,p99=1.10 (any percentile, p99.9 too).
+    #[arg(long, value_name = "PCT=RATIO,..")]
+    pub max_latency_ratio: Option<LatencyLimits>,
+
+    /// Least share, in percent, of compared pairs whose decoded bodies were identical bytes.
+    #[arg(long, value_name = "PERCENT", allow_negative_numbers = true)]
+    pub min_byte_parity: Option<MinParity>,
 
     /// Fail when the candidate's 5xx-and-error rate exceeds the primary's by more percentage points.
     #[arg(long, value_name = "POINTS", allow_negative_numbers = true)]
@@ -391,7 +406,17 @@ impl GateCriteriaArgs {
             per_endpoint: self.per_endpoint,
             min_samples: self.min_samples,
             exclude_expected: self.exclude_expected,
-            max_p99_ratio: self.max_p99_ratio,
+            max_latency_ratio: match (&self.max_latency_ratio, self.max_p99_ratio) {
+                (Some(limits), _) => limits.clone(),
+                (None, Some(p99)) => {
+                    let mut limits = LatencyLimits::default();
+                    // An empty set takes any one limit.
+                    let _ = limits.insert(Percentile::P99, p99);
+                    limits
+                }
+                (None, None) => LatencyLimits::default(),
+            },
+            min_byte_parity: self.min_byte_parity,
             max_error_rate_delta: self.max_error_rate_delta,
             endpoints: self.endpoints.clone(),
         }

@@ -18,6 +18,10 @@ pub enum CountKey {
     Outcome(OutcomeKey),
     /// Compared responses with a 5xx status from one side.
     ServerErrors(Side),
+    /// Compared pairs whose decoded bodies were identical bytes.
+    ByteEqual,
+    /// Response body bytes of compared pairs from one side, as received.
+    ResponseBytes(Side),
     /// Mismatches in one group, by fingerprint, as an instance of an earlier
     /// release counts them beside the outcomes (`group/<fingerprint>`)
     /// during a rolling upgrade; this release counts groups in their own
@@ -36,6 +40,9 @@ impl CountKey {
         match name {
             "primary_5xx" => CountKey::ServerErrors(Side::Primary),
             "candidate_5xx" => CountKey::ServerErrors(Side::Candidate),
+            "byte_equal" => CountKey::ByteEqual,
+            "primary_bytes" => CountKey::ResponseBytes(Side::Primary),
+            "candidate_bytes" => CountKey::ResponseBytes(Side::Candidate),
             _ => match name.strip_prefix("group/") {
                 Some(fingerprint) => CountKey::Group(fingerprint.to_string()),
                 None => CountKey::Unknown(name.to_string()),
@@ -48,6 +55,8 @@ impl CountKey {
         match self {
             CountKey::Outcome(key) => key.to_string(),
             CountKey::ServerErrors(side) => format!("{}_5xx", side.as_str()),
+            CountKey::ByteEqual => "byte_equal".to_string(),
+            CountKey::ResponseBytes(side) => format!("{}_bytes", side.as_str()),
             CountKey::Group(fingerprint) => format!("group/{fingerprint}"),
             CountKey::Unknown(name) => name.clone(),
         }
@@ -122,6 +131,16 @@ impl Counts {
         self.get(&CountKey::ServerErrors(side))
     }
 
+    /// Compared pairs whose decoded bodies were identical bytes.
+    pub fn byte_equal(&self) -> i64 {
+        self.get(&CountKey::ByteEqual)
+    }
+
+    /// Response body bytes of compared pairs from `side`.
+    pub fn response_bytes(&self, side: Side) -> i64 {
+        self.get(&CountKey::ResponseBytes(side))
+    }
+
     /// Samples the primary failed (an error or a timeout): nothing to compare.
     pub fn primary_failures(&self) -> i64 {
         self.outcome(OutcomeKey::Skipped(SkipReason::PrimaryError))
@@ -134,7 +153,7 @@ impl Counts {
     }
 
     /// The outcome counts by name, as the report API serves them: keys
-    /// another release wrote included, server errors and groups left out
+    /// another release wrote included, server errors, byte counts and groups left out
     /// (they are not outcomes).
     pub fn outcome_names(&self) -> BTreeMap<String, i64> {
         self.0
@@ -162,6 +181,9 @@ mod tests {
             "dropped/queue_full",
             "primary_5xx",
             "candidate_5xx",
+            "byte_equal",
+            "primary_bytes",
+            "candidate_bytes",
             "group/0123456789abcdef",
             "something_newer/else",
         ];

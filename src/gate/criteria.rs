@@ -5,6 +5,7 @@
 use std::fmt;
 use std::str::FromStr;
 
+use super::latency::{LatencyLimits, Percentile};
 use super::stats::normal_quantile;
 
 /// The least parity to pass, in percent (`99.9`).
@@ -178,7 +179,10 @@ pub struct Criteria {
     pub per_endpoint: bool,
     pub min_samples: u64,
     pub exclude_expected: bool,
-    pub max_p99_ratio: Option<Limit>,
+    /// Empty: no latency check.
+    pub max_latency_ratio: LatencyLimits,
+    /// The least share of byte-identical pairs, if checked.
+    pub min_byte_parity: Option<MinParity>,
     pub max_error_rate_delta: Option<Limit>,
     /// Empty: every endpoint.
     pub endpoints: Vec<EndpointGlob>,
@@ -193,13 +197,15 @@ pub struct CriteriaError {
 }
 
 /// The query parameters the gate takes besides `since`, `until` and `run`.
-pub const CRITERIA_PARAMETERS: [&str; 8] = [
+pub const CRITERIA_PARAMETERS: [&str; 10] = [
     "min_parity",
     "confidence",
     "per_endpoint",
     "min_samples",
     "exclude_expected",
     "max_p99_ratio",
+    "max_latency_ratio",
+    "min_byte_parity",
     "max_error_rate_delta",
     "endpoint",
 ];
@@ -232,7 +238,27 @@ impl Criteria {
                         message: format!("expected a whole number of at least 0; got {value:?}"),
                     })?
                 }
-                "max_p99_ratio" => c.max_p99_ratio = Some(parse(name, value)?),
+                "max_p99_ratio" => {
+                    let limit = parse(name, value)?;
+                    c.max_latency_ratio
+                        .insert(Percentile::P99, limit)
+                        .map_err(|message| CriteriaError {
+                            parameter: name.clone(),
+                            message,
+                        })?;
+                }
+                "max_latency_ratio" => {
+                    let limits: LatencyLimits = parse(name, value)?;
+                    for (p, limit) in limits.iter() {
+                        c.max_latency_ratio
+                            .insert(p, limit)
+                            .map_err(|message| CriteriaError {
+                                parameter: name.clone(),
+                                message,
+                            })?;
+                    }
+                }
+                "min_byte_parity" => c.min_byte_parity = Some(parse(name, value)?),
                 "max_error_rate_delta" => c.max_error_rate_delta = Some(parse(name, value)?),
                 "endpoint" => c.endpoints.push(parse(name, value)?),
                 _ => {}
@@ -250,8 +276,11 @@ impl Criteria {
             ("min_samples", self.min_samples.to_string()),
             ("exclude_expected", self.exclude_expected.to_string()),
         ];
-        if let Some(r) = self.max_p99_ratio {
-            q.push(("max_p99_ratio", r.0.to_string()));
+        if !self.max_latency_ratio.is_empty() {
+            q.push(("max_latency_ratio", self.max_latency_ratio.to_string()));
+        }
+        if let Some(b) = self.min_byte_parity {
+            q.push(("min_byte_parity", b.0.to_string()));
         }
         if let Some(d) = self.max_error_rate_delta {
             q.push(("max_error_rate_delta", d.0.to_string()));
@@ -311,7 +340,8 @@ mod tests {
             per_endpoint: true,
             min_samples: 100,
             exclude_expected: true,
-            max_p99_ratio: Some("1.05".parse().unwrap()),
+            max_latency_ratio: "p50=1.02,p99=1.05".parse().unwrap(),
+            min_byte_parity: Some("90".parse().unwrap()),
             max_error_rate_delta: Some("0.5".parse().unwrap()),
             endpoints: vec!["GET /a/*".parse().unwrap(), "/b".parse().unwrap()],
         };
@@ -325,6 +355,14 @@ mod tests {
         assert_eq!(
             Criteria::from_query(&bad).unwrap_err().parameter,
             "confidence"
+        );
+        let twice = [
+            ("max_p99_ratio".to_string(), "1.1".to_string()),
+            ("max_latency_ratio".to_string(), "p99=1.2".to_string()),
+        ];
+        assert_eq!(
+            Criteria::from_query(&twice).unwrap_err().parameter,
+            "max_latency_ratio"
         );
         assert!("100.1".parse::<MinParity>().is_err());
         assert!("-1".parse::<Limit>().is_err());

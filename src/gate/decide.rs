@@ -2,25 +2,18 @@
 //! with `per_endpoint`; the worst enforced verdict wins and one sentence
 //! says why. Pure: stored counts in, a [`GateReport`] out.
 
-use std::collections::BTreeMap;
-
 use super::scope::evaluate_scope;
 use super::Counts;
 use super::{
-    Criteria, EndpointData, GateCriteria, GateReport, GateScope, GateVerdict, Limit, WindowView,
-    REPORT_VERSION,
+    Criteria, EndpointData, GateCriteria, GateReport, GateScope, GateVerdict, Limit, MinParity,
+    Percentile, WindowView, REPORT_VERSION,
 };
+use crate::store::Histogram;
 use crate::store::Window;
 use crate::time::format_millis;
 
 /// The stand-in endpoint name of the total.
 pub const TOTAL: &str = "total";
-
-fn merge(histograms: &mut BTreeMap<i64, i64>, more: &[(i64, i64)]) {
-    for (bucket, n) in more {
-        *histograms.entry(*bucket).or_default() += n;
-    }
-}
 
 /// Decides: the total always counts; each endpoint counts with `per_endpoint`.
 pub fn decide(
@@ -30,15 +23,14 @@ pub fn decide(
     data: &[EndpointData],
 ) -> GateReport {
     let mut all = Counts::default();
-    let (mut expected, mut primary, mut candidate) = (0, BTreeMap::new(), BTreeMap::new());
+    let (mut expected, mut primary, mut candidate) =
+        (0, Histogram::default(), Histogram::default());
     for d in data {
         all.merge(&d.outcomes);
         expected += d.expected;
-        merge(&mut primary, &d.primary_latency);
-        merge(&mut candidate, &d.candidate_latency);
+        primary.merge(&d.primary_latency);
+        candidate.merge(&d.candidate_latency);
     }
-    let primary: Vec<(i64, i64)> = primary.into_iter().collect();
-    let candidate: Vec<(i64, i64)> = candidate.into_iter().collect();
     let total = evaluate_scope(criteria, TOTAL, true, &all, expected, &primary, &candidate);
     let endpoints: Vec<GateScope> = data
         .iter()
@@ -86,7 +78,16 @@ pub fn decide(
             per_endpoint: criteria.per_endpoint,
             min_samples: criteria.min_samples,
             exclude_expected: criteria.exclude_expected,
-            max_p99_ratio: criteria.max_p99_ratio.map(Limit::get),
+            max_p99_ratio: criteria
+                .max_latency_ratio
+                .get(Percentile::P99)
+                .map(Limit::get),
+            max_latency_ratio: criteria
+                .max_latency_ratio
+                .iter()
+                .map(|(p, l)| (p.to_string(), l.get()))
+                .collect(),
+            min_byte_parity_percent: criteria.min_byte_parity.map(MinParity::percent),
             max_error_rate_delta_points: criteria.max_error_rate_delta.map(Limit::get),
             endpoints: criteria.endpoints.iter().map(|e| e.to_string()).collect(),
         },
@@ -225,16 +226,22 @@ mod tests {
     #[test]
     fn latency_and_error_gates() {
         let mut d = data("GET /a", 19_990, 10);
-        d.primary_latency = vec![(40, 100)];
-        d.candidate_latency = vec![(44, 100)];
+        d.primary_latency = histogram(20.0, 100);
+        d.candidate_latency = histogram(21.0, 100);
         d.outcomes.add(CountKey::parse("candidate_5xx"), 400);
         let c = Criteria {
-            max_p99_ratio: Some("1.05".parse().unwrap()),
+            max_latency_ratio: "p50=1.04,p99=1.06".parse().unwrap(),
             ..Criteria::default()
         };
         let slow = decide(&c, WINDOW, None, &[d.clone()]);
         assert_eq!(slow.verdict, GateVerdict::Fail);
-        assert!(slow.total.latency.as_ref().unwrap().ratio.unwrap() > 1.9);
+        let latency = slow.total.latency.as_ref().unwrap();
+        assert_eq!(latency.percentiles[0].verdict, GateVerdict::Fail);
+        assert_eq!(latency.percentiles[1].verdict, GateVerdict::Pass);
+        assert_eq!((latency.max_ratio, latency.percentiles.len()), (1.04, 2));
+        assert!((latency.ratio.unwrap() - 1.05).abs() < 0.0105);
+        let cost = slow.total.cost.as_ref().unwrap();
+        assert!((cost.time_ratio.unwrap() - 1.05).abs() < 0.0105);
         let c = Criteria {
             max_error_rate_delta: Some("0.5".parse().unwrap()),
             ..Criteria::default()
@@ -252,9 +259,13 @@ mod tests {
     #[test]
     fn the_report_json_is_unchanged() {
         let mut a = data("GET /a", 19_990, 10);
-        a.primary_latency = vec![(40, 100)];
-        a.candidate_latency = vec![(41, 100)];
+        a.primary_latency = histogram(20.0, 100);
+        a.candidate_latency = histogram(22.0, 100);
         a.outcomes.add(CountKey::parse("candidate_5xx"), 4);
+        a.outcomes.add(CountKey::parse("byte_equal"), 19_000);
+        a.outcomes.add(CountKey::parse("primary_bytes"), 2_000_000);
+        a.outcomes
+            .add(CountKey::parse("candidate_bytes"), 1_800_000);
         a.outcomes
             .add(CountKey::parse("candidate_error/timeout"), 2);
         a.expected = 3;
@@ -263,7 +274,8 @@ mod tests {
             per_endpoint: true,
             exclude_expected: true,
             min_samples: 100,
-            max_p99_ratio: Some("1.5".parse().unwrap()),
+            max_latency_ratio: "p50=1.05,p99=1.5".parse().unwrap(),
+            min_byte_parity: Some("90".parse().unwrap()),
             max_error_rate_delta: Some("0.5".parse().unwrap()),
             endpoints: vec!["/a".parse().unwrap(), "GET /b".parse().unwrap()],
             ..Criteria::default()
@@ -271,10 +283,37 @@ mod tests {
         let report = decide(&c, WINDOW, Some("run-1"), &[a, b]);
         let json = serde_json::to_string_pretty(&report).unwrap();
         // The file ends with a newline, as `gate --format json` prints it.
+        if std::env::var_os("SHADOWDIFF_BLESS").is_some() {
+            std::fs::write(
+                concat!(env!("CARGO_MANIFEST_DIR"), "/src/gate/report_v1.json"),
+                format!("{json}\n"),
+            )
+            .unwrap();
+        }
         assert_eq!(format!("{json}\n"), GOLDEN_REPORT, "{json}");
         let back: GateReport = serde_json::from_str(&json).unwrap();
         assert_eq!(back, report);
     }
 
     const GOLDEN_REPORT: &str = include_str!("report_v1.json");
+
+    /// A report from the first release of version 1, before fields were
+    /// added, still reads: `gate --report-url` may ask an older server.
+    #[test]
+    fn the_first_version_1_report_still_reads() {
+        let first: GateReport = serde_json::from_str(include_str!("report_v1_first.json")).unwrap();
+        assert_eq!(first.version, 1);
+        assert!(first.total.cost.is_none() && first.criteria.max_latency_ratio.is_empty());
+    }
+
+    /// `n` latencies around `ms` milliseconds, spread over 1%.
+    fn histogram(ms: f64, n: u64) -> Histogram {
+        let mut h = Histogram::default();
+        for i in 0..n {
+            h.record(std::time::Duration::from_secs_f64(
+                ms * (1.0 + i as f64 / n as f64 / 100.0) / 1e3,
+            ));
+        }
+        h
+    }
 }

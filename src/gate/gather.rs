@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 
 use super::{Counts, Criteria};
-use crate::store::{Store, StoreError, Window};
+use crate::store::{EndpointLatency, Histogram, Store, StoreError, Window};
 
 /// Which backend a latency histogram measures. The store keeps it as text
 /// ([`Side::as_str`]) in its `side` column; callers name it by this type.
@@ -60,9 +60,9 @@ pub struct EndpointData {
     pub outcomes: Counts,
     /// Mismatches in groups triaged as expected (read only when excluded).
     pub expected: i64,
-    /// Latency histograms (bucket → count), read only for a latency gate.
-    pub primary_latency: Vec<(i64, i64)>,
-    pub candidate_latency: Vec<(i64, i64)>,
+    /// Latency histograms, for the latency check and the cost.
+    pub primary_latency: Histogram,
+    pub candidate_latency: Histogram,
 }
 
 /// Reads what [`decide`] needs for the endpoints the criteria select.
@@ -77,29 +77,24 @@ pub async fn gather(
     } else {
         HashMap::new()
     };
+    let mut latencies: HashMap<String, EndpointLatency> = store
+        .latencies(window, run, None)
+        .await?
+        .into_iter()
+        .map(|l| (l.endpoint.clone(), l))
+        .collect();
     let mut out = Vec::new();
     for counts in store.counts(window, run, None).await? {
         if !criteria.selects(&counts.endpoint) {
             continue;
         }
-        let (primary_latency, candidate_latency) = if criteria.max_p99_ratio.is_some() {
-            (
-                store
-                    .latency(window, run, &counts.endpoint, Side::Primary.as_str())
-                    .await?,
-                store
-                    .latency(window, run, &counts.endpoint, Side::Candidate.as_str())
-                    .await?,
-            )
-        } else {
-            (Vec::new(), Vec::new())
-        };
+        let latency = latencies.remove(&counts.endpoint).unwrap_or_default();
         out.push(EndpointData {
             expected: expected.get(&counts.endpoint).copied().unwrap_or(0),
             endpoint: counts.endpoint,
             outcomes: Counts::from_stored(counts.outcomes),
-            primary_latency,
-            candidate_latency,
+            primary_latency: latency.primary,
+            candidate_latency: latency.candidate,
         });
     }
     Ok(out)

@@ -12,6 +12,7 @@ mod counts;
 mod criteria;
 mod decide;
 mod gather;
+mod latency;
 pub mod remote;
 pub mod render;
 pub mod report;
@@ -26,9 +27,10 @@ pub use criteria::{
 };
 pub use decide::{decide, TOTAL};
 pub use gather::{gather, store_problem, EndpointData, Side};
+pub use latency::{cost, LatencyLimits, Percentile};
 pub use report::{
-    GateCriteria, GateErrors, GateLatency, GateReport, GateScope, GateVerdict, WindowView,
-    REPORT_VERSION,
+    GateByteParity, GateCost, GateCriteria, GateErrors, GateLatency, GateLatencyPercentile,
+    GateReport, GateScope, GateVerdict, SideCost, WindowView, REPORT_VERSION,
 };
 pub use scope::error_rates;
 pub use stats::{comparisons_to_decide, normal_quantile, wilson_interval};

@@ -92,8 +92,17 @@ fn criteria_line(report: &GateReport) -> String {
     if c.exclude_expected {
         line.push_str(", expected groups left out");
     }
-    if let Some(r) = c.max_p99_ratio {
-        let _ = write!(line, ", p99 ratio ≤ {r}");
+    for (p, r) in &c.max_latency_ratio {
+        let _ = write!(line, ", {p} ratio ≤ {r}");
+    }
+    if c.max_latency_ratio.is_empty() {
+        // A report from a release before percentiles were named.
+        if let Some(r) = c.max_p99_ratio {
+            let _ = write!(line, ", p99 ratio ≤ {r}");
+        }
+    }
+    if let Some(b) = c.min_byte_parity_percent {
+        let _ = write!(line, ", byte parity ≥ {b}%");
     }
     if let Some(d) = c.max_error_rate_delta_points {
         let _ = write!(line, ", error rate +{d} points at most");
@@ -160,20 +169,53 @@ fn notes(report: &GateReport) -> Vec<String> {
         for r in &s.reasons {
             notes.push(format!("{}: {r}", s.endpoint));
         }
-        if let Some(l) = &s.latency {
-            if l.verdict == GateVerdict::Pass {
+        for p in s.latency.iter().flat_map(|l| &l.percentiles) {
+            if p.verdict == GateVerdict::Pass {
                 notes.push(format!(
-                    "{}: p99 {} ms vs {} ms (ratio {:.2}, max {})",
+                    "{}: {} {} ms vs {} ms (ratio {:.3}, max {})",
                     s.endpoint,
-                    l.candidate_p99_ms.map_or("-".into(), |v| format!("{v:.2}")),
-                    l.primary_p99_ms.map_or("-".into(), |v| format!("{v:.2}")),
-                    l.ratio.unwrap_or(0.0),
-                    l.max_ratio
+                    p.percentile,
+                    ms(p.candidate_ms),
+                    ms(p.primary_ms),
+                    p.ratio.unwrap_or(0.0),
+                    p.max_ratio
                 ));
             }
         }
+        if let Some(b) = s
+            .byte_parity
+            .as_ref()
+            .filter(|b| b.verdict == GateVerdict::Pass)
+        {
+            notes.push(format!(
+                "{}: byte parity {}% ({} of {} pairs; lower bound {}%, min {}%)",
+                s.endpoint,
+                b.percent.unwrap_or(0.0),
+                b.byte_equal,
+                b.pairs,
+                b.lower_bound_percent.unwrap_or(0.0),
+                b.min_percent
+            ));
+        }
+    }
+    if let Some(c) = &report.total.cost {
+        let ratio = |r: Option<f64>| r.map_or("-".into(), |r| format!("{r:.3}"));
+        let bytes = |b: Option<f64>| b.map_or("-".into(), |b| format!("{b:.0}"));
+        notes.push(format!(
+            "cost per request: candidate {} ms and {} bytes, primary {} ms and {} bytes (time ratio {}, bytes ratio {})",
+            ms(c.candidate.mean_ms),
+            bytes(c.candidate.bytes_per_request),
+            ms(c.primary.mean_ms),
+            bytes(c.primary.bytes_per_request),
+            ratio(c.time_ratio),
+            ratio(c.bytes_ratio)
+        ));
     }
     notes
+}
+
+fn ms(v: Option<f64>) -> String {
+    v.map_or("-".into(), |v| format!("{v:.2}"))
 }
 
 fn markdown(report: &GateReport) -> String {
@@ -284,7 +326,7 @@ fn junit(report: &GateReport) -> String {
         xml_escape(&scope_of(report))
     );
     for s in scopes {
-        let summary = format!(
+        let mut summary = format!(
             "{} comparisons, {} mismatched, {} candidate errors, parity {}, lower bound {}",
             s.comparisons,
             s.mismatched,
@@ -292,6 +334,16 @@ fn junit(report: &GateReport) -> String {
             pct(s.parity_percent),
             pct(s.lower_bound_percent)
         );
+        for p in s.latency.iter().flat_map(|l| &l.percentiles) {
+            let ratio = p.ratio.map_or("-".into(), |r| format!("{r:.3}"));
+            let _ = write!(summary, ", {} ratio {ratio}", p.percentile);
+        }
+        if let Some(b) = &s.byte_parity {
+            let _ = write!(summary, ", byte parity {}", pct(b.percent));
+        }
+        if let Some(r) = s.cost.as_ref().and_then(|c| c.time_ratio) {
+            let _ = write!(summary, ", time ratio {r:.3}");
+        }
         let why = if s.reasons.is_empty() {
             summary.clone()
         } else {

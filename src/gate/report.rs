@@ -63,7 +63,14 @@ pub struct GateCriteria {
     pub per_endpoint: bool,
     pub min_samples: u64,
     pub exclude_expected: bool,
+    /// The p99 limit, also in `max_latency_ratio`.
     pub max_p99_ratio: Option<f64>,
+    /// Each limited percentile (`p50`, `p99.9`) with its maximum ratio.
+    #[serde(default)]
+    pub max_latency_ratio: std::collections::BTreeMap<String, f64>,
+    /// The least share of compared pairs with byte-identical bodies, in percent.
+    #[serde(default)]
+    pub min_byte_parity_percent: Option<f64>,
     pub max_error_rate_delta_points: Option<f64>,
     /// Endpoint patterns; empty means every endpoint.
     pub endpoints: Vec<String>,
@@ -97,20 +104,75 @@ pub struct GateScope {
     /// observed parity, would decide it.
     pub more_comparisons_needed: Option<u64>,
     pub latency: Option<GateLatency>,
+    /// With `min_byte_parity`.
+    #[serde(default)]
+    pub byte_parity: Option<GateByteParity>,
     pub errors: Option<GateErrors>,
+    /// Cost per compared request, always shown, never judged.
+    #[serde(default)]
+    pub cost: Option<GateCost>,
     /// Why the verdict is what it is, one line each.
     pub reasons: Vec<String>,
 }
 
-/// The latency check: candidate p99 over primary p99.
+/// The latency check: each limited percentile of the candidate over the
+/// primary's. Percentiles are within 0.4% of the true values (histogram
+/// buckets under 0.8% wide).
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
 pub struct GateLatency {
     pub verdict: GateVerdict,
-    /// Upper bounds of the histogram buckets the p99 falls in (buckets are ~19% wide).
     pub primary_p99_ms: Option<f64>,
     pub candidate_p99_ms: Option<f64>,
+    /// The ratio of the percentile closest to, or furthest past, its limit.
     pub ratio: Option<f64>,
     pub max_ratio: f64,
+    /// Every limited percentile.
+    #[serde(default)]
+    pub percentiles: Vec<GateLatencyPercentile>,
+}
+
+/// One limited percentile.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub struct GateLatencyPercentile {
+    /// `p50`, `p99.9`.
+    pub percentile: String,
+    pub verdict: GateVerdict,
+    pub primary_ms: Option<f64>,
+    pub candidate_ms: Option<f64>,
+    pub ratio: Option<f64>,
+    pub max_ratio: f64,
+}
+
+/// The byte-for-byte check: the share of compared pairs whose decoded
+/// bodies were identical bytes, judged like parity (Wilson lower bound).
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub struct GateByteParity {
+    pub verdict: GateVerdict,
+    pub byte_equal: i64,
+    /// Matched plus mismatched: the pairs with both responses.
+    pub pairs: i64,
+    pub percent: Option<f64>,
+    pub lower_bound_percent: Option<f64>,
+    pub min_percent: f64,
+}
+
+/// Cost per compared request as a proxy sees it: backend time to the
+/// response head and response body bytes (as sent, encoded), per side.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub struct GateCost {
+    pub primary: SideCost,
+    pub candidate: SideCost,
+    /// Candidate mean time over the primary's.
+    pub time_ratio: Option<f64>,
+    /// Candidate bytes per request over the primary's.
+    pub bytes_ratio: Option<f64>,
+}
+
+/// One side's cost per compared request.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub struct SideCost {
+    pub mean_ms: Option<f64>,
+    pub bytes_per_request: Option<f64>,
 }
 
 /// The error check: candidate 5xx-and-error rate minus the primary's, in percentage points.

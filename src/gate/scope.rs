@@ -2,9 +2,12 @@
 //! interval, then the optional latency and error checks, each adding its
 //! reasons; the worst of them is the scope's verdict.
 
+use super::latency::{cost, latency_verdict};
 use super::stats::{comparisons_to_decide, wilson_interval};
-use super::{Counts, Criteria, GateErrors, GateLatency, GateScope, GateVerdict, Limit, Side};
-use crate::store::bucket_upper_bound;
+use super::{
+    Counts, Criteria, GateByteParity, GateErrors, GateScope, GateVerdict, Limit, MinParity, Side,
+};
+use crate::store::Histogram;
 
 /// The primary's and the candidate's error rates (fractions), as the
 /// summary shows them and the gate compares them: 5xx responses, failures
@@ -35,20 +38,6 @@ fn round4(v: f64) -> f64 {
 /// A rate in percent, or nothing over nothing.
 fn percent(n: i64, of: i64) -> Option<f64> {
     (of > 0).then(|| round4(n as f64 * 100.0 / of as f64))
-}
-
-/// The p99 of a fixed-bucket histogram: its bucket's upper bound, in ms.
-fn p99_ms(histogram: &[(i64, i64)]) -> Option<f64> {
-    let total: i64 = histogram.iter().map(|(_, n)| n).sum();
-    if total == 0 {
-        return None;
-    }
-    let rank = ((0.99 * total as f64).ceil() as i64).max(1);
-    let mut seen = 0;
-    histogram.iter().find_map(|(bucket, n)| {
-        seen += n;
-        (seen >= rank).then(|| round4(bucket_upper_bound(*bucket).as_secs_f64() * 1_000.0))
-    })
 }
 
 /// What a scope's stored outcomes add up to, as parity sees them.
@@ -106,15 +95,23 @@ pub(super) fn evaluate_scope(
     enforced: bool,
     outcomes: &Counts,
     expected: i64,
-    primary_latency: &[(i64, i64)],
-    candidate_latency: &[(i64, i64)],
+    primary_latency: &Histogram,
+    candidate_latency: &Histogram,
 ) -> GateScope {
     let t = Tally::of(outcomes, expected, criteria.exclude_expected);
     let mut reasons = Vec::new();
     let parity = parity_verdict(criteria, &t, &mut reasons);
-    let latency = criteria
-        .max_p99_ratio
-        .map(|max| latency_verdict(max, primary_latency, candidate_latency, &mut reasons));
+    let latency = (!criteria.max_latency_ratio.is_empty()).then(|| {
+        latency_verdict(
+            &criteria.max_latency_ratio,
+            primary_latency,
+            candidate_latency,
+            &mut reasons,
+        )
+    });
+    let byte_parity = criteria
+        .min_byte_parity
+        .map(|min| byte_parity_verdict(criteria, min, outcomes, &mut reasons));
     let errors = criteria
         .max_error_rate_delta
         .map(|max| errors_verdict(max, outcomes, &mut reasons));
@@ -122,6 +119,7 @@ pub(super) fn evaluate_scope(
     let verdict = [
         Some(parity.verdict),
         latency.as_ref().map(|l| l.verdict),
+        byte_parity.as_ref().map(|b| b.verdict),
         errors.as_ref().map(|e| e.verdict),
     ]
     .into_iter()
@@ -148,7 +146,9 @@ pub(super) fn evaluate_scope(
             .then_some(parity.more)
             .flatten(),
         latency,
+        byte_parity,
         errors,
+        cost: Some(cost(outcomes, primary_latency, candidate_latency)),
         reasons,
     }
 }
@@ -232,38 +232,45 @@ fn undecided_reason(
     }
 }
 
-/// The latency check: candidate p99 over primary p99, at most `max`.
-fn latency_verdict(
-    max: Limit,
-    primary_latency: &[(i64, i64)],
-    candidate_latency: &[(i64, i64)],
+/// The byte-for-byte check: byte-equal pairs among compared pairs, passing
+/// when the Wilson lower bound reaches `min` and failing when the upper
+/// bound stays below it, as parity does.
+fn byte_parity_verdict(
+    criteria: &Criteria,
+    min: MinParity,
+    outcomes: &Counts,
     reasons: &mut Vec<String>,
-) -> GateLatency {
-    let (p, c) = (p99_ms(primary_latency), p99_ms(candidate_latency));
-    let ratio = match (p, c) {
-        (Some(p), Some(c)) if p > 0.0 => Some(round4(c / p)),
-        _ => None,
+) -> GateByteParity {
+    let pairs = outcomes.matched() + outcomes.mismatched();
+    let equal = outcomes.byte_equal().clamp(0, pairs);
+    let (lo, hi) = wilson_interval(equal as f64, pairs as f64, criteria.confidence.z());
+    let verdict = if pairs == 0 {
+        reasons.push("no compared pairs for byte parity".to_string());
+        GateVerdict::Inconclusive
+    } else if hi < min.fraction() {
+        reasons.push(format!(
+            "byte parity is below {}% even at its upper bound ({:.3}%)",
+            min.percent(),
+            hi * 100.0
+        ));
+        GateVerdict::Fail
+    } else if lo >= min.fraction() {
+        GateVerdict::Pass
+    } else {
+        reasons.push(format!(
+            "too few pairs to pass byte parity: the lower bound is {:.3}% (min {}%)",
+            lo * 100.0,
+            min.percent()
+        ));
+        GateVerdict::Inconclusive
     };
-    let verdict = match ratio {
-        None => {
-            reasons.push("no latency samples for both sides".to_string());
-            GateVerdict::Inconclusive
-        }
-        Some(r) if r > max.get() => {
-            reasons.push(format!(
-                "candidate p99 is {r:.2}× the primary's (max {})",
-                max.get()
-            ));
-            GateVerdict::Fail
-        }
-        Some(_) => GateVerdict::Pass,
-    };
-    GateLatency {
+    GateByteParity {
         verdict,
-        primary_p99_ms: p,
-        candidate_p99_ms: c,
-        ratio,
-        max_ratio: max.get(),
+        byte_equal: equal,
+        pairs,
+        percent: percent(equal, pairs),
+        lower_bound_percent: (pairs > 0).then(|| round4(lo * 100.0)),
+        min_percent: min.percent(),
     }
 }
 

@@ -26,6 +26,7 @@ use crate::config::HostHeader;
 use crate::headers;
 use crate::outcome::{Outcome, SkipReason};
 use crate::shadow::{BodySource, PrimaryCopy, PrimarySource, ShadowJob, ShadowRequest};
+use crate::upstream;
 
 /// Where the primary's response copy goes, when the request is shadowed.
 type ResponseReport = oneshot::Sender<Result<PrimaryCopy, SkipReason>>;
@@ -77,7 +78,9 @@ impl Proxy {
                 return failure.into_response(target_of(&parts));
             }
         };
-        let latency = started.elapsed();
+        // The network's time to the first byte; the elapsed time where the
+        // connection cannot say (HTTP/2).
+        let latency = upstream::time_to_first_byte(&response).unwrap_or_else(|| started.elapsed());
         if let Some(on_upgrade) = on_upgrade {
             if response.status() == StatusCode::SWITCHING_PROTOCOLS {
                 return switch_protocols(on_upgrade, response);

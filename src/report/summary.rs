@@ -14,9 +14,8 @@ use serde::Serialize;
 use super::error::ApiError;
 use super::params::Params;
 use super::ReportState;
-use crate::gate::{self, Counts, Side, WindowView};
-use crate::store::bucket_upper_bound;
-use crate::store::Store;
+use crate::gate::{self, Counts, GateCost, WindowView};
+use crate::store::{EndpointLatency, Histogram, Store};
 use crate::time::format_millis;
 use crate::writer::health::HealthSnapshot;
 
@@ -32,32 +31,38 @@ fn tally(counts: &Counts) -> Totals {
         skipped: counts.skipped(),
         dropped: counts.dropped(),
         parity: (judged > 0).then(|| matched as f64 / judged as f64),
+        byte_equal: counts.byte_equal(),
+        byte_parity: (matched + mismatched > 0)
+            .then(|| counts.byte_equal() as f64 / (matched + mismatched) as f64),
         outcomes: counts.outcome_names(),
     }
 }
 
-fn percentiles(histogram: &[(i64, i64)]) -> Option<Percentiles> {
-    let total: i64 = histogram.iter().map(|(_, n)| n).sum();
-    if total == 0 {
-        return None;
-    }
-    let at = |q: f64| -> f64 {
-        let rank = (q * total as f64).ceil().max(1.0) as i64;
-        let mut seen = 0;
-        for (bucket, n) in histogram {
-            seen += n;
-            if seen >= rank {
-                // Microsecond precision, without binary-float noise.
-                return (bucket_upper_bound(*bucket).as_secs_f64() * 1e6).round() / 1e3;
-            }
-        }
-        0.0
-    };
+fn percentiles(h: &Histogram) -> Option<Percentiles> {
+    // Microsecond precision, without binary-float noise.
+    let at = |q: f64| h.quantile(q).map(|d| (d.as_secs_f64() * 1e6).round() / 1e3);
     Some(Percentiles {
-        p50: at(0.50),
-        p95: at(0.95),
-        p99: at(0.99),
+        p50: at(0.50)?,
+        p95: at(0.95)?,
+        p99: at(0.99)?,
     })
+}
+
+fn latencies(primary: &Histogram, candidate: &Histogram) -> Latencies {
+    let (p, c) = (percentiles(primary), percentiles(candidate));
+    let ratio = |c: f64, p: f64| (p > 0.0).then(|| (c / p * 1e4).round() / 1e4);
+    let ratio = match (&p, &c) {
+        (Some(p), Some(c)) => ratio(c.p50, p.p50)
+            .zip(ratio(c.p95, p.p95))
+            .zip(ratio(c.p99, p.p99))
+            .map(|((p50, p95), p99)| Ratios { p50, p95, p99 }),
+        _ => None,
+    };
+    Latencies {
+        primary: p,
+        candidate: c,
+        ratio,
+    }
 }
 
 /// The summary; when the store cannot be read, the 503 still carries the
@@ -91,32 +96,30 @@ async fn summary_of(
         .counts(window, run, params.text("endpoint"))
         .await
         .map_err(ApiError::Store)?;
+    let mut latency: HashMap<String, EndpointLatency> = store
+        .latencies(window, run, params.text("endpoint"))
+        .await
+        .map_err(ApiError::Store)?
+        .into_iter()
+        .map(|l| (l.endpoint.clone(), l))
+        .collect();
     let mut all = Counts::default();
+    let (mut all_primary, mut all_candidate) = (Histogram::default(), Histogram::default());
     let mut endpoints = Vec::new();
     for c in &counts {
         let outcomes = Counts::from_stored(c.outcomes.iter().map(|(k, n)| (k, *n)));
         all.merge(&outcomes);
-        let totals = tally(&outcomes);
+        let l = latency.remove(&c.endpoint).unwrap_or_default();
+        all_primary.merge(&l.primary);
+        all_candidate.merge(&l.candidate);
         let (primary_error_rate, candidate_error_rate) = gate::error_rates(&outcomes);
         endpoints.push(EndpointSummary {
             endpoint: c.endpoint.clone(),
-            latency_ms: Latencies {
-                primary: percentiles(
-                    &store
-                        .latency(window, run, &c.endpoint, Side::Primary.as_str())
-                        .await
-                        .map_err(ApiError::Store)?,
-                ),
-                candidate: percentiles(
-                    &store
-                        .latency(window, run, &c.endpoint, Side::Candidate.as_str())
-                        .await
-                        .map_err(ApiError::Store)?,
-                ),
-            },
+            latency_ms: latencies(&l.primary, &l.candidate),
+            cost: gate::cost(&outcomes, &l.primary, &l.candidate),
             primary_error_rate,
             candidate_error_rate,
-            totals,
+            totals: tally(&outcomes),
         });
     }
     let lost_records = store.lost(window).await.map_err(ApiError::Store)?;
@@ -125,6 +128,8 @@ async fn summary_of(
             since: format_millis(window.since_ms),
             until: format_millis(window.until_ms),
         },
+        cost: gate::cost(&all, &all_primary, &all_candidate),
+        latency_ms: latencies(&all_primary, &all_candidate),
         totals: tally(&all),
         lost_records,
         endpoints,
@@ -175,6 +180,10 @@ pub struct Totals {
     pub skipped: i64,
     pub dropped: i64,
     pub parity: Option<f64>,
+    /// Compared pairs whose decoded bodies were identical bytes.
+    pub byte_equal: i64,
+    /// byte_equal / compared.
+    pub byte_parity: Option<f64>,
     /// Every outcome key with its count, reasons included.
     pub outcomes: BTreeMap<String, i64>,
 }
@@ -190,6 +199,15 @@ pub struct Percentiles {
 pub struct Latencies {
     pub primary: Option<Percentiles>,
     pub candidate: Option<Percentiles>,
+    /// Candidate over primary at each percentile.
+    pub ratio: Option<Ratios>,
+}
+
+#[derive(Serialize)]
+pub struct Ratios {
+    pub p50: f64,
+    pub p95: f64,
+    pub p99: f64,
 }
 
 #[derive(Serialize)]
@@ -197,8 +215,11 @@ pub struct EndpointSummary {
     pub endpoint: String,
     #[serde(flatten)]
     pub totals: Totals,
-    /// From the fixed-bucket histograms: each value is its bucket's upper bound.
+    /// Time to the response head, from histograms whose buckets are under
+    /// 0.8% wide: each value is within 0.4% of the true percentile.
     pub latency_ms: Latencies,
+    /// Cost per compared request: mean time and response bytes per side.
+    pub cost: GateCost,
     /// 5xx responses, failures and timeouts of the primary, among its sampled requests.
     pub primary_error_rate: Option<f64>,
     /// 5xx responses, errors and timeouts of the candidate, among its sampled requests.
@@ -209,6 +230,10 @@ pub struct EndpointSummary {
 pub struct Summary {
     pub window: WindowView,
     pub totals: Totals,
+    /// Every endpoint's latencies together.
+    pub latency_ms: Latencies,
+    /// Cost per compared request, every endpoint together.
+    pub cost: GateCost,
     /// Records writers could not keep (stored losses of every instance).
     pub lost_records: i64,
     pub endpoints: Vec<EndpointSummary>,

@@ -14,6 +14,7 @@ use crate::config::BackendUrl;
 use crate::exchange::RecordedResponse;
 use crate::headers::{content_length, has_body, size};
 use crate::outcome::CandidateErrorKind;
+use crate::upstream;
 
 /// The request as both backends get it.
 pub(super) struct Call<'a> {
@@ -53,7 +54,10 @@ pub(super) async fn fetch(
             .request(request)
             .await
             .map_err(|e| classify(&e, e.is_connect()))?;
-        let latency = started.elapsed();
+        // The network's time to the first byte, which the shadow stage's
+        // low-priority threads may read late; the elapsed time where the
+        // connection cannot say (HTTP/2).
+        let latency = upstream::time_to_first_byte(&response).unwrap_or_else(|| started.elapsed());
         let (head, mut incoming) = response.into_parts();
         if has_body(method, head.status)
             && content_length(&head.headers).is_some_and(|n| n > limit as u64)

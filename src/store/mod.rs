@@ -10,11 +10,13 @@
 //! Migrations live in migrations/sqlite and migrations/postgres.
 //!
 //! Its parts: `url` (database URLs), `error` (failures and their classes),
-//! `model` (counts, groups, windows, latency buckets), `mismatch` (a stored
+//! `model` (counts, groups, windows), `latency` (the histogram's buckets and
+//! quantiles), `mismatch` (a stored
 //! exemplar and its SQL), `open` (connecting, migrating, closing), `repair`
 //! (migrations extended after release), `write` and `read`.
 
 mod error;
+mod latency;
 mod mismatch;
 mod model;
 mod open;
@@ -26,10 +28,11 @@ mod write;
 use futures_util::future::BoxFuture;
 
 pub use error::{ErrorClass, StoreError};
+pub use latency::{bucket_bounds, bucket_value, latency_bucket, Histogram};
 pub use mismatch::{MismatchDetails, MismatchRecord, StoredBody, StoredMessage, StoredMismatch};
 pub use model::{
-    bucket_upper_bound, latency_bucket, Batch, CounterDelta, EndpointCounts, Group,
-    GroupCountDelta, GroupDelta, LatencyDelta, MismatchFilter, Window,
+    Batch, CounterDelta, EndpointCounts, EndpointLatency, Group, GroupCountDelta, GroupDelta,
+    LatencyDelta, MismatchFilter, Window,
 };
 pub use open::SqlStore;
 pub use url::{Backend, DatabaseUrl, DatabaseUrlError};
@@ -54,14 +57,14 @@ pub trait Store: Send + Sync {
         run: &'a str,
         endpoint: Option<&'a str>,
     ) -> BoxFuture<'a, Result<Vec<EndpointCounts>, StoreError>>;
-    /// Latency histogram (bucket → count) of one side, over a window.
-    fn latency<'a>(
+    /// Both sides' latency histograms per endpoint (one, or every one), over
+    /// a window, earlier releases' coarser buckets included.
+    fn latencies<'a>(
         &'a self,
         window: Window,
         run: &'a str,
-        endpoint: &'a str,
-        side: &'a str,
-    ) -> BoxFuture<'a, Result<Vec<(i64, i64)>, StoreError>>;
+        endpoint: Option<&'a str>,
+    ) -> BoxFuture<'a, Result<Vec<EndpointLatency>, StoreError>>;
     /// Mismatches per endpoint over a window that belong to groups triaged
     /// as `expected`.
     fn expected<'a>(
@@ -119,14 +122,13 @@ impl Store for SqlStore {
     ) -> BoxFuture<'a, Result<Vec<EndpointCounts>, StoreError>> {
         Box::pin(self.read_counts(window, run, endpoint))
     }
-    fn latency<'a>(
+    fn latencies<'a>(
         &'a self,
         window: Window,
         run: &'a str,
-        endpoint: &'a str,
-        side: &'a str,
-    ) -> BoxFuture<'a, Result<Vec<(i64, i64)>, StoreError>> {
-        Box::pin(self.read_latency(window, run, endpoint, side))
+        endpoint: Option<&'a str>,
+    ) -> BoxFuture<'a, Result<Vec<EndpointLatency>, StoreError>> {
+        Box::pin(self.read_latencies(window, run, endpoint))
     }
     fn expected<'a>(
         &'a self,

@@ -1,26 +1,11 @@
 //! What the store holds and is asked, as plain data: the counts a batch
 //! adds, groups and per-endpoint counts as read back, time windows, filters,
-//! and the latency histogram's fixed buckets, which every instance shares so
-//! that histograms merge by adding counts.
-
-use std::time::Duration;
+//! and latency buckets to add.
 
 use serde::Serialize;
 
+use super::latency::Histogram;
 use super::mismatch::MismatchRecord;
-
-/// The latency histogram's bucket for a duration: four buckets per doubling
-/// of microseconds (about 19% wide), the same on every instance, so
-/// histograms merge by adding counts.
-pub fn latency_bucket(latency: Duration) -> i64 {
-    let micros = latency.as_micros().max(1) as f64;
-    (micros.log2() * 4.0).floor() as i64
-}
-
-/// The upper bound of a bucket, for reading percentiles back.
-pub fn bucket_upper_bound(bucket: i64) -> Duration {
-    Duration::from_micros(2f64.powf((bucket + 1) as f64 / 4.0).ceil() as u64)
-}
 
 /// Counts to add to one (minute, endpoint, outcome).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -154,6 +139,14 @@ pub struct EndpointCounts {
     pub outcomes: std::collections::BTreeMap<String, i64>,
 }
 
+/// Both sides' latency histograms of one endpoint over a window.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct EndpointLatency {
+    pub endpoint: String,
+    pub primary: Histogram,
+    pub candidate: Histogram,
+}
+
 /// A time window in Unix milliseconds, `since` inclusive, `until` exclusive.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Window {
@@ -213,22 +206,6 @@ mod tests {
                 .map(|c| c.counters.len() + c.lost.len())
                 .collect::<Vec<_>>(),
             vec![3, 3, 1]
-        );
-    }
-
-    #[test]
-    fn buckets_are_log_spaced_and_bound_their_values() {
-        for micros in [1u64, 7, 100, 999, 12_345, 5_000_000] {
-            let d = Duration::from_micros(micros);
-            let b = latency_bucket(d);
-            assert!(bucket_upper_bound(b) >= d, "{micros}");
-            assert!(
-                bucket_upper_bound(b - 1) <= d + Duration::from_micros(1),
-                "{micros}"
-            );
-        }
-        assert!(
-            latency_bucket(Duration::from_millis(2)) > latency_bucket(Duration::from_millis(1))
         );
     }
 }

@@ -5,7 +5,8 @@
 use sqlx::any::AnyRow;
 use sqlx::Row;
 
-use super::{EndpointCounts, Group, SqlStore, StoreError, Window};
+use super::latency::legacy_bucket;
+use super::{EndpointCounts, EndpointLatency, Group, SqlStore, StoreError, Window};
 
 /// Mismatches per group and minute over a window (`$1` and `$2` minutes,
 /// `$3` the run): from `group_counts`, and from `counters` rows
@@ -54,26 +55,57 @@ impl SqlStore {
         Ok(out)
     }
 
-    pub(super) async fn read_latency(
+    /// Both tables: `latency_buckets`, and `latencies`, where releases
+    /// before migration 0004 wrote coarser buckets (and an instance of one
+    /// still does during a rolling upgrade), converted at their midpoints.
+    pub(super) async fn read_latencies(
         &self,
         window: Window,
         run: &str,
-        endpoint: &str,
-        side: &str,
-    ) -> Result<Vec<(i64, i64)>, StoreError> {
+        endpoint: Option<&str>,
+    ) -> Result<Vec<EndpointLatency>, StoreError> {
         let sql = self.sql(
-            "SELECT bucket, CAST(SUM(count) AS BIGINT) AS count FROM latencies \
-             WHERE run = $5 AND minute >= $1 AND minute < $2 AND endpoint = $3 AND side = $4 GROUP BY bucket ORDER BY bucket",
+            "SELECT endpoint, side, bucket, coarse, CAST(SUM(count) AS BIGINT) AS count FROM ( \
+               SELECT endpoint, side, bucket, CAST(0 AS BIGINT) AS coarse, count FROM latency_buckets \
+                 WHERE run = $4 AND minute >= $1 AND minute < $2 AND ($3 = '' OR endpoint = $3) \
+               UNION ALL \
+               SELECT endpoint, side, bucket, CAST(1 AS BIGINT) AS coarse, count FROM latencies \
+                 WHERE run = $4 AND minute >= $1 AND minute < $2 AND ($3 = '' OR endpoint = $3) \
+             ) l GROUP BY endpoint, side, bucket, coarse ORDER BY endpoint",
         );
         let rows = sqlx::query(&sql)
             .bind(window.first_minute())
             .bind(window.end_minute())
-            .bind(endpoint)
-            .bind(side)
+            .bind(endpoint.unwrap_or(""))
             .bind(run)
             .fetch_all(&self.pool)
             .await?;
-        counted(&rows, "bucket")
+        let mut out: Vec<EndpointLatency> = Vec::new();
+        for row in rows {
+            let endpoint: String = row.try_get("endpoint")?;
+            let side: String = row.try_get("side")?;
+            let (bucket, count): (i64, i64) = (row.try_get("bucket")?, row.try_get("count")?);
+            let coarse: i64 = row.try_get("coarse")?;
+            let bucket = if coarse == 0 {
+                bucket
+            } else {
+                legacy_bucket(bucket)
+            };
+            if out.last().is_none_or(|e| e.endpoint != endpoint) {
+                out.push(EndpointLatency {
+                    endpoint,
+                    ..EndpointLatency::default()
+                });
+            }
+            let last = out.last_mut().expect("pushed above");
+            match side.as_str() {
+                "primary" => last.primary.add(bucket, count),
+                "candidate" => last.candidate.add(bucket, count),
+                // A side another release writes is not ours to read.
+                _ => {}
+            }
+        }
+        Ok(out)
     }
 
     pub(super) async fn read_expected(

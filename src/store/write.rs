@@ -107,8 +107,8 @@ impl SqlStore {
         batch: &Batch,
     ) -> Result<(), StoreError> {
         let latency = self.sql(
-            "INSERT INTO latencies (minute, endpoint, side, bucket, instance, count, run) VALUES ($1, $2, $3, $4, $5, $6, $7) \
-             ON CONFLICT (run, minute, endpoint, side, bucket, instance) DO UPDATE SET count = latencies.count + excluded.count",
+            "INSERT INTO latency_buckets (minute, endpoint, side, bucket, instance, count, run) VALUES ($1, $2, $3, $4, $5, $6, $7) \
+             ON CONFLICT (run, minute, endpoint, side, bucket, instance) DO UPDATE SET count = latency_buckets.count + excluded.count",
         );
         for l in &batch.latencies {
             sqlx::query(&latency)
@@ -204,10 +204,11 @@ impl SqlStore {
     pub(super) async fn delete_before(&self, before_ms: i64) -> Result<u64, StoreError> {
         let minute = before_ms.div_euclid(60_000);
         let mut removed = 0;
-        let statements: [(&'static str, i64); 7] = [
+        let statements: [(&'static str, i64); 8] = [
             ("DELETE FROM counters WHERE minute < $1", minute),
             ("DELETE FROM group_counts WHERE minute < $1", minute),
             ("DELETE FROM latencies WHERE minute < $1", minute),
+            ("DELETE FROM latency_buckets WHERE minute < $1", minute),
             ("DELETE FROM lost_records WHERE minute < $1", minute),
             ("DELETE FROM mismatches WHERE at < $1", before_ms),
             (

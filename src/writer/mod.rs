@@ -165,6 +165,16 @@ impl StoreWriter {
         }
         *p.counters.entry(key).or_default() += 1;
         if let Outcome::Compared(c) = outcome {
+            let mut add = |name: &str, n: i64| {
+                *p.counters
+                    .entry((minute, endpoint.to_string(), name.to_string()))
+                    .or_default() += n;
+            };
+            if c.verdict.byte_equal {
+                add("byte_equal", 1);
+            }
+            add("primary_bytes", c.exchange.primary.body.len() as i64);
+            add("candidate_bytes", c.exchange.candidate.body.len() as i64);
             for (side, response) in [
                 ("primary", &c.exchange.primary),
                 ("candidate", &c.exchange.candidate),

@@ -13,6 +13,7 @@ mod host;
 mod hostile_candidates;
 mod hostile_clients;
 mod isolation;
+mod latency;
 mod metrics;
 mod migrations;
 mod persistence;

@@ -7,7 +7,12 @@ use std::collections::BTreeSet;
 use std::path::PathBuf;
 
 use sha2::{Digest, Sha256};
-use shadowdiff::store::{Batch, GroupCountDelta, GroupDelta, SqlStore, Store, StoreError, Window};
+use std::time::Duration;
+
+use shadowdiff::store::{
+    latency_bucket, Batch, GroupCountDelta, GroupDelta, LatencyDelta, SqlStore, Store, StoreError,
+    Window,
+};
 use sqlx::migrate::{MigrateError, Migration, Migrator};
 use sqlx::{AnyPool, Row};
 
@@ -141,6 +146,12 @@ async fn previous_release(db: &TestDatabase, previous: Previous) -> AnyPool {
              VALUES ({}, 'GET /items/{{id}}', 'group/fp-old', 'old', 3)",
             T0 / 60_000
         ),
+        // Bucket 57 of the coarse histogram: 19.03 to 23.17 ms.
+        format!(
+            "INSERT INTO latencies (minute, endpoint, side, bucket, instance, count) \
+             VALUES ({}, 'GET /items/{{id}}', 'primary', 57, 'old', 5)",
+            T0 / 60_000
+        ),
         format!(
             "INSERT INTO mismatch_groups (fingerprint, endpoint, first_seen, last_seen, count, paths, status, note) \
              VALUES ('fp-old', 'GET /items/{{id}}', {T0}, {T0}, 3, '[\"/total\"]', 'expected', 'known')"
@@ -236,6 +247,13 @@ async fn upgrades(previous: Previous) {
         .try_get("n")
         .unwrap();
         assert_eq!(moved, 3, "{name} {previous:?}: 0003 moves group counts");
+        // Coarse latency rows are read at their bucket's midpoint.
+        let latency = store.latencies(window, "", None).await.unwrap();
+        assert_eq!(latency.len(), 1, "{name} {previous:?}: {latency:?}");
+        assert_eq!(latency[0].primary.total(), 5, "{name}");
+        let p50 = latency[0].primary.quantile(0.5).unwrap().as_secs_f64() * 1e3;
+        assert!((19.03..23.17).contains(&p50), "{name}: {p50}");
+        assert!(latency[0].candidate.is_empty(), "{name}");
         let groups = store.groups(None, None).await.unwrap();
         assert_eq!(groups.len(), 1, "{name} {previous:?}: {groups:?}");
         let old = &groups[0];
@@ -260,6 +278,13 @@ async fn upgrades(previous: Previous) {
         };
         let batch = Batch {
             groups: vec![group],
+            latencies: vec![LatencyDelta {
+                minute: T0 / 60_000,
+                endpoint: "GET /items/{id}".into(),
+                side: "primary",
+                bucket: latency_bucket(Duration::from_millis(21)),
+                count: 3,
+            }],
             group_counts: vec![GroupCountDelta {
                 minute: T0 / 60_000,
                 endpoint: "GET /items/{id}".into(),
@@ -285,6 +310,17 @@ async fn upgrades(previous: Previous) {
             vec![("GET /items/{id}".to_string(), 3 + 4 + 2)],
             "{name} {previous:?}"
         );
+        // An instance of the previous release keeps writing coarse buckets.
+        sqlx::query(&format!(
+            "INSERT INTO latencies (minute, endpoint, side, bucket, instance, count, run) \
+             VALUES ({}, 'GET /items/{{id}}', 'primary', 57, 'still-old', 2, '')",
+            T0 / 60_000
+        ))
+        .execute(&pool)
+        .await
+        .unwrap();
+        let latency = store.latencies(window, "", None).await.unwrap();
+        assert_eq!(latency[0].primary.total(), 5 + 3 + 2, "{name}");
         let new = store.groups(None, Some("open")).await.unwrap();
         assert_eq!(new[0].headers, vec!["etag".to_string()], "{name}");
         assert_eq!(new[0].statuses, Some((200, 500)), "{name}");

@@ -152,13 +152,20 @@ async fn latency_histograms_merge() {
         };
         store.write("one", "", &batch).await.unwrap();
         store.write("two", "", &batch).await.unwrap();
-        let histogram = store
-            .latency(window(1), "", "GET /a", "candidate")
+        let latency = store
+            .latencies(window(1), "", Some("GET /a"))
             .await
             .unwrap();
-        assert_eq!(histogram, vec![(3, 4), (7, 2)], "{}", db.name);
+        assert_eq!(latency.len(), 1, "{}", db.name);
+        assert_eq!(
+            latency[0].candidate.rows().collect::<Vec<_>>(),
+            vec![(3, 4), (7, 2)],
+            "{}",
+            db.name
+        );
+        assert!(latency[0].primary.is_empty());
         assert!(store
-            .latency(window(1), "", "GET /a", "primary")
+            .latencies(window(1), "", Some("GET /b"))
             .await
             .unwrap()
             .is_empty());

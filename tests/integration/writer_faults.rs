@@ -18,8 +18,8 @@ use shadowdiff::exchange::{Exchange, RecordedRequest, RecordedResponse};
 use shadowdiff::outcome::{Comparison, DropReason, Outcome, SampleInfo, SkipReason};
 use shadowdiff::redact::{RedactConfig, Redactor};
 use shadowdiff::store::{
-    Batch, EndpointCounts, Group, MismatchFilter, SqlStore, Store, StoreError, StoredMismatch,
-    Window,
+    Batch, EndpointCounts, EndpointLatency, Group, MismatchFilter, SqlStore, Store, StoreError,
+    StoredMismatch, Window,
 };
 use shadowdiff::writer::health::{ErrorClass, HealthSnapshot, LossReason};
 use shadowdiff::writer::{StoreWriter, WriterConfig};
@@ -70,14 +70,13 @@ impl Store for FlakyStore {
     ) -> BoxFuture<'a, Result<Vec<EndpointCounts>, StoreError>> {
         self.inner.counts(window, run, endpoint)
     }
-    fn latency<'a>(
+    fn latencies<'a>(
         &'a self,
         window: Window,
         run: &'a str,
-        endpoint: &'a str,
-        side: &'a str,
-    ) -> BoxFuture<'a, Result<Vec<(i64, i64)>, StoreError>> {
-        self.inner.latency(window, run, endpoint, side)
+        endpoint: Option<&'a str>,
+    ) -> BoxFuture<'a, Result<Vec<EndpointLatency>, StoreError>> {
+        self.inner.latencies(window, run, endpoint)
     }
     fn expected<'a>(
         &'a self,

@@ -5,7 +5,11 @@
 //! where it offers it). A request's URI is built from the backend's parsed
 //! base and the client's target
 //! (`BackendUrl::uri`, in the settings), so both backends
-//! get the target byte for byte, alike.
+//! get the target byte for byte, alike. Each TCP connection is timed
+//! (`timed`): a response's latency is the network's, from the kernel's
+//! receive timestamp, on both sides alike.
+
+mod timed;
 
 use std::time::Duration;
 
@@ -15,8 +19,11 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 
+use timed::TimedConnector;
+pub use timed::{time_to_first_byte, ResponseClock};
+
 /// A pooled client.
-pub type Upstream = Client<HttpsConnector<HttpConnector>, Body>;
+pub type Upstream = Client<HttpsConnector<TimedConnector>, Body>;
 
 /// The largest response head a shadow call reads (HTTP/1). hyper's default
 /// read buffer grows to about 400 KiB, which a candidate sending endless
@@ -47,7 +54,7 @@ fn builder() -> hyper_util::client::legacy::Builder {
     builder
 }
 
-fn connector(connect_timeout: Option<Duration>) -> HttpsConnector<HttpConnector> {
+fn connector(connect_timeout: Option<Duration>) -> HttpsConnector<TimedConnector> {
     let mut http = HttpConnector::new();
     // The scheme is checked by the connector above, which takes https too.
     http.enforce_http(false);
@@ -58,5 +65,5 @@ fn connector(connect_timeout: Option<Duration>) -> HttpsConnector<HttpConnector>
         .https_or_http()
         .enable_http1()
         .enable_http2()
-        .wrap_connector(http)
+        .wrap_connector(TimedConnector(http))
 }

@@ -1,7 +1,8 @@
 //! `shadowdiff gate` and /api/v1/gate end to end: stores seeded at 99.95%
 //! (pass), 99.5% (fail) and with 20 comparisons (inconclusive), read by the
 //! real binary from the database and through the report API, in every format,
-//! on SQLite and on PostgreSQL.
+//! on SQLite and on PostgreSQL; and latency percentiles, byte parity and
+//! cost in every format.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -9,7 +10,11 @@ use std::sync::Arc;
 use shadowdiff::config::BackendUrl;
 use shadowdiff::gate::GateReport;
 use shadowdiff::report::{self, ReportState};
-use shadowdiff::store::{Batch, CounterDelta, DatabaseUrl, SqlStore, Store};
+use std::time::Duration;
+
+use shadowdiff::store::{
+    latency_bucket, Batch, CounterDelta, DatabaseUrl, LatencyDelta, SqlStore, Store,
+};
 use shadowdiff::time::format_millis;
 
 use crate::support;
@@ -270,6 +275,38 @@ async fn bad_gate_flags_and_parameters_are_named() {
             vec![
                 "gate",
                 "--database-url",
+                "sqlite://x.db",
+                "--max-latency-ratio",
+                "p0=1.1",
+            ],
+            "--max-latency-ratio",
+        ),
+        (
+            vec![
+                "gate",
+                "--database-url",
+                "sqlite://x.db",
+                "--max-p99-ratio",
+                "1.1",
+                "--max-latency-ratio",
+                "p50=1.1",
+            ],
+            "--max-p99-ratio",
+        ),
+        (
+            vec![
+                "gate",
+                "--database-url",
+                "sqlite://x.db",
+                "--min-byte-parity",
+                "101",
+            ],
+            "--min-byte-parity",
+        ),
+        (
+            vec![
+                "gate",
+                "--database-url",
                 "sqlite:///nonexistent-dir/typo.db",
             ],
             "typo.db",
@@ -291,6 +328,16 @@ async fn bad_gate_flags_and_parameters_are_named() {
         ("since=later", "since"),
         ("since=10000000000000w", "since"),
         ("min_parity=99&min_parity=98", "min_parity"),
+        ("max_latency_ratio=p50", "max_latency_ratio"),
+        (
+            "max_latency_ratio=p50%3D1.1%2Cp50%3D1.2",
+            "max_latency_ratio",
+        ),
+        (
+            "max_p99_ratio=1.1&max_latency_ratio=p99%3D1.2",
+            "max_latency_ratio",
+        ),
+        ("min_byte_parity=-1", "min_byte_parity"),
     ] {
         let response = support::client()
             .get(format!("http://{api}/api/v1/gate?{query}"))
@@ -301,5 +348,128 @@ async fn bad_gate_flags_and_parameters_are_named() {
         assert_eq!(response.status().as_u16(), 400, "{query}");
         let body: serde_json::Value = response.json().await.unwrap();
         assert_eq!(body["error"]["parameter"], parameter, "{query}: {body}");
+    }
+}
+
+/// One endpoint whose candidate is 5% slower at p50 and 10% at p99, with 95%
+/// of its pairs byte-equal.
+async fn seed_latency(url: &DatabaseUrl) {
+    let store = SqlStore::connect(url).await.unwrap();
+    store.migrate().await.unwrap();
+    let minute = now_ms() / 60_000 - 10;
+    let c = |outcome: &str, count| CounterDelta {
+        minute,
+        endpoint: "GET /slow".into(),
+        outcome: outcome.into(),
+        count,
+    };
+    let l = |side, ms: u64, count| LatencyDelta {
+        minute,
+        endpoint: "GET /slow".into(),
+        side,
+        bucket: latency_bucket(Duration::from_millis(ms)),
+        count,
+    };
+    let batch = Batch {
+        counters: vec![
+            c("matched", 1_000),
+            c("byte_equal", 950),
+            c("primary_bytes", 100_000),
+            c("candidate_bytes", 100_000),
+        ],
+        latencies: vec![
+            l("primary", 20, 980),
+            l("primary", 100, 20),
+            l("candidate", 21, 980),
+            l("candidate", 110, 20),
+        ],
+        ..Batch::default()
+    };
+    store.write("seed", "", &batch).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn latency_percentiles_and_byte_parity_in_every_format() {
+    for db in support::databases().await {
+        seed_latency(&db.url).await;
+        let api = report_api(&db.url).await;
+        let db_url = db.url.to_string();
+        let api_url = format!("http://{api}");
+        // Fixed bounds make both ways of asking decide over the same window.
+        let since = format_millis(now_ms() - 3_600_000);
+        let until = format_millis(now_ms() + 60_000);
+        let sources = [
+            vec!["--database-url", db_url.as_str()],
+            vec!["--report-url", &api_url, "--report-token", TOKEN],
+        ];
+        for (limits, byte_parity, code) in [
+            ("p50=1.06,p99=1.11", "90", 0),
+            ("p50=1.04,p99=1.11", "90", 1),
+            ("p50=1.06,p99=1.09", "90", 1),
+            ("p50=1.06,p99=1.11", "97", 1),
+        ] {
+            let mut json = Vec::new();
+            for source in &sources {
+                for format in ["text", "json", "markdown", "junit"] {
+                    let mut args: Vec<String> = ["gate", "--since", &since, "--until", &until]
+                        .map(String::from)
+                        .to_vec();
+                    args.extend(source.iter().map(|s| s.to_string()));
+                    args.extend(
+                        [
+                            "--min-parity",
+                            "99",
+                            "--max-latency-ratio",
+                            limits,
+                            "--min-byte-parity",
+                            byte_parity,
+                            "--format",
+                            format,
+                        ]
+                        .map(String::from),
+                    );
+                    let out = shadowdiff(args).await;
+                    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+                    let what = format!(
+                        "{} {limits} {byte_parity} {format} via {}",
+                        db.name, source[0]
+                    );
+                    assert_eq!(out.status.code(), Some(code), "{what}: {stdout}");
+                    if format == "json" {
+                        json.push(stdout);
+                        continue;
+                    }
+                    // Every format names both percentiles' ratios (a passing
+                    // check as a note, a failing one as its reason), the
+                    // byte parity and the cost.
+                    assert!(
+                        stdout.contains("p50") && stdout.contains("p99"),
+                        "{what}: {stdout}"
+                    );
+                    assert!(stdout.contains("byte parity"), "{what}: {stdout}");
+                    if format != "junit" {
+                        assert!(stdout.contains("time ratio 1.0"), "{what}: {stdout}");
+                    }
+                }
+            }
+            assert_eq!(
+                json[0], json[1],
+                "{}: the database and the API agree",
+                db.name
+            );
+            let report: GateReport = serde_json::from_str(&json[0]).unwrap();
+            let latency = report.total.latency.as_ref().unwrap();
+            let p50 = latency.percentiles[0].ratio.unwrap();
+            let p99 = latency.percentiles[1].ratio.unwrap();
+            assert!(
+                (p50 - 1.05).abs() < 0.005 && (p99 - 1.10).abs() < 0.005,
+                "{p50} {p99}"
+            );
+            let bytes = report.total.byte_parity.as_ref().unwrap();
+            assert_eq!((bytes.byte_equal, bytes.pairs), (950, 1_000));
+            let cost = report.total.cost.as_ref().unwrap();
+            assert_eq!(cost.bytes_ratio, Some(1.0));
+            assert_eq!(cost.primary.bytes_per_request, Some(100.0));
+        }
     }
 }

@@ -240,8 +240,18 @@ fn serve(settings: Settings) -> anyhow::Result<()> {
                     settings.report_listen
                 )
             })?;
+        let metrics = match settings.metrics_listen {
+            None => None,
+            Some(address) => {
+                Some(tokio::net::TcpListener::bind(address).await.map_err(|e| {
+                    anyhow::anyhow!("cannot listen on {address} for the metrics: {e}")
+                })?)
+            }
+        };
         let server = Server::new(settings)?;
-        server.run_with_report(listener, report, shutdown).await?;
+        server
+            .run_with_listeners(listener, report, metrics, shutdown)
+            .await?;
         Ok(())
     })
 }

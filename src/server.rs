@@ -124,6 +124,19 @@ impl Server {
         report: TcpListener,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<Tally, ServeError> {
+        self.run_with_listeners(listener, report, None, shutdown)
+            .await
+    }
+
+    /// Serves the proxy, the report API and, on a listener of its own,
+    /// `/metrics`, until `shutdown` resolves.
+    pub async fn run_with_listeners(
+        self,
+        listener: TcpListener,
+        report: TcpListener,
+        metrics: Option<TcpListener>,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<Tally, ServeError> {
         let shutdown = shutdown.shared();
         if self.settings.report_token.is_none() {
             tracing::warn!(
@@ -139,18 +152,38 @@ impl Server {
             )
             .with_store_health(self.health.clone())
             .with_connection_stats(self.connections.clone())
+            .with_shadow_stats(self.stage.stats())
             .with_recorder(self.recorder.clone()),
         );
         let address = report.local_addr()?;
         tracing::info!(%address, "report API listening");
-        let api =
-            axum::serve(report, report::router(state)).with_graceful_shutdown(shutdown.clone());
-        let api = tokio::spawn(async move { api.await });
+        let mut apis = vec![(
+            "report API",
+            tokio::spawn({
+                let api = axum::serve(report, report::router(state.clone()))
+                    .with_graceful_shutdown(shutdown.clone());
+                async move { api.await }
+            }),
+        )];
+        if let Some(metrics) = metrics {
+            let address = metrics.local_addr()?;
+            tracing::info!(%address, "metrics listening");
+            apis.push((
+                "metrics listener",
+                tokio::spawn({
+                    let api = axum::serve(metrics, report::metrics_router(state))
+                        .with_graceful_shutdown(shutdown.clone());
+                    async move { api.await }
+                }),
+            ));
+        }
         let tally = self.run(listener, shutdown).await;
-        match api.await {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => tracing::error!(error = %e, "the report API failed"),
-            Err(e) => tracing::error!(error = %e, "the report API task failed"),
+        for (what, task) in apis {
+            match task.await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => tracing::error!(error = %e, "the {what} failed"),
+                Err(e) => tracing::error!(error = %e, "the {what} task failed"),
+            }
         }
         tally
     }

@@ -26,10 +26,13 @@ pub enum ConfigError {
     /// A required setting (a backend) was given nowhere.
     #[error("no {key} backend given: pass --{key} URL, set SHADOWDIFF_{env}, or put `{key} = \"http://…\"` in the config file", env = .key.to_ascii_uppercase())]
     Missing { key: &'static str },
-    /// The proxy and the report API would need the same port.
-    #[error("listen ({listen}) and report_listen ({report}) share a port: the proxy and the report API each need their own; change one (--listen/--report-listen, SHADOWDIFF_LISTEN/SHADOWDIFF_REPORT_LISTEN or the config file)")]
+    /// Two listeners (the proxy, the report API, the metrics) would need
+    /// the same port.
+    #[error("{first} ({first_addr}) and {second} ({second_addr}) share a port: each listener needs its own; change one (--{first_flag}/--{second_flag}, SHADOWDIFF_{first_env}/SHADOWDIFF_{second_env} or the config file)", first_flag = .first.replace('_', "-"), second_flag = .second.replace('_', "-"), first_env = .first.to_ascii_uppercase(), second_env = .second.to_ascii_uppercase())]
     SharedPort {
-        listen: SocketAddr,
-        report: SocketAddr,
+        first: &'static str,
+        first_addr: SocketAddr,
+        second: &'static str,
+        second_addr: SocketAddr,
     },
 }

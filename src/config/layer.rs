@@ -158,25 +158,39 @@ impl Layer {
         Layer::DECLARED.iter().any(|d| d.key == key && d.text)
     }
 
-    /// Refuses a `listen` and a `report_listen` (defaults where unset) that
-    /// would need the same port: equal addresses, or one port where either
-    /// side listens on every address. Port 0 takes a free port, so never clashes.
+    /// Refuses two listeners (`listen`, `report_listen` and, when set,
+    /// `metrics_listen`; defaults where unset) that would need the same
+    /// port: equal addresses, or one port where either side listens on every
+    /// address. Port 0 takes a free port, so never clashes.
     pub fn check_listeners(&self) -> Result<(), ConfigError> {
-        let listen = self.listen.unwrap_or_else(|| {
-            Settings::DEFAULT_LISTEN
-                .parse()
-                .expect("valid default address")
-        });
-        let report = self.report_listen.unwrap_or_else(|| {
-            Settings::DEFAULT_REPORT_LISTEN
-                .parse()
-                .expect("valid default address")
-        });
-        let overlap = listen.ip() == report.ip()
-            || listen.ip().is_unspecified()
-            || report.ip().is_unspecified();
-        if listen.port() != 0 && listen.port() == report.port() && overlap {
-            return Err(ConfigError::SharedPort { listen, report });
+        let default =
+            |text: &str| -> std::net::SocketAddr { text.parse().expect("valid default address") };
+        let mut listeners = vec![
+            (
+                "listen",
+                self.listen
+                    .unwrap_or_else(|| default(Settings::DEFAULT_LISTEN)),
+            ),
+            (
+                "report_listen",
+                self.report_listen
+                    .unwrap_or_else(|| default(Settings::DEFAULT_REPORT_LISTEN)),
+            ),
+        ];
+        listeners.extend(self.metrics_listen.map(|m| ("metrics_listen", m)));
+        for (i, &(first, a)) in listeners.iter().enumerate() {
+            for &(second, b) in &listeners[i + 1..] {
+                let overlap =
+                    a.ip() == b.ip() || a.ip().is_unspecified() || b.ip().is_unspecified();
+                if a.port() != 0 && a.port() == b.port() && overlap {
+                    return Err(ConfigError::SharedPort {
+                        first,
+                        first_addr: a,
+                        second,
+                        second_addr: b,
+                    });
+                }
+            }
         }
         Ok(())
     }
@@ -416,6 +430,13 @@ mod tests {
             );
             assert!(err.to_string().contains("report_listen"), "{err}");
         }
+        let text = format!("{backends}metrics_listen = \"127.0.0.1:9090\"\n");
+        let err = Layer::from_toml(&text).unwrap().resolve().unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("report_listen (127.0.0.1:9090) and metrics_listen"),
+            "{err}"
+        );
         for (listen, report) in [
             ("127.0.0.1:9000", "127.0.0.2:9000"),
             ("127.0.0.1:0", "127.0.0.1:0"),

@@ -85,6 +85,11 @@ declare_settings! {
         /// Address of the report API.
         report_listen: SocketAddr, "ADDR", default(Settings::DEFAULT_REPORT_LISTEN)
             => report_listen: SocketAddr;
+        /// Address of a listener serving only `/metrics` (and `/healthz`),
+        /// without the report token: for a Prometheus that should not hold
+        /// it. Unset, `/metrics` is on the report API's listener.
+        metrics_listen: SocketAddr, "ADDR", none
+            => metrics_listen: Option<SocketAddr>, via Some;
         /// Token the report API requires as `Authorization: Bearer`; without
         /// one the API is open (an empty one is refused).
         report_token: ReportToken, "TOKEN", none

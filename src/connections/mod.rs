@@ -47,6 +47,8 @@ pub struct ConnectionStats {
     pub idle_closed: AtomicU64,
     /// Closed at the cap to make room for a new one.
     pub evicted: AtomicU64,
+    /// Requests read from clients (each request on a kept-alive connection).
+    pub requests: AtomicU64,
 }
 
 impl ConnectionStats {
@@ -131,7 +133,7 @@ pub async fn serve(
         };
         let (router, stats, closing) = (router.clone(), stats.clone(), closing.clone());
         tasks.spawn(async move {
-            serve_one(tcp, remote, place, conn, router, limits, &stats, closing).await;
+            serve_one(tcp, remote, place, conn, router, limits, stats, closing).await;
         });
     }
     drop(listener);
@@ -195,12 +197,14 @@ async fn serve_one(
     conn: Arc<Conn>,
     router: Router,
     limits: ConnectionLimits,
-    stats: &ConnectionStats,
+    stats: Arc<ConnectionStats>,
     closing: CancellationToken,
 ) {
     let service = {
         let conn = conn.clone();
+        let counted = Arc::clone(&stats);
         hyper::service::service_fn(move |mut request: http::Request<hyper::body::Incoming>| {
+            ConnectionStats::add(&counted.requests);
             let guard = conn.begin_request();
             request.extensions_mut().insert(ConnectInfo(remote));
             let mut router = router.clone();

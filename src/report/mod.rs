@@ -49,6 +49,8 @@ pub struct ReportState {
     connections: Option<Arc<crate::connections::ConnectionStats>>,
     /// This process's live outcome counts, for /metrics.
     recorder: Option<Arc<crate::outcome::Recorder>>,
+    /// This process's shadow stage, for /metrics.
+    shadow: Option<Arc<crate::shadow::ShadowStats>>,
 }
 
 impl ReportState {
@@ -67,6 +69,7 @@ impl ReportState {
             health: None,
             connections: None,
             recorder: None,
+            shadow: None,
         }
     }
 
@@ -79,6 +82,12 @@ impl ReportState {
     /// Serves this process's live outcome counts on /metrics.
     pub fn with_recorder(mut self, recorder: Arc<crate::outcome::Recorder>) -> Self {
         self.recorder = Some(recorder);
+        self
+    }
+
+    /// Serves how busy this process's shadow stage is in /metrics.
+    pub fn with_shadow_stats(mut self, stats: Arc<crate::shadow::ShadowStats>) -> Self {
+        self.shadow = Some(stats);
         self
     }
 
@@ -113,6 +122,15 @@ impl ReportState {
 const FIRST_OPEN_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// The report API's router.
+/// `/metrics` and `/healthz` alone, without the token: for a listener of
+/// their own (`metrics_listen`), bound where only Prometheus reaches.
+pub fn metrics_router(state: Arc<ReportState>) -> Router {
+    Router::new()
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/metrics", get(metrics::metrics))
+        .with_state(state)
+}
+
 pub fn router(state: Arc<ReportState>) -> Router {
     let api = Router::new()
         .route("/summary", get(summary::summary))

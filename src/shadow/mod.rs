@@ -5,8 +5,9 @@
 //! Nothing here can reach the client: the proxy hands a job over with a
 //! non-blocking send and never waits for it.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, Method};
@@ -139,10 +140,67 @@ impl ShadowQueue {
     }
 }
 
+/// How busy the stage is, read live by `/metrics`: jobs waiting in the
+/// queue, jobs running, and the time spent comparing.
+#[derive(Debug)]
+pub struct ShadowStats {
+    /// Weak, so that reading the depth never keeps the queue open.
+    queue: mpsc::WeakSender<ShadowJob>,
+    running: AtomicU64,
+    comparisons: AtomicU64,
+    compare_nanos: AtomicU64,
+}
+
+impl ShadowStats {
+    /// Jobs waiting for a slot.
+    pub fn queued(&self) -> usize {
+        self.queue
+            .upgrade()
+            .map_or(0, |tx| tx.max_capacity() - tx.capacity())
+    }
+
+    /// Jobs taken from the queue and not finished: candidate calls in
+    /// flight and comparisons waiting or running.
+    pub fn in_flight(&self) -> u64 {
+        self.running.load(Ordering::Relaxed)
+    }
+
+    /// Comparisons made, and the seconds they took in all.
+    pub fn comparisons(&self) -> (u64, f64) {
+        (
+            self.comparisons.load(Ordering::Relaxed),
+            self.compare_nanos.load(Ordering::Relaxed) as f64 / 1e9,
+        )
+    }
+}
+
+/// Counts a running job for as long as it lives.
+struct Running(Arc<ShadowStats>);
+
+impl Running {
+    fn new(stats: &Arc<ShadowStats>) -> Running {
+        stats.running.fetch_add(1, Ordering::Relaxed);
+        Running(Arc::clone(stats))
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.0.running.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// What every job shares: the comparison turns and the stats.
+struct Shared {
+    comparing: Arc<Semaphore>,
+    stats: Arc<ShadowStats>,
+}
+
 /// The running stage, to be drained at shutdown.
 pub struct ShadowStage {
     close: oneshot::Sender<Duration>,
     dispatcher: tokio::task::JoinHandle<()>,
+    stats: Arc<ShadowStats>,
 }
 
 impl ShadowStage {
@@ -151,9 +209,28 @@ impl ShadowStage {
         let (tx, rx) = mpsc::channel(config.queue);
         let (close, closing) = oneshot::channel();
         let slots = Arc::new(Semaphore::new(config.max_in_flight));
-        let comparing = Arc::new(Semaphore::new(config.comparisons.max(1)));
-        let dispatcher = tokio::spawn(dispatch(rx, Arc::new(config), slots, comparing, closing));
-        (ShadowQueue { tx }, ShadowStage { close, dispatcher })
+        let stats = Arc::new(ShadowStats {
+            queue: tx.downgrade(),
+            running: AtomicU64::new(0),
+            comparisons: AtomicU64::new(0),
+            compare_nanos: AtomicU64::new(0),
+        });
+        let shared = Arc::new(Shared {
+            comparing: Arc::new(Semaphore::new(config.comparisons.max(1))),
+            stats: Arc::clone(&stats),
+        });
+        let dispatcher = tokio::spawn(dispatch(rx, Arc::new(config), slots, shared, closing));
+        let stage = ShadowStage {
+            close,
+            dispatcher,
+            stats,
+        };
+        (ShadowQueue { tx }, stage)
+    }
+
+    /// How busy the stage is, live.
+    pub fn stats(&self) -> Arc<ShadowStats> {
+        Arc::clone(&self.stats)
     }
 
     /// Stops taking work, finishes what is queued and running within
@@ -178,7 +255,7 @@ async fn dispatch(
     mut rx: mpsc::Receiver<ShadowJob>,
     config: Arc<ShadowConfig>,
     slots: Arc<Semaphore>,
-    comparing: Arc<Semaphore>,
+    shared: Arc<Shared>,
     mut closing: oneshot::Receiver<Duration>,
 ) {
     let mut running = JoinSet::new();
@@ -197,7 +274,7 @@ async fn dispatch(
         };
         match step {
             Step::Job(Some((permit, job))) => {
-                running.spawn(run(config.clone(), comparing.clone(), job, permit));
+                running.spawn(run(config.clone(), shared.clone(), job, permit));
                 while running.try_join_next().is_some() {}
             }
             // Every sender is gone: no more work, but what runs may still
@@ -238,10 +315,11 @@ async fn next_job(
 
 async fn run(
     config: Arc<ShadowConfig>,
-    comparing: Arc<Semaphore>,
+    shared: Arc<Shared>,
     job: ShadowJob,
     _slot: OwnedSemaphorePermit,
 ) {
+    let _running = Running::new(&shared.stats);
     let ShadowJob {
         sample,
         rules,
@@ -260,7 +338,7 @@ async fn run(
         Prepared::Compare(exchange, claims) => {
             compare_off_thread(
                 config.max_body_bytes,
-                comparing,
+                &shared,
                 sample,
                 rules,
                 exchange,
@@ -279,20 +357,25 @@ async fn run(
 /// abandoned: one outcome either way.
 async fn compare_off_thread(
     limit: usize,
-    comparing: Arc<Semaphore>,
+    shared: &Shared,
     sample: Sample,
     rules: Arc<Rules>,
     exchange: Box<Exchange>,
     claims: [Claim; 3],
 ) {
-    let Ok(turn) = comparing.acquire_owned().await else {
+    let Ok(turn) = Arc::clone(&shared.comparing).acquire_owned().await else {
         return;
     };
+    let stats = Arc::clone(&shared.stats);
     let handoff = Handoff(Arc::new(std::sync::Mutex::new(Some(sample))));
     let shared = handoff.0.clone();
     let compared = tokio::task::spawn_blocking(move || {
         // The line diff is left out: the exemplar stored is compared again in full.
+        let started = Instant::now();
         let verdict = compare(&exchange, &rules, limit, Detail::Grouping);
+        let took = u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX);
+        stats.compare_nanos.fetch_add(took, Ordering::Relaxed);
+        stats.comparisons.fetch_add(1, Ordering::Relaxed);
         let sample = shared.lock().unwrap_or_else(|e| e.into_inner()).take();
         if let Some(sample) = sample {
             sample.finish(Outcome::Compared(Box::new(Comparison {

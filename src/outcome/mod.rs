@@ -3,7 +3,10 @@
 //! Every sampled request holds a [`Sample`] ticket, which records exactly one
 //! outcome: the one it is finished with, or `dropped (abandoned)` if it is
 //! dropped unfinished (a shutdown deadline, a task that died). So nothing
-//! sampled goes uncounted.
+//! sampled goes uncounted. Beside the outcome counts, the tally keeps what
+//! `/metrics` shows of compared samples (`live`).
+
+pub mod live;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -184,10 +187,11 @@ impl SampleInfo {
     }
 }
 
-/// Counts of outcomes per endpoint.
+/// Counts of outcomes per endpoint, and what compared samples showed.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Tally {
     pub by_endpoint: BTreeMap<Endpoint, BTreeMap<OutcomeKey, u64>>,
+    pub compared: BTreeMap<Endpoint, live::Compared>,
 }
 
 impl Tally {
@@ -275,6 +279,13 @@ impl Recorder {
                 .or_default()
                 .entry(key)
                 .or_default() += 1;
+            if let Outcome::Compared(c) = &outcome {
+                tally
+                    .compared
+                    .entry(info.endpoint.clone())
+                    .or_default()
+                    .record(&c.exchange, &c.verdict);
+            }
         }
         self.total.send_modify(|n| *n += 1);
     }

@@ -4,6 +4,7 @@
 mod architecture;
 mod breaker;
 mod cli;
+mod deploy;
 mod diff_cli;
 mod fidelity;
 mod fuzz_corpus;
@@ -18,6 +19,7 @@ mod metrics;
 mod migrations;
 mod persistence;
 mod port_pair;
+mod prometheus;
 mod properties;
 mod replay;
 mod report_api;

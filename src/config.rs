@@ -12,6 +12,7 @@ mod declare;
 mod error;
 mod layer;
 mod located;
+mod notify;
 #[cfg(test)]
 mod readme;
 mod settings;
@@ -22,6 +23,7 @@ pub mod value;
 pub use backend::{url_error, BackendUrl, BackendUrlError, HostHeader};
 pub use declare::{Declared, DefaultDoc};
 pub use error::ConfigError;
+pub use notify::{GateWatch, WebhookUrl};
 pub use settings::{ConnectionLimits, Layer, Mode, Route, ServeFlags, Settings};
 pub use token::{ReportToken, TokenError};
 pub use units::{HumanDuration, NonZeroMillis};

@@ -15,6 +15,7 @@ pub mod endpoint;
 pub mod exchange;
 pub mod gate;
 pub mod headers;
+pub mod notify;
 pub mod outcome;
 pub mod proxy;
 pub mod record;

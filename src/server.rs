@@ -15,13 +15,15 @@ use tokio_util::sync::CancellationToken;
 use crate::budget::BodyBudget;
 use crate::config::Settings;
 use crate::connections::{self, ConnectionStats};
+use crate::notify::{Event, NewGroup, Notifications};
 use crate::outcome::{Recorder, Tally};
 use crate::proxy::{self, Proxy};
 use crate::redact::Redactor;
 use crate::report::{self, ReportState};
 use crate::shadow::{ShadowConfig, ShadowStage};
+use crate::store::GroupDelta;
 use crate::writer::health::StoreHealth;
-use crate::writer::{StoreWriter, WriterConfig};
+use crate::writer::{GroupHook, StoreWriter};
 
 /// Why the server could not start or stopped with an error.
 #[derive(Debug, thiserror::Error)]
@@ -50,6 +52,10 @@ pub struct Server {
     health: Option<StoreHealth>,
     /// The record file's writing task; it ends when the shadow stage has.
     record: Option<tokio::task::JoinHandle<()>>,
+    /// Notification delivery and the gate watcher, when configured.
+    notifications: Notifications,
+    /// Stops the periodic per-endpoint summary lines.
+    summaries: CancellationToken,
 }
 
 impl Server {
@@ -74,7 +80,15 @@ impl Server {
                 (Some(log), Some(task))
             }
         };
-        let (recorder, writer, health) = start_writer(&settings, &redactor);
+        let mut notifications = Notifications::start(&settings);
+        let (recorder, writer, health) = start_writer(&settings, &redactor, &notifications);
+        notifications.watch(&settings, health.clone());
+        let summaries = CancellationToken::new();
+        tokio::spawn(crate::outcome::periodic::log_summaries(
+            recorder.clone(),
+            settings.log_summary_every,
+            summaries.clone(),
+        ));
         let budget = BodyBudget::new(settings.max_buffered_bytes);
         let breaker = settings
             .breaker_failures
@@ -104,6 +118,8 @@ impl Server {
             health,
             writer,
             record: record_task,
+            notifications,
+            summaries,
         })
     }
 
@@ -153,6 +169,7 @@ impl Server {
             .with_store_health(self.health.clone())
             .with_connection_stats(self.connections.clone())
             .with_shadow_stats(self.stage.stats())
+            .with_notify_stats(self.notifications.stats())
             .with_recorder(self.recorder.clone()),
         );
         let address = report.local_addr()?;
@@ -221,6 +238,7 @@ impl Server {
         );
         // Drained even when serving failed, so every sample still gets its outcome.
         self.stage.drain(grace).await;
+        self.summaries.cancel();
         if let Some(task) = self.record {
             if let Err(e) = task.await {
                 tracing::error!(error = %e, "the record file writer failed");
@@ -232,6 +250,8 @@ impl Server {
                 tracing::error!(error = %e, "the store writer failed");
             }
         }
+        // After the writer, whose last write may announce new groups.
+        self.notifications.finish().await;
         drop(self.shadow_runtime);
         let c = &self.connections;
         let n = |a: &std::sync::atomic::AtomicU64| a.load(std::sync::atomic::Ordering::Relaxed);
@@ -318,11 +338,17 @@ fn lower_priority() {
 fn start_writer(
     settings: &Settings,
     redactor: &Redactor,
+    notifications: &Notifications,
 ) -> (Arc<Recorder>, WriterTask, Option<StoreHealth>) {
     match &settings.database_url {
         None => (Arc::new(Recorder::default()), None, None),
         Some(url) => {
-            let config = WriterConfig::from_settings(settings, "");
+            let mut config = settings.writer_config("");
+            config.on_new_group = notifications.notifier().map(|notifier| {
+                GroupHook(Arc::new(move |g: &GroupDelta| {
+                    notifier.send(Event::NewGroup(NewGroup::from(g)));
+                }))
+            });
             let writer = StoreWriter::new(config, redactor.clone());
             let stop = CancellationToken::new();
             let task = tokio::spawn(writer.clone().connect_and_run(

@@ -6,8 +6,33 @@
 //! A string that reads as a date-time becomes one canonical UTC form, so
 //! equal instants compare equal whatever their offset, separator or precision.
 //! The comparison uses only these pure functions, never the clock.
+//!
+//! Durations as people write them (`30s`, `15m`, `2h`, `14d`, `1w`), read
+//! by [`parse_duration`] for settings, windows and gates alike.
 
 /// Milliseconds since the Unix epoch, now (0 if the clock is before 1970).
+/// A duration written as a whole number and a unit (s, m, h, d, w), above
+/// zero: `15m`, `2h`, `14d`.
+pub fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
+    let bad = || format!("expected a duration such as 30s, 15m, 2h or 14d; got {text:?}");
+    let s = text.trim();
+    let split = s.find(|c: char| !c.is_ascii_digit()).ok_or_else(bad)?;
+    let (number, unit) = s.split_at(split);
+    let n: u64 = number.parse().map_err(|_| bad())?;
+    let seconds = match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3_600,
+        "d" => 86_400,
+        "w" => 7 * 86_400,
+        _ => return Err(bad()),
+    };
+    n.checked_mul(seconds)
+        .filter(|&total| total > 0)
+        .map(std::time::Duration::from_secs)
+        .ok_or_else(bad)
+}
+
 pub fn now_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)

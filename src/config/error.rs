@@ -26,6 +26,12 @@ pub enum ConfigError {
     /// A required setting (a backend) was given nowhere.
     #[error("no {key} backend given: pass --{key} URL, set SHADOWDIFF_{env}, or put `{key} = \"http://…\"` in the config file", env = .key.to_ascii_uppercase())]
     Missing { key: &'static str },
+    /// A setting that would do nothing without another.
+    #[error("{key} is set, but does nothing without {needs}: set it too, or leave {key} out")]
+    Needs {
+        key: &'static str,
+        needs: &'static str,
+    },
     /// Two listeners (the proxy, the report API, the metrics) would need
     /// the same port.
     #[error("{first} ({first_addr}) and {second} ({second_addr}) share a port: each listener needs its own; change one (--{first_flag}/--{second_flag}, SHADOWDIFF_{first_env}/SHADOWDIFF_{second_env} or the config file)", first_flag = .first.replace('_', "-"), second_flag = .second.replace('_', "-"), first_env = .first.to_ascii_uppercase(), second_env = .second.to_ascii_uppercase())]

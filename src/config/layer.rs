@@ -199,7 +199,18 @@ impl Layer {
     /// missing backend or for a report API on the proxy's port.
     pub fn resolve(self) -> Result<Settings, ConfigError> {
         self.check_listeners()?;
-        self.declared_settings()
+        let settings = self.declared_settings()?;
+        // Nothing accepted and then ignored.
+        if settings.notify_gate.is_some()
+            && settings.notify_webhook_url.is_none()
+            && settings.notify_slack_url.is_none()
+        {
+            return Err(ConfigError::Needs {
+                key: "notify_gate",
+                needs: "notify_webhook_url or notify_slack_url",
+            });
+        }
+        Ok(settings)
     }
 }
 
@@ -430,6 +441,9 @@ mod tests {
             );
             assert!(err.to_string().contains("report_listen"), "{err}");
         }
+        let text = format!("{backends}notify_gate = \"min_parity=99\"\n");
+        let err = Layer::from_toml(&text).unwrap().resolve().unwrap_err();
+        assert!(err.to_string().contains("notify_webhook_url"), "{err}");
         let text = format!("{backends}metrics_listen = \"127.0.0.1:9090\"\n");
         let err = Layer::from_toml(&text).unwrap().resolve().unwrap_err();
         assert!(

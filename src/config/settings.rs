@@ -20,7 +20,9 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use super::declare::declare_settings;
-use super::{BackendUrl, HostHeader, HumanDuration, NonZeroMillis, ReportToken};
+use super::{
+    BackendUrl, GateWatch, HostHeader, HumanDuration, NonZeroMillis, ReportToken, WebhookUrl,
+};
 use crate::compare::CompareConfig;
 use crate::endpoint::RoutePattern;
 use crate::redact::RedactConfig;
@@ -85,11 +87,32 @@ declare_settings! {
         /// Address of the report API.
         report_listen: SocketAddr, "ADDR", default(Settings::DEFAULT_REPORT_LISTEN)
             => report_listen: SocketAddr;
+        /// Every this often, one info line per endpoint with what its samples
+        /// did since the last one (counts, parity, mean latencies).
+        log_summary_every_ms: NonZeroMillis, "MS", default("60000")
+            => log_summary_every: Duration, via NonZeroMillis::duration;
         /// Address of a listener serving only `/metrics` (and `/healthz`),
         /// without the report token: for a Prometheus that should not hold
         /// it. Unset, `/metrics` is on the report API's listener.
         metrics_listen: SocketAddr, "ADDR", none
             => metrics_listen: Option<SocketAddr>, via Some;
+        /// POST each notification (a new mismatch group, a change of the
+        /// watched gate's verdict) here as JSON; retried with backoff, each
+        /// failure counted, never on a client's path.
+        notify_webhook_url: WebhookUrl, "URL", none
+            => notify_webhook_url: Option<WebhookUrl>, via Some;
+        /// The same notifications as a Slack-compatible message
+        /// (`{"text": …}`), for a Slack or Mattermost incoming webhook.
+        notify_slack_url: WebhookUrl, "URL", none
+            => notify_slack_url: Option<WebhookUrl>, via Some;
+        /// A gate to watch, as `/api/v1/gate` query parameters
+        /// (`min_parity=99.9&max_latency_ratio=p99=1.05&since=1h`): each
+        /// change of its verdict is notified. Needs a notification URL.
+        notify_gate: GateWatch, "QUERY", none
+            => notify_gate: Option<GateWatch>, via Some;
+        /// How often the watched gate is decided.
+        notify_gate_every_ms: NonZeroMillis, "MS", default("60000")
+            => notify_gate_every: Duration, via NonZeroMillis::duration;
         /// Token the report API requires as `Authorization: Bearer`; without
         /// one the API is open (an empty one is refused).
         report_token: ReportToken, "TOKEN", none
@@ -233,6 +256,23 @@ fn non_empty_path(path: PathBuf) -> Option<PathBuf> {
     Some(path).filter(|p| !p.as_os_str().is_empty())
 }
 
+impl Settings {
+    /// The store writer as `serve` runs it, its rows under `run` (empty for
+    /// live traffic), pruned after `retention`.
+    pub fn writer_config(&self, run: &str) -> crate::writer::WriterConfig {
+        crate::writer::WriterConfig {
+            instance: self.instance.clone(),
+            run: run.to_string(),
+            max_pending: self.store_queue.get(),
+            flush_every: Duration::from_millis(500),
+            retention: Some(self.retention),
+            max_body_bytes: self.max_body_bytes,
+            exemplar_bytes_per_hour: self.store_exemplar_bytes_per_hour.get(),
+            on_new_group: None,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -269,6 +309,16 @@ mod tests {
             .filter(|d| d.text)
             .map(|d| d.key)
             .collect();
-        assert_eq!(text, ["instance", "report_token", "record"]);
+        assert_eq!(
+            text,
+            [
+                "instance",
+                "notify_webhook_url",
+                "notify_slack_url",
+                "notify_gate",
+                "report_token",
+                "record"
+            ]
+        );
     }
 }

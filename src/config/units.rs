@@ -14,23 +14,7 @@ pub struct HumanDuration(pub Duration);
 impl FromStr for HumanDuration {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let bad = || format!("expected a duration such as 30s, 15m, 2h or 14d; got {s:?}");
-        let s = s.trim();
-        let split = s.find(|c: char| !c.is_ascii_digit()).ok_or_else(bad)?;
-        let (number, unit) = s.split_at(split);
-        let n: u64 = number.parse().map_err(|_| bad())?;
-        let seconds = match unit {
-            "s" => 1,
-            "m" => 60,
-            "h" => 3_600,
-            "d" => 86_400,
-            "w" => 7 * 86_400,
-            _ => return Err(bad()),
-        };
-        n.checked_mul(seconds)
-            .filter(|&total| total > 0)
-            .map(|total| HumanDuration(Duration::from_secs(total)))
-            .ok_or_else(bad)
+        crate::time::parse_duration(s).map(HumanDuration)
     }
 }
 

@@ -10,7 +10,9 @@ use std::str::FromStr;
 
 use clap::builder::{EnumValueParser, ValueParser};
 
-use super::{BackendUrl, HostHeader, HumanDuration, Mode, NonZeroMillis, ReportToken};
+use super::{
+    BackendUrl, GateWatch, HostHeader, HumanDuration, Mode, NonZeroMillis, ReportToken, WebhookUrl,
+};
 use crate::sampling::{SampleRate, StickyKey};
 use crate::store::DatabaseUrl;
 
@@ -128,6 +130,8 @@ from_str_values! {
     HumanDuration => false,
     HostHeader => false,
     ReportToken => true,
+    WebhookUrl => true,
+    GateWatch => true,
 }
 
 #[cfg(test)]

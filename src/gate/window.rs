@@ -18,9 +18,7 @@ impl FromStr for TimeBound {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
         let s = s.trim();
-        if crate::time::parse_millis(s).is_some()
-            || s.parse::<crate::config::HumanDuration>().is_ok()
-        {
+        if crate::time::parse_millis(s).is_some() || crate::time::parse_duration(s).is_ok() {
             Ok(TimeBound(s.to_string()))
         } else {
             Err(format!(
@@ -41,8 +39,8 @@ impl TimeBound {
         if let Some(ms) = crate::time::parse_millis(&self.0) {
             return Some(ms);
         }
-        let ago = self.0.parse::<crate::config::HumanDuration>().ok()?;
-        let ago = i64::try_from(ago.0.as_millis()).ok()?;
+        let ago = crate::time::parse_duration(&self.0).ok()?;
+        let ago = i64::try_from(ago.as_millis()).ok()?;
         // Stored minutes are small positive numbers; far earlier is an input error.
         now_ms.checked_sub(ago).filter(|ms| *ms > -(1 << 50))
     }

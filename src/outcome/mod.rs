@@ -7,6 +7,7 @@
 //! `/metrics` shows of compared samples (`live`).
 
 pub mod live;
+pub mod periodic;
 
 use std::collections::BTreeMap;
 use std::fmt;

@@ -388,7 +388,7 @@ pub async fn run(
 fn run_writer(settings: &Settings, options: &ReplayOptions) -> StoreWriter {
     let config = WriterConfig {
         retention: None,
-        ..WriterConfig::from_settings(settings, options.run_id.as_str())
+        ..settings.writer_config(options.run_id.as_str())
     };
     StoreWriter::new(config, Redactor::new(&settings.redact))
 }

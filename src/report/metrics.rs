@@ -17,6 +17,7 @@ use axum::response::IntoResponse;
 
 use super::ReportState;
 use crate::connections::ConnectionStats;
+use crate::notify::NotifyStats;
 use crate::outcome::live::{bucket_bound, Compared, BACKENDS, BOUNDS, DIFFERENCES};
 use crate::outcome::Tally;
 use crate::shadow::ShadowStats;
@@ -54,6 +55,9 @@ fn render(state: &ReportState) -> String {
     }
     if let Some(stats) = &state.connections {
         connections(&mut out, stats);
+    }
+    if let Some(stats) = &state.notify {
+        notifications(&mut out, stats);
     }
     if let Some(health) = &state.health {
         store(&mut out, &health.snapshot());
@@ -248,6 +252,47 @@ fn connections(out: &mut String, stats: &ConnectionStats) {
         out,
         "shadowdiff_client_connections_open {}",
         stats.open.load(Ordering::Relaxed)
+    );
+}
+
+fn notifications(out: &mut String, stats: &NotifyStats) {
+    family(
+        out,
+        "shadowdiff_notifications_total",
+        "counter",
+        "Notifications by target (webhook, slack) and result: sent, or failed after the last retry.",
+    );
+    let by_target = stats.by_target();
+    for (target, sent, failed, _) in by_target {
+        for (result, n) in [("sent", sent), ("failed", failed)] {
+            let _ = writeln!(
+                out,
+                "shadowdiff_notifications_total{{target=\"{target}\",result=\"{result}\"}} {n}"
+            );
+        }
+    }
+    family(
+        out,
+        "shadowdiff_notification_retries_total",
+        "counter",
+        "Notification attempts that failed and were retried, by target.",
+    );
+    for (target, _, _, retries) in by_target {
+        let _ = writeln!(
+            out,
+            "shadowdiff_notification_retries_total{{target=\"{target}\"}} {retries}"
+        );
+    }
+    family(
+        out,
+        "shadowdiff_notifications_dropped_total",
+        "counter",
+        "Notifications dropped because their queue was full or shutdown came first.",
+    );
+    let _ = writeln!(
+        out,
+        "shadowdiff_notifications_dropped_total {}",
+        stats.dropped.load(Ordering::Relaxed)
     );
 }
 

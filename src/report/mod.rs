@@ -51,6 +51,8 @@ pub struct ReportState {
     recorder: Option<Arc<crate::outcome::Recorder>>,
     /// This process's shadow stage, for /metrics.
     shadow: Option<Arc<crate::shadow::ShadowStats>>,
+    /// This process's notification deliveries, for /metrics.
+    notify: Option<Arc<crate::notify::NotifyStats>>,
 }
 
 impl ReportState {
@@ -70,6 +72,7 @@ impl ReportState {
             connections: None,
             recorder: None,
             shadow: None,
+            notify: None,
         }
     }
 
@@ -88,6 +91,12 @@ impl ReportState {
     /// Serves how busy this process's shadow stage is in /metrics.
     pub fn with_shadow_stats(mut self, stats: Arc<crate::shadow::ShadowStats>) -> Self {
         self.shadow = Some(stats);
+        self
+    }
+
+    /// Serves this process's notification deliveries in /metrics.
+    pub fn with_notify_stats(mut self, stats: Option<Arc<crate::notify::NotifyStats>>) -> Self {
+        self.notify = stats;
         self
     }
 

@@ -32,7 +32,7 @@ pub use latency::{bucket_bounds, bucket_value, latency_bucket, Histogram};
 pub use mismatch::{MismatchDetails, MismatchRecord, StoredBody, StoredMessage, StoredMismatch};
 pub use model::{
     Batch, CounterDelta, EndpointCounts, EndpointLatency, Group, GroupCountDelta, GroupDelta,
-    LatencyDelta, MismatchFilter, Window,
+    LatencyDelta, MismatchFilter, Window, Written,
 };
 pub use open::SqlStore;
 pub use url::{Backend, DatabaseUrl, DatabaseUrlError};
@@ -43,13 +43,14 @@ pub const EXEMPLARS_PER_GROUP_HOUR: i64 = 20;
 /// What the rest of the program needs from a database.
 pub trait Store: Send + Sync {
     /// Adds a batch in one transaction: counters add up, groups merge,
-    /// exemplars beyond the hourly cap are left out.
+    /// exemplars beyond the hourly cap are left out. Says which groups the
+    /// write created.
     fn write<'a>(
         &'a self,
         instance: &'a str,
         run: &'a str,
         batch: &'a Batch,
-    ) -> BoxFuture<'a, Result<(), StoreError>>;
+    ) -> BoxFuture<'a, Result<Written, StoreError>>;
     /// Outcome counts per endpoint over a window.
     fn counts<'a>(
         &'a self,
@@ -111,7 +112,7 @@ impl Store for SqlStore {
         instance: &'a str,
         run: &'a str,
         batch: &'a Batch,
-    ) -> BoxFuture<'a, Result<(), StoreError>> {
+    ) -> BoxFuture<'a, Result<Written, StoreError>> {
         Box::pin(self.write_batch(instance, run, batch))
     }
     fn counts<'a>(

@@ -116,6 +116,13 @@ impl Batch {
     }
 }
 
+/// What a write found: the groups it created (their first occurrence in
+/// the store, across instances: exactly one writer creates each).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Written {
+    pub new_groups: Vec<String>,
+}
+
 /// A mismatch group as read back.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Group {

@@ -3,7 +3,9 @@
 
 use sqlx::{Any, Transaction};
 
-use super::{mismatch, Backend, Batch, GroupDelta, SqlStore, StoreError};
+use sqlx::Row;
+
+use super::{mismatch, Backend, Batch, GroupDelta, SqlStore, StoreError, Written};
 
 /// The transaction a batch is written in.
 type Tx = Transaction<'static, Any>;
@@ -16,14 +18,15 @@ impl SqlStore {
         instance: &str,
         run: &str,
         batch: &Batch,
-    ) -> Result<(), StoreError> {
+    ) -> Result<Written, StoreError> {
         let mut tx = self.pool.begin().await?;
         self.add_counters(&mut tx, instance, run, batch).await?;
         self.add_latencies(&mut tx, instance, run, batch).await?;
         // Groups (and their triage) belong to live traffic; a replay's
         // mismatches are found through its exemplars and counters.
+        let mut written = Written::default();
         if run.is_empty() {
-            self.merge_groups(&mut tx, &batch.groups).await?;
+            written.new_groups = self.merge_groups(&mut tx, &batch.groups).await?;
         }
         self.add_group_counts(&mut tx, instance, run, batch).await?;
         mismatch::insert_all(self, &mut tx, instance, run, &batch.mismatches).await?;
@@ -38,7 +41,7 @@ impl SqlStore {
                 .execute(&self.pool)
                 .await;
         }
-        Ok(())
+        Ok(written)
     }
 
     async fn add_counters(
@@ -125,7 +128,14 @@ impl SqlStore {
         Ok(())
     }
 
-    async fn merge_groups(&self, tx: &mut Tx, groups: &[GroupDelta]) -> Result<(), StoreError> {
+    /// Merges the groups; returns those this write created: a row whose
+    /// count after the merge is this write's own count did not exist
+    /// before (another writer's concurrent insert makes it larger).
+    async fn merge_groups(
+        &self,
+        tx: &mut Tx,
+        groups: &[GroupDelta],
+    ) -> Result<Vec<String>, StoreError> {
         // Group rows are shared between instances: touched in one order
         // everywhere, so two writers cannot deadlock on them.
         let mut groups: Vec<&GroupDelta> = groups.iter().collect();
@@ -136,12 +146,14 @@ impl SqlStore {
              ON CONFLICT (fingerprint) DO UPDATE SET \
              first_seen = CASE WHEN excluded.first_seen < mismatch_groups.first_seen THEN excluded.first_seen ELSE mismatch_groups.first_seen END, \
              last_seen = CASE WHEN excluded.last_seen > mismatch_groups.last_seen THEN excluded.last_seen ELSE mismatch_groups.last_seen END, \
-             count = mismatch_groups.count + excluded.count",
+             count = mismatch_groups.count + excluded.count \
+             RETURNING count",
         );
+        let mut created = Vec::new();
         for g in groups {
             let json =
                 |list: &[String]| serde_json::to_string(list).unwrap_or_else(|_| "[]".into());
-            sqlx::query(&group)
+            let row = sqlx::query(&group)
                 .bind(&g.fingerprint)
                 .bind(&g.endpoint)
                 .bind(g.first_seen)
@@ -153,10 +165,14 @@ impl SqlStore {
                     g.statuses
                         .map_or(String::new(), |(p, c)| format!("{p}>{c}")),
                 )
-                .execute(&mut **tx)
+                .fetch_one(&mut **tx)
                 .await?;
+            let count: i64 = row.try_get("count")?;
+            if count == g.count {
+                created.push(g.fingerprint.clone());
+            }
         }
-        Ok(())
+        Ok(created)
     }
 
     async fn add_lost(

@@ -11,7 +11,7 @@ use tokio_util::sync::CancellationToken;
 use super::health::{ErrorClass, LossReason};
 use super::reserve::Reserve;
 use super::{StoreWriter, CHUNK_ROWS, WRITE_TIMEOUT};
-use crate::store::{Batch, DatabaseUrl, SqlStore, Store, StoreError};
+use crate::store::{Batch, DatabaseUrl, SqlStore, Store, StoreError, Written};
 use crate::time::now_ms;
 
 /// Where the writer's store comes from.
@@ -77,7 +77,7 @@ struct Flushed {
 }
 
 impl StoreWriter {
-    async fn write(&self, store: &dyn Store, batch: &Batch) -> Result<(), StoreError> {
+    async fn write(&self, store: &dyn Store, batch: &Batch) -> Result<Written, StoreError> {
         let written = tokio::time::timeout(
             WRITE_TIMEOUT,
             store.write(&self.config.instance, &self.config.run, batch),
@@ -86,6 +86,27 @@ impl StoreWriter {
         match written {
             Ok(result) => result,
             Err(_) => Err(StoreError::Query(sqlx::Error::PoolTimedOut)),
+        }
+    }
+
+    /// Each group the store had not seen: one info line (what differs,
+    /// never a body or a header's value) and a notification.
+    fn announce(&self, batch: &Batch, written: &Written) {
+        for fingerprint in &written.new_groups {
+            let Some(g) = batch.groups.iter().find(|g| &g.fingerprint == fingerprint) else {
+                continue;
+            };
+            tracing::info!(
+                endpoint = %g.endpoint,
+                fingerprint = %g.fingerprint,
+                paths = ?g.paths.iter().take(10).collect::<Vec<_>>(),
+                headers = ?g.headers.iter().take(10).collect::<Vec<_>>(),
+                statuses = ?g.statuses,
+                "new mismatch group"
+            );
+            if let Some(hook) = &self.config.on_new_group {
+                (hook.0)(g);
+            }
         }
     }
 
@@ -106,13 +127,16 @@ impl StoreWriter {
             if chunk.is_empty() {
                 continue;
             }
-            if let Err(e) = self.write(store, &chunk).await {
-                self.put_back(chunk);
-                chunks.for_each(|rest| self.put_back(rest));
-                return Flushed {
-                    counts: Err(e),
-                    exemplars: None,
-                };
+            match self.write(store, &chunk).await {
+                Ok(written) => self.announce(&chunk, &written),
+                Err(e) => {
+                    self.put_back(chunk);
+                    chunks.for_each(|rest| self.put_back(rest));
+                    return Flushed {
+                        counts: Err(e),
+                        exemplars: None,
+                    };
+                }
             }
         }
         loop {

@@ -73,21 +73,18 @@ pub struct WriterConfig {
     /// exemplars are lost and counted. Also bounds the bytes of exemplars
     /// waiting in memory.
     pub exemplar_bytes_per_hour: usize,
+    /// Told of each mismatch group the store had not seen, besides the log.
+    pub on_new_group: Option<GroupHook>,
 }
 
-impl WriterConfig {
-    /// The writer as `serve` runs it from `settings`, its rows under `run`
-    /// (empty for live traffic), pruned after `retention`.
-    pub fn from_settings(settings: &crate::config::Settings, run: &str) -> WriterConfig {
-        WriterConfig {
-            instance: settings.instance.clone(),
-            run: run.to_string(),
-            max_pending: settings.store_queue.get(),
-            flush_every: Duration::from_millis(500),
-            retention: Some(settings.retention),
-            max_body_bytes: settings.max_body_bytes,
-            exemplar_bytes_per_hour: settings.store_exemplar_bytes_per_hour.get(),
-        }
+/// What to do with a new mismatch group (notify it): called on the writer's
+/// task, so it must not wait.
+#[derive(Clone)]
+pub struct GroupHook(pub Arc<dyn Fn(&GroupDelta) + Send + Sync>);
+
+impl std::fmt::Debug for GroupHook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("GroupHook")
     }
 }
 

@@ -37,14 +37,7 @@ async fn exported() -> BTreeSet<String> {
     let proxy = support::start_with_report(settings).await;
     support::client().get(proxy.url("/a")).send().await.unwrap();
     proxy.recorder.wait_for(1).await;
-    let text = support::client()
-        .get(format!("http://{}/metrics", proxy.report.unwrap()))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = proxy.metrics().await;
     proxy.stop().await;
     let mut names = BTreeSet::new();
     for line in text.lines() {

@@ -17,6 +17,7 @@ mod isolation;
 mod latency;
 mod metrics;
 mod migrations;
+mod notify;
 mod persistence;
 mod port_pair;
 mod prometheus;

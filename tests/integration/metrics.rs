@@ -215,14 +215,7 @@ async fn endpoint_labels_stay_within_the_endpoint_cap() {
         assert_eq!(r.status(), 200);
     }
     proxy.recorder.wait_for(6).await;
-    let text = support::client()
-        .get(format!("http://{}/metrics", proxy.report.unwrap()))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = proxy.metrics().await;
     let mut endpoints: Vec<&str> = text
         .lines()
         .filter(|l| !l.starts_with('#'))

@@ -180,8 +180,10 @@ async fn prometheus_reads_parity_and_the_latency_ratio_the_traffic_implies() {
         return;
     };
     // A candidate 10% slower, differing on every fourth id.
-    let primary = backend(20.0, false).await;
-    let candidate = backend(22.0, true).await;
+    // Long enough that what a loaded machine adds to either side (a few
+    // ms, while every other test runs) moves the ratio by little.
+    let primary = backend(100.0, false).await;
+    let candidate = backend(110.0, true).await;
     let metrics = free_address();
     let proxy = ServeProcess::start(
         &[
@@ -208,9 +210,9 @@ async fn prometheus_reads_parity_and_the_latency_ratio_the_traffic_implies() {
     prometheus
         .wait_for("sum(shadowdiff_comparisons_total)", |v| v >= 40.0)
         .await;
-    traffic(&proxy, 41, 320).await;
+    traffic(&proxy, 41, 160).await;
     prometheus
-        .wait_for("sum(shadowdiff_comparisons_total)", |v| v >= 360.0)
+        .wait_for("sum(shadowdiff_comparisons_total)", |v| v >= 200.0)
         .await;
     tokio::time::sleep(Duration::from_millis(1_500)).await;
 
@@ -227,7 +229,7 @@ async fn prometheus_reads_parity_and_the_latency_ratio_the_traffic_implies() {
         .await;
     assert!((recorded - 0.75).abs() < 1e-9, "recording rule: {recorded}");
 
-    // 22 ms against 20 ms, each spread ±20%: 1.10, to within the 4.4%
+    // 110 ms against 100 ms, each spread ±20%: 1.10, to within the 4.4%
     // buckets' interpolation.
     for query in [
         shipped_query(

@@ -176,7 +176,7 @@ async fn latency_histograms_merge() {
 async fn groups_merge_and_keep_their_triage() {
     for db in support::databases().await {
         let store = open(&db).await;
-        store
+        let first = store
             .write(
                 "one",
                 "",
@@ -187,7 +187,10 @@ async fn groups_merge_and_keep_their_triage() {
             )
             .await
             .unwrap();
-        store
+        // Each write says which groups it created: exactly one instance
+        // announces a group.
+        assert_eq!(first.new_groups, vec!["aa", "bb"], "{}", db.name);
+        let second = store
             .write(
                 "two",
                 "",
@@ -198,6 +201,7 @@ async fn groups_merge_and_keep_their_triage() {
             )
             .await
             .unwrap();
+        assert!(second.new_groups.is_empty(), "{}", db.name);
         let groups = store.groups(None, None).await.unwrap();
         assert_eq!(groups.len(), 2);
         assert_eq!(groups[0].fingerprint, "aa", "most frequent first");

@@ -165,6 +165,16 @@ async fn launch(settings: Settings, with_report: bool) -> RunningProxy {
     }
 }
 
+impl RunningProxy {
+    /// The report listener's /metrics, as text (no token).
+    pub async fn metrics(&self) -> String {
+        let url = format!("http://{}/metrics", self.report.expect("a report listener"));
+        let response = client().get(url).send().await.unwrap();
+        assert_eq!(response.status(), 200);
+        response.text().await.unwrap()
+    }
+}
+
 /// A client that changes nothing: no redirects, no decompression, no proxy.
 pub fn client() -> reqwest::Client {
     reqwest::Client::builder()

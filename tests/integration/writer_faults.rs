@@ -19,7 +19,7 @@ use shadowdiff::outcome::{Comparison, DropReason, Outcome, SampleInfo, SkipReaso
 use shadowdiff::redact::{RedactConfig, Redactor};
 use shadowdiff::store::{
     Batch, EndpointCounts, EndpointLatency, Group, MismatchFilter, SqlStore, Store, StoreError,
-    StoredMismatch, Window,
+    StoredMismatch, Window, Written,
 };
 use shadowdiff::writer::health::{ErrorClass, HealthSnapshot, LossReason};
 use shadowdiff::writer::{StoreWriter, WriterConfig};
@@ -49,7 +49,7 @@ impl Store for FlakyStore {
         instance: &'a str,
         run: &'a str,
         batch: &'a Batch,
-    ) -> BoxFuture<'a, Result<(), StoreError>> {
+    ) -> BoxFuture<'a, Result<Written, StoreError>> {
         let counts = !(batch.counters.is_empty()
             && batch.latencies.is_empty()
             && batch.groups.is_empty()
@@ -153,6 +153,7 @@ async fn start(refuse_counts: usize, refuse_exemplars: usize, max_pending: usize
         retention: None,
         max_body_bytes: 1 << 20,
         exemplar_bytes_per_hour: 64 << 20,
+        on_new_group: None,
     };
     let writer = StoreWriter::new(config, Redactor::new(&RedactConfig::default()));
     let stop = CancellationToken::new();

@@ -18,6 +18,9 @@ pub enum CountKey {
     Outcome(OutcomeKey),
     /// Compared responses with a 5xx status from one side.
     ServerErrors(Side),
+    /// Compared pairs whose bytes were counted (`ByteEqual`, `ResponseBytes`):
+    /// their denominator, since releases before them counted pairs without.
+    MeasuredPairs,
     /// Compared pairs whose decoded bodies were identical bytes.
     ByteEqual,
     /// Response body bytes of compared pairs from one side, as received.
@@ -41,6 +44,7 @@ impl CountKey {
             "primary_5xx" => CountKey::ServerErrors(Side::Primary),
             "candidate_5xx" => CountKey::ServerErrors(Side::Candidate),
             "byte_equal" => CountKey::ByteEqual,
+            "measured_pairs" => CountKey::MeasuredPairs,
             "primary_bytes" => CountKey::ResponseBytes(Side::Primary),
             "candidate_bytes" => CountKey::ResponseBytes(Side::Candidate),
             _ => match name.strip_prefix("group/") {
@@ -56,6 +60,7 @@ impl CountKey {
             CountKey::Outcome(key) => key.to_string(),
             CountKey::ServerErrors(side) => format!("{}_5xx", side.as_str()),
             CountKey::ByteEqual => "byte_equal".to_string(),
+            CountKey::MeasuredPairs => "measured_pairs".to_string(),
             CountKey::ResponseBytes(side) => format!("{}_bytes", side.as_str()),
             CountKey::Group(fingerprint) => format!("group/{fingerprint}"),
             CountKey::Unknown(name) => name.clone(),
@@ -136,6 +141,12 @@ impl Counts {
         self.get(&CountKey::ByteEqual)
     }
 
+    /// Compared pairs whose bytes were counted: what byte parity and bytes
+    /// per request are measured over.
+    pub fn measured_pairs(&self) -> i64 {
+        self.get(&CountKey::MeasuredPairs)
+    }
+
     /// Response body bytes of compared pairs from `side`.
     pub fn response_bytes(&self, side: Side) -> i64 {
         self.get(&CountKey::ResponseBytes(side))
@@ -182,6 +193,7 @@ mod tests {
             "primary_5xx",
             "candidate_5xx",
             "byte_equal",
+            "measured_pairs",
             "primary_bytes",
             "candidate_bytes",
             "group/0123456789abcdef",

@@ -276,8 +276,15 @@ impl Criteria {
             ("min_samples", self.min_samples.to_string()),
             ("exclude_expected", self.exclude_expected.to_string()),
         ];
-        if !self.max_latency_ratio.is_empty() {
-            q.push(("max_latency_ratio", self.max_latency_ratio.to_string()));
+        // A p99 limit alone as `max_p99_ratio`, which a report API of an
+        // earlier release also takes.
+        let limits: Vec<_> = self.max_latency_ratio.iter().collect();
+        match limits.as_slice() {
+            [] => {}
+            [(p, limit)] if *p == Percentile::P99 => {
+                q.push(("max_p99_ratio", limit.0.to_string()));
+            }
+            _ => q.push(("max_latency_ratio", self.max_latency_ratio.to_string())),
         }
         if let Some(b) = self.min_byte_parity {
             q.push(("min_byte_parity", b.0.to_string()));
@@ -330,6 +337,23 @@ mod tests {
         assert!(g.matches("DELETE /api/users"));
         assert!("users".parse::<EndpointGlob>().is_err());
         assert!("".parse::<EndpointGlob>().is_err());
+    }
+
+    #[test]
+    fn a_p99_limit_alone_asks_as_an_earlier_release_understands() {
+        let c = Criteria {
+            max_latency_ratio: "p99=1.05".parse().unwrap(),
+            ..Criteria::default()
+        };
+        assert!(c
+            .to_query()
+            .contains(&("max_p99_ratio", "1.05".to_string())));
+        let pairs: Vec<(String, String)> = c
+            .to_query()
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v))
+            .collect();
+        assert_eq!(Criteria::from_query(&pairs).unwrap(), c);
     }
 
     #[test]

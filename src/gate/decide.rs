@@ -263,6 +263,7 @@ mod tests {
         a.candidate_latency = histogram(22.0, 100);
         a.outcomes.add(CountKey::parse("candidate_5xx"), 4);
         a.outcomes.add(CountKey::parse("byte_equal"), 19_000);
+        a.outcomes.add(CountKey::parse("measured_pairs"), 20_000);
         a.outcomes.add(CountKey::parse("primary_bytes"), 2_000_000);
         a.outcomes
             .add(CountKey::parse("candidate_bytes"), 1_800_000);

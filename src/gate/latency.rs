@@ -177,7 +177,7 @@ pub(super) fn latency_verdict(
 /// Cost per compared request: each side's mean time to the response head
 /// and response body bytes, and the candidate/primary ratios.
 pub fn cost(outcomes: &Counts, primary: &Histogram, candidate: &Histogram) -> GateCost {
-    let pairs = outcomes.matched() + outcomes.mismatched();
+    let pairs = outcomes.measured_pairs();
     let side = |h: &Histogram, s: Side| SideCost {
         mean_ms: h.mean().map(|d| round4(d.as_secs_f64() * 1e3)),
         bytes_per_request: (pairs > 0)

@@ -149,7 +149,8 @@ pub struct GateLatencyPercentile {
 pub struct GateByteParity {
     pub verdict: GateVerdict,
     pub byte_equal: i64,
-    /// Matched plus mismatched: the pairs with both responses.
+    /// Compared pairs whose bytes were counted (all of them, but those
+    /// recorded by releases before byte parity).
     pub pairs: i64,
     pub percent: Option<f64>,
     pub lower_bound_percent: Option<f64>,

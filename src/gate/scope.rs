@@ -232,7 +232,7 @@ fn undecided_reason(
     }
 }
 
-/// The byte-for-byte check: byte-equal pairs among compared pairs, passing
+/// The byte-for-byte check: byte-equal pairs among measured pairs, passing
 /// when the Wilson lower bound reaches `min` and failing when the upper
 /// bound stays below it, as parity does.
 fn byte_parity_verdict(
@@ -241,8 +241,10 @@ fn byte_parity_verdict(
     outcomes: &Counts,
     reasons: &mut Vec<String>,
 ) -> GateByteParity {
-    let pairs = outcomes.matched() + outcomes.mismatched();
-    let equal = outcomes.byte_equal().clamp(0, pairs);
+    // Pairs counted by a release that counts byte-equal ones: earlier
+    // minutes (or instances) would otherwise count as unequal.
+    let pairs = outcomes.measured_pairs();
+    let equal = outcomes.byte_equal().clamp(0, pairs.max(0));
     let (lo, hi) = wilson_interval(equal as f64, pairs as f64, criteria.confidence.z());
     let verdict = if pairs == 0 {
         reasons.push("no compared pairs for byte parity".to_string());

@@ -146,6 +146,9 @@ impl NotifyStats {
 pub struct Notifier {
     tx: mpsc::Sender<Event>,
     stats: Arc<NotifyStats>,
+    /// Tells the delivery task to take nothing more and finish the queue,
+    /// whoever still holds a sender (the store writer's hook does).
+    closing: CancellationToken,
 }
 
 impl Notifier {
@@ -157,8 +160,16 @@ impl Notifier {
     ) -> (Notifier, tokio::task::JoinHandle<()>) {
         let (tx, rx) = mpsc::channel(QUEUE);
         let stats = Arc::new(NotifyStats::default());
-        let task = tokio::spawn(deliver_all(rx, targets, instance, Arc::clone(&stats)));
-        (Notifier { tx, stats }, task)
+        let closing = CancellationToken::new();
+        let task = tokio::spawn(deliver_all(
+            rx,
+            targets,
+            instance,
+            Arc::clone(&stats),
+            closing.clone(),
+        ));
+        let notifier = Notifier { tx, stats, closing };
+        (notifier, task)
     }
 
     /// Queues an event; a full queue drops it, counted.
@@ -178,6 +189,7 @@ async fn deliver_all(
     targets: Vec<Target>,
     instance: String,
     stats: Arc<NotifyStats>,
+    closing: CancellationToken,
 ) {
     let client = match reqwest::Client::builder()
         .timeout(ATTEMPT_TIMEOUT)
@@ -190,7 +202,16 @@ async fn deliver_all(
             return;
         }
     };
-    while let Some(event) = rx.recv().await {
+    loop {
+        let event = tokio::select! {
+            event = rx.recv() => event,
+            // Nothing more is taken; what is queued is still delivered.
+            _ = closing.cancelled(), if !rx.is_closed() => {
+                rx.close();
+                continue;
+            }
+        };
+        let Some(event) = event else { break };
         let at = crate::time::now_ms();
         for target in &targets {
             let body = match target.format {
@@ -352,7 +373,9 @@ impl Notifications {
             .notifier
             .as_ref()
             .map_or(0, |n| QUEUE - n.tx.capacity());
-        drop(self.notifier.take());
+        if let Some(notifier) = self.notifier.take() {
+            notifier.closing.cancel();
+        }
         if let Some(mut task) = self.delivery.take() {
             if tokio::time::timeout(DRAIN, &mut task).await.is_err() {
                 task.abort();

@@ -19,7 +19,7 @@ use super::ReportState;
 use crate::connections::ConnectionStats;
 use crate::notify::NotifyStats;
 use crate::outcome::live::{bucket_bound, Compared, BACKENDS, BOUNDS, DIFFERENCES};
-use crate::outcome::Tally;
+use crate::outcome::{OutcomeKey, Tally};
 use crate::shadow::ShadowStats;
 use crate::writer::health::HealthSnapshot;
 
@@ -73,7 +73,14 @@ fn samples(out: &mut String, tally: &Tally) {
         "Sampled requests by endpoint and how they ended (matched, mismatched, candidate_error/KIND, skipped/REASON, dropped/REASON).",
     );
     for (endpoint, outcomes) in &tally.by_endpoint {
-        for (outcome, count) in outcomes {
+        // `matched` and `mismatched` always, zero or not: a ratio of rates
+        // over a series that does not exist is empty, not 0, and an alert
+        // on parity would stay silent when nothing matches.
+        let mut outcomes = outcomes.clone();
+        for key in [OutcomeKey::Matched, OutcomeKey::Mismatched] {
+            outcomes.entry(key).or_insert(0);
+        }
+        for (outcome, count) in &outcomes {
             let _ = writeln!(
                 out,
                 "shadowdiff_samples_total{{endpoint=\"{}\",outcome=\"{}\"}} {count}",

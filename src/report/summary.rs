@@ -32,8 +32,8 @@ fn tally(counts: &Counts) -> Totals {
         dropped: counts.dropped(),
         parity: (judged > 0).then(|| matched as f64 / judged as f64),
         byte_equal: counts.byte_equal(),
-        byte_parity: (matched + mismatched > 0)
-            .then(|| counts.byte_equal() as f64 / (matched + mismatched) as f64),
+        byte_parity: (counts.measured_pairs() > 0)
+            .then(|| counts.byte_equal() as f64 / counts.measured_pairs() as f64),
         outcomes: counts.outcome_names(),
     }
 }
@@ -182,7 +182,7 @@ pub struct Totals {
     pub parity: Option<f64>,
     /// Compared pairs whose decoded bodies were identical bytes.
     pub byte_equal: i64,
-    /// byte_equal / compared.
+    /// byte_equal / the compared pairs whose bytes were counted.
     pub byte_parity: Option<f64>,
     /// Every outcome key with its count, reasons included.
     pub outcomes: BTreeMap<String, i64>,

@@ -13,6 +13,11 @@
 //! connection, so the clock's last write and first read belong to the
 //! response being read; HTTP/2 multiplexes, so [`time_to_first_byte`]
 //! answers only for HTTP/1.
+//!
+//! Where it can be off: a later segment the kernel merges into the first
+//! one before it is read carries the later arrival time (a head flushed
+//! long before its body, read late), and a TLS 1.3 server's session ticket
+//! may be the first byte after the first request on a new connection.
 
 use std::future::Future;
 use std::io;
@@ -44,9 +49,33 @@ fn nanos(t: SystemTime) -> u64 {
         .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
 }
 
-/// The clock of the connection a response came on.
-#[derive(Clone, Debug)]
-pub struct ResponseClock(Arc<Clock>);
+/// The clock of the connection a response came on. hyper-util clones it
+/// into each response's extensions as the response head arrives, and a
+/// clone is a snapshot: once the response is out, the connection may carry
+/// the next request (a bodiless response frees it at once) without changing
+/// this one's numbers.
+#[derive(Debug)]
+pub struct ResponseClock(Stamp);
+
+#[derive(Debug)]
+enum Stamp {
+    /// The connection's own, in its `Connected`.
+    Live(Arc<Clock>),
+    /// A response's: (last write, first byte) when the head arrived.
+    Taken(u64, u64),
+}
+
+impl Clone for ResponseClock {
+    fn clone(&self) -> Self {
+        ResponseClock(match &self.0 {
+            Stamp::Live(clock) => Stamp::Taken(
+                clock.last_write.load(Ordering::Acquire),
+                clock.first_byte.load(Ordering::Acquire),
+            ),
+            Stamp::Taken(wrote, read) => Stamp::Taken(*wrote, *read),
+        })
+    }
+}
 
 /// The time from the request's last byte written to the response's first
 /// byte received, for an HTTP/1 response read through a [`TimedConnector`].
@@ -54,11 +83,13 @@ pub fn time_to_first_byte<B>(response: &http::Response<B>) -> Option<Duration> {
     if response.version() >= http::Version::HTTP_2 {
         return None;
     }
-    let clock = &response.extensions().get::<ResponseClock>()?.0;
-    let (wrote, read) = (
-        clock.last_write.load(Ordering::Acquire),
-        clock.first_byte.load(Ordering::Acquire),
-    );
+    let (wrote, read) = match &response.extensions().get::<ResponseClock>()?.0 {
+        Stamp::Taken(wrote, read) => (*wrote, *read),
+        Stamp::Live(clock) => (
+            clock.last_write.load(Ordering::Acquire),
+            clock.first_byte.load(Ordering::Acquire),
+        ),
+    };
     // A clock step between the two leaves nothing to trust.
     (wrote != 0 && read >= wrote).then(|| Duration::from_nanos(read - wrote))
 }
@@ -110,7 +141,7 @@ impl Connection for Timed {
     fn connected(&self) -> Connected {
         self.stream
             .connected()
-            .extra(ResponseClock(Arc::clone(&self.clock)))
+            .extra(ResponseClock(Stamp::Live(Arc::clone(&self.clock))))
     }
 }
 

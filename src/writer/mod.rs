@@ -167,6 +167,7 @@ impl StoreWriter {
                     .entry((minute, endpoint.to_string(), name.to_string()))
                     .or_default() += n;
             };
+            add("measured_pairs", 1);
             if c.verdict.byte_equal {
                 add("byte_equal", 1);
             }

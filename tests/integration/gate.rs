@@ -374,6 +374,7 @@ async fn seed_latency(url: &DatabaseUrl) {
         counters: vec![
             c("matched", 1_000),
             c("byte_equal", 950),
+            c("measured_pairs", 1_000),
             c("primary_bytes", 100_000),
             c("candidate_bytes", 100_000),
         ],

@@ -115,10 +115,12 @@ async fn a_five_percent_drift_is_measured_within_one_percent() {
         let p50 = endpoint["latency_ms"]["primary"]["p50"].as_f64().unwrap();
         assert!((400.0..420.0).contains(&p50), "{name}: primary p50 {p50}");
         let ratio = &endpoint["latency_ms"]["ratio"];
-        let truth = quantile(&candidate_served, 0.5) / quantile(&primary_served, 0.5);
-        within(0.01, &ratio["p50"], truth, &format!("{name} p50"));
+        let p50_truth = quantile(&candidate_served, 0.5) / quantile(&primary_served, 0.5);
+        within(0.01, &ratio["p50"], p50_truth, &format!("{name} p50"));
+        // The sleeps themselves overshoot on a loaded machine (a few ms,
+        // unevenly): against the nominal delays only loosely.
         within(
-            0.01,
+            0.03,
             &ratio["p50"],
             1.05,
             &format!("{name} p50 against the delays"),
@@ -149,16 +151,18 @@ async fn a_five_percent_drift_is_measured_within_one_percent() {
                 "{api}/gate?since=1h&min_parity=90&min_byte_parity=90&max_latency_ratio={limits}"
             )
         };
-        let loose = get_json(&gate("p50=1.06,p99=1.2")).await;
+        // Limits 2% either side of what was measured: the decision follows.
+        let measured = ratio["p50"].as_f64().unwrap();
+        let loose = get_json(&gate(&format!("p50={:.4},p99=2", measured * 1.02))).await;
         assert_eq!(loose["verdict"], "pass", "{name}: {loose}");
         within(
             0.01,
             &loose["total"]["latency"]["percentiles"][0]["ratio"],
-            1.05,
+            p50_truth,
             &format!("{name} gate p50"),
         );
         assert_eq!(loose["total"]["byte_parity"]["verdict"], "pass", "{name}");
-        let tight = get_json(&gate("p50=1.04")).await;
+        let tight = get_json(&gate(&format!("p50={:.4}", measured * 0.98))).await;
         assert_eq!(tight["verdict"], "fail", "{name}: {tight}");
         assert!(
             tight["reason"].as_str().unwrap().contains("p50"),

@@ -233,5 +233,13 @@ async fn endpoint_labels_stay_within_the_endpoint_cap() {
         .filter(|l| l.starts_with("shadowdiff_backend_latency_seconds_bucket"))
         .count();
     assert_eq!(histogram_lines, 3 * 2 * 226, "the documented series budget");
+    // Nothing mismatched, yet the series is there, at 0: PromQL ratios over
+    // it are numbers, not empty.
+    assert!(
+        text.lines().any(|l| l.starts_with(
+            "shadowdiff_samples_total{endpoint=\"GET /alpha\",outcome=\"mismatched\"} 0"
+        )),
+        "{text}"
+    );
     proxy.stop().await;
 }

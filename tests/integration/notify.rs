@@ -218,6 +218,7 @@ async fn a_receiver_that_is_down_never_touches_clients_and_is_counted() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn new_groups_and_endpoint_summaries_are_logged() {
     let (primary, candidate) = backends().await;
+    let (hooks, received) = receiver(0).await;
     let proxy = support::ServeProcess::start(
         &[
             "--primary",
@@ -230,6 +231,8 @@ async fn new_groups_and_endpoint_summaries_are_logged() {
             "sqlite://store.db",
             "--log-summary-every-ms",
             "300",
+            "--notify-webhook-url",
+            &format!("{}/webhook", hooks.url()),
         ],
         None,
     )
@@ -243,8 +246,18 @@ async fn new_groups_and_endpoint_summaries_are_logged() {
         assert_eq!(r.status(), 200);
     }
     tokio::time::sleep(Duration::from_millis(1_500)).await;
+    // Shutdown delivers what is queued and waits for nothing more, though
+    // the store writer still holds a sender.
+    let stopping = Instant::now();
     let (code, log) = proxy.terminate();
     assert_eq!(code, Some(0), "{log}");
+    assert!(
+        stopping.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        stopping.elapsed()
+    );
+    assert!(!log.contains("undelivered"), "{log}");
+    assert_eq!(received.lock().unwrap().len(), 1, "the new group, once");
     let groups: Vec<&str> = log
         .lines()
         .filter(|l| l.contains("new mismatch group"))

@@ -217,9 +217,12 @@ async fn prometheus_reads_parity_and_the_latency_ratio_the_traffic_implies() {
     tokio::time::sleep(Duration::from_millis(1_500)).await;
 
     // Every fourth id differs: parity 0.75, exactly, whatever the window.
+    // The bodies differ too: byte parity is the same 0.75.
     for query in [
         shipped_query("flagger/metric-templates.yml", "shadowdiff-parity"),
         shipped_query("argo/analysis-template.yml", "parity"),
+        shipped_query("flagger/metric-templates.yml", "shadowdiff-byte-parity"),
+        shipped_query("argo/analysis-template.yml", "byte-parity"),
     ] {
         let parity = prometheus.value(&query).await.unwrap_or(f64::NAN);
         assert!((parity - 0.75).abs() < 1e-9, "{query}: {parity}");

@@ -290,7 +290,7 @@ pub struct StoreStatus {
     /// Records this process lost since it started.
     pub lost: i64,
     /// The same by reason: exemplar_queue_full, exemplar_byte_budget,
-    /// exemplar_write_failed, counts_backlog_full, shutdown, disk_full.
+    /// exemplar_write_failed, counts_backlog_full, latency_backlog_full, shutdown, disk_full.
     pub lost_by_reason: BTreeMap<String, i64>,
     pub last_loss_at: Option<String>,
 }

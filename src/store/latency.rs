@@ -99,6 +99,27 @@ impl Histogram {
         self.0.iter().map(|(b, n)| (*b, *n))
     }
 
+    /// As stored: `bucket:count` pairs in bucket order, comma-separated.
+    pub fn to_text(&self) -> String {
+        let mut out = String::with_capacity(self.0.len() * 10);
+        for (i, (b, n)) in self.0.iter().enumerate() {
+            if i > 0 {
+                out.push(',');
+            }
+            out.push_str(&format!("{b}:{n}"));
+        }
+        out
+    }
+
+    /// From the stored text; a pair that does not read (a row another
+    /// release wrote differently, a damaged one) is left out, never an error.
+    pub fn from_text(text: &str) -> Histogram {
+        Histogram::from_rows(text.split(',').filter_map(|pair| {
+            let (b, n) = pair.split_once(':')?;
+            Some((b.trim().parse().ok()?, n.trim().parse().ok()?))
+        }))
+    }
+
     /// The value at quantile `q` (0.99 for p99): the midpoint of the bucket
     /// holding the `ceil(q·n)`-th smallest value; none without values.
     pub fn quantile(&self, q: f64) -> Option<Duration> {
@@ -179,6 +200,18 @@ mod tests {
             let v = bucket_value(legacy_bucket(old)).as_nanos() as f64;
             assert!(lo * 0.99 <= v && v <= hi * 1.01, "{old}: {lo} {v} {hi}");
         }
+    }
+
+    #[test]
+    fn histograms_round_trip_through_their_text_and_skip_damage() {
+        let h = Histogram::from_rows([(3, 4), (700, 1), (2_000, 9)]);
+        assert_eq!(h.to_text(), "3:4,700:1,2000:9");
+        assert_eq!(Histogram::from_text(&h.to_text()), h);
+        assert_eq!(
+            Histogram::from_text("3:4,x:1,5,:,7:y,9:2\0"),
+            Histogram::from_rows([(3, 4)])
+        );
+        assert!(Histogram::from_text("").is_empty());
     }
 
     #[test]

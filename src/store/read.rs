@@ -5,7 +5,9 @@
 use sqlx::any::AnyRow;
 use sqlx::Row;
 
-use super::latency::legacy_bucket;
+use std::collections::BTreeMap;
+
+use super::latency::{legacy_bucket, Histogram};
 use super::{EndpointCounts, EndpointLatency, Group, SqlStore, StoreError, Window};
 
 /// Mismatches per group and minute over a window (`$1` and `$2` minutes,
@@ -55,57 +57,63 @@ impl SqlStore {
         Ok(out)
     }
 
-    /// Both tables: `latency_buckets`, and `latencies`, where releases
-    /// before migration 0004 wrote coarser buckets (and an instance of one
-    /// still does during a rolling upgrade), converted at their midpoints.
+    /// Both tables: `latency_histograms` (a row of buckets per instance
+    /// and minute), and `latencies`, where releases before migration 0004
+    /// wrote coarser buckets a row each (and an instance of one still does
+    /// during a rolling upgrade), converted at their midpoints. Merged
+    /// here, across instances and minutes.
     pub(super) async fn read_latencies(
         &self,
         window: Window,
         run: &str,
         endpoint: Option<&str>,
     ) -> Result<Vec<EndpointLatency>, StoreError> {
-        let sql = self.sql(
-            "SELECT endpoint, side, bucket, coarse, CAST(SUM(count) AS BIGINT) AS count FROM ( \
-               SELECT endpoint, side, bucket, CAST(0 AS BIGINT) AS coarse, count FROM latency_buckets \
-                 WHERE run = $4 AND minute >= $1 AND minute < $2 AND ($3 = '' OR endpoint = $3) \
-               UNION ALL \
-               SELECT endpoint, side, bucket, CAST(1 AS BIGINT) AS coarse, count FROM latencies \
-                 WHERE run = $4 AND minute >= $1 AND minute < $2 AND ($3 = '' OR endpoint = $3) \
-             ) l GROUP BY endpoint, side, bucket, coarse ORDER BY endpoint",
+        let fine = self.sql(
+            "SELECT endpoint, side, buckets FROM latency_histograms \
+             WHERE run = $4 AND minute >= $1 AND minute < $2 AND ($3 = '' OR endpoint = $3)",
         );
-        let rows = sqlx::query(&sql)
-            .bind(window.first_minute())
-            .bind(window.end_minute())
-            .bind(endpoint.unwrap_or(""))
-            .bind(run)
-            .fetch_all(&self.pool)
-            .await?;
-        let mut out: Vec<EndpointLatency> = Vec::new();
-        for row in rows {
-            let endpoint: String = row.try_get("endpoint")?;
-            let side: String = row.try_get("side")?;
-            let (bucket, count): (i64, i64) = (row.try_get("bucket")?, row.try_get("count")?);
-            let coarse: i64 = row.try_get("coarse")?;
-            let bucket = if coarse == 0 {
-                bucket
-            } else {
-                legacy_bucket(bucket)
-            };
-            if out.last().is_none_or(|e| e.endpoint != endpoint) {
-                out.push(EndpointLatency {
+        let coarse = self.sql(
+            "SELECT endpoint, side, bucket, CAST(SUM(count) AS BIGINT) AS count FROM latencies \
+             WHERE run = $4 AND minute >= $1 AND minute < $2 AND ($3 = '' OR endpoint = $3) \
+             GROUP BY endpoint, side, bucket",
+        );
+        let mut by_endpoint: BTreeMap<String, EndpointLatency> = BTreeMap::new();
+        let mut add = |endpoint: String, side: &str, histogram: &Histogram| {
+            let e = by_endpoint
+                .entry(endpoint.clone())
+                .or_insert_with(|| EndpointLatency {
                     endpoint,
                     ..EndpointLatency::default()
                 });
-            }
-            let last = out.last_mut().expect("pushed above");
-            match side.as_str() {
-                "primary" => last.primary.add(bucket, count),
-                "candidate" => last.candidate.add(bucket, count),
+            match side {
+                "primary" => e.primary.merge(histogram),
+                "candidate" => e.candidate.merge(histogram),
                 // A side another release writes is not ours to read.
                 _ => {}
             }
+        };
+        for (is_fine, sql) in [(true, &fine), (false, &coarse)] {
+            let rows = sqlx::query(sql)
+                .bind(window.first_minute())
+                .bind(window.end_minute())
+                .bind(endpoint.unwrap_or(""))
+                .bind(run)
+                .fetch_all(&self.pool)
+                .await?;
+            for row in rows {
+                let (name, side): (String, String) =
+                    (row.try_get("endpoint")?, row.try_get("side")?);
+                let histogram = if is_fine {
+                    Histogram::from_text(&row.try_get::<String, _>("buckets")?)
+                } else {
+                    let (bucket, count): (i64, i64) =
+                        (row.try_get("bucket")?, row.try_get("count")?);
+                    Histogram::from_rows([(legacy_bucket(bucket), count)])
+                };
+                add(name, &side, &histogram);
+            }
         }
-        Ok(out)
+        Ok(by_endpoint.into_values().collect())
     }
 
     pub(super) async fn read_expected(

@@ -3,9 +3,11 @@
 
 use sqlx::{Any, Transaction};
 
+use std::collections::BTreeMap;
+
 use sqlx::Row;
 
-use super::{mismatch, Backend, Batch, GroupDelta, SqlStore, StoreError, Written};
+use super::{mismatch, Backend, Batch, GroupDelta, Histogram, SqlStore, StoreError, Written};
 
 /// The transaction a batch is written in.
 type Tx = Transaction<'static, Any>;
@@ -102,6 +104,9 @@ impl SqlStore {
         Ok(())
     }
 
+    /// Each (minute, endpoint, side) this batch touches: its row of this
+    /// instance read, the batch's buckets added, written back. Only this
+    /// instance writes its rows, so the read and the write cannot race.
     async fn add_latencies(
         &self,
         tx: &mut Tx,
@@ -109,19 +114,43 @@ impl SqlStore {
         run: &str,
         batch: &Batch,
     ) -> Result<(), StoreError> {
-        let latency = self.sql(
-            "INSERT INTO latency_buckets (minute, endpoint, side, bucket, instance, count, run) VALUES ($1, $2, $3, $4, $5, $6, $7) \
-             ON CONFLICT (run, minute, endpoint, side, bucket, instance) DO UPDATE SET count = latency_buckets.count + excluded.count",
-        );
+        let mut deltas: BTreeMap<(i64, &str, &str), Histogram> = BTreeMap::new();
         for l in &batch.latencies {
-            sqlx::query(&latency)
-                .bind(l.minute)
-                .bind(&l.endpoint)
-                .bind(l.side)
-                .bind(l.bucket)
-                .bind(instance)
-                .bind(l.count)
+            deltas
+                .entry((l.minute, &l.endpoint, l.side))
+                .or_default()
+                .add(l.bucket, l.count);
+        }
+        let read = self.sql(
+            "SELECT buckets FROM latency_histograms \
+             WHERE run = $1 AND minute = $2 AND endpoint = $3 AND side = $4 AND instance = $5",
+        );
+        let write = self.sql(
+            "INSERT INTO latency_histograms (run, minute, endpoint, side, instance, buckets) \
+             VALUES ($1, $2, $3, $4, $5, $6) \
+             ON CONFLICT (run, minute, endpoint, side, instance) DO UPDATE SET buckets = excluded.buckets",
+        );
+        for ((minute, endpoint, side), delta) in deltas {
+            let stored = sqlx::query(&read)
                 .bind(run)
+                .bind(minute)
+                .bind(endpoint)
+                .bind(side)
+                .bind(instance)
+                .fetch_optional(&mut **tx)
+                .await?;
+            let mut histogram = match stored {
+                Some(row) => Histogram::from_text(&row.try_get::<String, _>("buckets")?),
+                None => Histogram::default(),
+            };
+            histogram.merge(&delta);
+            sqlx::query(&write)
+                .bind(run)
+                .bind(minute)
+                .bind(endpoint)
+                .bind(side)
+                .bind(instance)
+                .bind(histogram.to_text())
                 .execute(&mut **tx)
                 .await?;
         }
@@ -224,7 +253,7 @@ impl SqlStore {
             ("DELETE FROM counters WHERE minute < $1", minute),
             ("DELETE FROM group_counts WHERE minute < $1", minute),
             ("DELETE FROM latencies WHERE minute < $1", minute),
-            ("DELETE FROM latency_buckets WHERE minute < $1", minute),
+            ("DELETE FROM latency_histograms WHERE minute < $1", minute),
             ("DELETE FROM lost_records WHERE minute < $1", minute),
             ("DELETE FROM mismatches WHERE at < $1", before_ms),
             (

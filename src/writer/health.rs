@@ -26,6 +26,9 @@ pub enum LossReason {
     ExemplarWriteFailed,
     /// The counts waiting in memory reached their bound during an outage.
     CountsBacklogFull,
+    /// The latency buckets waiting in memory reached their bound during an
+    /// outage: a compared request's latencies were not kept (its outcome was).
+    LatencyBacklogFull,
     /// The store was still failing when the process stopped.
     Shutdown,
     /// The database's disk was full: exemplars wait for room, counts take it.
@@ -49,6 +52,7 @@ impl LossReason {
             LossReason::ExemplarByteBudget => "exemplar_byte_budget",
             LossReason::ExemplarWriteFailed => "exemplar_write_failed",
             LossReason::CountsBacklogFull => "counts_backlog_full",
+            LossReason::LatencyBacklogFull => "latency_backlog_full",
             LossReason::Shutdown => "shutdown",
             LossReason::DiskFull => "disk_full",
         }

@@ -50,6 +50,11 @@ pub(super) const EXEMPLAR_CHUNK_BYTES: usize = 8 * 1024 * 1024;
 /// 30 MB, hours of an outage at hundreds of endpoints.
 pub const MAX_PENDING_COUNT_ROWS: usize = 200_000;
 
+/// Latency buckets waiting in memory at most (a busy endpoint touches
+/// hundreds a minute); past it, new buckets' latencies are lost and counted
+/// while outcomes are still counted. About 20 MB.
+pub const MAX_PENDING_LATENCY_BUCKETS: usize = 200_000;
+
 /// A write that takes longer than this counts as failed.
 pub(super) const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -177,14 +182,19 @@ impl StoreWriter {
                 ("primary", &c.exchange.primary),
                 ("candidate", &c.exchange.candidate),
             ] {
-                *p.latencies
-                    .entry((
-                        minute,
-                        endpoint.to_string(),
-                        side,
-                        latency_bucket(response.latency),
-                    ))
-                    .or_default() += 1;
+                let key = (
+                    minute,
+                    endpoint.to_string(),
+                    side,
+                    latency_bucket(response.latency),
+                );
+                if p.latencies.len() >= MAX_PENDING_LATENCY_BUCKETS
+                    && !p.latencies.contains_key(&key)
+                {
+                    self.lose(p, minute, 1, LossReason::LatencyBacklogFull);
+                } else {
+                    *p.latencies.entry(key).or_default() += 1;
+                }
                 // Server errors are counted beside the outcomes, for error rates.
                 if response.status.is_server_error() {
                     *p.counters
@@ -274,7 +284,7 @@ impl StoreWriter {
     /// Rows still waiting to be written (0 once everything is stored).
     pub fn unwritten(&self) -> usize {
         let p = self.lock();
-        p.count_rows() + p.mismatches.len() + p.lost.len() + p.preparing
+        p.count_rows() + p.latencies.len() + p.mismatches.len() + p.lost.len() + p.preparing
     }
 }
 

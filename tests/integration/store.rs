@@ -150,6 +150,9 @@ async fn latency_histograms_merge() {
             latencies: vec![delta(3, 2), delta(7, 1)],
             ..Batch::default()
         };
+        // One instance's row takes a second write's buckets in; another
+        // instance's row adds up when read.
+        store.write("one", "", &batch).await.unwrap();
         store.write("one", "", &batch).await.unwrap();
         store.write("two", "", &batch).await.unwrap();
         let latency = store
@@ -159,7 +162,7 @@ async fn latency_histograms_merge() {
         assert_eq!(latency.len(), 1, "{}", db.name);
         assert_eq!(
             latency[0].candidate.rows().collect::<Vec<_>>(),
-            vec![(3, 4), (7, 2)],
+            vec![(3, 6), (7, 3)],
             "{}",
             db.name
         );

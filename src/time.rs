@@ -10,7 +10,6 @@
 //! Durations as people write them (`30s`, `15m`, `2h`, `14d`, `1w`), read
 //! by [`parse_duration`] for settings, windows and gates alike.
 
-/// Milliseconds since the Unix epoch, now (0 if the clock is before 1970).
 /// A duration written as a whole number and a unit (s, m, h, d, w), above
 /// zero: `15m`, `2h`, `14d`.
 pub fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
@@ -33,6 +32,7 @@ pub fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
         .ok_or_else(bad)
 }
 
+/// Milliseconds since the Unix epoch, now (0 if the clock is before 1970).
 pub fn now_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)

@@ -1,5 +1,5 @@
 //! Migrations: released files never change (their checksums are kept in
-//! migrations/SHA256SUMS), and a database made by the previous release, with
+//! migrations/SHA256SUMS and SHA256SUMS.NNNN), and a database made by the previous release, with
 //! either text migration 0002 had in it, upgrades to exactly the schema a new
 //! database gets, its rows intact, on SQLite and on the real PostgreSQL.
 
@@ -25,35 +25,59 @@ fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
+/// The checksum lists: `SHA256SUMS` (the migrations up to 0003, frozen like
+/// them) and one `SHA256SUMS.NNNN` per later migration, added with it, so
+/// that no file a release shipped is ever edited.
+fn checksum_lists(dir: &std::path::Path) -> Vec<(String, String)> {
+    let mut lists: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|name| name == "SHA256SUMS" || name.starts_with("SHA256SUMS."))
+        .collect();
+    lists.sort();
+    assert_eq!(lists.first().map(String::as_str), Some("SHA256SUMS"));
+    lists
+        .into_iter()
+        .map(|name| {
+            let text = std::fs::read_to_string(dir.join(&name)).unwrap();
+            (name, text)
+        })
+        .collect()
+}
+
 #[test]
 fn released_migrations_never_change() {
     let dir = root().join("migrations");
-    let sums = std::fs::read_to_string(dir.join("SHA256SUMS")).unwrap();
     let mut listed = BTreeSet::new();
-    for line in sums.lines().filter(|l| !l.trim().is_empty()) {
-        let (sum, file) = line
-            .split_once("  ")
-            .unwrap_or_else(|| panic!("migrations/SHA256SUMS: not `SUM  FILE`: {line:?}"));
-        let bytes = std::fs::read(dir.join(file)).unwrap_or_else(|e| {
-            panic!("migrations/{file} is listed in SHA256SUMS but cannot be read ({e}): a released migration is never removed")
-        });
-        let found: String = Sha256::digest(&bytes)
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect();
-        assert_eq!(
-            found, sum,
-            "migrations/{file} changed: a released migration never changes; add a new numbered one to both folders"
-        );
-        listed.insert(file.to_string());
+    for (list, sums) in checksum_lists(&dir) {
+        for line in sums.lines().filter(|l| !l.trim().is_empty()) {
+            let (sum, file) = line
+                .split_once("  ")
+                .unwrap_or_else(|| panic!("migrations/{list}: not `SUM  FILE`: {line:?}"));
+            let bytes = std::fs::read(dir.join(file)).unwrap_or_else(|e| {
+                panic!("migrations/{file} is listed in {list} but cannot be read ({e}): a released migration is never removed")
+            });
+            let found: String = Sha256::digest(&bytes)
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect();
+            assert_eq!(
+                found, sum,
+                "migrations/{file} changed: a released migration never changes; add a new numbered one to both folders"
+            );
+            assert!(
+                listed.insert(file.to_string()),
+                "migrations/{file} is listed twice"
+            );
+        }
     }
     for backend in ["sqlite", "postgres"] {
         for entry in std::fs::read_dir(dir.join(backend)).unwrap() {
             let name = format!("{backend}/{}", entry.unwrap().file_name().to_string_lossy());
             assert!(
                 listed.contains(&name),
-                "migrations/{name} is not in migrations/SHA256SUMS: list it \
-                 (cd migrations && sha256sum sqlite/*.sql postgres/*.sql > SHA256SUMS)"
+                "migrations/{name} is in no checksum list: add one for its number, leaving the \
+                 others as they are (cd migrations && sha256sum sqlite/NNNN_*.sql postgres/NNNN_*.sql > SHA256SUMS.NNNN)"
             );
         }
     }

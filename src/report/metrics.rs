@@ -212,22 +212,19 @@ fn shadow_stage(out: &mut String, shadow: &ShadowStats) {
             seconds,
         ),
     ] {
-        family(out, name, kind, help);
-        let _ = writeln!(out, "{name} {value}");
+        single(out, (name, kind, help), value);
     }
 }
 
 fn connections(out: &mut String, stats: &ConnectionStats) {
-    family(
+    single(
         out,
-        "shadowdiff_requests_total",
-        "counter",
-        "Requests read from clients, sampled or not.",
-    );
-    let _ = writeln!(
-        out,
-        "shadowdiff_requests_total {}",
-        stats.requests.load(Ordering::Relaxed)
+        (
+            "shadowdiff_requests_total",
+            "counter",
+            "Requests read from clients, sampled or not.",
+        ),
+        stats.requests.load(Ordering::Relaxed),
     );
     let counters = [
         ("accepted", &stats.accepted),
@@ -249,16 +246,14 @@ fn connections(out: &mut String, stats: &ConnectionStats) {
             counter.load(Ordering::Relaxed)
         );
     }
-    family(
+    single(
         out,
-        "shadowdiff_client_connections_open",
-        "gauge",
-        "Client connections open now.",
-    );
-    let _ = writeln!(
-        out,
-        "shadowdiff_client_connections_open {}",
-        stats.open.load(Ordering::Relaxed)
+        (
+            "shadowdiff_client_connections_open",
+            "gauge",
+            "Client connections open now.",
+        ),
+        stats.open.load(Ordering::Relaxed),
     );
 }
 
@@ -290,27 +285,27 @@ fn notifications(out: &mut String, stats: &NotifyStats) {
             "shadowdiff_notification_retries_total{{target=\"{target}\"}} {retries}"
         );
     }
-    family(
+    single(
         out,
-        "shadowdiff_notifications_dropped_total",
-        "counter",
-        "Notifications dropped because their queue was full or shutdown came first.",
-    );
-    let _ = writeln!(
-        out,
-        "shadowdiff_notifications_dropped_total {}",
-        stats.dropped.load(Ordering::Relaxed)
+        (
+            "shadowdiff_notifications_dropped_total",
+            "counter",
+            "Notifications dropped because their queue was full or shutdown came first.",
+        ),
+        stats.dropped.load(Ordering::Relaxed),
     );
 }
 
 fn store(out: &mut String, health: &HealthSnapshot) {
-    family(
+    single(
         out,
-        "shadowdiff_store_unwritten",
-        "gauge",
-        "Rows and exemplars waiting in memory for the store.",
+        (
+            "shadowdiff_store_unwritten",
+            "gauge",
+            "Rows and exemplars waiting in memory for the store.",
+        ),
+        health.unwritten,
     );
-    let _ = writeln!(out, "shadowdiff_store_unwritten {}", health.unwritten);
     family(
         out,
         "shadowdiff_store_records_lost_total",
@@ -324,17 +319,21 @@ fn store(out: &mut String, health: &HealthSnapshot) {
             reason.as_str()
         );
     }
-    family(
+    single(
         out,
-        "shadowdiff_store_failing",
-        "gauge",
-        "1 while the store's writes fail.",
+        (
+            "shadowdiff_store_failing",
+            "gauge",
+            "1 while the store's writes fail.",
+        ),
+        u8::from(health.failing_since_ms.is_some()),
     );
-    let _ = writeln!(
-        out,
-        "shadowdiff_store_failing {}",
-        u8::from(health.failing_since_ms.is_some())
-    );
+}
+
+/// A family of one unlabelled series: its HELP and TYPE lines and value.
+fn single(out: &mut String, (name, kind, help): (&str, &str, &str), value: impl std::fmt::Display) {
+    family(out, name, kind, help);
+    let _ = writeln!(out, "{name} {value}");
 }
 
 /// A metric family's HELP and TYPE lines.

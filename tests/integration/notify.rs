@@ -63,6 +63,13 @@ async fn backends() -> (support::Backend, support::Backend) {
     )
 }
 
+/// GET /orders/{id} through the proxy: 200, and its JSON.
+async fn order(url: String) -> Value {
+    let r = support::client().get(url).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    r.json().await.unwrap()
+}
+
 async fn wait_for(received: &Received, what: impl Fn(&[(String, String)]) -> bool) {
     for _ in 0..200 {
         if what(&received.lock().unwrap()) {
@@ -90,12 +97,7 @@ async fn a_new_group_and_a_gate_change_are_posted_once_each() {
     let proxy = support::start_with_report(settings).await;
     // Twenty requests, one group, written over several batches.
     for id in 0..20 {
-        let r = support::client()
-            .get(proxy.url(&format!("/orders/{id}")))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), 200);
+        order(proxy.url(&format!("/orders/{id}"))).await;
         if id == 9 {
             tokio::time::sleep(Duration::from_millis(700)).await;
         }
@@ -180,13 +182,7 @@ async fn a_receiver_that_is_down_never_touches_clients_and_is_counted() {
     let proxy = support::start_with_report(settings).await;
     let started = Instant::now();
     for id in 0..10 {
-        let r = support::client()
-            .get(proxy.url(&format!("/orders/{id}")))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), 200);
-        let body: Value = r.json().await.unwrap();
+        let body = order(proxy.url(&format!("/orders/{id}"))).await;
         assert_eq!(body["total"], 30, "the primary's answer, untouched");
     }
     assert!(
@@ -226,14 +222,10 @@ async fn a_receiver_that_is_down_never_touches_clients_and_is_counted() {
 async fn new_groups_and_endpoint_summaries_are_logged() {
     let (primary, candidate) = backends().await;
     let (hooks, received) = receiver(0).await;
-    let proxy = support::ServeProcess::start(
+    let proxy = support::ServeProcess::shadowing(
+        &primary.url().to_string(),
+        &candidate.url().to_string(),
         &[
-            "--primary",
-            &primary.url().to_string(),
-            "--candidate",
-            &candidate.url().to_string(),
-            "--sample-rate",
-            "1",
             "--database-url",
             "sqlite://store.db",
             "--log-summary-every-ms",
@@ -241,16 +233,10 @@ async fn new_groups_and_endpoint_summaries_are_logged() {
             "--notify-webhook-url",
             &format!("{}/webhook", hooks.url()),
         ],
-        None,
     )
     .await;
     for id in 0..6 {
-        let r = support::client()
-            .get(proxy.url(&format!("/orders/{id}")))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), 200);
+        order(proxy.url(&format!("/orders/{id}"))).await;
     }
     tokio::time::sleep(Duration::from_millis(1_500)).await;
     // Shutdown delivers what is queued and waits for nothing more, though

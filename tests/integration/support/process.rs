@@ -93,6 +93,21 @@ impl ServeProcess {
         }
     }
 
+    /// Started shadowing every request from `primary` to `candidate`,
+    /// with `more` arguments.
+    pub async fn shadowing(primary: &str, candidate: &str, more: &[&str]) -> ServeProcess {
+        let mut args = vec![
+            "--primary",
+            primary,
+            "--candidate",
+            candidate,
+            "--sample-rate",
+            "1",
+        ];
+        args.extend_from_slice(more);
+        ServeProcess::start(&args, None).await
+    }
+
     pub fn url(&self, target: &str) -> String {
         format!("http://{}{}", self.listen, target)
     }

@@ -267,6 +267,10 @@ pub struct ReplayArgs {
     #[arg(long)]
     pub allow_unsafe: bool,
 
+    /// Compare with the primary's response each recording carries (a JSON Lines `response`, a HAR entry's response) instead of calling the primary; recordings without one are skipped as problems.
+    #[arg(long, conflicts_with = "from_store")]
+    pub recorded_primary: bool,
+
     /// Add or replace a header on every request, such as 'Authorization: Bearer …' (recorded ones are redacted); repeatable.
     #[arg(long = "header", value_name = "NAME: VALUE")]
     pub headers: Vec<ExtraHeader>,

@@ -8,6 +8,7 @@
 //! declared once, in the table in `settings.rs`.
 
 mod backend;
+mod backends;
 mod declare;
 mod error;
 mod layer;
@@ -15,15 +16,20 @@ mod located;
 mod notify;
 #[cfg(test)]
 mod readme;
+mod rewrite;
+mod role;
 mod settings;
 mod token;
 mod units;
 pub mod value;
 
 pub use backend::{url_error, BackendUrl, BackendUrlError, HostHeader};
+pub use backends::{BackendName, BackendSpec, CandidateChoice, CandidateTarget, Target, Targets};
 pub use declare::{Declared, DefaultDoc};
 pub use error::ConfigError;
 pub use notify::{GateWatch, WebhookUrl};
+pub use rewrite::{HeaderSource, PathPrefix, RewritableHeader, Rewrite};
+pub use role::RoleHeader;
 pub use settings::{ConnectionLimits, Layer, Mode, Route, ServeFlags, Settings};
 pub use token::{ReportToken, TokenError};
 pub use units::{HumanDuration, NonZeroMillis};

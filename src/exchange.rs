@@ -8,7 +8,8 @@ use http::{HeaderMap, Method, StatusCode};
 
 use crate::endpoint::Endpoint;
 
-/// The request as it was sent to both backends.
+/// The request as the client sent it (as forwarded: hop-by-hop fields out),
+/// which the primary received.
 #[derive(Clone, Debug)]
 pub struct RecordedRequest {
     pub method: Method,
@@ -52,6 +53,18 @@ pub struct Exchange {
     pub request: RecordedRequest,
     pub primary: RecordedResponse,
     pub candidate: RecordedResponse,
+    /// The request as the candidate received it, where a rewrite made it
+    /// differ from the client's; `None` when it got the client's.
+    pub candidate_request: Option<SentRequest>,
+}
+
+/// A rewritten request as sent: its target and headers, each value read
+/// from the environment replaced by a placeholder naming the variable, so
+/// that the secret is never kept beyond the call.
+#[derive(Clone, Debug)]
+pub struct SentRequest {
+    pub target: String,
+    pub headers: HeaderMap,
 }
 
 /// Joins body chunks into one buffer; a single chunk is shared, not copied.

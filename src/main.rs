@@ -350,6 +350,7 @@ async fn run_replay(
         rate: args.rate,
         allow_unsafe: args.allow_unsafe,
         headers: args.headers.clone(),
+        recorded_primary: args.recorded_primary,
     };
     let summary = replay::run(
         settings,
@@ -384,6 +385,10 @@ type ReplayInput = (
 async fn replay_input(args: &ReplayArgs, url: &DatabaseUrl) -> anyhow::Result<ReplayInput> {
     if let Some(path) = &args.input {
         let (requests, problems) = shadowdiff::replay::input::read_file(path, args.input_format)?;
+        let (requests, problems) = match args.recorded_primary {
+            true => shadowdiff::replay::input::with_responses(requests, problems),
+            false => (requests, problems),
+        };
         return Ok((requests, problems, None));
     }
     let store = open_migrated(url).await?;

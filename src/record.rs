@@ -40,6 +40,27 @@ pub struct RequestLine {
     pub body: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub body_base64: Option<String>,
+    /// The primary's response, where it was captured (the collector's
+    /// input, `replay --recorded-primary`); `serve --record` writes none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub response: Option<ResponseLine>,
+}
+
+/// A captured response: `status`, `headers` (an object or `[name, value]`
+/// pairs), `body` text or `body_base64` (as sent: a Content-Encoding
+/// applies), and `latency_ms`, the primary's time to its first byte.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ResponseLine {
+    pub status: u16,
+    #[serde(default, skip_serializing_if = "Value::is_null")]
+    pub headers: Value,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub body: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub body_base64: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub latency_ms: Option<f64>,
 }
 
 /// Lines waiting for the file at most.
@@ -189,6 +210,7 @@ impl RequestLog {
             headers: Value::Object(headers),
             body: text,
             body_base64: base64,
+            response: None,
         })
     }
 }

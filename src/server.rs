@@ -34,6 +34,9 @@ pub enum ServeError {
     /// Accepting or serving connections failed.
     #[error("serving failed: {0}")]
     Io(#[from] std::io::Error),
+    /// The settings name backends that do not resolve.
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
 }
 
 pub struct Server {
@@ -62,6 +65,7 @@ impl Server {
     /// Builds the server; must be called inside a Tokio runtime.
     pub fn new(mut settings: Settings) -> Result<Server, ServeError> {
         fit_caps_to_open_files(&mut settings);
+        let targets = crate::config::Targets::new(&settings)?;
         let shadow_runtime = shadow_runtime(settings.shadow_threads.get())?;
         // Everything spawned while building the shadow side runs on its runtime.
         let entered = shadow_runtime.enter();
@@ -93,7 +97,7 @@ impl Server {
         let breaker = settings
             .breaker_failures
             .map(|n| Arc::new(crate::breaker::Breaker::new(n)));
-        let client = crate::upstream::shadow_client(settings.candidate_timeout);
+        let client = crate::upstream::shadow_client(targets.longest_candidate_timeout());
         let (queue, stage) = ShadowStage::start(ShadowConfig {
             record,
             breaker: breaker.clone(),
@@ -102,6 +106,7 @@ impl Server {
         drop(entered);
         let proxy = Arc::new(Proxy::new(
             settings.clone(),
+            targets,
             crate::upstream::primary_client(),
             queue,
             recorder.clone(),

@@ -32,6 +32,16 @@ pub enum ConfigError {
         key: &'static str,
         needs: &'static str,
     },
+    /// A route names a backend no `[backend.NAME]` declares.
+    #[error("{key}: no backend is named {name:?}; declare it as [backend.{name}] with a url (declared: {})", if .known.is_empty() { "none".to_string() } else { .known.join(", ") })]
+    UnknownBackend {
+        key: String,
+        name: String,
+        known: Vec<String>,
+    },
+    /// A value that is valid alone but refused with the rest of the settings.
+    #[error("{key}: {message}")]
+    Refused { key: String, message: String },
     /// Two listeners (the proxy, the report API, the metrics) would need
     /// the same port.
     #[error("{first} ({first_addr}) and {second} ({second_addr}) share a port: each listener needs its own; change one (--{first_flag}/--{second_flag}, SHADOWDIFF_{first_env}/SHADOWDIFF_{second_env} or the config file)", first_flag = .first.replace('_', "-"), second_flag = .second.replace('_', "-"), first_env = .first.to_ascii_uppercase(), second_env = .second.to_ascii_uppercase())]

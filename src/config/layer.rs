@@ -210,6 +210,9 @@ impl Layer {
                 needs: "notify_webhook_url or notify_slack_url",
             });
         }
+        // Every route's backends resolve: an unknown name, a rewrite on a
+        // primary or on a route without a candidate is refused now.
+        super::Targets::new(&settings)?;
         Ok(settings)
     }
 }

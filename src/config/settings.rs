@@ -11,6 +11,7 @@
 //! with DEFAULT one of `default("text")`, `computed(function, "words")`,
 //! `none` or `serving("text")` (see `declare.rs`).
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::net::SocketAddr;
 use std::num::{NonZeroU32, NonZeroUsize};
@@ -19,9 +20,12 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use super::backends::{BackendName, BackendSpec, CandidateChoice};
 use super::declare::declare_settings;
+use super::rewrite::Rewrite;
 use super::{
-    BackendUrl, GateWatch, HostHeader, HumanDuration, NonZeroMillis, ReportToken, WebhookUrl,
+    BackendUrl, GateWatch, HostHeader, HumanDuration, NonZeroMillis, ReportToken, RoleHeader,
+    WebhookUrl,
 };
 use crate::compare::CompareConfig;
 use crate::endpoint::RoutePattern;
@@ -132,6 +136,9 @@ declare_settings! {
         primary_host: HostHeader, "HOST", default("client") => primary_host: HostHeader;
         /// Host header for the candidate: client, backend or a fixed name.
         candidate_host: HostHeader, "HOST", default("client") => candidate_host: HostHeader;
+        /// The header every shadow call carries so a backend can tell it
+        /// apart (value `shadow`); `off` sends none.
+        role_header: RoleHeader, "NAME", default("x-shadowdiff-role") => role_header: RoleHeader;
         /// Threads for shadow work (candidate calls, comparisons), apart from
         /// the client path's.
         shadow_threads: NonZeroUsize, "N",
@@ -162,6 +169,8 @@ declare_settings! {
         /// Settings per route (`[[route]]`); the first route that fits a
         /// request wins.
         routes: Vec<Route>, "route";
+        /// Named backends (`[backend.NAME]`), which routes refer to.
+        backends: BTreeMap<BackendName, BackendSpec>, "backend";
         /// The global comparison rules (`[compare]`).
         compare: CompareConfig, "compare";
         /// What is masked before storage (`[redact]`).
@@ -216,6 +225,17 @@ pub struct Route {
     /// Comparison rules added to the global `[compare]` ones for these requests.
     #[serde(default)]
     pub compare: Option<CompareConfig>,
+    /// A `[backend.NAME]` these requests go to instead of `primary`.
+    #[serde(default)]
+    pub primary: Option<BackendName>,
+    /// A `[backend.NAME]` these requests are shadowed to instead of
+    /// `candidate`, or `false`: proxied, never shadowed.
+    #[serde(default)]
+    pub candidate: Option<CandidateChoice>,
+    /// How the candidate's request differs from the client's, laid over
+    /// its backend's own rewrite.
+    #[serde(default)]
+    pub rewrite: Option<Rewrite>,
 }
 
 /// Limits on client connections, so slow or idle clients cannot hold them

@@ -11,7 +11,8 @@ use std::str::FromStr;
 use clap::builder::{EnumValueParser, ValueParser};
 
 use super::{
-    BackendUrl, GateWatch, HostHeader, HumanDuration, Mode, NonZeroMillis, ReportToken, WebhookUrl,
+    BackendUrl, GateWatch, HostHeader, HumanDuration, Mode, NonZeroMillis, ReportToken, RoleHeader,
+    WebhookUrl,
 };
 use crate::sampling::{SampleRate, StickyKey};
 use crate::store::DatabaseUrl;
@@ -129,6 +130,7 @@ from_str_values! {
     DatabaseUrl => false,
     HumanDuration => false,
     HostHeader => false,
+    RoleHeader => false,
     ReportToken => true,
     WebhookUrl => true,
     GateWatch => true,

@@ -55,6 +55,9 @@ pub enum SkipReason {
     /// The candidate kept failing: the breaker sheds samples until a probe
     /// gets a usable response (`breaker_failures`).
     CandidateUnhealthy,
+    /// The request's route has no candidate (`candidate = false`): proxied,
+    /// never shadowed.
+    NoCandidate,
 }
 
 /// Why a sampled request was dropped without an attempt.
@@ -125,6 +128,7 @@ names!(SkipReason {
     OverBudget => "over_budget",
     Incomplete => "incomplete",
     CandidateUnhealthy => "candidate_unhealthy",
+    NoCandidate => "no_candidate",
 });
 names!(DropReason { QueueFull => "queue_full", Shutdown => "shutdown", Abandoned => "abandoned" });
 

@@ -43,7 +43,8 @@ impl Proxy {
         let upgrade = headers::is_upgrade(request.headers());
         let on_upgrade = upgrade.then(|| hyper::upgrade::on(&mut request));
         let (mut parts, body) = request.into_parts();
-        let uri = match self.settings.primary.uri(target_of(&parts)) {
+        let index = self.settings.route_for(&parts.method, parts.uri.path());
+        let uri = match self.targets.get(index).primary.uri(target_of(&parts)) {
             Ok(uri) => uri,
             Err(e) => {
                 return (StatusCode::BAD_REQUEST, format!("shadowdiff: {e}\n")).into_response()
@@ -51,7 +52,7 @@ impl Proxy {
         };
         // Sampled on the client's headers as sent (a sticky key may be a
         // header the forwarding edits), before they are moved and edited.
-        let admitted = self.admit(&parts, &parts.headers, upgrade);
+        let admitted = self.admit(&parts, &parts.headers, upgrade, index);
         let incoming = std::mem::take(&mut parts.headers);
         let mut forwarded = headers::forward(incoming, client_ip, upgrade);
         headers::set_host(&mut forwarded, &HostHeader::Client, authority_of(&parts));
@@ -149,6 +150,7 @@ impl Proxy {
         permit.send(ShadowJob {
             sample: admitted.sample,
             rules: admitted.rules,
+            target: admitted.target,
             probe: admitted.probe,
             request: ShadowRequest {
                 method: parts.method.clone(),

@@ -20,7 +20,7 @@ use http_body_util::BodyExt;
 use hyper_util::rt::TokioIo;
 
 use crate::compare::Rules;
-use crate::config::{HostHeader, Mode, Settings};
+use crate::config::{HostHeader, Mode, Settings, Target, Targets};
 use crate::endpoint::EndpointCatalog;
 use crate::headers;
 
@@ -38,6 +38,8 @@ pub struct Proxy {
     default_rules: Arc<Rules>,
     /// Comparison rules per route, global ones included, in route order.
     route_rules: Vec<Arc<Rules>>,
+    /// Each route's backends, resolved at start.
+    targets: Targets,
     /// The primary's client.
     upstream: crate::upstream::Upstream,
     sampler: Sampler,
@@ -52,6 +54,7 @@ pub struct Proxy {
 impl Proxy {
     pub fn new(
         settings: Settings,
+        targets: Targets,
         upstream: crate::upstream::Upstream,
         queue: ShadowQueue,
         recorder: Arc<Recorder>,
@@ -62,6 +65,7 @@ impl Proxy {
         Proxy {
             default_rules,
             route_rules,
+            targets,
             sampler: Sampler::new(settings.sticky_key.clone()),
             catalog: EndpointCatalog::new(settings.max_endpoints.get()),
             settings,
@@ -128,6 +132,8 @@ fn bad_gateway(what: &str) -> Response {
 struct Admitted {
     sample: Sample,
     rules: Arc<Rules>,
+    /// Its route's backends.
+    target: Arc<Target>,
     /// The breaker's probe: never shed once queued.
     probe: bool,
 }
@@ -140,9 +146,10 @@ impl Proxy {
         parts: &http::request::Parts,
         fields: &http::HeaderMap,
         upgrade: bool,
+        index: Option<usize>,
     ) -> Option<Admitted> {
         let (method, path) = (&parts.method, parts.uri.path());
-        let index = self.settings.route_for(method, path);
+        let target = self.targets.get(index);
         let route = index.map(|i| &self.settings.routes[i]);
         let rate: SampleRate = route
             .and_then(|r| r.sample_rate)
@@ -157,7 +164,9 @@ impl Proxy {
             target: target_of(parts).to_string(),
         });
         let mut probe = false;
-        let skip = if upgrade {
+        let skip = if target.candidate.is_none() {
+            Some(SkipReason::NoCandidate)
+        } else if upgrade {
             Some(SkipReason::Upgrade)
         } else if !is_safe(method) && !route.is_some_and(|r| r.mirror_unsafe) {
             Some(SkipReason::UnsafeMethod)
@@ -189,6 +198,7 @@ impl Proxy {
                 Some(Admitted {
                     sample,
                     rules,
+                    target: Arc::clone(target),
                     probe,
                 })
             }
@@ -198,15 +208,17 @@ impl Proxy {
     async fn mirror(&self, request: Request) -> Response {
         let upgrade = headers::is_upgrade(request.headers());
         let (parts, body) = request.into_parts();
+        let index = self.settings.route_for(&parts.method, parts.uri.path());
         // Refused as inline mode refuses it: no backend gets another path.
-        if let Err(e) = self.settings.primary.uri(target_of(&parts)) {
+        if let Err(e) = self.targets.get(index).primary.uri(target_of(&parts)) {
             return (StatusCode::BAD_REQUEST, format!("shadowdiff: {e}\n")).into_response();
         }
         if let Some(Admitted {
             sample,
             rules,
+            target,
             probe,
-        }) = self.admit(&parts, &parts.headers, upgrade)
+        }) = self.admit(&parts, &parts.headers, upgrade, index)
         {
             let limited = http_body_util::Limited::new(body, self.settings.max_body_bytes);
             match limited.collect().await {
@@ -255,6 +267,7 @@ impl Proxy {
                                     body: BodySource::Ready(body, claim),
                                 },
                                 primary: PrimarySource::Fetch,
+                                target,
                             });
                         }
                     }

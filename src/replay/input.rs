@@ -24,6 +24,9 @@ pub struct ReplayRequest {
     pub target: String,
     pub headers: HeaderMap,
     pub body: Bytes,
+    /// The primary's response, where the recording carries it (a line's
+    /// `response`, a HAR entry's): what `--recorded-primary` compares with.
+    pub response: Option<crate::exchange::RecordedResponse>,
 }
 
 /// An input line or entry that could not be used, and why.
@@ -93,6 +96,20 @@ pub fn read_file(
     }
 }
 
+/// For `--recorded-primary`: requests whose recording carries no usable
+/// response become problems, named as such.
+pub fn with_responses(
+    requests: Vec<ReplayRequest>,
+    mut problems: Vec<Problem>,
+) -> (Vec<ReplayRequest>, Vec<Problem>) {
+    let (kept, left): (Vec<_>, Vec<_>) = requests.into_iter().partition(|r| r.response.is_some());
+    problems.extend(left.into_iter().map(|r| Problem {
+        origin: r.origin,
+        message: "no recorded response to compare with (a line needs `response`; a HAR entry a status, its body saved and its timings)".into(),
+    }));
+    (kept, problems)
+}
+
 /// JSON Lines: blank lines are skipped, line numbers count from 1; a line
 /// that is not UTF-8 is a problem of its own, not of the file.
 pub fn from_jsonl(bytes: &[u8]) -> (Vec<ReplayRequest>, Vec<Problem>) {
@@ -129,7 +146,28 @@ fn from_line(origin: String, line: RequestLine) -> Result<ReplayRequest, String>
         (None, Some(url)) => target_of_url(url)?,
         (None, None) => return Err("needs `path` (such as \"/api/users/1?x=y\") or `url`".into()),
     };
-    let pairs: Vec<(String, String)> = match &line.headers {
+    let pairs = header_pairs(&line.headers)?;
+    let body = body_of(&line.body, &line.body_base64)?;
+    let response = line
+        .response
+        .as_ref()
+        .map(super::response::from_line)
+        .transpose()
+        .map_err(|e| format!("response: {e}"))?;
+    let mut request = build(
+        origin,
+        line.method.as_deref().unwrap_or("GET"),
+        &target,
+        &pairs,
+        body,
+    )?;
+    request.response = response;
+    Ok(request)
+}
+
+/// `headers` as an object or a list of `[name, value]` pairs.
+pub(super) fn header_pairs(headers: &Value) -> Result<Vec<(String, String)>, String> {
+    Ok(match headers {
         Value::Null => Vec::new(),
         Value::Object(map) => map
             .iter()
@@ -151,23 +189,20 @@ fn from_line(origin: String, line: RequestLine) -> Result<ReplayRequest, String>
                 "`headers` must be an object or a list of [name, value] pairs, got {other}"
             ))
         }
-    };
-    let body = match (&line.body, &line.body_base64) {
-        (Some(_), Some(_)) => return Err("give `body` or `body_base64`, not both".into()),
-        (Some(text), None) => Bytes::from(text.clone().into_bytes()),
+    })
+}
+
+/// `body` as text or `body_base64`, not both; none is empty.
+pub(super) fn body_of(body: &Option<String>, base64: &Option<String>) -> Result<Bytes, String> {
+    match (body, base64) {
+        (Some(_), Some(_)) => Err("give `body` or `body_base64`, not both".into()),
+        (Some(text), None) => Ok(Bytes::from(text.clone().into_bytes())),
         (None, Some(b64)) => base64::engine::general_purpose::STANDARD
             .decode(b64.trim())
-            .map_err(|e| format!("`body_base64` is not base64: {e}"))?
-            .into(),
-        (None, None) => Bytes::new(),
-    };
-    build(
-        origin,
-        line.method.as_deref().unwrap_or("GET"),
-        &target,
-        &pairs,
-        body,
-    )
+            .map(Bytes::from)
+            .map_err(|e| format!("`body_base64` is not base64: {e}")),
+        (None, None) => Ok(Bytes::new()),
+    }
 }
 
 /// The path and query of an absolute URL, exactly as written (no dot
@@ -242,6 +277,7 @@ fn build(
         target: target.to_string(),
         headers,
         body,
+        response: None,
     })
 }
 
@@ -306,7 +342,11 @@ pub fn from_har(text: &str) -> Result<(Vec<ReplayRequest>, Vec<Problem>), String
         let origin = format!("entry {}", i + 1);
         let parsed = serde_json::from_value::<HarRequest>(entry["request"].clone())
             .map_err(|e| format!("not a HAR request: {e}"))
-            .and_then(|r| from_har_request(origin.clone(), r, latin1));
+            .and_then(|r| from_har_request(origin.clone(), r, latin1))
+            .map(|mut r| {
+                r.response = super::response::from_har_entry(&entry, latin1);
+                r
+            });
         match parsed {
             Ok(r) => requests.push(r),
             Err(message) => problems.push(Problem { origin, message }),
@@ -342,7 +382,7 @@ fn from_har_request(origin: String, r: HarRequest, latin1: bool) -> Result<Repla
 
 /// Whether mitmproxy exported a body of this type as Latin-1: it decodes
 /// with the declared charset, JSON as UTF-8, and everything else as Latin-1.
-fn latin1_text(mime: &str) -> bool {
+pub(super) fn latin1_text(mime: &str) -> bool {
     let m = mime.to_ascii_lowercase();
     match m.split(';').find_map(|p| p.trim().strip_prefix("charset=")) {
         Some(charset) => matches!(

@@ -8,6 +8,7 @@
 //! paces itself by `--concurrency` and `--rate`.
 
 pub mod input;
+mod response;
 
 use std::num::NonZeroUsize;
 use std::sync::Arc;
@@ -20,6 +21,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::budget::{BodyBudget, Claim};
 use crate::compare::Rules;
+use crate::config::{Target, Targets};
 use crate::endpoint::EndpointCatalog;
 use crate::gate::{self, Criteria, EndpointGlob, GateReport};
 use crate::outcome::{Outcome, OutcomeKey, Recorder, Sample, SampleInfo, SkipReason, Tally};
@@ -146,6 +148,9 @@ pub struct ReplayOptions {
     /// Send methods other than GET, HEAD and OPTIONS (otherwise skipped).
     pub allow_unsafe: bool,
     pub headers: Vec<ExtraHeader>,
+    /// Compare with the response each recording carries instead of calling
+    /// the primary (requests without one were left out as problems).
+    pub recorded_primary: bool,
 }
 
 /// Which of the read requests to send.
@@ -190,6 +195,9 @@ pub enum ReplayError {
     /// The store could not be opened or read.
     #[error("the store: {0}")]
     Store(#[from] StoreError),
+    /// The settings name backends that do not resolve.
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
     /// Results were left unwritten: the run in the store is incomplete.
     #[error("the store did not take all of the run's results ({0} rows left unwritten); the run is incomplete")]
     Unstored(usize),
@@ -313,7 +321,8 @@ pub async fn run(
     ));
     let recorder = Arc::new(Recorder::with_writer(writer.clone()));
     let budget = BodyBudget::new(settings.max_buffered_bytes);
-    let (queue, stage) = ShadowStage::start(stage_config(settings, options, &budget)?);
+    let targets = Targets::new(settings)?;
+    let (queue, stage) = ShadowStage::start(stage_config(settings, &targets, options, &budget)?);
     let selected = requests.len();
     let total = selected as u64;
 
@@ -343,6 +352,7 @@ pub async fn run(
         budget: &budget,
         queue: &queue,
         rules: proxy::rules(settings),
+        targets,
     };
     let sent = sender.send_all(requests, &interrupted).await;
     watcher.abort();
@@ -396,11 +406,12 @@ fn run_writer(settings: &Settings, options: &ReplayOptions) -> StoreWriter {
 /// The shadow stage in mirror style, `--concurrency` jobs at once.
 fn stage_config(
     settings: &Settings,
+    targets: &Targets,
     options: &ReplayOptions,
     budget: &BodyBudget,
 ) -> Result<ShadowConfig, ReplayError> {
     let concurrency = options.concurrency.get();
-    let client = crate::upstream::shadow_client(settings.candidate_timeout);
+    let client = crate::upstream::shadow_client(targets.longest_candidate_timeout());
     // A replay tries every request (no breaker sheds any) and records none.
     Ok(ShadowConfig {
         max_in_flight: concurrency,
@@ -419,6 +430,8 @@ struct Sender<'a> {
     queue: &'a ShadowQueue,
     /// Rules for requests no route matches, and per route.
     rules: (Arc<Rules>, Vec<Arc<Rules>>),
+    /// Each route's backends.
+    targets: Targets,
 }
 
 impl Sender<'_> {
@@ -457,7 +470,7 @@ impl Sender<'_> {
         &self,
         endpoint: crate::endpoint::Endpoint,
         request: ReplayRequest,
-    ) -> Option<((Sample, Arc<Rules>), Claim, ReplayRequest)> {
+    ) -> Option<(Admitted, Claim, ReplayRequest)> {
         let settings = self.settings;
         let path = request.target.split('?').next().unwrap_or("/");
         let route = settings.route_for(&request.method, path);
@@ -472,12 +485,16 @@ impl Sender<'_> {
         );
         let allowed =
             self.options.allow_unsafe || route.is_some_and(|i| settings.routes[i].mirror_unsafe);
+        let target = self.targets.get(route);
         let mut claim = self.budget.claim();
-        let skip = if !safe && !allowed {
+        let recorded = request.response.as_ref().map_or(0, |r| r.body.len());
+        let skip = if target.candidate.is_none() {
+            Some(SkipReason::NoCandidate)
+        } else if !safe && !allowed {
             Some(SkipReason::UnsafeMethod)
         } else if request.body.len() > settings.max_body_bytes {
             Some(SkipReason::BodyTooLarge)
-        } else if !claim.grow(request.body.len()) {
+        } else if !claim.grow(request.body.len() + recorded) {
             Some(SkipReason::OverBudget)
         } else {
             None
@@ -490,16 +507,17 @@ impl Sender<'_> {
             Some(i) => self.rules.1[i].clone(),
             None => self.rules.0.clone(),
         };
-        Some(((sample, rules), claim, request))
+        let target = Arc::clone(target);
+        Some(((sample, rules, target), claim, request))
     }
 
     /// Queues one job, waiting for room: a replay paces itself by the queue.
-    async fn send(
-        &self,
-        (sample, rules): (Sample, Arc<Rules>),
-        claim: Claim,
-        request: ReplayRequest,
-    ) {
+    async fn send(&self, (sample, rules, target): Admitted, claim: Claim, request: ReplayRequest) {
+        // The recorded response's bytes were claimed with the request's.
+        let primary = match (self.options.recorded_primary, request.response) {
+            (true, Some(response)) => PrimarySource::Given(response, self.budget.claim()),
+            _ => PrimarySource::Fetch,
+        };
         let mut headers = request.headers;
         for ExtraHeader(name, value) in &self.options.headers {
             headers.insert(name.clone(), value.clone());
@@ -516,11 +534,15 @@ impl Sender<'_> {
                     headers,
                     body: BodySource::Ready(request.body, claim),
                 },
-                primary: PrimarySource::Fetch,
+                primary,
+                target,
             }),
         }
     }
 }
+
+/// A request's sample, the rules of its route and its route's backends.
+type Admitted = (Sample, Arc<Rules>, Arc<Target>);
 
 /// A run id that sorts by time: `replay-20261125T021500Z-1a2b`.
 pub fn new_run_id() -> RunId {

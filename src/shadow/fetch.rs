@@ -16,7 +16,8 @@ use crate::headers::{content_length, has_body, size};
 use crate::outcome::CandidateErrorKind;
 use crate::upstream;
 
-/// The request as both backends get it.
+/// The request as a backend gets it.
+#[derive(Clone, Copy)]
 pub(super) struct Call<'a> {
     pub(super) method: &'a Method,
     pub(super) target: &'a str,
@@ -36,6 +37,7 @@ pub(super) async fn fetch(
     base: &BackendUrl,
     call: &Call<'_>,
     headers: HeaderMap,
+    timeout: std::time::Duration,
 ) -> Result<(RecordedResponse, Claim), FetchError> {
     let method = call.method;
     // The same URI as the primary's, built alike: the target byte for byte.
@@ -105,7 +107,7 @@ pub(super) async fn fetch(
         };
         Ok((recorded, claim))
     };
-    tokio::time::timeout(config.timeout, call)
+    tokio::time::timeout(timeout, call)
         .await
         .unwrap_or(Err(FetchError::Failed(CandidateErrorKind::Timeout)))
 }

@@ -18,9 +18,9 @@ use crate::breaker::{Breaker, Health};
 use crate::budget::Copied;
 use crate::budget::{BodyBudget, Claim};
 use crate::compare::{compare, Detail, Rules};
-use crate::config::{BackendUrl, HostHeader};
-use crate::exchange::{concat, Exchange, RecordedRequest, RecordedResponse};
-use crate::headers::{set_host, ROLE_HEADER, ROLE_SHADOW};
+use crate::config::{CandidateTarget, HostHeader, RoleHeader, Target};
+use crate::exchange::{concat, Exchange, RecordedRequest, RecordedResponse, SentRequest};
+use crate::headers::set_host;
 use crate::outcome::{CandidateErrorKind, Comparison, DropReason, Outcome, Sample, SkipReason};
 
 mod fetch;
@@ -34,6 +34,8 @@ pub struct ShadowJob {
     pub rules: Arc<Rules>,
     pub request: ShadowRequest,
     pub primary: PrimarySource,
+    /// The backends of the request's route: its candidate is called.
+    pub target: Arc<Target>,
     /// Let through an open breaker to try the candidate: never shed.
     pub probe: bool,
 }
@@ -68,16 +70,19 @@ pub enum PrimarySource {
     Pending(oneshot::Receiver<Result<PrimaryCopy, SkipReason>>),
     /// Mirror mode: the shadow stage calls the primary itself.
     Fetch,
+    /// Collector mode and `replay --recorded-primary`: the response the
+    /// primary already gave, captured elsewhere; the primary is not called.
+    Given(RecordedResponse, Claim),
 }
 
 /// What the shadow stage needs to run jobs.
 pub struct ShadowConfig {
-    pub primary: BackendUrl,
-    pub candidate: BackendUrl,
-    /// The Host each backend receives.
+    /// The Host the primary receives (each candidate's is its target's).
     pub primary_host: HostHeader,
-    pub candidate_host: HostHeader,
+    /// The header labelling every shadow call, if any.
+    pub role_header: RoleHeader,
     pub client: crate::upstream::Upstream,
+    /// How long the primary's side may take (its copy, or mirror mode's call).
     pub timeout: Duration,
     pub max_body_bytes: usize,
     pub max_in_flight: usize,
@@ -101,10 +106,8 @@ impl ShadowConfig {
         budget: &BodyBudget,
     ) -> ShadowConfig {
         ShadowConfig {
-            primary: settings.primary.clone(),
-            candidate: settings.candidate.clone(),
             primary_host: settings.primary_host.clone(),
-            candidate_host: settings.candidate_host.clone(),
+            role_header: settings.role_header.clone(),
             client,
             timeout: settings.candidate_timeout,
             max_body_bytes: settings.max_body_bytes,
@@ -325,6 +328,7 @@ async fn run(
         rules,
         request,
         primary,
+        target,
         probe,
     } = job;
     // Queued before the breaker opened: the candidate would only fail again.
@@ -333,7 +337,12 @@ async fn run(
         return;
     }
     let endpoint = sample.info().endpoint.clone();
-    match execute(&config, endpoint, request, primary).await {
+    let Some(candidate) = &target.candidate else {
+        // The proxy never queues a request whose route has no candidate.
+        sample.finish(Outcome::Skipped(SkipReason::NoCandidate));
+        return;
+    };
+    match execute(&config, endpoint, request, primary, (&target, candidate)).await {
         Prepared::Done(outcome) => sample.finish(outcome),
         Prepared::Compare(exchange, claims) => {
             compare_off_thread(
@@ -424,6 +433,7 @@ async fn execute(
     endpoint: crate::endpoint::Endpoint,
     request: ShadowRequest,
     mut primary: PrimarySource,
+    (target, candidate_target): (&Target, &CandidateTarget),
 ) -> Prepared {
     // Claims live until the comparison is done, keeping its memory counted.
     let (body, request_claim) = match request_body(request.body, &mut primary).await {
@@ -434,14 +444,29 @@ async fn execute(
         let (method, target) = (&request.method, &request.target);
         log.append(endpoint.as_str(), method, target, &request.headers, &body);
     }
-    let (primary_headers, candidate_headers) = backend_headers(config, &request.headers);
+    let (primary_headers, candidate_headers) =
+        backend_headers(config, candidate_target, &request.headers);
     let call = Call {
         method: &request.method,
         target: &request.target,
         body: &body,
     };
-    let candidate = fetch(config, &config.candidate, &call, candidate_headers);
-    let primary = primary_response(config, primary, &call, primary_headers);
+    let rewrite = &candidate_target.rewrite;
+    let candidate_target_text = rewrite.target(&request.target);
+    let candidate_call = Call {
+        target: &candidate_target_text,
+        ..call
+    };
+    let sent = (!rewrite.is_empty())
+        .then(|| sent_request(candidate_target, &candidate_target_text, &candidate_headers));
+    let candidate = fetch(
+        config,
+        &candidate_target.url,
+        &candidate_call,
+        candidate_headers,
+        candidate_target.timeout,
+    );
+    let primary = primary_response(config, primary, &target.primary, &call, primary_headers);
     // Without a primary response there is nothing to compare: stop the
     // candidate call as soon as the primary side fails.
     let (primary, candidate) = {
@@ -472,6 +497,7 @@ async fn execute(
         },
         primary,
         candidate,
+        candidate_request: sent,
     };
     Prepared::Compare(
         Box::new(exchange),
@@ -495,21 +521,43 @@ async fn request_body(
                     Ok(Err(reason)) => Err(reason),
                     _ => Err(SkipReason::Incomplete),
                 },
-                PrimarySource::Fetch => Err(SkipReason::Incomplete),
+                PrimarySource::Fetch | PrimarySource::Given(..) => Err(SkipReason::Incomplete),
             },
         },
     }
 }
 
-/// The headers each backend's shadow call carries: the role header, and
-/// each backend's own Host.
-fn backend_headers(config: &ShadowConfig, forwarded: &HeaderMap) -> (HeaderMap, HeaderMap) {
+/// The headers each backend's shadow call carries: the role header (unless
+/// off), each backend's own Host, and the candidate's rewrite.
+fn backend_headers(
+    config: &ShadowConfig,
+    candidate: &CandidateTarget,
+    forwarded: &HeaderMap,
+) -> (HeaderMap, HeaderMap) {
     let mut primary = forwarded.clone();
-    primary.insert(ROLE_HEADER, HeaderValue::from_static(ROLE_SHADOW));
-    let mut candidate = primary.clone();
-    set_host(&mut candidate, &config.candidate_host, None);
+    if let Some(name) = config.role_header.name() {
+        primary.insert(name.clone(), HeaderValue::from_static(RoleHeader::SHADOW));
+    }
+    let mut rewritten = primary.clone();
+    candidate.rewrite.headers(&mut rewritten);
+    set_host(&mut rewritten, &candidate.host, None);
     set_host(&mut primary, &config.primary_host, None);
-    (primary, candidate)
+    (primary, rewritten)
+}
+
+/// The rewritten request as the candidate got it, for the stored exemplar:
+/// each value read from the environment replaced by its placeholder.
+fn sent_request(candidate: &CandidateTarget, target: &str, headers: &HeaderMap) -> SentRequest {
+    let mut shown = crate::headers::detached(headers);
+    for (name, placeholder) in candidate.rewrite.secrets() {
+        if let Ok(value) = HeaderValue::from_str(&placeholder) {
+            shown.insert(name.clone(), value);
+        }
+    }
+    SentRequest {
+        target: target.to_string(),
+        headers: shown,
+    }
 }
 
 /// The primary's response: the client's own exchange copied (inline), or a
@@ -517,10 +565,12 @@ fn backend_headers(config: &ShadowConfig, forwarded: &HeaderMap) -> (HeaderMap, 
 async fn primary_response(
     config: &ShadowConfig,
     primary: PrimarySource,
+    base: &crate::config::BackendUrl,
     call: &Call<'_>,
     headers: HeaderMap,
 ) -> Result<(RecordedResponse, Claim), SkipReason> {
     match primary {
+        PrimarySource::Given(response, claim) => Ok((response, claim)),
         // The primary's own exchange may stream for long; past the shadow
         // timeout it holds a slot for nothing.
         PrimarySource::Pending(copy) => match tokio::time::timeout(config.timeout, copy).await {
@@ -537,7 +587,7 @@ async fn primary_response(
             Ok(Err(_)) => Err(SkipReason::Incomplete),
             Err(_) => Err(SkipReason::PrimaryTimeout),
         },
-        PrimarySource::Fetch => fetch(config, &config.primary, call, headers)
+        PrimarySource::Fetch => fetch(config, base, call, headers, config.timeout)
             .await
             .map_err(|e| match e {
                 FetchError::TooLarge => SkipReason::BodyTooLarge,

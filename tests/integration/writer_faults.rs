@@ -212,6 +212,7 @@ fn mismatch(n: u64) -> Outcome {
         },
         primary: response(r#"{"total":1}"#.into()),
         candidate: response(format!(r#"{{"total":{}}}"#, n + 2)),
+        candidate_request: None,
     };
     let rules = Arc::new(Rules::default());
     let verdict = compare(&exchange, &rules, 1 << 20, Detail::Grouping);

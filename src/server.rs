@@ -41,6 +41,8 @@ pub enum ServeError {
 
 pub struct Server {
     proxy: Arc<Proxy>,
+    /// Each route's backends, also named in the report API's summary.
+    targets: crate::config::Targets,
     /// Runs shadow work (candidate calls, comparisons, store writes) on
     /// threads of its own at a lower priority, so it cannot take the client
     /// path's CPU.
@@ -106,7 +108,7 @@ impl Server {
         drop(entered);
         let proxy = Arc::new(Proxy::new(
             settings.clone(),
-            targets,
+            targets.clone(),
             crate::upstream::primary_client(),
             queue,
             recorder.clone(),
@@ -115,6 +117,7 @@ impl Server {
         ));
         Ok(Server {
             proxy,
+            targets,
             shadow_runtime,
             connections: Arc::default(),
             stage,
@@ -175,7 +178,8 @@ impl Server {
             .with_connection_stats(self.connections.clone())
             .with_shadow_stats(self.stage.stats())
             .with_notify_stats(self.notifications.stats())
-            .with_recorder(self.recorder.clone()),
+            .with_recorder(self.recorder.clone())
+            .with_targets(self.targets.clone()),
         );
         let address = report.local_addr()?;
         tracing::info!(%address, "report API listening");
@@ -304,7 +308,7 @@ impl Drop for ShadowRuntime {
 /// mirror mode one more to the primary.
 fn fit_caps_to_open_files(settings: &mut Settings) {
     let per_shadow_call = match settings.mode {
-        crate::config::Mode::Inline => 1,
+        crate::config::Mode::Inline | crate::config::Mode::Collector => 1,
         crate::config::Mode::Mirror => 2,
     };
     let fitted = connections::fit_to_open_files(

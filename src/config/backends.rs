@@ -100,6 +100,8 @@ impl TryFrom<CandidateText> for CandidateChoice {
 /// Where one request goes: its primary, and its candidate if it has one.
 #[derive(Clone, Debug)]
 pub struct Target {
+    /// Its backend's name; `primary` for the one set by `primary`.
+    pub primary_name: String,
     pub primary: BackendUrl,
     pub candidate: Option<CandidateTarget>,
 }
@@ -120,6 +122,8 @@ pub struct CandidateTarget {
 pub struct Targets {
     default: Arc<Target>,
     routes: Vec<Arc<Target>>,
+    /// The routes' patterns, in order, to find an endpoint's route.
+    patterns: Vec<crate::endpoint::RoutePattern>,
 }
 
 impl Targets {
@@ -145,6 +149,10 @@ impl Targets {
         };
         let mut routes = Vec::with_capacity(settings.routes.len());
         for (i, route) in settings.routes.iter().enumerate() {
+            let primary_name = route
+                .primary
+                .as_ref()
+                .map_or("primary".to_string(), BackendName::to_string);
             let primary = match &route.primary {
                 None => settings.primary.clone(),
                 Some(name) => {
@@ -194,10 +202,16 @@ impl Targets {
                     })
                 }
             };
-            routes.push(Arc::new(Target { primary, candidate }));
+            routes.push(Arc::new(Target {
+                primary_name,
+                primary,
+                candidate,
+            }));
         }
         Ok(Targets {
+            patterns: settings.routes.iter().map(|r| r.pattern.clone()).collect(),
             default: Arc::new(Target {
+                primary_name: "primary".to_string(),
                 primary: settings.primary.clone(),
                 candidate: Some(default_candidate),
             }),
@@ -210,6 +224,16 @@ impl Targets {
         index
             .and_then(|i| self.routes.get(i))
             .unwrap_or(&self.default)
+    }
+
+    /// The target of an endpoint named `METHOD /template`, as its requests
+    /// were named: by the first route its template fits.
+    pub fn for_endpoint(&self, endpoint: &str) -> &Arc<Target> {
+        let route = endpoint.split_once(' ').and_then(|(method, path)| {
+            let method = http::Method::from_bytes(method.as_bytes()).ok()?;
+            self.patterns.iter().position(|p| p.matches(&method, path))
+        });
+        self.get(route)
     }
 
     /// The longest any candidate may take: a shared client's connect timeout.

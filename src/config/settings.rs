@@ -45,7 +45,9 @@ declare_settings! {
         listen: SocketAddr, "ADDR", default(Settings::DEFAULT_LISTEN)
             => listen: SocketAddr;
         /// inline: proxy in front of the primary; mirror: target of a traffic
-        /// mirror, answers 202.
+        /// mirror, answers 202; collector: takes request/response pairs the
+        /// primary already answered (`POST /collect`) and calls only the
+        /// candidate.
         mode: Mode, "MODE", default("inline") => mode: Mode;
         /// Fraction of requests to shadow, 0.0 to 1.0.
         sample_rate: SampleRate, "F", default("1.0") => sample_rate: SampleRate;
@@ -198,6 +200,9 @@ pub enum Mode {
     Inline,
     /// The target of a traffic mirror: answers 202 and calls both backends itself.
     Mirror,
+    /// Takes requests with the responses the primary already gave
+    /// (`POST /collect`, JSON Lines) and calls only the candidate.
+    Collector,
 }
 
 impl fmt::Display for Mode {
@@ -205,6 +210,7 @@ impl fmt::Display for Mode {
         f.write_str(match self {
             Mode::Inline => "inline",
             Mode::Mirror => "mirror",
+            Mode::Collector => "collector",
         })
     }
 }
@@ -277,6 +283,27 @@ fn non_empty_path(path: PathBuf) -> Option<PathBuf> {
 }
 
 impl Settings {
+    /// The comparison rules for requests no route matches, and per route
+    /// (global ones included), in route order, compiled once.
+    pub fn route_rules(
+        &self,
+    ) -> (
+        std::sync::Arc<crate::compare::Rules>,
+        Vec<std::sync::Arc<crate::compare::Rules>>,
+    ) {
+        use crate::compare::Rules;
+        use std::sync::Arc;
+        let routes = self
+            .routes
+            .iter()
+            .map(|route| match &route.compare {
+                Some(own) => Arc::new(Rules::from(&self.compare.with(own))),
+                None => Arc::new(Rules::from(&self.compare)),
+            })
+            .collect();
+        (Arc::new(Rules::from(&self.compare)), routes)
+    }
+
     /// The store writer as `serve` runs it, its rows under `run` (empty for
     /// live traffic), pruned after `retention`.
     pub fn writer_config(&self, run: &str) -> crate::writer::WriterConfig {

@@ -5,6 +5,7 @@
 //! non-blocking call, and the primary's body is copied (not buffered) as it
 //! passes. In mirror mode the caller gets 202 at once instead.
 
+mod collect;
 mod inline;
 pub mod tee;
 
@@ -61,7 +62,7 @@ impl Proxy {
         budget: BodyBudget,
         breaker: Option<Arc<Breaker>>,
     ) -> Self {
-        let (default_rules, route_rules) = rules(&settings);
+        let (default_rules, route_rules) = settings.route_rules();
         Proxy {
             default_rules,
             route_rules,
@@ -76,20 +77,6 @@ impl Proxy {
             breaker,
         }
     }
-}
-
-/// The comparison rules for requests no route matches, and per route
-/// (global ones included), in route order.
-pub fn rules(settings: &Settings) -> (Arc<Rules>, Vec<Arc<Rules>>) {
-    let routes = settings
-        .routes
-        .iter()
-        .map(|route| match &route.compare {
-            Some(own) => Arc::new(Rules::from(&settings.compare.with(own))),
-            None => Arc::new(Rules::from(&settings.compare)),
-        })
-        .collect();
-    (Arc::new(Rules::from(&settings.compare)), routes)
 }
 
 /// The proxy's router: every method and path goes to the one handler.
@@ -109,6 +96,7 @@ async fn handle(State(proxy): State<Arc<Proxy>>, request: Request) -> Response {
     match proxy.settings.mode {
         Mode::Inline => proxy.inline(request).await,
         Mode::Mirror => proxy.mirror(request).await,
+        Mode::Collector => proxy.collect(request).await,
     }
 }
 

@@ -25,7 +25,6 @@ use crate::config::{Target, Targets};
 use crate::endpoint::EndpointCatalog;
 use crate::gate::{self, Criteria, EndpointGlob, GateReport};
 use crate::outcome::{Outcome, OutcomeKey, Recorder, Sample, SampleInfo, SkipReason, Tally};
-use crate::proxy;
 use crate::redact::Redactor;
 use crate::shadow::{
     BodySource, PrimarySource, ShadowConfig, ShadowJob, ShadowQueue, ShadowRequest, ShadowStage,
@@ -351,7 +350,7 @@ pub async fn run(
         recorder: &recorder,
         budget: &budget,
         queue: &queue,
-        rules: proxy::rules(settings),
+        rules: settings.route_rules(),
         targets,
     };
     let sent = sender.send_all(requests, &interrupted).await;

@@ -17,7 +17,9 @@ use super::error::{bad, ApiError};
 use super::params::Params;
 use super::{input, ReportState};
 use crate::config::BackendUrl;
-use crate::store::{MismatchFilter, Store, StoreError, StoredBody, StoredMessage, StoredMismatch};
+use crate::store::{
+    MismatchFilter, SentRequestRecord, Store, StoreError, StoredBody, StoredMessage, StoredMismatch,
+};
 use crate::time::format_millis;
 use crate::verdict_record::VerdictRecord;
 
@@ -243,6 +245,10 @@ pub struct MismatchDetail {
     pub request: MessageView,
     pub primary: MessageView,
     pub candidate: MessageView,
+    /// The request as the candidate received it, where a rewrite made it
+    /// differ from `request`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub candidate_request: Option<SentRequestRecord>,
     /// The verdict: JSON Patch, text diff, differing paths, reasons.
     pub verdict: VerdictRecord,
 }
@@ -256,6 +262,7 @@ impl MismatchDetail {
             request: MessageView::request(&m.record.request),
             primary: MessageView::response(&m.record.primary, details.primary_latency_us),
             candidate: MessageView::response(&m.record.candidate, details.candidate_latency_us),
+            candidate_request: details.candidate_request.clone(),
             verdict,
         }
     }

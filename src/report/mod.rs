@@ -53,6 +53,8 @@ pub struct ReportState {
     shadow: Option<Arc<crate::shadow::ShadowStats>>,
     /// This process's notification deliveries, for /metrics.
     notify: Option<Arc<crate::notify::NotifyStats>>,
+    /// Each route's backends, to say what each endpoint is compared against.
+    targets: Option<crate::config::Targets>,
 }
 
 impl ReportState {
@@ -73,7 +75,14 @@ impl ReportState {
             recorder: None,
             shadow: None,
             notify: None,
+            targets: None,
         }
+    }
+
+    /// Names each endpoint's backends in the summary.
+    pub fn with_targets(mut self, targets: crate::config::Targets) -> Self {
+        self.targets = Some(targets);
+        self
     }
 
     /// Shows the health of the store writer running in this process.

@@ -113,8 +113,13 @@ async fn summary_of(
         all_primary.merge(&l.primary);
         all_candidate.merge(&l.candidate);
         let (primary_error_rate, candidate_error_rate) = gate::error_rates(&outcomes);
+        let target = state.targets.as_ref().map(|t| t.for_endpoint(&c.endpoint));
         endpoints.push(EndpointSummary {
             endpoint: c.endpoint.clone(),
+            backends: target.map(|t| EndpointBackends {
+                primary: t.primary_name.clone(),
+                candidate: t.candidate.as_ref().map(|c| c.name.clone()),
+            }),
             latency_ms: latencies(&l.primary, &l.candidate),
             cost: gate::cost(&outcomes, &l.primary, &l.candidate),
             primary_error_rate,
@@ -213,6 +218,9 @@ pub struct Ratios {
 #[derive(Serialize)]
 pub struct EndpointSummary {
     pub endpoint: String,
+    /// What this endpoint is compared against, as this process routes it;
+    /// null where the API serves no proxy (a report-only process).
+    pub backends: Option<EndpointBackends>,
     #[serde(flatten)]
     pub totals: Totals,
     /// Time to the response head, from histograms whose buckets are under
@@ -224,6 +232,16 @@ pub struct EndpointSummary {
     pub primary_error_rate: Option<f64>,
     /// 5xx responses, errors and timeouts of the candidate, among its sampled requests.
     pub candidate_error_rate: Option<f64>,
+}
+
+/// The backends of an endpoint's route, by name (`primary` and `candidate`
+/// for the ones the settings of those names give).
+#[derive(Serialize)]
+pub struct EndpointBackends {
+    pub primary: String,
+    /// Null for a route with `candidate = false`: proxied, never shadowed
+    /// (its samples end as `skipped/no_candidate`).
+    pub candidate: Option<String>,
 }
 
 #[derive(Serialize)]

@@ -46,6 +46,19 @@ pub struct MismatchDetails {
     /// How long the candidate took to answer, in microseconds.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub candidate_latency_us: Option<u64>,
+    /// The request as the candidate received it, where a rewrite made it
+    /// differ from the client's (redacted; secrets from the environment
+    /// shown as the variable's name).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub candidate_request: Option<SentRequestRecord>,
+}
+
+/// A rewritten request as stored: path, query (redacted) and headers.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SentRequestRecord {
+    pub path: String,
+    pub query: String,
+    pub headers: Vec<(String, String)>,
 }
 
 /// A mismatch exemplar, already redacted.

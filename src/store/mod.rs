@@ -29,7 +29,9 @@ use futures_util::future::BoxFuture;
 
 pub use error::{ErrorClass, StoreError};
 pub use latency::{bucket_bounds, bucket_value, latency_bucket, Histogram};
-pub use mismatch::{MismatchDetails, MismatchRecord, StoredBody, StoredMessage, StoredMismatch};
+pub use mismatch::{
+    MismatchDetails, MismatchRecord, SentRequestRecord, StoredBody, StoredMessage, StoredMismatch,
+};
 pub use model::{
     Batch, CounterDelta, EndpointCounts, EndpointLatency, Group, GroupCountDelta, GroupDelta,
     LatencyDelta, MismatchFilter, Window, Written,

@@ -12,7 +12,7 @@ use crate::compare::{compare_responses, decode, Verdict};
 use crate::exchange::RecordedResponse;
 use crate::outcome::{Comparison, SampleInfo};
 use crate::redact::Redactor;
-use crate::store::{MismatchDetails, MismatchRecord, StoredBody, StoredMessage};
+use crate::store::{MismatchDetails, MismatchRecord, SentRequestRecord, StoredBody, StoredMessage};
 use crate::verdict_record::{BodyKindRecord, HeaderRecord, StatusRecord, VerdictRecord};
 
 /// Bodies are stored up to this many bytes each, with a truncated flag.
@@ -97,6 +97,14 @@ pub fn build(
         details: MismatchDetails {
             primary_latency_us: Some(micros(c.exchange.primary.latency)),
             candidate_latency_us: Some(micros(c.exchange.candidate.latency)),
+            candidate_request: c.exchange.candidate_request.as_ref().map(|sent| {
+                let (path, query) = sent.target.split_once('?').unwrap_or((&sent.target, ""));
+                SentRequestRecord {
+                    path: path.to_string(),
+                    query: r.query(query),
+                    headers: r.headers(&sent.headers),
+                }
+            }),
         },
     }
 }

@@ -18,51 +18,18 @@ const REQUESTS: usize = 64;
 /// The time each request spent in a backend's handler.
 type Served = Arc<Mutex<Vec<Duration>>>;
 
-/// A backend answering `GET /work` after `delay`, on OS threads of its own
-/// (one per connection, keep-alive): the time each request spent is taken
-/// from its head read to its response written, and nothing else (the test's
-/// runtime, busy with the proxy, the clients and, in a full run, every other
-/// test) stands between them, so the truth is what the network carried.
+/// A backend answering after `delay`, on threads of its own (see
+/// `support::threaded_backend`): the time each request spent is recorded.
 fn delayed(delay: Duration) -> (BackendUrl, Served) {
-    use std::io::{Read, Write};
     let served = Served::default();
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap())
-        .parse()
-        .unwrap();
     let times = Arc::clone(&served);
-    std::thread::spawn(move || {
-        for socket in listener.incoming() {
-            let Ok(mut socket) = socket else { return };
-            let times = Arc::clone(&times);
-            std::thread::spawn(move || {
-                let mut head = Vec::new();
-                let mut chunk = [0u8; 4096];
-                loop {
-                    while !head.ends_with(b"\r\n\r\n") {
-                        match socket.read(&mut chunk) {
-                            Ok(0) | Err(_) => return,
-                            // A GET without a body: the head is all there is.
-                            Ok(n) => head.extend_from_slice(&chunk[..n]),
-                        }
-                    }
-                    let started = Instant::now();
-                    std::thread::sleep(delay);
-                    let body = "{\"done\":true}";
-                    let response = format!(
-                        "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
-                        body.len()
-                    );
-                    if socket.write_all(response.as_bytes()).is_err() {
-                        return;
-                    }
-                    times.lock().unwrap().push(started.elapsed());
-                    head.clear();
-                }
-            });
-        }
+    let backend = support::threaded_backend(move |_| {
+        let started = Instant::now();
+        std::thread::sleep(delay);
+        times.lock().unwrap().push(started.elapsed());
+        "{\"done\":true}".to_string()
     });
-    (url, served)
+    (backend.url(), served)
 }
 
 /// The `q` quantile of what a backend served, by the same rank rule as the

@@ -6,6 +6,7 @@ mod breaker;
 mod cli;
 mod deploy;
 mod diff_cli;
+mod facade;
 mod fidelity;
 mod fuzz_corpus;
 mod gate;

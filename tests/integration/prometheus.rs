@@ -12,9 +12,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::Path as UrlPath;
-use axum::routing::get;
-use axum::Router;
 use serde_json::Value;
 
 use crate::support::{self, free_address, ServeProcess};
@@ -23,30 +20,22 @@ const PROMETHEUS_ENV: &str = "SHADOWDIFF_TEST_PROMETHEUS";
 
 /// A backend taking `base_ms` spread evenly over ±20% (so that latencies
 /// fill several histogram buckets, as real ones do), answering
-/// `{"id":N,"v":V}`; the candidate's `v` differs for every fourth id.
-async fn backend(base_ms: f64, candidate: bool) -> support::Backend {
+/// `{"id":N,"v":V}`; the candidate's `v` differs for every fourth id. On
+/// threads of its own, so the latency is what the network carried.
+fn backend(base_ms: f64, candidate: bool) -> support::Backend {
     let turn = Arc::new(AtomicU64::new(0));
-    support::backend(Router::new().route(
-        "/items/{id}",
-        get(move |UrlPath(id): UrlPath<u64>| {
-            let turn = Arc::clone(&turn);
-            async move {
-                let step = turn.fetch_add(1, Ordering::Relaxed) % 40;
-                let delay = base_ms * (0.8 + 0.4 * (step as f64 + 0.5) / 40.0);
-                tokio::task::spawn_blocking(move || {
-                    std::thread::sleep(Duration::from_secs_f64(delay / 1e3))
-                })
-                .await
-                .unwrap();
-                let v = if candidate && id % 4 == 0 { 2 } else { 1 };
-                (
-                    [("content-type", "application/json")],
-                    format!("{{\"id\":{id},\"v\":{v}}}"),
-                )
-            }
-        }),
-    ))
-    .await
+    support::threaded_backend(move |target| {
+        let id: u64 = target
+            .rsplit('/')
+            .next()
+            .and_then(|id| id.parse().ok())
+            .unwrap_or(0);
+        let step = turn.fetch_add(1, Ordering::Relaxed) % 40;
+        let delay = base_ms * (0.8 + 0.4 * (step as f64 + 0.5) / 40.0);
+        std::thread::sleep(Duration::from_secs_f64(delay / 1e3));
+        let v = if candidate && id % 4 == 0 { 2 } else { 1 };
+        format!("{{\"id\":{id},\"v\":{v}}}")
+    })
 }
 
 struct Prometheus {
@@ -182,8 +171,8 @@ async fn prometheus_reads_parity_and_the_latency_ratio_the_traffic_implies() {
     // A candidate 10% slower, differing on every fourth id.
     // Long enough that what a loaded machine adds to either side (a few
     // ms, while every other test runs) moves the ratio by little.
-    let primary = backend(100.0, false).await;
-    let candidate = backend(110.0, true).await;
+    let primary = backend(100.0, false);
+    let candidate = backend(110.0, true);
     let metrics = free_address();
     let proxy = ServeProcess::shadowing(
         &primary.url().to_string(),

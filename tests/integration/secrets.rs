@@ -161,7 +161,7 @@ async fn echo(status: u16, received: Received) -> support::Backend {
 
 /// Waits (bounded) until the process logging to `log` says where the proxy
 /// and the report API listen (both are given port 0), and returns their ports.
-async fn listening(log: &std::path::Path) -> (u16, u16) {
+pub(crate) async fn listening(log: &std::path::Path) -> (u16, u16) {
     for _ in 0..1_000 {
         let text = std::fs::read_to_string(log).unwrap_or_default();
         let find = |message| {
@@ -179,7 +179,7 @@ async fn listening(log: &std::path::Path) -> (u16, u16) {
 }
 
 /// The report API's answer to `path`, as text.
-async fn api(port: u16, path: &str) -> String {
+pub(crate) async fn api(port: u16, path: &str) -> String {
     let response = support::client()
         .get(format!("http://127.0.0.1:{port}{path}"))
         .send()

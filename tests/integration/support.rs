@@ -40,6 +40,55 @@ pub async fn backend(router: Router) -> Backend {
     Backend { addr, _task: task }
 }
 
+/// A backend on OS threads of its own (one per connection, keep-alive),
+/// answering every request with `200` and the JSON `respond` returns for
+/// its target, which may take its time: nothing in the tests' runtime
+/// (busy with the proxy, the clients and, in a full run, every other test)
+/// stands between reading a request and writing its response, so the time
+/// the network carried is the time `respond` took. For latency tests.
+pub fn threaded_backend(respond: impl Fn(&str) -> String + Send + Sync + 'static) -> Backend {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let respond = Arc::new(respond);
+    let accept = std::thread::spawn(move || {
+        for socket in listener.incoming() {
+            let Ok(mut socket) = socket else { return };
+            let respond = Arc::clone(&respond);
+            std::thread::spawn(move || {
+                let mut head = Vec::new();
+                let mut chunk = [0u8; 4096];
+                loop {
+                    // A GET without a body: the head is all there is.
+                    while !head.ends_with(b"\r\n\r\n") {
+                        match socket.read(&mut chunk) {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => head.extend_from_slice(&chunk[..n]),
+                        }
+                    }
+                    let line = String::from_utf8_lossy(&head);
+                    let target = line.split(' ').nth(1).unwrap_or("/").to_string();
+                    let body = respond(&target);
+                    let response = format!(
+                        "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
+                        body.len()
+                    );
+                    if socket.write_all(response.as_bytes()).is_err() {
+                        return;
+                    }
+                    head.clear();
+                }
+            });
+        }
+    });
+    // The accept thread lives as long as the test process; nothing joins it.
+    drop(accept);
+    Backend {
+        addr,
+        _task: tokio::spawn(async {}),
+    }
+}
+
 /// A request as a backend saw it.
 #[derive(Clone, Debug)]
 pub struct Hit {
@@ -54,6 +103,10 @@ pub struct Hit {
 pub struct Hits(Arc<Mutex<Vec<Hit>>>);
 
 impl Hits {
+    pub fn push(&self, hit: Hit) {
+        self.0.lock().unwrap().push(hit);
+    }
+
     pub fn all(&self) -> Vec<Hit> {
         self.0.lock().unwrap().clone()
     }

@@ -1,0 +1,320 @@
+//! One shadowdiff in front of a monolith, for a whole migration: each route
+//! compared against the service that takes it over, a candidate that wants
+//! its own bearer token (from an environment variable) and path prefix, a
+//! route proxied and not shadowed; the real binary at TRACE, with the token
+//! found nowhere it must not be. And configurations that cannot work are
+//! refused at start, naming their key.
+
+use std::time::Duration;
+
+use axum::extract::Request;
+use axum::Router;
+use serde_json::Value;
+
+use crate::secrets::{api, listening};
+use crate::support::{self, Hit, Hits};
+
+const TOKEN: &str = "SECRET-orders-token-7f3a";
+
+/// The new orders service: answers only its own token, and (to leave a
+/// stored mismatch to look at) with one field more than the monolith.
+async fn orders_service() -> (support::Backend, Hits) {
+    let hits = Hits::default();
+    let sink = hits.clone();
+    let router = Router::new().fallback(move |request: Request| {
+        let sink = sink.clone();
+        async move {
+            let (parts, _) = request.into_parts();
+            let authorized = parts.headers.get("authorization").map(|v| v.as_bytes())
+                == Some(format!("Bearer {TOKEN}").as_bytes());
+            sink.push(Hit {
+                method: parts.method,
+                target: parts.uri.to_string(),
+                headers: parts.headers,
+                body: Default::default(),
+            });
+            match authorized {
+                true => (http::StatusCode::OK, "{\"ok\":true,\"v\":2}"),
+                false => (http::StatusCode::UNAUTHORIZED, "{\"error\":\"token\"}"),
+            }
+        }
+    });
+    (support::backend(router).await, hits)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_facade_compares_each_route_with_its_own_candidate() {
+    let (monolith, monolith_hits) = support::recording_backend().await;
+    let (orders, orders_hits) = orders_service().await;
+    let (users, users_hits) = support::recording_backend().await;
+    let dir = tempfile::tempdir().unwrap();
+    let (db, record) = (
+        dir.path().join("store.db"),
+        dir.path().join("requests.jsonl"),
+    );
+    let config = dir.path().join("shadowdiff.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"
+            listen = "127.0.0.1:0"
+            report_listen = "127.0.0.1:0"
+            primary = "{}"
+            candidate = "{}"
+            database_url = "sqlite://{}"
+            record = "{}"
+
+            [backend.orders]
+            url = "{}"
+            [backend.orders.rewrite]
+            set_headers = {{ authorization = {{ env = "ORDERS_TOKEN", prefix = "Bearer " }} }}
+            remove_headers = ["cookie"]
+            path_prefix = {{ from = "/api/v1/orders", to = "/orders" }}
+
+            [backend.users]
+            url = "{}"
+
+            [[route]]
+            match = "GET /api/v1/orders/{{id}}"
+            candidate = "orders"
+
+            [[route]]
+            match = "GET /api/users/{{id}}"
+            candidate = "users"
+
+            [[route]]
+            match = "GET /search"
+            candidate = false
+            "#,
+            monolith.url(),
+            users.url(),
+            db.display(),
+            record.display(),
+            orders.url(),
+            users.url(),
+        ),
+    )
+    .unwrap();
+    let stderr = dir.path().join("stderr.log");
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_shadowdiff"))
+        .args(["serve", "--config", config.to_str().unwrap()])
+        .env_clear()
+        .env("SHADOWDIFF_LOG", "trace")
+        .env("ORDERS_TOKEN", TOKEN)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(&stderr).unwrap())
+        .spawn()
+        .unwrap();
+    let (listen, report) = listening(&stderr).await;
+
+    let client = support::client();
+    for target in [
+        "/api/v1/orders/7?expand=items",
+        "/api/users/3",
+        "/search?q=shoes",
+    ] {
+        let response = client
+            .get(format!("http://127.0.0.1:{listen}{target}"))
+            .header("authorization", "Bearer client-token")
+            .header("cookie", "session=abc")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200, "{target}");
+        assert_eq!(response.text().await.unwrap(), "{\"ok\":true}", "{target}");
+    }
+
+    // The monolith received every request as the client sent it.
+    let seen = monolith_hits.wait_for(3).await;
+    assert_eq!(seen.len(), 3);
+    for hit in &seen {
+        assert_eq!(
+            hit.headers["authorization"], "Bearer client-token",
+            "{}",
+            hit.target
+        );
+        assert_eq!(hit.headers["cookie"], "session=abc", "{}", hit.target);
+        assert_eq!(hit.headers["host"], format!("127.0.0.1:{listen}").as_str());
+    }
+    let targets: Vec<&str> = seen.iter().map(|h| h.target.as_str()).collect();
+    assert!(
+        targets.contains(&"/api/v1/orders/7?expand=items"),
+        "{targets:?}"
+    );
+
+    // Each candidate got only its own route, the orders service rewritten.
+    let orders_seen = orders_hits.wait_for(1).await;
+    assert_eq!(orders_seen.len(), 1);
+    assert_eq!(orders_seen[0].target, "/orders/7?expand=items");
+    assert_eq!(
+        orders_seen[0].headers["authorization"],
+        format!("Bearer {TOKEN}").as_str()
+    );
+    assert!(!orders_seen[0].headers.contains_key("cookie"));
+    assert_eq!(orders_seen[0].headers["x-shadowdiff-role"], "shadow");
+    let users_seen = users_hits.wait_for(1).await;
+    assert_eq!(users_seen.len(), 1);
+    assert_eq!(users_seen[0].target, "/api/users/3");
+    assert_eq!(
+        users_seen[0].headers["authorization"],
+        "Bearer client-token"
+    );
+
+    // The summary names each endpoint's backends; /search is not shadowed.
+    let mut summary = Value::Null;
+    for _ in 0..200 {
+        summary = serde_json::from_str(&api(report, "/api/v1/summary?since=1h").await).unwrap();
+        if summary["totals"]["compared"] == 2
+            && summary["totals"]["skipped"] == 1
+            && summary["store"]["unwritten"] == 0
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let endpoint = |name: &str| {
+        summary["endpoints"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["endpoint"] == name)
+            .unwrap_or_else(|| panic!("{name} not in {summary}"))
+            .clone()
+    };
+    let orders_row = endpoint("GET /api/v1/orders/{id}");
+    assert_eq!(
+        orders_row["backends"]["candidate"], "orders",
+        "{orders_row}"
+    );
+    assert_eq!(orders_row["mismatched"], 1, "{orders_row}");
+    let users_row = endpoint("GET /api/users/{id}");
+    assert_eq!(users_row["backends"]["candidate"], "users");
+    assert_eq!(users_row["matched"], 1, "{users_row}");
+    let search_row = endpoint("GET /search");
+    assert_eq!(search_row["backends"]["candidate"], Value::Null);
+    assert_eq!(search_row["backends"]["primary"], "primary");
+    assert_eq!(
+        search_row["outcomes"]["skipped/no_candidate"], 1,
+        "{search_row}"
+    );
+
+    // The stored mismatch shows the request the candidate got, the token
+    // only as the variable's name.
+    let list: Value =
+        serde_json::from_str(&api(report, "/api/v1/mismatches?since=1h").await).unwrap();
+    let id = list["items"][0]["id"]
+        .as_i64()
+        .unwrap_or_else(|| panic!("{list}"));
+    let detail_text = api(report, &format!("/api/v1/mismatches/{id}")).await;
+    let detail: Value = serde_json::from_str(&detail_text).unwrap();
+    assert_eq!(detail["candidate"]["status"], 200, "{detail}");
+    let sent = &detail["candidate_request"];
+    assert_eq!(sent["path"], "/orders/7", "{detail}");
+    assert_eq!(sent["query"], "expand=items", "{detail}");
+    let headers = sent["headers"].as_array().unwrap();
+    assert!(headers.iter().all(|h| h[0] != "cookie"), "{sent}");
+    assert!(headers.iter().any(|h| h[0] == "authorization"), "{sent}");
+    assert_eq!(
+        detail["request"]["headers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|h| h[0] == "cookie")
+            .count(),
+        1
+    );
+
+    // The token is nowhere: the API, the store, the record file, the logs.
+    let mut seen_by_api = detail_text;
+    for path in [
+        "/api/v1/summary?since=1h",
+        "/api/v1/mismatches?since=1h",
+        "/api/v1/groups?since=1h",
+        &format!("/api/v1/mismatches/{id}/curl"),
+    ] {
+        seen_by_api.push_str(&api(report, path).await);
+    }
+    assert!(!seen_by_api.contains(TOKEN), "the API shows the token");
+    assert!(std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap()
+        .success());
+    assert!(child.wait().unwrap().success());
+    let logs = std::fs::read_to_string(&stderr).unwrap();
+    assert!(logs.contains("TRACE"), "not logging at TRACE");
+    assert!(!logs.contains(TOKEN), "the logs show the token");
+    let recorded = std::fs::read_to_string(&record).unwrap();
+    assert_eq!(recorded.lines().count(), 2, "{recorded}");
+    assert!(!recorded.contains(TOKEN), "the record file holds the token");
+    for entry in std::fs::read_dir(dir.path()).unwrap() {
+        let path = entry.unwrap().path();
+        if path
+            .file_name()
+            .unwrap()
+            .to_string_lossy()
+            .starts_with("store.db")
+        {
+            let bytes = std::fs::read(&path).unwrap();
+            let found = bytes.windows(TOKEN.len()).any(|w| w == TOKEN.as_bytes());
+            assert!(!found, "{} holds the token", path.display());
+        }
+    }
+}
+
+/// `serve` with `config` (and a clean environment): its exit code and stderr.
+async fn serve_refuses(config: &str) -> (Option<i32>, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("bad.toml");
+    let text = format!(
+        "primary = \"http://127.0.0.1:9\"\ncandidate = \"http://127.0.0.1:9\"\ndatabase_url = \"sqlite://{}\"\n{config}",
+        dir.path().join("never.db").display()
+    );
+    std::fs::write(&path, text).unwrap();
+    let out = support::binary(vec![
+        "serve".into(),
+        "--config".into(),
+        path.display().to_string(),
+        "--listen".into(),
+        "127.0.0.1:0".into(),
+        "--report-listen".into(),
+        "127.0.0.1:0".into(),
+    ])
+    .await;
+    assert!(
+        !dir.path().join("never.db").exists(),
+        "{config}: a database was made"
+    );
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[tokio::test]
+async fn configurations_that_cannot_work_are_refused_at_start() {
+    let cases = [
+        (
+            "[[route]]\nmatch = \"GET /orders/{id}\"\ncandidate = \"ordres\"\n[backend.orders]\nurl = \"http://127.0.0.1:9\"\n",
+            "route[0].candidate",
+            "no backend is named \"ordres\"",
+        ),
+        (
+            "[backend.orders]\nurl = \"http://127.0.0.1:9\"\n[backend.orders.rewrite]\nremove_headers = [\"Transfer-Encoding\"]\n",
+            "backend.orders.rewrite.remove_headers[0]",
+            "hop-by-hop",
+        ),
+        (
+            "[backend.orders]\nurl = \"http://127.0.0.1:9\"\n[backend.orders.rewrite]\nset_headers = { authorization = { env = \"ORDERS_TOKEN\" } }\n",
+            "backend.orders.rewrite.set_headers",
+            "ORDERS_TOKEN is not set",
+        ),
+        ("role_header = \"connection\"", "role_header", "role header"),
+    ];
+    for (config, key, words) in cases {
+        let (code, stderr) = serve_refuses(config).await;
+        assert_eq!(code, Some(2), "{config}: {stderr}");
+        assert!(stderr.contains(key), "{config}: no {key} in {stderr}");
+        assert!(stderr.contains(words), "{config}: no {words:?} in {stderr}");
+    }
+}

@@ -4,6 +4,7 @@
 mod architecture;
 mod breaker;
 mod cli;
+mod collector;
 mod deploy;
 mod diff_cli;
 mod facade;

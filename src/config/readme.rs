@@ -37,7 +37,9 @@ fn the_readme_settings_table_matches_the_declarations() {
     for row in &rows {
         let key = unquote(&row[0]);
         if let Some(table) = key.strip_prefix('[') {
+            // `[backend.NAME]`: a table of tables, named by its key.
             let name = table.trim_matches(|c| c == '[' || c == ']');
+            let name = name.strip_suffix(".NAME").unwrap_or(name);
             assert!(
                 Layer::FILE_TABLES.contains(&name),
                 "README.md has a row for a table {key} that the file may not hold"

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use http::{HeaderMap, HeaderValue, Method};
+use http::{HeaderMap, Method};
 use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
 
@@ -19,13 +19,14 @@ use crate::budget::Copied;
 use crate::budget::{BodyBudget, Claim};
 use crate::compare::{compare, Detail, Rules};
 use crate::config::{CandidateTarget, HostHeader, RoleHeader, Target};
-use crate::exchange::{concat, Exchange, RecordedRequest, RecordedResponse, SentRequest};
-use crate::headers::set_host;
+use crate::exchange::{concat, Exchange, RecordedRequest, RecordedResponse};
 use crate::outcome::{CandidateErrorKind, Comparison, DropReason, Outcome, Sample, SkipReason};
 
 mod fetch;
+mod sent;
 
 use fetch::{fetch, Call, FetchError};
+use sent::{backend_headers, sent_request};
 
 /// One sampled request on its way to an outcome.
 pub struct ShadowJob {
@@ -524,39 +525,6 @@ async fn request_body(
                 PrimarySource::Fetch | PrimarySource::Given(..) => Err(SkipReason::Incomplete),
             },
         },
-    }
-}
-
-/// The headers each backend's shadow call carries: the role header (unless
-/// off), each backend's own Host, and the candidate's rewrite.
-fn backend_headers(
-    config: &ShadowConfig,
-    candidate: &CandidateTarget,
-    forwarded: &HeaderMap,
-) -> (HeaderMap, HeaderMap) {
-    let mut primary = forwarded.clone();
-    if let Some(name) = config.role_header.name() {
-        primary.insert(name.clone(), HeaderValue::from_static(RoleHeader::SHADOW));
-    }
-    let mut rewritten = primary.clone();
-    candidate.rewrite.headers(&mut rewritten);
-    set_host(&mut rewritten, &candidate.host, None);
-    set_host(&mut primary, &config.primary_host, None);
-    (primary, rewritten)
-}
-
-/// The rewritten request as the candidate got it, for the stored exemplar:
-/// each value read from the environment replaced by its placeholder.
-fn sent_request(candidate: &CandidateTarget, target: &str, headers: &HeaderMap) -> SentRequest {
-    let mut shown = crate::headers::detached(headers);
-    for (name, placeholder) in candidate.rewrite.secrets() {
-        if let Ok(value) = HeaderValue::from_str(&placeholder) {
-            shown.insert(name.clone(), value);
-        }
-    }
-    SentRequest {
-        target: target.to_string(),
-        headers: shown,
     }
 }
 

@@ -97,22 +97,47 @@ pub(super) async fn curl(
     id: Result<Path<String>, PathRejection>,
 ) -> Result<Json<CurlCommands>, ApiError> {
     let m = stored_mismatch(&state, &input::path_text("id", id)?).await?;
+    let r = &m.record;
+    // Each backend of the endpoint's route, as this process routes it.
+    let target = state.targets.as_ref().map(|t| t.for_endpoint(&r.endpoint));
+    let primary = target.map_or(&state.primary, |t| &t.primary);
+    let candidate = target
+        .and_then(|t| t.candidate.as_ref())
+        .map_or(&state.candidate, |c| &c.url);
+    let as_sent = Sent {
+        path: &r.path,
+        query: &r.query,
+        headers: &r.request.headers,
+    };
+    // The candidate's own request where a rewrite made it differ.
+    let rewritten = r.details.candidate_request.as_ref().map(|c| Sent {
+        path: &c.path,
+        query: &c.query,
+        headers: &c.headers,
+    });
     Ok(Json(CurlCommands {
-        primary: curl_command(&state.primary, &m.record),
-        candidate: curl_command(&state.candidate, &m.record),
-        note: "secrets are redacted: replace each redacted:… value before running",
+        primary: curl_command(primary, r, &as_sent),
+        candidate: curl_command(candidate, r, rewritten.as_ref().unwrap_or(&as_sent)),
+        note: "secrets are redacted: replace each redacted:… value (and each [from $NAME], with that variable's value) before running",
     }))
+}
+
+/// The parts of a request a curl command repeats.
+struct Sent<'a> {
+    path: &'a str,
+    query: &'a str,
+    headers: &'a [(String, String)],
 }
 
 fn shell_quote(s: &str) -> String {
     format!("'{}'", s.replace('\'', r"'\''"))
 }
 
-fn curl_command(base: &BackendUrl, m: &crate::store::MismatchRecord) -> String {
-    let target = if m.query.is_empty() {
-        m.path.clone()
+fn curl_command(base: &BackendUrl, m: &crate::store::MismatchRecord, sent: &Sent<'_>) -> String {
+    let target = if sent.query.is_empty() {
+        sent.path.to_string()
     } else {
-        format!("{}?{}", m.path, m.query)
+        format!("{}?{}", sent.path, sent.query)
     };
     let mut parts = vec![
         "curl".to_string(),
@@ -121,7 +146,7 @@ fn curl_command(base: &BackendUrl, m: &crate::store::MismatchRecord) -> String {
         shell_quote(&m.method),
         shell_quote(&format!("{base}{target}")),
     ];
-    for (name, value) in &m.request.headers {
+    for (name, value) in sent.headers {
         if matches!(
             name.as_str(),
             "host"

@@ -267,6 +267,10 @@ pub struct ReplayArgs {
     #[arg(long)]
     pub allow_unsafe: bool,
 
+    /// Real credentials for recorded requests (whose own are stored as hashes): a TOML file of [[credential]] entries, each setting one header per endpoint, or per user from a JSON file of values (see the README).
+    #[arg(long, value_name = "FILE")]
+    pub credentials: Option<PathBuf>,
+
     /// Compare with the primary's response each recording carries (a JSON Lines `response`, a HAR entry's response) instead of calling the primary; recordings without one are skipped as problems.
     #[arg(long, conflicts_with = "from_store")]
     pub recorded_primary: bool,

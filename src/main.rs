@@ -313,6 +313,13 @@ async fn run_replay(
         eprintln!("random sample seed: {seed} (--seed {seed} repeats it)");
     }
     let read = requests.len();
+    // Read before anything is sent or stored: a bad file changes nothing.
+    let credentials = args
+        .credentials
+        .as_deref()
+        .map(shadowdiff::replay::credentials::Credentials::read)
+        .transpose()?
+        .map(std::sync::Arc::new);
     let selection = Selection {
         endpoints: args.criteria.endpoints.clone(),
         random: args.random,
@@ -351,6 +358,7 @@ async fn run_replay(
         allow_unsafe: args.allow_unsafe,
         headers: args.headers.clone(),
         recorded_primary: args.recorded_primary,
+        credentials,
     };
     let summary = replay::run(
         settings,
@@ -456,6 +464,12 @@ fn replay_verdict(
         "its mismatches: GET /api/v1/mismatches?run={} (report API), or replay --from-store --from-run {}",
         summary.run_id, summary.run_id
     );
+    if summary.uncredentialed > 0 {
+        eprintln!(
+            "warning: {} requests had no value in --credentials for their key; they were sent with their recorded (hashed) credential",
+            summary.uncredentialed
+        );
+    }
     let code = print_gate(&summary.gate, &args.criteria);
     if summary.sent < summary.selected {
         eprintln!(

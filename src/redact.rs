@@ -99,22 +99,25 @@ impl Redactor {
     pub fn headers(&self, headers: &HeaderMap) -> Vec<(String, String)> {
         headers
             .iter()
-            .map(|(name, value)| {
-                (
-                    name.as_str().to_string(),
-                    self.header_value(name.as_str(), value.as_bytes()),
-                )
-            })
+            .map(|(name, value)| (name.as_str().to_string(), self.shown(name, value)))
             .collect()
+    }
+
+    /// A header's value as stored: masked when its name is configured, and
+    /// whenever it is marked sensitive (a credential shadowdiff itself set,
+    /// such as `replay --credentials`), whatever its name.
+    fn shown(&self, name: &http::HeaderName, value: &http::HeaderValue) -> String {
+        match value.is_sensitive() {
+            true => self.mask(value.as_bytes()),
+            false => self.header_value(name.as_str(), value.as_bytes()),
+        }
     }
 
     /// The same headers as a map, for comparing redacted responses.
     pub fn header_map(&self, headers: &HeaderMap) -> HeaderMap {
         let mut out = HeaderMap::with_capacity(headers.len());
         for (name, value) in headers {
-            if let Ok(masked) =
-                http::HeaderValue::from_str(&self.header_value(name.as_str(), value.as_bytes()))
-            {
+            if let Ok(masked) = http::HeaderValue::from_str(&self.shown(name, value)) {
                 out.append(name.clone(), masked);
             }
         }

@@ -7,10 +7,12 @@
 //! backends itself), but waits for queue space instead of dropping, and
 //! paces itself by `--concurrency` and `--rate`.
 
+pub mod credentials;
 pub mod input;
 mod response;
 
 use std::num::NonZeroUsize;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -150,6 +152,8 @@ pub struct ReplayOptions {
     /// Compare with the response each recording carries instead of calling
     /// the primary (requests without one were left out as problems).
     pub recorded_primary: bool,
+    /// Real credentials set on each request (`--credentials`).
+    pub credentials: Option<Arc<credentials::Credentials>>,
 }
 
 /// Which of the read requests to send.
@@ -184,6 +188,9 @@ pub struct ReplaySummary {
     /// Requests sent (or skipped); fewer than selected when interrupted.
     pub sent: usize,
     pub tally: Tally,
+    /// Requests a keyed credential had no value for (sent with their
+    /// recorded header).
+    pub uncredentialed: usize,
     /// The gate's decision over this run.
     pub gate: GateReport,
 }
@@ -352,8 +359,10 @@ pub async fn run(
         queue: &queue,
         rules: settings.route_rules(),
         targets,
+        uncredentialed: AtomicUsize::new(0),
     };
     let sent = sender.send_all(requests, &interrupted).await;
+    let uncredentialed = sender.uncredentialed.load(Ordering::Relaxed);
     watcher.abort();
     // Every job has its timeout; this only bounds a wedged backend.
     stage
@@ -388,6 +397,7 @@ pub async fn run(
         selected,
         sent,
         tally,
+        uncredentialed,
         gate,
     })
 }
@@ -431,6 +441,8 @@ struct Sender<'a> {
     rules: (Arc<Rules>, Vec<Arc<Rules>>),
     /// Each route's backends.
     targets: Targets,
+    /// Requests a keyed credential had no value for.
+    uncredentialed: AtomicUsize,
 }
 
 impl Sender<'_> {
@@ -447,9 +459,15 @@ impl Sender<'_> {
             i.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             i
         });
-        for (endpoint, request) in requests {
+        for (endpoint, mut request) in requests {
             if interrupted.load(std::sync::atomic::Ordering::Relaxed) {
                 break;
+            }
+            if let Some(credentials) = &self.options.credentials {
+                let query = request.target.split_once('?').map(|(_, q)| q);
+                let missing = credentials.apply(endpoint.as_str(), &mut request.headers, query);
+                self.uncredentialed
+                    .fetch_add(missing.min(1), Ordering::Relaxed);
             }
             sent += 1;
             let Some((job, claim, request)) = self.admit(endpoint, request) else {

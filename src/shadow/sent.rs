@@ -29,7 +29,11 @@ pub(super) fn backend_headers(
 
 /// The rewritten request as the candidate got it, for the stored exemplar:
 /// each value read from the environment replaced by its placeholder.
-pub(super) fn sent_request(candidate: &CandidateTarget, target: &str, headers: &HeaderMap) -> SentRequest {
+pub(super) fn sent_request(
+    candidate: &CandidateTarget,
+    target: &str,
+    headers: &HeaderMap,
+) -> SentRequest {
     let mut shown = crate::headers::detached(headers);
     for (name, placeholder) in candidate.rewrite.secrets() {
         if let Ok(value) = HeaderValue::from_str(&placeholder) {
@@ -41,4 +45,3 @@ pub(super) fn sent_request(candidate: &CandidateTarget, target: &str, headers: &
         headers: shown,
     }
 }
-

@@ -228,10 +228,22 @@ async fn one_facade_compares_each_route_with_its_own_candidate() {
     let curl: Value =
         serde_json::from_str(&api(report, &format!("/api/v1/mismatches/{id}/curl")).await).unwrap();
     let to_orders = curl["candidate"].as_str().unwrap();
-    assert!(to_orders.contains(&format!("'{}/orders/7?expand=items'", orders.url())), "{to_orders}");
-    assert!(to_orders.contains("[from $ORDERS_TOKEN]") || to_orders.contains("authorization: redacted"), "{to_orders}");
+    assert!(
+        to_orders.contains(&format!("'{}/orders/7?expand=items'", orders.url())),
+        "{to_orders}"
+    );
+    assert!(
+        to_orders.contains("[from $ORDERS_TOKEN]") || to_orders.contains("authorization: redacted"),
+        "{to_orders}"
+    );
     let to_monolith = curl["primary"].as_str().unwrap();
-    assert!(to_monolith.contains(&format!("'{}/api/v1/orders/7?expand=items'", monolith.url())), "{to_monolith}");
+    assert!(
+        to_monolith.contains(&format!(
+            "'{}/api/v1/orders/7?expand=items'",
+            monolith.url()
+        )),
+        "{to_monolith}"
+    );
 
     // The token is nowhere: the API, the store, the record file, the logs.
     let mut seen_by_api = detail_text;

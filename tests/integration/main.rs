@@ -5,6 +5,7 @@ mod architecture;
 mod breaker;
 mod cli;
 mod collector;
+mod credentials;
 mod deploy;
 mod diff_cli;
 mod facade;

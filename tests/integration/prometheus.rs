@@ -33,7 +33,11 @@ fn backend(base_ms: f64, candidate: bool) -> support::Backend {
         let step = turn.fetch_add(1, Ordering::Relaxed) % 40;
         let delay = base_ms * (0.8 + 0.4 * (step as f64 + 0.5) / 40.0);
         std::thread::sleep(Duration::from_secs_f64(delay / 1e3));
-        let v = if candidate && id.is_multiple_of(4) { 2 } else { 1 };
+        let v = if candidate && id.is_multiple_of(4) {
+            2
+        } else {
+            1
+        };
         format!("{{\"id\":{id},\"v\":{v}}}")
     })
 }

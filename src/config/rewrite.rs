@@ -133,7 +133,7 @@ impl fmt::Debug for RewritableHeader {
 }
 
 /// Connection-specific fields (RFC 9110 §7.6.1), never forwarded.
-const HOP_BY_HOP: [&str; 7] = [
+pub(super) const HOP_BY_HOP: [&str; 7] = [
     "connection",
     "keep-alive",
     "proxy-connection",

@@ -33,20 +33,15 @@ impl FromStr for RoleHeader {
         // A field a proxy must not forward, or one that says what the
         // request is, would change the request, not label it.
         let reserved = [
-            "connection",
-            "keep-alive",
-            "proxy-connection",
-            "te",
-            "trailer",
-            "transfer-encoding",
-            "upgrade",
             "host",
             "content-length",
             "content-type",
             "authorization",
             "cookie",
         ];
-        match reserved.contains(&name.as_str()) {
+        let taken = super::rewrite::HOP_BY_HOP.contains(&name.as_str())
+            || reserved.contains(&name.as_str());
+        match taken {
             true => Err(format!(
                 "{name} carries the request itself, so it cannot be the role header"
             )),

@@ -121,17 +121,5 @@ async fn recorded_requests_are_replayed_with_real_credentials_that_are_never_sto
     let five = hits.iter().find(|h| h.target == "/orders/5").unwrap();
     assert_eq!(five.headers["authorization"], "Bearer SECRET-token-5");
     assert!(!stderr.contains("SECRET-"), "{stderr}");
-    for entry in std::fs::read_dir(dir.path()).unwrap() {
-        let path = entry.unwrap().path();
-        if path
-            .file_name()
-            .unwrap()
-            .to_string_lossy()
-            .starts_with("replay.db")
-        {
-            let bytes = std::fs::read(&path).unwrap();
-            let found = bytes.windows(7).any(|w| w == b"SECRET-");
-            assert!(!found, "{} holds a credential", path.display());
-        }
-    }
+    support::assert_no_file_holds(dir.path(), "replay.db", "SECRET-");
 }

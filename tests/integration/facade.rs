@@ -268,19 +268,7 @@ async fn one_facade_compares_each_route_with_its_own_candidate() {
     let recorded = std::fs::read_to_string(&record).unwrap();
     assert_eq!(recorded.lines().count(), 2, "{recorded}");
     assert!(!recorded.contains(TOKEN), "the record file holds the token");
-    for entry in std::fs::read_dir(dir.path()).unwrap() {
-        let path = entry.unwrap().path();
-        if path
-            .file_name()
-            .unwrap()
-            .to_string_lossy()
-            .starts_with("store.db")
-        {
-            let bytes = std::fs::read(&path).unwrap();
-            let found = bytes.windows(TOKEN.len()).any(|w| w == TOKEN.as_bytes());
-            assert!(!found, "{} holds the token", path.display());
-        }
-    }
+    support::assert_no_file_holds(dir.path(), "store.db", TOKEN);
 }
 
 /// `serve` with `config` (and a clean environment): its exit code and stderr.

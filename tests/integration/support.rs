@@ -89,6 +89,25 @@ pub fn threaded_backend(respond: impl Fn(&str) -> String + Send + Sync + 'static
     }
 }
 
+/// Fails naming the file when any file in `dir` whose name starts with
+/// `prefix` (a SQLite database with its journal and write-ahead log)
+/// holds `secret`'s bytes.
+pub fn assert_no_file_holds(dir: &std::path::Path, prefix: &str, secret: &str) {
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path
+            .file_name()
+            .unwrap()
+            .to_string_lossy()
+            .starts_with(prefix)
+        {
+            let bytes = std::fs::read(&path).unwrap();
+            let found = bytes.windows(secret.len()).any(|w| w == secret.as_bytes());
+            assert!(!found, "{} holds {secret}", path.display());
+        }
+    }
+}
+
 /// A request as a backend saw it.
 #[derive(Clone, Debug)]
 pub struct Hit {

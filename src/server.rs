@@ -100,11 +100,14 @@ impl Server {
             .breaker_failures
             .map(|n| Arc::new(crate::breaker::Breaker::new(n)));
         let client = crate::upstream::shadow_client(targets.longest_candidate_timeout());
-        let (queue, stage) = ShadowStage::start(ShadowConfig {
-            record,
-            breaker: breaker.clone(),
-            ..ShadowConfig::from_settings(&settings, client, &budget)
-        });
+        let (queue, stage) = ShadowStage::start(
+            ShadowConfig {
+                record,
+                breaker: breaker.clone(),
+                ..ShadowConfig::from_settings(&settings, client, &budget)
+            }
+            .with_backend_limits(&targets),
+        );
         drop(entered);
         let proxy = Arc::new(Proxy::new(
             settings.clone(),

@@ -63,6 +63,11 @@ pub struct BackendSpec {
     /// As a candidate: give up after this long (else `candidate_timeout_ms`).
     #[serde(default)]
     pub timeout_ms: Option<NonZeroMillis>,
+    /// As a candidate: calls to it at once at most; beyond, samples are
+    /// dropped (`dropped/backend_busy`) so one slow service cannot take
+    /// every shadow slot from the others.
+    #[serde(default)]
+    pub max_in_flight: Option<std::num::NonZeroUsize>,
     /// As a candidate: how its requests differ from the client's.
     #[serde(default)]
     pub rewrite: Rewrite,
@@ -114,6 +119,8 @@ pub struct CandidateTarget {
     pub url: BackendUrl,
     pub host: HostHeader,
     pub timeout: Duration,
+    /// Its own cap on calls at once (shared by every route naming it).
+    pub max_in_flight: Option<std::num::NonZeroUsize>,
     pub rewrite: Rewrite,
 }
 
@@ -135,6 +142,7 @@ impl Targets {
             url: settings.candidate.clone(),
             host: settings.candidate_host.clone(),
             timeout: settings.candidate_timeout,
+            max_in_flight: None,
             rewrite: Rewrite::default(),
         };
         let named = |key: String, name: &BackendName| {
@@ -198,6 +206,7 @@ impl Targets {
                         timeout: spec
                             .timeout_ms
                             .map_or(settings.candidate_timeout, NonZeroMillis::duration),
+                        max_in_flight: spec.max_in_flight,
                         rewrite,
                     })
                 }
@@ -234,6 +243,14 @@ impl Targets {
             self.patterns.iter().position(|p| p.matches(&method, path))
         });
         self.get(route)
+    }
+
+    /// Each named candidate with its own cap on calls at once.
+    pub fn limits(&self) -> impl Iterator<Item = (&str, std::num::NonZeroUsize)> {
+        std::iter::once(&self.default)
+            .chain(&self.routes)
+            .filter_map(|t| t.candidate.as_ref())
+            .filter_map(|c| Some((c.name.as_str(), c.max_in_flight?)))
     }
 
     /// The longest any candidate may take: a shared client's connect timeout.

@@ -70,6 +70,8 @@ pub enum DropReason {
     /// The work was given up unfinished: the drain deadline passed, or the
     /// client went away while its request was being read (mirror mode).
     Abandoned,
+    /// The request's candidate had its `max_in_flight` calls running.
+    BackendBusy,
 }
 
 /// How one sampled request ended.
@@ -130,7 +132,12 @@ names!(SkipReason {
     CandidateUnhealthy => "candidate_unhealthy",
     NoCandidate => "no_candidate",
 });
-names!(DropReason { QueueFull => "queue_full", Shutdown => "shutdown", Abandoned => "abandoned" });
+names!(DropReason {
+    QueueFull => "queue_full",
+    Shutdown => "shutdown",
+    Abandoned => "abandoned",
+    BackendBusy => "backend_busy",
+});
 
 impl fmt::Display for OutcomeKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

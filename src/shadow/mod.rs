@@ -96,6 +96,9 @@ pub struct ShadowConfig {
     pub comparisons: usize,
     /// Told what each candidate call found, when samples may be shed.
     pub breaker: Option<Arc<Breaker>>,
+    /// Named candidates' own caps on calls at once: a sample finding its
+    /// candidate at its cap is dropped, never waited for.
+    pub backend_slots: std::collections::HashMap<String, Arc<Semaphore>>,
 }
 
 impl ShadowConfig {
@@ -118,7 +121,17 @@ impl ShadowConfig {
             record: None,
             comparisons: settings.shadow_threads.get(),
             breaker: None,
+            backend_slots: Default::default(),
         }
+    }
+
+    /// Caps the candidates of `targets` that have a `max_in_flight` of their own.
+    pub fn with_backend_limits(mut self, targets: &crate::config::Targets) -> ShadowConfig {
+        self.backend_slots = targets
+            .limits()
+            .map(|(name, n)| (name.to_string(), Arc::new(Semaphore::new(n.get()))))
+            .collect();
+        self
     }
 }
 
@@ -343,7 +356,20 @@ async fn run(
         sample.finish(Outcome::Skipped(SkipReason::NoCandidate));
         return;
     };
-    match execute(&config, endpoint, request, primary, (&target, candidate)).await {
+    // Held while the backends are called, not while comparing.
+    let backend_slot = match config.backend_slots.get(&candidate.name) {
+        None => None,
+        Some(slots) => match Arc::clone(slots).try_acquire_owned() {
+            Ok(permit) => Some(permit),
+            Err(_) => {
+                sample.finish(Outcome::Dropped(DropReason::BackendBusy));
+                return;
+            }
+        },
+    };
+    let prepared = execute(&config, endpoint, request, primary, (&target, candidate)).await;
+    drop(backend_slot);
+    match prepared {
         Prepared::Done(outcome) => sample.finish(outcome),
         Prepared::Compare(exchange, claims) => {
             compare_off_thread(

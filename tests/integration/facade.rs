@@ -327,3 +327,51 @@ async fn configurations_that_cannot_work_are_refused_at_start() {
         assert!(stderr.contains(words), "{config}: no {words:?} in {stderr}");
     }
 }
+
+/// A slow candidate at its own `max_in_flight` drops its route's samples
+/// (`dropped/backend_busy`) and leaves the other route's candidate alone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_busy_backend_drops_only_its_own_samples() {
+    use shadowdiff::outcome::{DropReason, OutcomeKey};
+    let (monolith, _) = support::recording_backend().await;
+    let (fast, fast_hits) = support::recording_backend().await;
+    let slow = support::backend(Router::new().fallback(|| async {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        ([("content-type", "application/json")], "{\"ok\":true}")
+    }))
+    .await;
+    let text = format!(
+        r#"
+        primary = "{}"
+        candidate = "{}"
+        [backend.slow]
+        url = "{}"
+        max_in_flight = 1
+        [[route]]
+        match = "GET /slow/{{id}}"
+        candidate = "slow"
+        "#,
+        monolith.url(),
+        fast.url(),
+        slow.url()
+    );
+    let settings = shadowdiff::config::Layer::from_toml(&text)
+        .unwrap()
+        .resolve()
+        .unwrap();
+    let proxy = support::start(settings).await;
+    let client = support::client();
+    let sent: Vec<_> = (0..6)
+        .map(|i| client.get(proxy.url(&format!("/slow/{i}"))).send())
+        .chain((0..6).map(|i| client.get(proxy.url(&format!("/fast/{i}"))).send()))
+        .collect();
+    for response in futures_util::future::join_all(sent).await {
+        assert_eq!(response.unwrap().status(), 200);
+    }
+    let tally = proxy.outcomes(12).await;
+    let busy = tally.count(OutcomeKey::Dropped(DropReason::BackendBusy));
+    assert!((1..6).contains(&busy), "{tally:?}");
+    assert_eq!(tally.count(OutcomeKey::Matched) + busy, 12, "{tally:?}");
+    assert_eq!(fast_hits.wait_for(6).await.len(), 6);
+    proxy.stop().await;
+}

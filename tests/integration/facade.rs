@@ -375,3 +375,27 @@ async fn a_busy_backend_drops_only_its_own_samples() {
     assert_eq!(fast_hits.wait_for(6).await.len(), 6);
     proxy.stop().await;
 }
+
+/// The role header has the configured name, or is not sent at all.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_role_header_is_named_or_off() {
+    for (setting, expected) in [("x-mirror-copy", Some("x-mirror-copy")), ("off", None)] {
+        let (primary, primary_hits) = support::recording_backend().await;
+        let (candidate, candidate_hits) = support::recording_backend().await;
+        let mut settings = support::settings(&primary, candidate.url());
+        settings.role_header = setting.parse().unwrap();
+        let proxy = support::start(settings).await;
+        let response = support::client().get(proxy.url("/a")).send().await.unwrap();
+        assert_eq!(response.status(), 200);
+        proxy.outcomes(1).await;
+        let sent = &candidate_hits.wait_for(1).await[0];
+        for name in ["x-shadowdiff-role", "x-mirror-copy"] {
+            let value = sent.headers.get(name).map(|v| v.to_str().unwrap());
+            let wanted = (Some(name) == expected).then_some("shadow");
+            assert_eq!(value, wanted, "{setting}: {name}");
+        }
+        // The client's own request never carries it.
+        assert!(!primary_hits.all()[0].headers.contains_key("x-mirror-copy"));
+        proxy.stop().await;
+    }
+}

@@ -47,6 +47,7 @@ async fn one_facade_compares_each_route_with_its_own_candidate() {
     let (monolith, monolith_hits) = support::recording_backend().await;
     let (orders, orders_hits) = orders_service().await;
     let (users, users_hits) = support::recording_backend().await;
+    let (search, search_hits) = support::recording_backend().await;
     let dir = tempfile::tempdir().unwrap();
     let (db, record) = (
         dir.path().join("store.db"),
@@ -74,6 +75,9 @@ async fn one_facade_compares_each_route_with_its_own_candidate() {
             [backend.users]
             url = "{}"
 
+            [backend.search-py]
+            url = "{}"
+
             [[route]]
             match = "GET /api/v1/orders/{{id}}"
             candidate = "orders"
@@ -84,6 +88,7 @@ async fn one_facade_compares_each_route_with_its_own_candidate() {
 
             [[route]]
             match = "GET /search"
+            primary = "search-py"
             candidate = false
             "#,
             monolith.url(),
@@ -92,6 +97,7 @@ async fn one_facade_compares_each_route_with_its_own_candidate() {
             record.display(),
             orders.url(),
             users.url(),
+            search.url(),
         ),
     )
     .unwrap();
@@ -124,9 +130,14 @@ async fn one_facade_compares_each_route_with_its_own_candidate() {
         assert_eq!(response.text().await.unwrap(), "{\"ok\":true}", "{target}");
     }
 
-    // The monolith received every request as the client sent it.
-    let seen = monolith_hits.wait_for(3).await;
-    assert_eq!(seen.len(), 3);
+    // The search route's own primary got its request; the monolith the
+    // others, each as the client sent it.
+    let searched = search_hits.wait_for(1).await;
+    assert_eq!(searched.len(), 1);
+    assert_eq!(searched[0].target, "/search?q=shoes");
+    let seen = monolith_hits.wait_for(2).await;
+    assert_eq!(seen.len(), 2);
+    let seen = [seen, searched].concat();
     for hit in &seen {
         assert_eq!(
             hit.headers["authorization"], "Bearer client-token",
@@ -192,7 +203,7 @@ async fn one_facade_compares_each_route_with_its_own_candidate() {
     assert_eq!(users_row["matched"], 1, "{users_row}");
     let search_row = endpoint("GET /search");
     assert_eq!(search_row["backends"]["candidate"], Value::Null);
-    assert_eq!(search_row["backends"]["primary"], "primary");
+    assert_eq!(search_row["backends"]["primary"], "search-py");
     assert_eq!(
         search_row["outcomes"]["skipped/no_candidate"], 1,
         "{search_row}"

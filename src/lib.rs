@@ -23,6 +23,7 @@ pub mod redact;
 pub mod rejudge;
 pub mod replay;
 pub mod report;
+pub mod rollout;
 pub mod sampling;
 pub mod server;
 pub mod shadow;

@@ -149,6 +149,68 @@ impl StickyKey {
     }
 }
 
+/// The share of clients the candidate serves, in percent (0 to 100). Like
+/// a sample rate it admits a 64-bit draw below it, so a client served at 5%
+/// is still served at 25%; the serving draw is salted apart from the
+/// sampling draw, so that the clients sampled are not the clients served.
+#[derive(Clone, Copy, Debug, PartialEq, PartialOrd, serde::Deserialize)]
+#[serde(try_from = "f64")]
+pub struct Weight(f64);
+
+impl Weight {
+    pub const ZERO: Weight = Weight(0.0);
+
+    pub fn new(percent: f64) -> Result<Self, String> {
+        match (0.0..=100.0).contains(&percent) {
+            true => Ok(Weight(percent)),
+            false => Err(format!(
+                "a weight is a percentage from 0 to 100; got {percent}"
+            )),
+        }
+    }
+
+    pub fn percent(self) -> f64 {
+        self.0
+    }
+
+    /// Whether a client whose key draws `draw` is served by the candidate.
+    pub fn admits(self, draw: u64) -> bool {
+        let unit = (draw >> 11) as f64 / (1u64 << 53) as f64;
+        unit * 100.0 < self.0
+    }
+
+    /// The serving draw of a client key: its hash, salted and mixed again,
+    /// so that it is independent of the sampling draw.
+    pub fn draw(key: &[u8]) -> u64 {
+        mix(stable_hash(key) ^ 0x5e7e_5e7e_5e7e_5e7e)
+    }
+}
+
+impl TryFrom<f64> for Weight {
+    type Error = String;
+    fn try_from(percent: f64) -> Result<Self, Self::Error> {
+        Weight::new(percent)
+    }
+}
+
+impl FromStr for Weight {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let percent: f64 = s
+            .trim()
+            .trim_end_matches('%')
+            .parse()
+            .map_err(|_| format!("a weight is a percentage from 0 to 100; got {s:?}"))?;
+        Weight::new(percent)
+    }
+}
+
+impl fmt::Display for Weight {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
 /// A stable 64-bit hash: FNV-1a, then the SplitMix64 finaliser so that short,
 /// similar keys ("user-1", "user-2") still spread evenly. Stable across
 /// instances, platforms and releases, unlike `std`'s hasher.
@@ -158,6 +220,11 @@ pub fn stable_hash(bytes: &[u8]) -> u64 {
         h ^= u64::from(b);
         h = h.wrapping_mul(0x0000_0100_0000_01b3);
     }
+    mix(h)
+}
+
+/// SplitMix64's finaliser: every input bit moves every output bit.
+fn mix(mut h: u64) -> u64 {
     h ^= h >> 30;
     h = h.wrapping_mul(0xbf58_476d_1ce4_e5b9);
     h ^= h >> 27;

@@ -112,6 +112,7 @@ impl Server {
         let proxy = Arc::new(Proxy::new(
             settings.clone(),
             targets.clone(),
+            Arc::new(crate::rollout::Rollout::new(&settings)),
             crate::upstream::primary_client(),
             queue,
             recorder.clone(),

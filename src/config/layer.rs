@@ -213,8 +213,36 @@ impl Layer {
         // Every route's backends resolve: an unknown name, a rewrite on a
         // primary or on a route without a candidate is refused now.
         super::Targets::new(&settings)?;
+        check_weights(&settings)?;
         Ok(settings)
     }
+}
+
+/// A weight that could not be applied is refused: outside inline mode
+/// nothing is served by the candidate, and a route without one has none.
+fn check_weights(settings: &Settings) -> Result<(), ConfigError> {
+    let above_zero = |w: Option<crate::sampling::Weight>| w.is_some_and(|w| w.percent() > 0.0);
+    let routes = settings.routes.iter().enumerate();
+    for (i, route) in routes.filter(|(_, r)| above_zero(r.weight)) {
+        if matches!(route.candidate, Some(super::CandidateChoice::None)) {
+            return Err(ConfigError::Refused {
+                key: format!("route[{i}].weight"),
+                message: "the route has no candidate (`candidate = false`) to serve it".into(),
+            });
+        }
+    }
+    let serving =
+        above_zero(Some(settings.weight)) || settings.routes.iter().any(|r| above_zero(r.weight));
+    if serving && settings.mode != super::Mode::Inline {
+        return Err(ConfigError::Refused {
+            key: "weight".into(),
+            message: format!(
+                "only an inline proxy can let the candidate serve clients; mode is {}",
+                settings.mode
+            ),
+        });
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -24,13 +24,13 @@ use super::backends::{BackendName, BackendSpec, CandidateChoice};
 use super::declare::declare_settings;
 use super::rewrite::Rewrite;
 use super::{
-    BackendUrl, GateWatch, HostHeader, HumanDuration, NonZeroMillis, ReportToken, RoleHeader,
-    WebhookUrl,
+    BackendUrl, Fallback, GateWatch, HostHeader, HumanDuration, NonZeroMillis, ReportToken,
+    RoleHeader, WebhookUrl, Writes,
 };
 use crate::compare::CompareConfig;
 use crate::endpoint::RoutePattern;
 use crate::redact::RedactConfig;
-use crate::sampling::{SampleRate, StickyKey};
+use crate::sampling::{SampleRate, StickyKey, Weight};
 use crate::store::DatabaseUrl;
 
 declare_settings! {
@@ -141,6 +141,16 @@ declare_settings! {
         /// The header every shadow call carries so a backend can tell it
         /// apart (value `shadow`); `off` sends none.
         role_header: RoleHeader, "NAME", default("x-shadowdiff-role") => role_header: RoleHeader;
+        /// The share of clients (percent, 0 to 100) the candidate serves,
+        /// for requests whose route sets none: sticky by `sticky_key`, nested
+        /// (a client served at 5% is served at 25%); per request without a key.
+        weight: Weight, "PERCENT", default("0") => weight: Weight;
+        /// Where unsafe methods go at a weight above 0: cohort (with the
+        /// client's other requests) or primary.
+        writes: Writes, "WHO", default("cohort") => writes: Writes;
+        /// For a safe request the candidate serves and fails (no connection,
+        /// no answer within its timeout): primary answers it instead, or off.
+        fallback: Fallback, "WHAT", default("off") => fallback: Fallback;
         /// Threads for shadow work (candidate calls, comparisons), apart from
         /// the client path's.
         shadow_threads: NonZeroUsize, "N",
@@ -242,6 +252,12 @@ pub struct Route {
     /// its backend's own rewrite.
     #[serde(default)]
     pub rewrite: Option<Rewrite>,
+    /// The share of these requests' clients the candidate serves (percent).
+    #[serde(default)]
+    pub weight: Option<Weight>,
+    /// Where these requests' unsafe methods go at a weight above 0.
+    #[serde(default)]
+    pub writes: Option<Writes>,
 }
 
 /// Limits on client connections, so slow or idle clients cannot hold them

@@ -11,10 +11,10 @@ use std::str::FromStr;
 use clap::builder::{EnumValueParser, ValueParser};
 
 use super::{
-    BackendUrl, GateWatch, HostHeader, HumanDuration, Mode, NonZeroMillis, ReportToken, RoleHeader,
-    WebhookUrl,
+    BackendUrl, Fallback, GateWatch, HostHeader, HumanDuration, Mode, NonZeroMillis, ReportToken,
+    RoleHeader, WebhookUrl, Writes,
 };
-use crate::sampling::{SampleRate, StickyKey};
+use crate::sampling::{SampleRate, StickyKey, Weight};
 use crate::store::DatabaseUrl;
 
 /// A type a serve setting can hold.
@@ -131,6 +131,9 @@ from_str_values! {
     HumanDuration => false,
     HostHeader => false,
     RoleHeader => false,
+    Weight => false,
+    Writes => false,
+    Fallback => false,
     ReportToken => true,
     WebhookUrl => true,
     GateWatch => true,

@@ -20,7 +20,7 @@ use crate::headers;
 use crate::outcome::{Outcome, SampleInfo, SkipReason};
 use crate::replay::input::{from_jsonl, with_responses, ReplayRequest};
 use crate::sampling::SampleRate;
-use crate::shadow::{BodySource, PrimarySource, ShadowJob, ShadowRequest};
+use crate::shadow::{BodySource, CandidateSource, PrimarySource, ShadowJob, ShadowRequest};
 
 /// The one path the collector answers.
 pub const COLLECT_PATH: &str = "/collect";
@@ -161,6 +161,7 @@ impl Proxy {
                     body: BodySource::Ready(body, claim),
                 },
                 primary: PrimarySource::Given(response, self.budget.claim()),
+                candidate: CandidateSource::Fetch,
                 target: std::sync::Arc::clone(target_backends),
                 probe: false,
             }),

@@ -18,18 +18,22 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::tee::Tee;
 use super::{
-    authority_of, skip_reason, switch_protocols, target_of, Admitted, ClientBodyError,
+    authority_of, is_safe, skip_reason, switch_protocols, target_of, Admitted, ClientBodyError,
     PrimaryFailure, Proxy,
 };
 use crate::budget::Claim;
 use crate::config::HostHeader;
+use crate::config::{CandidateTarget, Target};
 use crate::headers;
 use crate::outcome::{Outcome, SkipReason};
-use crate::shadow::{BodySource, PrimaryCopy, PrimarySource, ShadowJob, ShadowRequest};
+use crate::rollout::Side;
+use crate::shadow::{
+    BodySource, CandidateSource, CopyError, PrimarySource, ResponseCopy, ShadowJob, ShadowRequest,
+};
 use crate::upstream;
 
 /// Where the primary's response copy goes, when the request is shadowed.
-type ResponseReport = oneshot::Sender<Result<PrimaryCopy, SkipReason>>;
+type ResponseReport = oneshot::Sender<Result<ResponseCopy, CopyError>>;
 
 /// A sample with its queue slot and the budget its head holds.
 type Reserved<'a> = (mpsc::Permit<'a, ShadowJob>, Admitted, Claim);
@@ -44,7 +48,13 @@ impl Proxy {
         let on_upgrade = upgrade.then(|| hyper::upgrade::on(&mut request));
         let (mut parts, body) = request.into_parts();
         let index = self.settings.route_for(&parts.method, parts.uri.path());
-        let uri = match self.targets.get(index).primary.uri(target_of(&parts)) {
+        let target = self.targets.get(index);
+        let served = self.served_by(target, index, &parts, upgrade);
+        let uri = match served {
+            None => target.primary.uri(target_of(&parts)),
+            Some(c) => c.url.uri(&c.rewrite.target(target_of(&parts))),
+        };
+        let uri = match uri {
             Ok(uri) => uri,
             Err(e) => {
                 return (StatusCode::BAD_REQUEST, format!("shadowdiff: {e}\n")).into_response()
@@ -57,28 +67,47 @@ impl Proxy {
         let mut forwarded = headers::forward(incoming, client_ip, upgrade);
         headers::set_host(&mut forwarded, &HostHeader::Client, authority_of(&parts));
 
+        let side = served.map_or(Side::Primary, |_| Side::Candidate);
+        // A safe request without a body can be sent again, to the primary.
+        let fallback = (served.is_some()
+            && self.rollout.falls_back()
+            && is_safe(&parts.method)
+            && http_body::Body::is_end_stream(&body))
+        .then(|| self.primary_headers(forwarded.clone()));
         let reserved = self.reserve(admitted, &forwarded);
-        let (primary_body, report) = self.send_job(reserved, &parts, &forwarded, body);
-        if self.settings.primary_host != HostHeader::Client {
-            headers::set_host(&mut forwarded, &self.settings.primary_host, None);
-        }
+        let (sent_body, report) = self.send_job(reserved, &parts, &forwarded, body, side);
+        let (headers, limit) = match served {
+            None => (
+                self.primary_headers(forwarded),
+                self.settings.primary_timeout,
+            ),
+            Some(c) => {
+                c.rewrite.headers(&mut forwarded);
+                headers::set_host(&mut forwarded, &c.host, None);
+                // Given up at the candidate's timeout where the primary can answer instead.
+                let limit = fallback
+                    .as_ref()
+                    .map_or(self.settings.primary_timeout, |_| Some(c.timeout));
+                (forwarded, limit)
+            }
+        };
         let started = Instant::now();
         let response = match self
-            .call_primary(&parts.method, uri, forwarded, primary_body)
+            .call_backend(&parts.method, uri, headers, sent_body, limit)
             .await
         {
             Ok(response) => response,
             Err(failure) => {
                 if let Some(report) = report {
-                    let reason = match failure {
-                        PrimaryFailure::TimedOut(_) => SkipReason::PrimaryTimeout,
-                        PrimaryFailure::Failed(_) => SkipReason::PrimaryError,
-                    };
-                    let _ = report.send(Err(reason));
+                    let _ = report.send(Err(failure.copy_error(side)));
                 }
-                return failure.into_response(target_of(&parts));
+                return match (fallback, failure.is_connect_or_timeout()) {
+                    (Some(headers), true) => self.fall_back(&parts, target, headers).await,
+                    _ => failure.into_response(target_of(&parts)),
+                };
             }
         };
+        self.rollout.count_served(side);
         // The network's time to the first byte; the elapsed time where the
         // connection cannot say (HTTP/2).
         let latency = upstream::time_to_first_byte(&response).unwrap_or_else(|| started.elapsed());
@@ -88,6 +117,59 @@ impl Proxy {
             }
         }
         self.respond(&parts.method, response, report, latency)
+    }
+
+    /// The route's candidate, where its weight has it serve this client
+    /// (never a protocol upgrade).
+    fn served_by<'t>(
+        &self,
+        target: &'t Target,
+        index: Option<usize>,
+        parts: &http::request::Parts,
+        upgrade: bool,
+    ) -> Option<&'t CandidateTarget> {
+        let candidate = target.candidate.as_ref().filter(|_| !upgrade)?;
+        let side = self
+            .rollout
+            .serves(index, &parts.method, &parts.headers, parts.uri.query());
+        (side == Side::Candidate).then_some(candidate)
+    }
+
+    /// Forwarded headers as the primary gets them: its Host.
+    fn primary_headers(&self, mut forwarded: HeaderMap) -> HeaderMap {
+        if self.settings.primary_host != HostHeader::Client {
+            headers::set_host(&mut forwarded, &self.settings.primary_host, None);
+        }
+        forwarded
+    }
+
+    /// The primary's answer to a safe request the serving candidate could
+    /// not answer (no connection, no head in time): counted, never compared
+    /// (the sample ended as the candidate's error).
+    async fn fall_back(
+        &self,
+        parts: &http::request::Parts,
+        target: &Target,
+        headers: HeaderMap,
+    ) -> Response {
+        self.rollout.count_fallback();
+        let uri = match target.primary.uri(target_of(parts)) {
+            Ok(uri) => uri,
+            Err(e) => {
+                return (StatusCode::BAD_REQUEST, format!("shadowdiff: {e}\n")).into_response()
+            }
+        };
+        let limit = self.settings.primary_timeout;
+        match self
+            .call_backend(&parts.method, uri, headers, Body::empty(), limit)
+            .await
+        {
+            Ok(response) => {
+                self.rollout.count_served(Side::Primary);
+                self.respond(&parts.method, response, None, Duration::ZERO)
+            }
+            Err(failure) => failure.into_response(target_of(parts)),
+        }
     }
 
     /// A queue slot for a sampled request that can be shadowed, with its head
@@ -121,6 +203,7 @@ impl Proxy {
         parts: &http::request::Parts,
         forwarded: &HeaderMap,
         body: Body,
+        side: Side,
     ) -> (Body, Option<ResponseReport>) {
         let empty = http_body::Body::is_end_stream(&body);
         let expected = http_body::Body::size_hint(&body).exact();
@@ -147,6 +230,15 @@ impl Proxy {
             );
             (BodySource::Pending(rx), Body::from_stream(tee))
         };
+        // The response the client gets is copied; the other side is called
+        // by the shadow stage (the primary, in a reverse shadow).
+        let (primary, candidate) = match side {
+            Side::Primary => (
+                PrimarySource::Pending(response_copy),
+                CandidateSource::Fetch,
+            ),
+            Side::Candidate => (PrimarySource::Fetch, CandidateSource::Served(response_copy)),
+        };
         permit.send(ShadowJob {
             sample: admitted.sample,
             rules: admitted.rules,
@@ -158,25 +250,27 @@ impl Proxy {
                 headers: headers::detached(forwarded),
                 body: body_source,
             },
-            primary: PrimarySource::Pending(response_copy),
+            primary,
+            candidate,
         });
         (primary_body, Some(report))
     }
 
-    /// The primary's response head, within `primary_timeout_ms` if set.
-    async fn call_primary(
+    /// The serving backend's response head, within `limit` if set.
+    async fn call_backend(
         &self,
         method: &http::Method,
         uri: http::Uri,
         headers: HeaderMap,
         body: Body,
+        limit: Option<Duration>,
     ) -> Result<http::Response<Incoming>, PrimaryFailure> {
         let mut request = http::Request::new(body);
         *request.method_mut() = method.clone();
         *request.uri_mut() = uri;
         *request.headers_mut() = headers;
         let sent = self.upstream.request(request);
-        match self.settings.primary_timeout {
+        match limit {
             None => sent.await.map_err(PrimaryFailure::Failed),
             Some(limit) => tokio::time::timeout(limit, sent)
                 .await
@@ -217,25 +311,28 @@ impl Proxy {
             None
         };
         if let Some(reason) = skip {
-            let _ = report.send(Err(reason));
+            let _ = report.send(Err(reason.into()));
             return Response::from_parts(head, Body::new(body));
         }
         let status = head.status;
         let expected = http_body::Body::size_hint(&body).exact();
-        let tee = Tee::new(
-            body.into_data_stream(),
-            expected,
-            self.settings.max_body_bytes,
-            claim,
-            Box::new(move |copy| {
-                let _ = report.send(copy.map_err(skip_reason).map(|body| PrimaryCopy {
-                    status,
-                    headers: recorded_headers,
-                    body,
-                    latency,
-                }));
-            }),
-        );
+        let tee =
+            Tee::new(
+                body.into_data_stream(),
+                expected,
+                self.settings.max_body_bytes,
+                claim,
+                Box::new(move |copy| {
+                    let _ = report.send(copy.map_err(|e| skip_reason(e).into()).map(|body| {
+                        ResponseCopy {
+                            status,
+                            headers: recorded_headers,
+                            body,
+                            latency,
+                        }
+                    }));
+                }),
+            );
         Response::from_parts(head, Body::from_stream(tee))
     }
 }

@@ -29,7 +29,9 @@ use crate::breaker::{Admission, Breaker};
 use crate::budget::BodyBudget;
 use crate::outcome::{Outcome, Recorder, Sample, SampleInfo, SkipReason};
 use crate::sampling::{SampleRate, Sampler};
-use crate::shadow::{BodySource, PrimarySource, ShadowJob, ShadowQueue, ShadowRequest};
+use crate::shadow::{
+    BodySource, CandidateSource, PrimarySource, ShadowJob, ShadowQueue, ShadowRequest,
+};
 use tee::TeeError;
 
 /// Everything the request handlers share.
@@ -41,6 +43,8 @@ pub struct Proxy {
     route_rules: Vec<Arc<Rules>>,
     /// Each route's backends, resolved at start.
     targets: Targets,
+    /// Who serves each request: the serving weights.
+    rollout: Arc<crate::rollout::Rollout>,
     /// The primary's client.
     upstream: crate::upstream::Upstream,
     sampler: Sampler,
@@ -56,6 +60,7 @@ impl Proxy {
     pub fn new(
         settings: Settings,
         targets: Targets,
+        rollout: Arc<crate::rollout::Rollout>,
         upstream: crate::upstream::Upstream,
         queue: ShadowQueue,
         recorder: Arc<Recorder>,
@@ -67,6 +72,7 @@ impl Proxy {
             default_rules,
             route_rules,
             targets,
+            rollout,
             sampler: Sampler::new(settings.sticky_key.clone()),
             catalog: EndpointCatalog::new(settings.max_endpoints.get()),
             settings,
@@ -255,6 +261,7 @@ impl Proxy {
                                     body: BodySource::Ready(body, claim),
                                 },
                                 primary: PrimarySource::Fetch,
+                                candidate: CandidateSource::Fetch,
                                 target,
                             });
                         }
@@ -279,6 +286,38 @@ enum PrimaryFailure {
 }
 
 impl PrimaryFailure {
+    /// What the job is told: the primary's failure leaves nothing to
+    /// compare; a serving candidate's is the candidate's error.
+    fn copy_error(&self, side: crate::rollout::Side) -> crate::shadow::CopyError {
+        use crate::outcome::CandidateErrorKind;
+        match (side, self) {
+            (crate::rollout::Side::Primary, PrimaryFailure::TimedOut(_)) => {
+                SkipReason::PrimaryTimeout.into()
+            }
+            (crate::rollout::Side::Primary, PrimaryFailure::Failed(_)) => {
+                SkipReason::PrimaryError.into()
+            }
+            (crate::rollout::Side::Candidate, PrimaryFailure::TimedOut(_)) => {
+                crate::shadow::CopyError::CandidateFailed(CandidateErrorKind::Timeout)
+            }
+            (crate::rollout::Side::Candidate, PrimaryFailure::Failed(e)) => {
+                crate::shadow::CopyError::CandidateFailed(match e.is_connect() {
+                    true => CandidateErrorKind::Connect,
+                    false => CandidateErrorKind::Reset,
+                })
+            }
+        }
+    }
+
+    /// Whether the backend was never reached or never answered in time: a
+    /// safe request may then go to the other one.
+    fn is_connect_or_timeout(&self) -> bool {
+        match self {
+            PrimaryFailure::TimedOut(_) => true,
+            PrimaryFailure::Failed(e) => e.is_connect(),
+        }
+    }
+
     /// What the client gets: 400 for its own broken body, 504 for a primary
     /// past `primary_timeout_ms`, 502 for a primary that failed.
     fn into_response(self, target: &str) -> Response {

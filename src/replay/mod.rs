@@ -29,7 +29,8 @@ use crate::gate::{self, Criteria, EndpointGlob, GateReport};
 use crate::outcome::{Outcome, OutcomeKey, Recorder, Sample, SampleInfo, SkipReason, Tally};
 use crate::redact::Redactor;
 use crate::shadow::{
-    BodySource, PrimarySource, ShadowConfig, ShadowJob, ShadowQueue, ShadowRequest, ShadowStage,
+    BodySource, CandidateSource, PrimarySource, ShadowConfig, ShadowJob, ShadowQueue,
+    ShadowRequest, ShadowStage,
 };
 use crate::store::{MismatchFilter, SqlStore, Store, StoreError, Window};
 use crate::time::now_ms;
@@ -552,6 +553,7 @@ impl Sender<'_> {
                     body: BodySource::Ready(request.body, claim),
                 },
                 primary,
+                candidate: CandidateSource::Fetch,
                 target,
             }),
         }

@@ -9,24 +9,25 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
 use http::{HeaderMap, Method};
 use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
 
-use crate::breaker::{Breaker, Health};
-use crate::budget::Copied;
+use crate::breaker::Breaker;
 use crate::budget::{BodyBudget, Claim};
 use crate::compare::{compare, Detail, Rules};
 use crate::config::{CandidateTarget, HostHeader, RoleHeader, Target};
-use crate::exchange::{concat, Exchange, RecordedRequest, RecordedResponse};
-use crate::outcome::{CandidateErrorKind, Comparison, DropReason, Outcome, Sample, SkipReason};
+use crate::exchange::{Exchange, RecordedRequest};
+use crate::outcome::{Comparison, DropReason, Outcome, Sample, SkipReason};
 
 mod fetch;
 mod sent;
+mod source;
 
-use fetch::{fetch, Call, FetchError};
+use fetch::Call;
 use sent::{backend_headers, sent_request};
+use source::{candidate_response, primary_response, request_body};
+pub use source::{BodySource, CandidateSource, CopyError, PrimarySource, ResponseCopy};
 
 /// One sampled request on its way to an outcome.
 pub struct ShadowJob {
@@ -35,6 +36,8 @@ pub struct ShadowJob {
     pub rules: Arc<Rules>,
     pub request: ShadowRequest,
     pub primary: PrimarySource,
+    /// A shadow call, or the copy of the response the candidate served.
+    pub candidate: CandidateSource,
     /// The backends of the request's route: its candidate is called.
     pub target: Arc<Target>,
     /// Let through an open breaker to try the candidate: never shed.
@@ -47,33 +50,6 @@ pub struct ShadowRequest {
     pub target: String,
     pub headers: HeaderMap,
     pub body: BodySource,
-}
-
-/// Where the request body comes from.
-pub enum BodySource {
-    /// Read already, holding its share of the memory budget.
-    Ready(Bytes, Claim),
-    /// Still streaming to the primary; the copy arrives when it is whole.
-    Pending(oneshot::Receiver<Result<Copied, SkipReason>>),
-}
-
-/// The primary's response as copied from the client's exchange.
-pub struct PrimaryCopy {
-    pub status: http::StatusCode,
-    pub headers: HeaderMap,
-    pub body: Copied,
-    pub latency: Duration,
-}
-
-/// Where the primary's response comes from.
-pub enum PrimarySource {
-    /// Inline mode: the client's own exchange, copied as it streams.
-    Pending(oneshot::Receiver<Result<PrimaryCopy, SkipReason>>),
-    /// Mirror mode: the shadow stage calls the primary itself.
-    Fetch,
-    /// Collector mode and `replay --recorded-primary`: the response the
-    /// primary already gave, captured elsewhere; the primary is not called.
-    Given(RecordedResponse, Claim),
 }
 
 /// What the shadow stage needs to run jobs.
@@ -342,6 +318,7 @@ async fn run(
         rules,
         request,
         primary,
+        candidate: candidate_source,
         target,
         probe,
     } = job;
@@ -367,7 +344,8 @@ async fn run(
             }
         },
     };
-    let prepared = execute(&config, endpoint, request, primary, (&target, candidate)).await;
+    let sources = (primary, candidate_source);
+    let prepared = execute(&config, endpoint, request, sources, (&target, candidate)).await;
     drop(backend_slot);
     match prepared {
         Prepared::Done(outcome) => sample.finish(outcome),
@@ -459,7 +437,7 @@ async fn execute(
     config: &ShadowConfig,
     endpoint: crate::endpoint::Endpoint,
     request: ShadowRequest,
-    mut primary: PrimarySource,
+    (mut primary, candidate_source): (PrimarySource, CandidateSource),
     (target, candidate_target): (&Target, &CandidateTarget),
 ) -> Prepared {
     // Claims live until the comparison is done, keeping its memory counted.
@@ -486,12 +464,10 @@ async fn execute(
     };
     let sent = (!rewrite.is_empty())
         .then(|| sent_request(candidate_target, &candidate_target_text, &candidate_headers));
-    let candidate = fetch(
+    let candidate = candidate_response(
         config,
-        &candidate_target.url,
-        &candidate_call,
-        candidate_headers,
-        candidate_target.timeout,
+        candidate_source,
+        (candidate_target, &candidate_call, candidate_headers),
     );
     let primary = primary_response(config, primary, &target.primary, &call, primary_headers);
     // Without a primary response there is nothing to compare: stop the
@@ -510,7 +486,7 @@ async fn execute(
         }
     };
     let (primary, primary_claim) = primary;
-    let (candidate, candidate_claim) = match judge_candidate(config, candidate) {
+    let (candidate, candidate_claim) = match candidate {
         Ok(c) => c,
         Err(outcome) => return outcome.into(),
     };
@@ -530,86 +506,4 @@ async fn execute(
         Box::new(exchange),
         [request_claim, primary_claim, candidate_claim],
     )
-}
-
-/// The whole request body, or why there is none. A body that broke off
-/// because the primary failed is skipped for the primary's reason.
-async fn request_body(
-    body: BodySource,
-    primary: &mut PrimarySource,
-) -> Result<(Bytes, Claim), SkipReason> {
-    match body {
-        BodySource::Ready(body, claim) => Ok((body, claim)),
-        BodySource::Pending(rx) => match rx.await {
-            Ok(Ok(copy)) => Ok((concat(copy.chunks), copy.claim)),
-            Ok(Err(reason)) => Err(reason),
-            Err(_) => match primary {
-                PrimarySource::Pending(copy) => match copy.try_recv() {
-                    Ok(Err(reason)) => Err(reason),
-                    _ => Err(SkipReason::Incomplete),
-                },
-                PrimarySource::Fetch | PrimarySource::Given(..) => Err(SkipReason::Incomplete),
-            },
-        },
-    }
-}
-
-/// The primary's response: the client's own exchange copied (inline), or a
-/// call of our own (mirror mode).
-async fn primary_response(
-    config: &ShadowConfig,
-    primary: PrimarySource,
-    base: &crate::config::BackendUrl,
-    call: &Call<'_>,
-    headers: HeaderMap,
-) -> Result<(RecordedResponse, Claim), SkipReason> {
-    match primary {
-        PrimarySource::Given(response, claim) => Ok((response, claim)),
-        // The primary's own exchange may stream for long; past the shadow
-        // timeout it holds a slot for nothing.
-        PrimarySource::Pending(copy) => match tokio::time::timeout(config.timeout, copy).await {
-            Ok(Ok(Ok(copy))) => Ok((
-                RecordedResponse {
-                    status: copy.status,
-                    headers: copy.headers,
-                    body: concat(copy.body.chunks),
-                    latency: copy.latency,
-                },
-                copy.body.claim,
-            )),
-            Ok(Ok(Err(reason))) => Err(reason),
-            Ok(Err(_)) => Err(SkipReason::Incomplete),
-            Err(_) => Err(SkipReason::PrimaryTimeout),
-        },
-        PrimarySource::Fetch => fetch(config, base, call, headers, config.timeout)
-            .await
-            .map_err(|e| match e {
-                FetchError::TooLarge => SkipReason::BodyTooLarge,
-                FetchError::OverBudget => SkipReason::OverBudget,
-                FetchError::Failed(CandidateErrorKind::Timeout) => SkipReason::PrimaryTimeout,
-                FetchError::Failed(_) => SkipReason::PrimaryError,
-            }),
-    }
-}
-
-/// Tells the breaker what the candidate's call found, and turns a failure
-/// into its outcome.
-fn judge_candidate(
-    config: &ShadowConfig,
-    candidate: Result<(RecordedResponse, Claim), FetchError>,
-) -> Result<(RecordedResponse, Claim), Outcome> {
-    let health = match &candidate {
-        Ok(_) => Some(Health::Usable),
-        Err(FetchError::TooLarge | FetchError::Failed(_)) => Some(Health::Failed),
-        // Our own memory ran short: not the candidate's doing.
-        Err(FetchError::OverBudget) => None,
-    };
-    if let (Some(breaker), Some(health)) = (&config.breaker, health) {
-        breaker.report(health);
-    }
-    candidate.map_err(|e| match e {
-        FetchError::TooLarge => Outcome::Skipped(SkipReason::BodyTooLarge),
-        FetchError::OverBudget => Outcome::Skipped(SkipReason::OverBudget),
-        FetchError::Failed(kind) => Outcome::CandidateError(kind),
-    })
 }

@@ -6,6 +6,7 @@ mod breaker;
 mod cli;
 mod collector;
 mod credentials;
+mod cutover;
 mod deploy;
 mod diff_cli;
 mod facade;

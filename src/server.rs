@@ -111,8 +111,10 @@ impl Server {
         drop(entered);
         let proxy = Arc::new(Proxy::new(
             settings.clone(),
-            targets.clone(),
-            Arc::new(crate::rollout::Rollout::new(&settings)),
+            proxy::Routing {
+                targets: targets.clone(),
+                rollout: Arc::new(crate::rollout::Rollout::new(&settings)),
+            },
             crate::upstream::primary_client(),
             queue,
             recorder.clone(),

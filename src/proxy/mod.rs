@@ -59,8 +59,7 @@ pub struct Proxy {
 impl Proxy {
     pub fn new(
         settings: Settings,
-        targets: Targets,
-        rollout: Arc<crate::rollout::Rollout>,
+        Routing { targets, rollout }: Routing,
         upstream: crate::upstream::Upstream,
         queue: ShadowQueue,
         recorder: Arc<Recorder>,
@@ -83,6 +82,12 @@ impl Proxy {
             breaker,
         }
     }
+}
+
+/// Where requests go: each route's backends, and who serves each client.
+pub struct Routing {
+    pub targets: Targets,
+    pub rollout: Arc<crate::rollout::Rollout>,
 }
 
 /// The proxy's router: every method and path goes to the one handler.

@@ -25,6 +25,9 @@ pub enum CountKey {
     ByteEqual,
     /// Response body bytes of compared pairs from one side, as received.
     ResponseBytes(Side),
+    /// Samples the candidate served (a cutover's weight chose it), whatever
+    /// their outcome: the rest were served by the primary.
+    ServedByCandidate,
     /// Mismatches in one group, by fingerprint, as an instance of an earlier
     /// release counts them beside the outcomes (`group/<fingerprint>`)
     /// during a rolling upgrade; this release counts groups in their own
@@ -45,6 +48,7 @@ impl CountKey {
             "candidate_5xx" => CountKey::ServerErrors(Side::Candidate),
             "byte_equal" => CountKey::ByteEqual,
             "measured_pairs" => CountKey::MeasuredPairs,
+            "served_by_candidate" => CountKey::ServedByCandidate,
             "primary_bytes" => CountKey::ResponseBytes(Side::Primary),
             "candidate_bytes" => CountKey::ResponseBytes(Side::Candidate),
             _ => match name.strip_prefix("group/") {
@@ -61,6 +65,7 @@ impl CountKey {
             CountKey::ServerErrors(side) => format!("{}_5xx", side.as_str()),
             CountKey::ByteEqual => "byte_equal".to_string(),
             CountKey::MeasuredPairs => "measured_pairs".to_string(),
+            CountKey::ServedByCandidate => "served_by_candidate".to_string(),
             CountKey::ResponseBytes(side) => format!("{}_bytes", side.as_str()),
             CountKey::Group(fingerprint) => format!("group/{fingerprint}"),
             CountKey::Unknown(name) => name.clone(),
@@ -109,6 +114,11 @@ impl Counts {
                 _ => None,
             })
             .sum()
+    }
+
+    /// Samples the candidate served.
+    pub fn served_by_candidate(&self) -> i64 {
+        self.get(&CountKey::ServedByCandidate)
     }
 
     pub fn matched(&self) -> i64 {
@@ -194,6 +204,7 @@ mod tests {
             "candidate_5xx",
             "byte_equal",
             "measured_pairs",
+            "served_by_candidate",
             "primary_bytes",
             "candidate_bytes",
             "group/0123456789abcdef",

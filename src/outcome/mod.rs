@@ -189,6 +189,9 @@ pub struct SampleInfo {
     pub endpoint: Endpoint,
     pub method: Method,
     pub target: String,
+    /// The candidate served the client (a cutover's weight chose it), and
+    /// the primary was the side called in the background.
+    pub served_by_candidate: bool,
 }
 
 impl SampleInfo {
@@ -358,6 +361,7 @@ mod tests {
 
     fn info() -> SampleInfo {
         SampleInfo {
+            served_by_candidate: false,
             endpoint: EndpointCatalog::new(10).name(&Method::GET, "/x", None),
             method: Method::GET,
             target: "/x".into(),

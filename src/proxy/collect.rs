@@ -118,6 +118,7 @@ impl Proxy {
         }
         let endpoint = self.catalog.name(&method, path, route.map(|r| &r.pattern));
         let sample = self.recorder.sample(SampleInfo {
+            served_by_candidate: false,
             endpoint,
             method: method.clone(),
             target: target.clone(),

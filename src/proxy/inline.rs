@@ -62,7 +62,7 @@ impl Proxy {
         };
         // Sampled on the client's headers as sent (a sticky key may be a
         // header the forwarding edits), before they are moved and edited.
-        let admitted = self.admit(&parts, &parts.headers, upgrade, index);
+        let admitted = self.admit(&parts, &parts.headers, upgrade, (index, served.is_some()));
         let incoming = std::mem::take(&mut parts.headers);
         let mut forwarded = headers::forward(incoming, client_ip, upgrade);
         headers::set_host(&mut forwarded, &HostHeader::Client, authority_of(&parts));

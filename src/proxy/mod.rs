@@ -145,7 +145,7 @@ impl Proxy {
         parts: &http::request::Parts,
         fields: &http::HeaderMap,
         upgrade: bool,
-        index: Option<usize>,
+        (index, served_by_candidate): (Option<usize>, bool),
     ) -> Option<Admitted> {
         let (method, path) = (&parts.method, parts.uri.path());
         let target = self.targets.get(index);
@@ -158,6 +158,7 @@ impl Proxy {
         }
         let endpoint = self.catalog.name(method, path, route.map(|r| &r.pattern));
         let sample = self.recorder.sample(SampleInfo {
+            served_by_candidate,
             endpoint,
             method: method.clone(),
             target: target_of(parts).to_string(),
@@ -217,7 +218,7 @@ impl Proxy {
             rules,
             target,
             probe,
-        }) = self.admit(&parts, &parts.headers, upgrade, index)
+        }) = self.admit(&parts, &parts.headers, upgrade, (index, false))
         {
             let limited = http_body_util::Limited::new(body, self.settings.max_body_bytes);
             match limited.collect().await {

@@ -493,6 +493,7 @@ impl Sender<'_> {
         let path = request.target.split('?').next().unwrap_or("/");
         let route = settings.route_for(&request.method, path);
         let sample = self.recorder.sample(SampleInfo {
+            served_by_candidate: false,
             endpoint,
             method: request.method.clone(),
             target: request.target.clone(),

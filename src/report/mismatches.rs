@@ -274,6 +274,8 @@ pub struct MismatchDetail {
     /// differ from `request`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub candidate_request: Option<SentRequestRecord>,
+    /// Which backend served the client: `primary`, or `candidate` in a cutover.
+    pub served_by: &'static str,
     /// The verdict: JSON Patch, text diff, differing paths, reasons.
     pub verdict: VerdictRecord,
 }
@@ -288,6 +290,10 @@ impl MismatchDetail {
             primary: MessageView::response(&m.record.primary, details.primary_latency_us),
             candidate: MessageView::response(&m.record.candidate, details.candidate_latency_us),
             candidate_request: details.candidate_request.clone(),
+            served_by: match details.served_by_candidate {
+                true => "candidate",
+                false => "primary",
+            },
             verdict,
         }
     }

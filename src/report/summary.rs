@@ -35,6 +35,7 @@ fn tally(counts: &Counts) -> Totals {
         byte_parity: (counts.measured_pairs() > 0)
             .then(|| counts.byte_equal() as f64 / counts.measured_pairs() as f64),
         outcomes: counts.outcome_names(),
+        served_by_candidate: counts.served_by_candidate(),
     }
 }
 
@@ -191,6 +192,9 @@ pub struct Totals {
     pub byte_parity: Option<f64>,
     /// Every outcome key with its count, reasons included.
     pub outcomes: BTreeMap<String, i64>,
+    /// Samples the candidate served (a cutover's weight chose it; the
+    /// primary was called in the background); the rest the primary served.
+    pub served_by_candidate: i64,
 }
 
 #[derive(Serialize)]

@@ -51,6 +51,10 @@ pub struct MismatchDetails {
     /// shown as the variable's name).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub candidate_request: Option<SentRequestRecord>,
+    /// The candidate served the client (a cutover), the primary called
+    /// in the background; false (and absent) when the primary served.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub served_by_candidate: bool,
 }
 
 /// A rewritten request as stored: path, query (redacted) and headers.

@@ -97,6 +97,7 @@ pub fn build(
         details: MismatchDetails {
             primary_latency_us: Some(micros(c.exchange.primary.latency)),
             candidate_latency_us: Some(micros(c.exchange.candidate.latency)),
+            served_by_candidate: info.served_by_candidate,
             candidate_request: c.exchange.candidate_request.as_ref().map(|sent| {
                 let (path, query) = sent.target.split_once('?').unwrap_or((&sent.target, ""));
                 SentRequestRecord {

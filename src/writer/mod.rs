@@ -146,7 +146,7 @@ impl StoreWriter {
         };
         let wants_exemplar = {
             let mut p = self.lock();
-            if !self.count(&mut p, at, endpoint, outcome) {
+            if !self.count(&mut p, at, info, outcome) {
                 return;
             }
             mismatch.is_some_and(|c| self.count_group(&mut p, at, endpoint, c))
@@ -158,14 +158,24 @@ impl StoreWriter {
 
     /// Counts an outcome, with its latencies and server errors; false if
     /// the counts waiting are at their bound and it was lost instead.
-    fn count(&self, p: &mut Pending, at: i64, endpoint: &str, outcome: &Outcome) -> bool {
+    fn count(&self, p: &mut Pending, at: i64, info: &SampleInfo, outcome: &Outcome) -> bool {
         let minute = at.div_euclid(60_000);
+        let endpoint = info.endpoint.as_str();
         let key = (minute, endpoint.to_string(), outcome.key().to_string());
         if p.count_rows() >= MAX_PENDING_COUNT_ROWS && !p.counters.contains_key(&key) {
             self.lose(p, minute, 1, LossReason::CountsBacklogFull);
             return false;
         }
         *p.counters.entry(key).or_default() += 1;
+        // Which side served, beside how the sample ended.
+        if info.served_by_candidate {
+            let served = (
+                minute,
+                endpoint.to_string(),
+                "served_by_candidate".to_string(),
+            );
+            *p.counters.entry(served).or_default() += 1;
+        }
         if let Outcome::Compared(c) = outcome {
             let mut add = |name: &str, n: i64| {
                 *p.counters

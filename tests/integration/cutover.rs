@@ -23,11 +23,13 @@ fn served_users(hits: &[Hit]) -> Vec<String> {
 async fn a_weighted_candidate_serves_its_cohort_and_every_sample_is_still_compared() {
     let (primary, primary_hits) = support::recording_backend().await;
     let (candidate, candidate_hits) = support::recording_backend().await;
+    let db = support::sqlite_database();
     let mut settings = support::settings(&primary, candidate.url());
     settings.sample_rate = SampleRate::ALL;
     settings.sticky_key = Some("header:x-user-id".parse().unwrap());
     settings.weight = Weight::new(25.0).unwrap();
-    let proxy = support::start(settings).await;
+    settings.database_url = Some(db.url.clone());
+    let proxy = support::start_with_report(settings).await;
     let client = support::client();
     for round in 0..2 {
         for user in 0..200 {
@@ -67,6 +69,28 @@ async fn a_weighted_candidate_serves_its_cohort_and_every_sample_is_still_compar
         .filter(|h| h.headers.contains_key(ROLE))
         .count();
     assert_eq!(copies_to_primary, by_candidate.len());
+    // The store says which side served each sample.
+    let api = format!("http://{}/api/v1/summary?since=1h", proxy.report.unwrap());
+    let mut summary = serde_json::Value::Null;
+    for _ in 0..200 {
+        summary = support::client()
+            .get(&api)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if summary["totals"]["compared"] == 400 && summary["store"]["unwritten"] == 0 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        summary["totals"]["served_by_candidate"],
+        by_candidate.len(),
+        "{summary}"
+    );
     proxy.stop().await;
 }
 

@@ -181,6 +181,7 @@ impl Running {
 
 fn info() -> SampleInfo {
     SampleInfo {
+        served_by_candidate: false,
         endpoint: EndpointCatalog::new(10).name(&Method::GET, "/items/1", None),
         method: Method::GET,
         target: "/items/1".into(),

@@ -102,6 +102,84 @@ pub enum Command {
     #[command(after_help = "Exit codes: 0 done, 2 bad input (an invalid config, \
         a store that is missing or of another version).")]
     Rejudge(RejudgeArgs),
+    /// Show or move a running shadowdiff's cutover (through its report API):
+    /// the serving weights, plans and history; set, advance, pause, resume,
+    /// roll back, or kill every weight at once.
+    #[command(
+        after_help = "Exit codes: 0 done, 1 the API could not be reached or failed, \
+        2 refused (an unknown route, a weight outside 0-100, no token, a plan at its last step)."
+    )]
+    Rollout(RolloutArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct RolloutArgs {
+    #[command(subcommand)]
+    pub action: RolloutAction,
+
+    /// The report API of a running shadowdiff.
+    #[arg(
+        long,
+        env = "SHADOWDIFF_REPORT_URL",
+        value_name = "URL",
+        default_value = "http://127.0.0.1:9090",
+        global = true
+    )]
+    pub report_url: String,
+
+    /// Bearer token of the report API (also from SHADOWDIFF_REPORT_TOKEN); commands need one.
+    #[arg(
+        long,
+        env = "SHADOWDIFF_REPORT_TOKEN",
+        hide_env_values = true,
+        value_name = "TOKEN",
+        global = true
+    )]
+    pub report_token: Option<ReportToken>,
+
+    /// Print the API's JSON instead of a table.
+    #[arg(long, global = true)]
+    pub json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RolloutAction {
+    /// Each route's weight, plan and state, what was served, the latest changes.
+    Status,
+    /// Set a route's weight (percent), pausing its plan.
+    Set {
+        /// The route's `match` (such as 'GET /api/orders/{id}'), or '*' for the rest.
+        route: String,
+        weight: crate::sampling::Weight,
+    },
+    /// Move a route to its plan's next step, whatever its gate says.
+    Advance { route: String },
+    /// Stop a route's plan where it is.
+    Pause { route: String },
+    /// Let a route's plan go on.
+    Resume { route: String },
+    /// Set a route back to 0 and pause its plan.
+    Rollback { route: String },
+    /// Set every weight to 0 at once and pause every plan.
+    Kill,
+}
+
+impl RolloutAction {
+    /// The command as the API takes it; none for the status.
+    pub fn body(&self) -> Option<serde_json::Value> {
+        use serde_json::json;
+        Some(match self {
+            RolloutAction::Status => return None,
+            RolloutAction::Set { route, weight } => {
+                json!({"command": "set", "route": route, "weight": weight.percent()})
+            }
+            RolloutAction::Advance { route } => json!({"command": "advance", "route": route}),
+            RolloutAction::Pause { route } => json!({"command": "pause", "route": route}),
+            RolloutAction::Resume { route } => json!({"command": "resume", "route": route}),
+            RolloutAction::Rollback { route } => json!({"command": "rollback", "route": route}),
+            RolloutAction::Kill => json!({"command": "kill"}),
+        })
+    }
 }
 
 #[derive(Debug, Args)]

@@ -31,7 +31,7 @@ pub use error::ConfigError;
 pub use notify::{GateWatch, WebhookUrl};
 pub use rewrite::{HeaderSource, PathPrefix, RewritableHeader, Rewrite};
 pub use role::RoleHeader;
-pub use serving::{Fallback, Writes};
+pub use serving::{Advance, Fallback, Plan, Writes};
 pub use settings::{ConnectionLimits, Layer, Mode, Route, ServeFlags, Settings};
 pub use token::{ReportToken, TokenError};
 pub use units::{HumanDuration, NonZeroMillis};

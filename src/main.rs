@@ -35,6 +35,7 @@ fn main() -> ExitCode {
         },
         Command::Gate(args) => gate(&args),
         Command::Replay(args) => replay(&args),
+        Command::Rollout(args) => rollout(&args),
         Command::Rejudge(args) => match rejudge(&args) {
             Ok(()) => ExitCode::from(cli::EXIT_OK),
             Err(error) => {
@@ -479,6 +480,43 @@ fn replay_verdict(
         return ExitCode::from(cli::EXIT_USAGE);
     }
     code
+}
+
+/// `shadowdiff rollout …`: one call to the report API, its answer printed.
+fn rollout(args: &cli::RolloutArgs) -> ExitCode {
+    use shadowdiff::gate::remote::RemoteError;
+    let token = args.report_token.as_ref().map(|t| t.as_str());
+    let answered = tokio::runtime::Runtime::new()
+        .map_err(|e| e.to_string())
+        .and_then(|runtime| {
+            runtime
+                .block_on(shadowdiff::rollout::remote::call(
+                    &args.report_url,
+                    token,
+                    args.action.body(),
+                ))
+                .map_err(|e| match e {
+                    RemoteError::Refused { status, .. } if status < 500 => format!("refused: {e}"),
+                    RemoteError::Unauthorized | RemoteError::BadUrl(_) => format!("refused: {e}"),
+                    e => e.to_string(),
+                })
+        });
+    match answered {
+        Ok(view) => {
+            match args.json {
+                true => println!("{view}"),
+                false => print!("{}", shadowdiff::rollout::remote::render(&view)),
+            }
+            ExitCode::from(cli::EXIT_OK)
+        }
+        Err(message) => {
+            eprintln!("error: {message}");
+            match message.starts_with("refused: ") {
+                true => ExitCode::from(cli::EXIT_USAGE),
+                false => ExitCode::from(cli::EXIT_FAILURE),
+            }
+        }
+    }
 }
 
 fn gate(args: &GateArgs) -> ExitCode {

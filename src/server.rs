@@ -41,6 +41,8 @@ pub enum ServeError {
 
 pub struct Server {
     proxy: Arc<Proxy>,
+    /// The serving weights and plans, shown and commanded through the report API.
+    cutover: Arc<crate::rollout::Cutover>,
     /// Each route's backends, also named in the report API's summary.
     targets: crate::config::Targets,
     /// Runs shadow work (candidate calls, comparisons, store writes) on
@@ -59,7 +61,8 @@ pub struct Server {
     record: Option<tokio::task::JoinHandle<()>>,
     /// Notification delivery and the gate watcher, when configured.
     notifications: Notifications,
-    /// Stops the periodic per-endpoint summary lines.
+    /// Stops the periodic tasks: the per-endpoint summary lines, the
+    /// rollout's weights and plans.
     summaries: CancellationToken,
 }
 
@@ -95,6 +98,17 @@ impl Server {
             settings.log_summary_every,
             summaries.clone(),
         ));
+        let rollout = Arc::new(crate::rollout::Rollout::new(&settings));
+        let cutover = Arc::new(crate::rollout::Cutover {
+            rollout: rollout.clone(),
+            plans: settings.routes.iter().map(|r| r.plan.clone()).collect(),
+            kill_file: settings.kill_file.clone(),
+            instance: settings.instance.clone(),
+            every: settings.rollout_sync_every,
+        });
+        // Without a database the weights are the settings' (and the kill file's).
+        let url = settings.database_url.clone();
+        tokio::spawn(cutover.clone().run(url, summaries.clone()));
         let budget = BodyBudget::new(settings.max_buffered_bytes);
         let breaker = settings
             .breaker_failures
@@ -113,7 +127,7 @@ impl Server {
             settings.clone(),
             proxy::Routing {
                 targets: targets.clone(),
-                rollout: Arc::new(crate::rollout::Rollout::new(&settings)),
+                rollout: rollout.clone(),
             },
             crate::upstream::primary_client(),
             queue,
@@ -123,6 +137,7 @@ impl Server {
         ));
         Ok(Server {
             proxy,
+            cutover,
             targets,
             shadow_runtime,
             connections: Arc::default(),
@@ -185,7 +200,8 @@ impl Server {
             .with_shadow_stats(self.stage.stats())
             .with_notify_stats(self.notifications.stats())
             .with_recorder(self.recorder.clone())
-            .with_targets(self.targets.clone()),
+            .with_targets(self.targets.clone())
+            .with_cutover(self.cutover.clone()),
         );
         let address = report.local_addr()?;
         tracing::info!(%address, "report API listening");

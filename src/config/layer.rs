@@ -231,8 +231,20 @@ fn check_weights(settings: &Settings) -> Result<(), ConfigError> {
             });
         }
     }
-    let serving =
-        above_zero(Some(settings.weight)) || settings.routes.iter().any(|r| above_zero(r.weight));
+    for (i, route) in settings.routes.iter().enumerate() {
+        if route.plan.is_some() && matches!(route.candidate, Some(super::CandidateChoice::None)) {
+            return Err(ConfigError::Refused {
+                key: format!("route[{i}].plan"),
+                message: "the route has no candidate (`candidate = false`) to move traffic to"
+                    .into(),
+            });
+        }
+    }
+    let serving = above_zero(Some(settings.weight))
+        || settings
+            .routes
+            .iter()
+            .any(|r| above_zero(r.weight) || r.plan.is_some());
     if serving && settings.mode != super::Mode::Inline {
         return Err(ConfigError::Refused {
             key: "weight".into(),

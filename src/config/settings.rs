@@ -151,6 +151,14 @@ declare_settings! {
         /// For a safe request the candidate serves and fails (no connection,
         /// no answer within its timeout): primary answers it instead, or off.
         fallback: Fallback, "WHAT", default("off") => fallback: Fallback;
+        /// While this file exists, every serving weight is 0 on this
+        /// instance (a kill switch for operators without API access).
+        kill_file: PathBuf, "FILE", none => kill_file: Option<PathBuf>, via non_empty_path;
+        /// How often the stored serving weights are applied and plans
+        /// decided; every instance on one database applies a change within it
+        /// (and the store writer's 500 ms for the counts a gate reads).
+        rollout_sync_ms: NonZeroMillis, "MS", default("1000")
+            => rollout_sync_every: Duration, via NonZeroMillis::duration;
         /// Threads for shadow work (candidate calls, comparisons), apart from
         /// the client path's.
         shadow_threads: NonZeroUsize, "N",
@@ -258,6 +266,9 @@ pub struct Route {
     /// Where these requests' unsafe methods go at a weight above 0.
     #[serde(default)]
     pub writes: Option<Writes>,
+    /// The steps these requests' weight moves through (`[route.plan]`).
+    #[serde(default)]
+    pub plan: Option<super::Plan>,
 }
 
 /// Limits on client connections, so slow or idle clients cannot hold them
@@ -380,7 +391,8 @@ mod tests {
                 "notify_slack_url",
                 "notify_gate",
                 "report_token",
-                "record"
+                "record",
+                "kill_file"
             ]
         );
     }

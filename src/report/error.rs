@@ -28,6 +28,13 @@ pub enum ApiError {
     /// The token is missing or wrong.
     #[error("a valid `Authorization: Bearer <token>` header is required")]
     Unauthorized,
+    /// The request is understood but not allowed here (a rollout command
+    /// on an API without a token).
+    #[error("{0}")]
+    Forbidden(String),
+    /// The request conflicts with the state (a plan at its last step).
+    #[error("{0}")]
+    Conflict(String),
     /// shadowdiff runs without a database.
     #[error("no database is configured")]
     NoDatabase,
@@ -66,6 +73,8 @@ impl ApiError {
                 (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", None)
             }
             ApiError::NoDatabase => (StatusCode::SERVICE_UNAVAILABLE, "no_database", None),
+            ApiError::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden", None),
+            ApiError::Conflict(_) => (StatusCode::CONFLICT, "conflict", None),
             ApiError::StoreUnhealthy(_) => {
                 (StatusCode::SERVICE_UNAVAILABLE, "store_unhealthy", None)
             }

@@ -20,6 +20,7 @@ mod mismatches;
 mod openapi;
 mod params;
 pub mod rejudge;
+mod rollout;
 mod summary;
 
 use std::sync::Arc;
@@ -55,6 +56,8 @@ pub struct ReportState {
     notify: Option<Arc<crate::notify::NotifyStats>>,
     /// Each route's backends, to say what each endpoint is compared against.
     targets: Option<crate::config::Targets>,
+    /// The serving weights and plans, for `/rollout`.
+    cutover: Option<Arc<crate::rollout::Cutover>>,
 }
 
 impl ReportState {
@@ -76,7 +79,14 @@ impl ReportState {
             shadow: None,
             notify: None,
             targets: None,
+            cutover: None,
         }
+    }
+
+    /// Shows and commands this process's cutover on `/rollout`.
+    pub fn with_cutover(mut self, cutover: Arc<crate::rollout::Cutover>) -> Self {
+        self.cutover = Some(cutover);
+        self
     }
 
     /// Names each endpoint's backends in the summary.
@@ -161,6 +171,7 @@ pub fn router(state: Arc<ReportState>) -> Router {
         // POST too: Flagger's webhooks post; the body is not read.
         .route("/gate", get(gate::gate).post(gate::gate))
         .route("/rejudge", post(rejudge::rejudge))
+        .route("/rollout", get(rollout::rollout).post(rollout::command))
         .route("/openapi.json", get(openapi::openapi))
         .fallback(|| async { ApiError::NotFound("no such route".into()) })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })

@@ -13,7 +13,8 @@
 //! `model` (counts, groups, windows), `latency` (the histogram's buckets and
 //! quantiles), `mismatch` (a stored
 //! exemplar and its SQL), `open` (connecting, migrating, closing), `repair`
-//! (migrations extended after release), `write` and `read`.
+//! (migrations extended after release), `write` and `read`, and `rollout`
+//! (the cutover's shared weights and their history).
 
 mod error;
 mod latency;
@@ -22,6 +23,7 @@ mod model;
 mod open;
 mod read;
 mod repair;
+mod rollout;
 mod url;
 mod write;
 
@@ -37,6 +39,7 @@ pub use model::{
     LatencyDelta, MismatchFilter, Window, Written,
 };
 pub use open::SqlStore;
+pub use rollout::{RolloutChange, RolloutEvent, RolloutRow};
 pub use url::{Backend, DatabaseUrl, DatabaseUrlError};
 
 /// Exemplars kept per group per hour; beyond, occurrences are only counted.

@@ -8,6 +8,18 @@
 //! stable hash of its key (salted apart from the sampling draw), admitted
 //! below the weight, so a client served at 5% is served at 25%. Without a
 //! key each request draws anew.
+//!
+//! `sync` keeps the weights shared: every instance on one database applies
+//! the stored weights every second (or 0 for all while the kill file
+//! exists), and moves each route along its plan, its gate decided from the
+//! store.
+
+mod command;
+pub mod remote;
+mod sync;
+
+pub use command::{Command, CommandError};
+pub use sync::{Cutover, ROUTE_DEFAULT};
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -37,6 +49,10 @@ impl Side {
 pub struct Rollout {
     /// Each weight's percent as f64 bits: the default first, then each route's.
     weights: Vec<AtomicU64>,
+    /// Each weight's name in the store and the API: `*`, then each route's `match`.
+    keys: Vec<String>,
+    /// The weights the settings give, in the same order.
+    configured: Vec<Weight>,
     writes: Vec<Writes>,
     sticky: Option<StickyKey>,
     fallback: Fallback,
@@ -48,9 +64,15 @@ impl Rollout {
     /// The weights the settings give; a route without one has the default's.
     pub fn new(settings: &Settings) -> Rollout {
         let default = settings.weight;
-        let weights = std::iter::once(default)
+        let configured: Vec<Weight> = std::iter::once(default)
             .chain(settings.routes.iter().map(|r| r.weight.unwrap_or(default)))
+            .collect();
+        let weights = configured
+            .iter()
             .map(|w| AtomicU64::new(w.percent().to_bits()))
+            .collect();
+        let keys = std::iter::once(ROUTE_DEFAULT.to_string())
+            .chain(settings.routes.iter().map(|r| r.pattern.to_string()))
             .collect();
         let writes = std::iter::once(settings.writes)
             .chain(
@@ -62,6 +84,8 @@ impl Rollout {
             .collect();
         Rollout {
             weights,
+            keys,
+            configured,
             writes,
             sticky: settings.sticky_key.clone(),
             fallback: settings.fallback,
@@ -78,6 +102,22 @@ impl Rollout {
     pub fn weight(&self, route: Option<usize>) -> Weight {
         let bits = self.weights[self.slot(route)].load(Ordering::Relaxed);
         Weight::new(f64::from_bits(bits)).unwrap_or(Weight::ZERO)
+    }
+
+    /// Each weight's slot by its name: `*` or a route's `match`.
+    pub fn slot_of(&self, key: &str) -> Option<Option<usize>> {
+        let i = self.keys.iter().position(|k| k == key)?;
+        Some(i.checked_sub(1))
+    }
+
+    /// Every weight's name, the default's (`*`) first, then each route's.
+    pub fn keys(&self) -> &[String] {
+        &self.keys
+    }
+
+    /// The weight the settings give a route.
+    pub fn configured(&self, route: Option<usize>) -> Weight {
+        self.configured[self.slot(route)]
     }
 
     /// Sets a route's weight; every request from now on is decided by it.

@@ -484,39 +484,27 @@ fn replay_verdict(
 
 /// `shadowdiff rollout …`: one call to the report API, its answer printed.
 fn rollout(args: &cli::RolloutArgs) -> ExitCode {
-    use shadowdiff::gate::remote::RemoteError;
+    use shadowdiff::rollout::remote;
     let token = args.report_token.as_ref().map(|t| t.as_str());
-    let answered = tokio::runtime::Runtime::new()
-        .map_err(|e| e.to_string())
-        .and_then(|runtime| {
-            runtime
-                .block_on(shadowdiff::rollout::remote::call(
-                    &args.report_url,
-                    token,
-                    args.action.body(),
-                ))
-                .map_err(|e| match e {
-                    RemoteError::Refused { status, .. } if status < 500 => format!("refused: {e}"),
-                    RemoteError::Unauthorized | RemoteError::BadUrl(_) => format!("refused: {e}"),
-                    e => e.to_string(),
-                })
-        });
-    match answered {
-        Ok(view) => {
-            match args.json {
-                true => println!("{view}"),
-                false => print!("{}", shadowdiff::rollout::remote::render(&view)),
-            }
-            ExitCode::from(cli::EXIT_OK)
+    let call = remote::call(&args.report_url, token, args.action.body());
+    match tokio::runtime::Runtime::new().map(|r| r.block_on(call)) {
+        Ok(Ok(view)) if args.json => println!("{view}"),
+        Ok(Ok(view)) => print!("{}", remote::render(&view)),
+        Ok(Err(e)) => {
+            eprintln!("error: {e}");
+            let refused = remote::is_refusal(&e);
+            return ExitCode::from(if refused {
+                cli::EXIT_USAGE
+            } else {
+                cli::EXIT_FAILURE
+            });
         }
-        Err(message) => {
-            eprintln!("error: {message}");
-            match message.starts_with("refused: ") {
-                true => ExitCode::from(cli::EXIT_USAGE),
-                false => ExitCode::from(cli::EXIT_FAILURE),
-            }
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(cli::EXIT_FAILURE);
         }
     }
+    ExitCode::from(cli::EXIT_OK)
 }
 
 fn gate(args: &GateArgs) -> ExitCode {

@@ -60,6 +60,16 @@ pub async fn call(
     })
 }
 
+/// Whether the API refused the request (the caller's to fix: exit 2),
+/// rather than failed or could not be reached.
+pub fn is_refusal(e: &RemoteError) -> bool {
+    match e {
+        RemoteError::Refused { status, .. } => *status < 500,
+        RemoteError::Unauthorized | RemoteError::BadUrl(_) => true,
+        RemoteError::Unreachable { .. } | RemoteError::Malformed { .. } => false,
+    }
+}
+
 /// A weight as people write it: `25%`, `0.5%`.
 fn percent(v: &Value) -> String {
     match v.as_f64() {

@@ -250,7 +250,7 @@ fn cases(id: i64, fingerprint: &str) -> Vec<Case> {
         c
     };
     let (groups_route, gate) = ("/api/v1/groups/{fingerprint}", "/api/v1/gate");
-    let rejudge = "/api/v1/rejudge";
+    let (rejudge, rollout) = ("/api/v1/rejudge", "/api/v1/rollout");
     vec![
         case("GET", "/api/v1/summary", "/api/v1/summary?since=1h", 200),
         case("GET", "/api/v1/endpoints", "/api/v1/endpoints", 200),
@@ -307,6 +307,23 @@ fn cases(id: i64, fingerprint: &str) -> Vec<Case> {
         with_body(
             case("POST", rejudge, rejudge, 400),
             json!({"config": "[compare]\nignore = \"name\"\n"}),
+        ),
+        case("GET", rollout, rollout, 200),
+        with_body(
+            case("POST", rollout, rollout, 200),
+            json!({"command": "set", "route": "*", "weight": 0}),
+        ),
+        with_body(
+            case("POST", rollout, rollout, 400),
+            json!({"command": "set", "route": "*", "weight": 101}),
+        ),
+        with_body(
+            case("POST", rollout, rollout, 404),
+            json!({"command": "pause", "route": "GET /nowhere"}),
+        ),
+        with_body(
+            case("POST", rollout, rollout, 409),
+            json!({"command": "advance", "route": "*"}),
         ),
     ]
 }

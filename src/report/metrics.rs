@@ -59,6 +59,9 @@ fn render(state: &ReportState) -> String {
     if let Some(stats) = &state.notify {
         notifications(&mut out, stats);
     }
+    if let Some(cutover) = &state.cutover {
+        rollout(&mut out, cutover);
+    }
     if let Some(health) = &state.health {
         store(&mut out, &health.snapshot());
     }
@@ -293,6 +296,57 @@ fn notifications(out: &mut String, stats: &NotifyStats) {
             "Notifications dropped because their queue was full or shutdown came first.",
         ),
         stats.dropped.load(Ordering::Relaxed),
+    );
+}
+
+/// The cutover: each route's serving weight (bounded by the routes), the
+/// requests each side served, the fallbacks, the kill file.
+fn rollout(out: &mut String, cutover: &crate::rollout::Cutover) {
+    let rollout = &cutover.rollout;
+    family(
+        out,
+        "shadowdiff_rollout_weight_percent",
+        "gauge",
+        "The share of clients the candidate serves, by route (its match; * for the rest), as this instance applies it.",
+    );
+    for (i, key) in rollout.keys().iter().enumerate() {
+        let weight = rollout.weight(i.checked_sub(1)).percent();
+        let _ = writeln!(
+            out,
+            "shadowdiff_rollout_weight_percent{{route=\"{}\"}} {weight}",
+            label(key)
+        );
+    }
+    let (primary, candidate, fallbacks) = rollout.served();
+    family(
+        out,
+        "shadowdiff_served_requests_total",
+        "counter",
+        "Client requests by the side that served them.",
+    );
+    for (side, n) in [("primary", primary), ("candidate", candidate)] {
+        let _ = writeln!(
+            out,
+            "shadowdiff_served_requests_total{{side=\"{side}\"}} {n}"
+        );
+    }
+    single(
+        out,
+        (
+            "shadowdiff_rollout_fallbacks_total",
+            "counter",
+            "Safe requests the primary answered after the serving candidate could not.",
+        ),
+        fallbacks,
+    );
+    single(
+        out,
+        (
+            "shadowdiff_rollout_killed",
+            "gauge",
+            "1 while the kill file exists here (every weight 0), else 0.",
+        ),
+        u8::from(cutover.killed_by_file()),
     );
 }
 

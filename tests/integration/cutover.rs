@@ -91,6 +91,16 @@ async fn a_weighted_candidate_serves_its_cohort_and_every_sample_is_still_compar
         by_candidate.len(),
         "{summary}"
     );
+    let metrics = proxy.metrics().await;
+    let served = format!(
+        "shadowdiff_served_requests_total{{side=\"candidate\"}} {}",
+        by_candidate.len()
+    );
+    assert!(metrics.contains(&served), "{metrics}");
+    assert!(
+        metrics.contains("shadowdiff_rollout_weight_percent{route=\"*\"} 25"),
+        "{metrics}"
+    );
     proxy.stop().await;
 }
 
@@ -101,7 +111,7 @@ async fn a_dead_candidate_serving_a_quarter_fails_no_safe_request_with_the_fallb
     settings.sample_rate = SampleRate::ALL;
     settings.weight = Weight::new(25.0).unwrap();
     settings.fallback = shadowdiff::config::Fallback::Primary;
-    let proxy = support::start(settings).await;
+    let proxy = support::start_with_report(settings).await;
     let client = support::client();
     for i in 0..200 {
         let response = client
@@ -113,16 +123,31 @@ async fn a_dead_candidate_serving_a_quarter_fails_no_safe_request_with_the_fallb
         assert_eq!(response.text().await.unwrap(), "{\"ok\":true}");
     }
     let tally = proxy.outcomes(200).await;
-    // Every request was answered by the primary; the ones the candidate
-    // was to serve count as its connection errors.
-    let connect = tally.count(OutcomeKey::CandidateError(CandidateErrorKind::Connect));
-    assert!((20..90).contains(&connect), "{tally:?}");
+    // Every request was answered by the primary, a quarter of them after
+    // the candidate could not be reached; the candidate's shadow calls for
+    // the rest fail too, until the breaker sheds them.
+    let failed = tally.count(OutcomeKey::CandidateError(CandidateErrorKind::Connect))
+        + tally.count(OutcomeKey::Skipped(
+            shadowdiff::outcome::SkipReason::CandidateUnhealthy,
+        ));
+    assert_eq!(failed, 200, "{tally:?}");
     let served = primary_hits
         .all()
         .iter()
         .filter(|h| !h.headers.contains_key(ROLE))
         .count();
     assert_eq!(served, 200);
+    let metrics = proxy.metrics().await;
+    let fallbacks: u64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("shadowdiff_rollout_fallbacks_total "))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("{metrics}"));
+    assert!((20..90).contains(&fallbacks), "{fallbacks} fallbacks");
+    assert!(
+        metrics.contains("shadowdiff_served_requests_total{side=\"primary\"} 200"),
+        "{metrics}"
+    );
     proxy.stop().await;
 }
 

@@ -143,10 +143,30 @@ async fn metrics_count_the_traffic_sent_behind_the_token() {
     }
     assert_eq!(value("shadowdiff_comparisons_total"), Some(5.0), "{text}");
     assert_eq!(value("shadowdiff_shadow_queue_depth"), Some(0.0), "{text}");
-    // A job's count ends just after its outcome is recorded.
+    assert!(value("shadowdiff_shadows_in_flight").is_some(), "{text}");
+    // A job's count ends just after its outcome is recorded: soon none.
+    let mut in_flight = String::new();
+    for _ in 0..100 {
+        let r = support::client()
+            .get(&url)
+            .bearer_auth(TOKEN)
+            .send()
+            .await
+            .unwrap();
+        in_flight = r.text().await.unwrap();
+        if in_flight
+            .lines()
+            .any(|l| l == "shadowdiff_shadows_in_flight 0")
+        {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
     assert!(
-        value("shadowdiff_shadows_in_flight").is_some_and(|n| n <= 1.0),
-        "{text}"
+        in_flight
+            .lines()
+            .any(|l| l == "shadowdiff_shadows_in_flight 0"),
+        "{in_flight}"
     );
     assert!(text.contains("shadowdiff_build_info{version=\""), "{text}");
     // The format: every sample line belongs to a family declared with HELP
@@ -184,7 +204,9 @@ async fn metrics_count_the_traffic_sent_behind_the_token() {
                     "version",
                     "difference",
                     "backend",
-                    "le"
+                    "le",
+                    "route",
+                    "side"
                 ]
                 .contains(&key),
                 "label {key} is not documented: {line}"

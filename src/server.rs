@@ -105,6 +105,7 @@ impl Server {
             kill_file: settings.kill_file.clone(),
             instance: settings.instance.clone(),
             every: settings.rollout_sync_every,
+            recorder: Some(recorder.clone()),
         });
         // Without a database the weights are the settings' (and the kill file's).
         let url = settings.database_url.clone();

@@ -148,8 +148,9 @@ declare_settings! {
         /// Where unsafe methods go at a weight above 0: cohort (with the
         /// client's other requests) or primary.
         writes: Writes, "WHO", default("cohort") => writes: Writes;
-        /// For a safe request the candidate serves and fails (no connection,
-        /// no answer within its timeout): primary answers it instead, or off.
+        /// For a safe request the candidate serves and that gets no response
+        /// head (no connection, a reset, no answer within the candidate's
+        /// timeout): primary answers it instead, or off.
         fallback: Fallback, "WHAT", default("off") => fallback: Fallback;
         /// While this file exists, every serving weight is 0 on this
         /// instance (a kill switch for operators without API access).

@@ -101,7 +101,7 @@ impl Proxy {
                 if let Some(report) = report {
                     let _ = report.send(Err(failure.copy_error(side)));
                 }
-                return match (fallback, failure.is_connect_or_timeout()) {
+                return match (fallback, failure.gave_no_head()) {
                     (Some(headers), true) => self.fall_back(&parts, target, headers).await,
                     _ => failure.into_response(target_of(&parts)),
                 };

@@ -174,6 +174,11 @@ impl Proxy {
             .is_some_and(|n| n > self.settings.max_body_bytes as u64)
         {
             Some(SkipReason::BodyTooLarge)
+        } else if served_by_candidate {
+            // A reverse shadow calls the primary, not the candidate: the
+            // breaker's sheds are for calls to a failing candidate, and the
+            // serving candidate's parity must stay measured.
+            None
         } else {
             // Last, so that a probe is only spent on a request that can be shadowed.
             match self.breaker.as_ref().map(|b| b.admit()) {
@@ -315,12 +320,19 @@ impl PrimaryFailure {
         }
     }
 
-    /// Whether the backend was never reached or never answered in time: a
-    /// safe request may then go to the other one.
-    fn is_connect_or_timeout(&self) -> bool {
+    /// Whether the backend gave no response head (could not be reached,
+    /// closed or reset the connection, or did not answer in time): a safe
+    /// request without a body may then go to the other one, unchanged.
+    fn gave_no_head(&self) -> bool {
         match self {
             PrimaryFailure::TimedOut(_) => true,
-            PrimaryFailure::Failed(e) => e.is_connect(),
+            // The client's own broken body is the client's answer.
+            PrimaryFailure::Failed(e) => {
+                !std::iter::successors(Some(e as &(dyn std::error::Error + 'static)), |e| {
+                    e.source()
+                })
+                .any(|e| e.is::<ClientBodyError>())
+            }
         }
     }
 

@@ -15,6 +15,7 @@
 //! store.
 
 mod command;
+mod live;
 pub mod remote;
 mod sync;
 

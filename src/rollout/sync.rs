@@ -12,12 +12,27 @@ use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
+use super::live::{self, Judged, Recent};
 use super::Rollout;
 use crate::config::{Advance, Plan};
 use crate::gate::{self, EndpointGlob, GateVerdict};
 use crate::sampling::Weight;
 use crate::store::{DatabaseUrl, RolloutChange, RolloutRow, SqlStore, Window};
 use crate::time::now_ms;
+
+/// A change a plan decides: weight, step, paused, reason, detail.
+type Change = (f64, i64, bool, &'static str, String);
+
+/// Back to 0, the plan paused, saying why.
+fn rollback(at: f64, why: &str) -> Change {
+    (
+        0.0,
+        -1,
+        true,
+        "rollback",
+        format!("the gate failed at {at}%: {why}"),
+    )
+}
 
 /// The name of the weight of requests no route matches.
 pub const ROUTE_DEFAULT: &str = "*";
@@ -33,6 +48,8 @@ pub struct Cutover {
     pub kill_file: Option<PathBuf>,
     pub instance: String,
     pub every: Duration,
+    /// This instance's live tally, for the fast rollback (`live`).
+    pub recorder: Option<Arc<crate::outcome::Recorder>>,
 }
 
 impl Cutover {
@@ -43,6 +60,7 @@ impl Cutover {
         let started = now_ms();
         let mut store: Option<SqlStore> = None;
         let mut killed = false;
+        let mut recent = Recent::default();
         let mut tick = tokio::time::interval(self.every);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
@@ -79,12 +97,52 @@ impl Cutover {
                 self.apply(rows, killed);
                 if !killed {
                     if let Some(store) = &store {
-                        self.advance_plans(store, rows, started).await;
+                        self.advance_plans(store, rows, started, &mut recent).await;
                     }
                 }
             } else if killed || url.is_none() {
                 self.apply(&[], killed);
             }
+        }
+    }
+
+    /// A step's gate over its own time, from the store: a pass held long
+    /// enough advances (with `advance = "auto"`), a fail at a serving step
+    /// rolls back, anything else waits.
+    async fn judge_step(
+        &self,
+        store: &SqlStore,
+        (key, plan, criteria): (&str, &Plan, crate::gate::Criteria),
+        (step, since, now): (i64, i64, i64),
+        at: f64,
+    ) -> Option<Change> {
+        let window = Window {
+            since_ms: since,
+            until_ms: now + 60_000,
+        };
+        let data = match gate::gather(store, window, "", &criteria).await {
+            Ok(data) => data,
+            Err(e) => {
+                tracing::warn!(error = %e, route = %key, "a plan's gate could not be read");
+                return None;
+            }
+        };
+        let report = gate::decide(&criteria, window, None, &data);
+        let held = now - since >= plan.hold.as_millis() as i64;
+        let next = usize::try_from(step + 1)
+            .ok()
+            .and_then(|n| plan.steps.get(n));
+        match (report.verdict, step >= 0) {
+            (GateVerdict::Fail, true) => Some(rollback(at, &report.reason)),
+            (GateVerdict::Pass, _) if held && plan.advance == Advance::Auto => next.map(|w| {
+                let why = format!(
+                    "the gate passed over {} s: {}",
+                    plan.hold.as_secs(),
+                    report.reason
+                );
+                (w.percent(), step + 1, false, "plan", why)
+            }),
+            _ => None,
         }
     }
 
@@ -110,7 +168,14 @@ impl Cutover {
     }
 
     /// Each route with a plan, not paused: its gate over the current step.
-    async fn advance_plans(&self, store: &SqlStore, rows: &[RolloutRow], started: i64) {
+    async fn advance_plans(
+        &self,
+        store: &SqlStore,
+        rows: &[RolloutRow],
+        started: i64,
+        recent: &mut Recent,
+    ) {
+        let tally = self.recorder.as_ref().map(|r| r.tally());
         for (i, plan) in self.plans.iter().enumerate() {
             let Some(plan) = plan else { continue };
             let key = &self.rollout.keys()[i + 1];
@@ -127,48 +192,28 @@ impl Cutover {
                 Ok(glob) => glob,
                 Err(_) => continue,
             }];
-            let window = Window {
-                since_ms: since,
-                until_ms: now + 60_000,
-            };
-            let data = match gate::gather(store, window, "", &criteria).await {
-                Ok(data) => data,
-                Err(e) => {
-                    tracing::warn!(error = %e, route = %key, "a plan's gate could not be read");
-                    continue;
+            let at = row.map_or(configured, |r| r.weight);
+            // A serving step: this instance's last seconds first, which
+            // show a bug long before the stored minutes do.
+            let live = match (&tally, step >= 0) {
+                (Some(tally), true) => {
+                    let span = live::window(plan);
+                    let counts = Judged::of(tally, &criteria.endpoints[0]);
+                    let last = recent.observe(i, std::time::Instant::now(), counts, span);
+                    tracing::debug!(route = %key, ?counts, ?last, "a serving step's last seconds");
+                    live::failing(last, plan, span)
+                }
+                _ => {
+                    recent.reset(i);
+                    None
                 }
             };
-            let report = gate::decide(&criteria, window, None, &data);
-            let held = now - since >= plan.hold.as_millis() as i64;
-            let next = usize::try_from(step + 1)
-                .ok()
-                .and_then(|n| plan.steps.get(n));
-            let change = match (report.verdict, step >= 0) {
-                (GateVerdict::Fail, true) => Some((
-                    0.0,
-                    -1,
-                    true,
-                    "rollback",
-                    format!(
-                        "the gate failed at {}%: {}",
-                        row.map_or(configured, |r| r.weight),
-                        report.reason
-                    ),
-                )),
-                (GateVerdict::Pass, _) if held && plan.advance == Advance::Auto => next.map(|w| {
-                    (
-                        w.percent(),
-                        step + 1,
-                        false,
-                        "plan",
-                        format!(
-                            "the gate passed over {} s: {}",
-                            plan.hold.as_secs(),
-                            report.reason
-                        ),
-                    )
-                }),
-                _ => None,
+            let change = match live {
+                Some(why) => Some(rollback(at, &why)),
+                None => {
+                    self.judge_step(store, (key, plan, criteria), (step, since, now), at)
+                        .await
+                }
             };
             let Some((weight, step, paused, reason, detail)) = change else {
                 continue;

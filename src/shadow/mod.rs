@@ -323,7 +323,9 @@ async fn run(
         probe,
     } = job;
     // Queued before the breaker opened: the candidate would only fail again.
-    if !probe && config.breaker.as_ref().is_some_and(|b| b.is_open()) {
+    // (A candidate that served the client is not called: nothing to shed.)
+    let calls_candidate = matches!(candidate_source, CandidateSource::Fetch);
+    if !probe && calls_candidate && config.breaker.as_ref().is_some_and(|b| b.is_open()) {
         sample.finish(Outcome::Skipped(SkipReason::CandidateUnhealthy));
         return;
     }

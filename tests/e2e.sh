@@ -23,22 +23,7 @@ mkdir -p "$work"
 admin_url=${SHADOWDIFF_TEST_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/postgres}
 rounds=${E2E_ROUNDS:-40}
 
-for tool in python3 go psql cargo; do
-  command -v "$tool" >/dev/null || { echo "e2e: $tool is not installed" >&2; exit 1; }
-done
-
-echo "== e2e: building shadowdiff, the Go candidate and the Flask venv"
-cargo build --quiet --locked --bin shadowdiff
-shadowdiff=$target/debug/shadowdiff
-(cd "$example/candidate" && GOFLAGS=-mod=mod go build -o "$work/candidate" .)
-if [ ! -x "$work/venv/bin/python" ] || ! cmp -s "$example/legacy/requirements.txt" "$work/venv/requirements.txt"; then
-  rm -rf "$work/venv"
-  python3 -m venv "$work/venv"
-  "$work/venv/bin/pip" install --quiet --disable-pip-version-check -r "$example/legacy/requirements.txt"
-  cp "$example/legacy/requirements.txt" "$work/venv/requirements.txt"
-fi
-
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+. "$root/tests/e2e_build.sh"
 legacy_port=$(free_port); candidate_port=$(free_port); proxy_port=$(free_port); report_port=$(free_port)
 database=shadowdiff_e2e_$$
 db_url="${admin_url%/*}/$database"
@@ -54,10 +39,6 @@ cleanup() {
 trap cleanup EXIT
 psql -q "$admin_url" -c "CREATE DATABASE $database" >/dev/null
 
-wait_for() {
-  for _ in $(seq 200); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0; sleep 0.05; done
-  echo "e2e: nothing listens on port $1" >&2; exit 1
-}
 
 "$work/venv/bin/python" "$example/legacy/app.py" --port "$legacy_port" >"$work/legacy.log" 2>&1 & pids+=($!)
 "$work/candidate" -addr "127.0.0.1:$candidate_port" >"$work/candidate.log" 2>&1 & pids+=($!)

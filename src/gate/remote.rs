@@ -29,6 +29,41 @@ pub enum RemoteError {
     Malformed { url: String, detail: String },
 }
 
+/// Sends a request to the report API at `base` (with the token) and
+/// returns a successful answer's body; a refusal carries the API's message.
+pub async fn send(
+    request: reqwest::RequestBuilder,
+    base: &str,
+    token: Option<&str>,
+) -> Result<bytes::Bytes, RemoteError> {
+    let request = match token {
+        Some(token) => request.bearer_auth(token),
+        None => request,
+    };
+    let unreachable = |source| RemoteError::Unreachable {
+        url: base.to_string(),
+        source,
+    };
+    let response = request.send().await.map_err(unreachable)?;
+    let status = response.status();
+    let body = response.bytes().await.map_err(unreachable)?;
+    if status == reqwest::StatusCode::UNAUTHORIZED {
+        return Err(RemoteError::Unauthorized);
+    }
+    if !status.is_success() {
+        // The API's error shape: {"error": {"message": …}}.
+        let message = serde_json::from_slice::<serde_json::Value>(&body)
+            .ok()
+            .and_then(|v| v["error"]["message"].as_str().map(str::to_string))
+            .unwrap_or_else(|| String::from_utf8_lossy(&body).chars().take(300).collect());
+        return Err(RemoteError::Refused {
+            status: status.as_u16(),
+            message,
+        });
+    }
+    Ok(body)
+}
+
 /// GET `{base}/api/v1/gate` with the criteria, window and run as query parameters.
 pub async fn fetch(
     base: &str,
@@ -66,31 +101,7 @@ pub async fn fetch(
             url: url.to_string(),
             source,
         })?;
-    let mut request = client.get(url.clone());
-    if let Some(token) = token {
-        request = request.bearer_auth(token);
-    }
-    let unreachable = |source| RemoteError::Unreachable {
-        url: trimmed.to_string(),
-        source,
-    };
-    let response = request.send().await.map_err(unreachable)?;
-    let status = response.status();
-    let body = response.bytes().await.map_err(unreachable)?;
-    if status == reqwest::StatusCode::UNAUTHORIZED {
-        return Err(RemoteError::Unauthorized);
-    }
-    if !status.is_success() {
-        // The API's error shape: {"error": {"message": …}}.
-        let message = serde_json::from_slice::<serde_json::Value>(&body)
-            .ok()
-            .and_then(|v| v["error"]["message"].as_str().map(str::to_string))
-            .unwrap_or_else(|| String::from_utf8_lossy(&body).chars().take(300).collect());
-        return Err(RemoteError::Refused {
-            status: status.as_u16(),
-            message,
-        });
-    }
+    let body = send(client.get(url.clone()), trimmed, token).await?;
     serde_json::from_slice(&body).map_err(|e| RemoteError::Malformed {
         url: trimmed.to_string(),
         detail: e.to_string(),

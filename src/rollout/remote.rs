@@ -28,32 +28,14 @@ pub async fn call(
         .timeout(Duration::from_secs(30))
         .build()
         .map_err(unreachable)?;
-    let mut request = match &command {
+    let request = match &command {
         Some(body) => client
             .post(url)
             .header(reqwest::header::CONTENT_TYPE, "application/json")
             .body(body.to_string()),
         None => client.get(url),
     };
-    if let Some(token) = token {
-        request = request.bearer_auth(token);
-    }
-    let response = request.send().await.map_err(unreachable)?;
-    let status = response.status();
-    let body = response.bytes().await.map_err(unreachable)?;
-    if status == reqwest::StatusCode::UNAUTHORIZED {
-        return Err(RemoteError::Unauthorized);
-    }
-    if !status.is_success() {
-        let message = serde_json::from_slice::<Value>(&body)
-            .ok()
-            .and_then(|v| v["error"]["message"].as_str().map(str::to_string))
-            .unwrap_or_else(|| String::from_utf8_lossy(&body).chars().take(300).collect());
-        return Err(RemoteError::Refused {
-            status: status.as_u16(),
-            message,
-        });
-    }
+    let body = crate::gate::remote::send(request, trimmed, token).await?;
     serde_json::from_slice(&body).map_err(|e| RemoteError::Malformed {
         url: trimmed.to_string(),
         detail: e.to_string(),

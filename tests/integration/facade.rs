@@ -330,6 +330,19 @@ async fn configurations_that_cannot_work_are_refused_at_start() {
             "ORDERS_TOKEN is not set",
         ),
         ("role_header = \"connection\"", "role_header", "role header"),
+        // A cutover that cannot work: a plan that falls, a weight past 100,
+        // a plan on a route that is never shadowed.
+        (
+            "[[route]]\nmatch = \"GET /a\"\n[route.plan]\nsteps = [25, 5]\nhold = \"1m\"\ngate = \"min_parity=99\"\n",
+            "route[0].plan",
+            "must rise",
+        ),
+        ("weight = 101", "weight", "0 to 100"),
+        (
+            "[[route]]\nmatch = \"GET /a\"\ncandidate = false\n[route.plan]\nsteps = [5]\nhold = \"1m\"\ngate = \"min_parity=99\"\n",
+            "route[0].plan",
+            "no candidate",
+        ),
     ];
     for (config, key, words) in cases {
         let (code, stderr) = serve_refuses(config).await;

@@ -244,6 +244,9 @@ impl Server {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<Tally, ServeError> {
         let address = listener.local_addr()?;
+        if let Some(url) = &self.settings.database_url {
+            self.cutover.apply_stored(url).await;
+        }
         tracing::info!(
             %address,
             mode = %self.settings.mode,

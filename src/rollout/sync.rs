@@ -146,6 +146,24 @@ impl Cutover {
         }
     }
 
+    /// Before serving: the stored weights, so that a restart keeps the
+    /// cutover where it was (and one client's requests on one backend);
+    /// the configured ones where the store cannot say within 2 s (a new
+    /// database, one not migrated yet, one down), until the task reads it.
+    pub async fn apply_stored(&self, url: &DatabaseUrl) {
+        let read = async {
+            let store = SqlStore::open_existing(url).await.ok()?;
+            store.rollout_weights().await.ok()
+        };
+        match tokio::time::timeout(Duration::from_secs(2), read).await {
+            Ok(Some(rows)) => self.apply(&rows, self.killed_by_file()),
+            _ => {
+                tracing::info!("no stored serving weights yet: the configured ones apply");
+                self.apply(&[], self.killed_by_file());
+            }
+        }
+    }
+
     /// Whether the kill file exists now.
     pub fn killed_by_file(&self) -> bool {
         self.kill_file.as_ref().is_some_and(|f| f.exists())

@@ -320,3 +320,46 @@ async fn commands_the_kill_file_and_two_instances_on_one_database() {
     stop(a);
     stop(b);
 }
+
+/// A restart keeps the cutover where it was: the stored weight applies
+/// from the first request on, not the configured one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restart_keeps_the_stored_weights() {
+    let (primary, candidate) = (monolith().await, port(Arc::default()).await);
+    let dir = tempfile::tempdir().unwrap();
+    let config = format!(
+        r#"
+        listen = "127.0.0.1:0"
+        report_listen = "127.0.0.1:0"
+        primary = "{}"
+        candidate = "{}"
+        database_url = "sqlite://{}"
+        report_token = "t0k3n"
+        "#,
+        primary.url(),
+        candidate.url(),
+        dir.path().join("store.db").display()
+    );
+    let (first, _, report) = serve(dir.path(), "first", &config).await;
+    let (code, _, err) = rollout_command(report, Some("t0k3n"), &["set", "*", "100"]).await;
+    assert_eq!(code, Some(0), "{err}");
+    assert!(std::process::Command::new("kill")
+        .args(["-TERM", &first.id().to_string()])
+        .status()
+        .unwrap()
+        .success());
+    let mut first = first;
+    assert!(first.wait().unwrap().success());
+    let (second, listen, report) = serve(dir.path(), "second", &config).await;
+    // The first request after the restart goes to the candidate, as all do at 100%.
+    let r = support::client()
+        .get(format!("http://127.0.0.1:{listen}/items/1"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let view = rollout_view(format!("127.0.0.1:{report}").parse().unwrap()).await;
+    assert_eq!(view["routes"][0]["weight"], 100.0, "{view}");
+    assert_eq!(view["served"]["candidate"], 1, "{view}");
+    stop(second);
+}

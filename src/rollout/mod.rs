@@ -29,21 +29,8 @@ use http::{HeaderMap, Method};
 use crate::config::{Fallback, Settings, Writes};
 use crate::sampling::{StickyKey, Weight};
 
-/// Which backend answers a client.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Side {
-    Primary,
-    Candidate,
-}
-
-impl Side {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Side::Primary => "primary",
-            Side::Candidate => "candidate",
-        }
-    }
-}
+/// Which backend answers a client: the gate's sides, one type for both.
+pub use crate::gate::Side;
 
 /// The serving weights and what they did.
 #[derive(Debug)]

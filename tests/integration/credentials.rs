@@ -2,48 +2,33 @@
 //! hashes; the real ones come per user from a file (and one per endpoint
 //! from the environment), reach the candidate, and never the store.
 
-use axum::extract::Request;
-use axum::Router;
 use serde_json::Value;
 
-use crate::support::{self, Hit, Hits};
+use crate::support::{self, Hits};
 
 /// A service that answers each user only with that user's token, and its
 /// admin endpoint only with the admin key.
 async fn strict_service() -> (support::Backend, Hits) {
-    let hits = Hits::default();
-    let sink = hits.clone();
-    let router = Router::new().fallback(move |request: Request| {
-        let sink = sink.clone();
-        async move {
-            let (parts, _) = request.into_parts();
-            let header = |name: &str| {
-                parts
-                    .headers
-                    .get(name)
-                    .and_then(|v| v.to_str().ok())
-                    .unwrap_or("")
-                    .to_string()
-            };
-            let allowed = if parts.uri.path().starts_with("/admin") {
-                header("x-api-key") == "SECRET-admin-key"
-            } else {
-                header("authorization") == format!("Bearer SECRET-token-{}", header("x-user-id"))
-            };
-            sink.push(Hit {
-                method: parts.method,
-                target: parts.uri.to_string(),
-                headers: parts.headers,
-                body: Default::default(),
-            });
-            let json = [("content-type", "application/json")];
-            match allowed {
-                true => (http::StatusCode::OK, json, "{\"ok\":true}"),
-                false => (http::StatusCode::UNAUTHORIZED, json, "{\"ok\":false}"),
-            }
+    support::answering_backend(|parts| {
+        let header = |name: &str| {
+            parts
+                .headers
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("")
+                .to_string()
+        };
+        let allowed = if parts.uri.path().starts_with("/admin") {
+            header("x-api-key") == "SECRET-admin-key"
+        } else {
+            header("authorization") == format!("Bearer SECRET-token-{}", header("x-user-id"))
+        };
+        match allowed {
+            true => (http::StatusCode::OK, "{\"ok\":true}"),
+            false => (http::StatusCode::UNAUTHORIZED, "{\"ok\":false}"),
         }
-    });
-    (support::backend(router).await, hits)
+    })
+    .await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

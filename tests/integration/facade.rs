@@ -7,39 +7,26 @@
 
 use std::time::Duration;
 
-use axum::extract::Request;
 use axum::Router;
 use serde_json::Value;
 
-use crate::secrets::{api, listening};
-use crate::support::{self, Hit, Hits};
+use crate::secrets::api;
+use crate::support::{self, Hits};
 
 const TOKEN: &str = "SECRET-orders-token-7f3a";
 
 /// The new orders service: answers only its own token, and (to leave a
 /// stored mismatch to look at) with one field more than the monolith.
 async fn orders_service() -> (support::Backend, Hits) {
-    let hits = Hits::default();
-    let sink = hits.clone();
-    let router = Router::new().fallback(move |request: Request| {
-        let sink = sink.clone();
-        async move {
-            let (parts, _) = request.into_parts();
-            let authorized = parts.headers.get("authorization").map(|v| v.as_bytes())
-                == Some(format!("Bearer {TOKEN}").as_bytes());
-            sink.push(Hit {
-                method: parts.method,
-                target: parts.uri.to_string(),
-                headers: parts.headers,
-                body: Default::default(),
-            });
-            match authorized {
-                true => (http::StatusCode::OK, "{\"ok\":true,\"v\":2}"),
-                false => (http::StatusCode::UNAUTHORIZED, "{\"error\":\"token\"}"),
-            }
+    support::answering_backend(|parts| {
+        let authorized = parts.headers.get("authorization").map(|v| v.as_bytes())
+            == Some(format!("Bearer {TOKEN}").as_bytes());
+        match authorized {
+            true => (http::StatusCode::OK, "{\"ok\":true,\"v\":2}"),
+            false => (http::StatusCode::UNAUTHORIZED, "{\"error\":\"token\"}"),
         }
-    });
-    (support::backend(router).await, hits)
+    })
+    .await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -53,11 +40,8 @@ async fn one_facade_compares_each_route_with_its_own_candidate() {
         dir.path().join("store.db"),
         dir.path().join("requests.jsonl"),
     );
-    let config = dir.path().join("shadowdiff.toml");
-    std::fs::write(
-        &config,
-        format!(
-            r#"
+    let config = format!(
+        r#"
             listen = "127.0.0.1:0"
             report_listen = "127.0.0.1:0"
             primary = "{}"
@@ -91,27 +75,18 @@ async fn one_facade_compares_each_route_with_its_own_candidate() {
             primary = "search-py"
             candidate = false
             "#,
-            monolith.url(),
-            users.url(),
-            db.display(),
-            record.display(),
-            orders.url(),
-            users.url(),
-            search.url(),
-        ),
-    )
-    .unwrap();
-    let stderr = dir.path().join("stderr.log");
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_shadowdiff"))
-        .args(["serve", "--config", config.to_str().unwrap()])
-        .env_clear()
-        .env("SHADOWDIFF_LOG", "trace")
-        .env("ORDERS_TOKEN", TOKEN)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::fs::File::create(&stderr).unwrap())
-        .spawn()
-        .unwrap();
-    let (listen, report) = listening(&stderr).await;
+        monolith.url(),
+        users.url(),
+        db.display(),
+        record.display(),
+        orders.url(),
+        users.url(),
+        search.url(),
+    );
+    let envs = [("SHADOWDIFF_LOG", "trace"), ("ORDERS_TOKEN", TOKEN)];
+    let (mut child, listen, report) =
+        support::serve_config(dir.path(), "shadowdiff", &config, &envs).await;
+    let stderr = dir.path().join("shadowdiff.log");
 
     let client = support::client();
     for target in [

@@ -13,7 +13,6 @@ use axum::routing::get;
 use axum::Router;
 use serde_json::{json, Value};
 
-use crate::secrets::listening;
 use crate::support;
 
 /// A port of the items endpoint; with `bug` set it answers a wrong name.
@@ -175,18 +174,7 @@ async fn a_plan_advances_while_its_gate_passes_and_rolls_back_when_it_fails() {
 /// `shadowdiff serve` with a config, its stderr in `dir`: the process and
 /// its proxy and report ports.
 async fn serve(dir: &std::path::Path, name: &str, config: &str) -> (std::process::Child, u16, u16) {
-    let path = dir.join(format!("{name}.toml"));
-    std::fs::write(&path, config).unwrap();
-    let stderr = dir.join(format!("{name}.log"));
-    let child = std::process::Command::new(env!("CARGO_BIN_EXE_shadowdiff"))
-        .args(["serve", "--config", path.to_str().unwrap()])
-        .env_clear()
-        .stdout(std::process::Stdio::null())
-        .stderr(std::fs::File::create(&stderr).unwrap())
-        .spawn()
-        .unwrap();
-    let (listen, report) = listening(&stderr).await;
-    (child, listen, report)
+    support::serve_config(dir, name, config, &[]).await
 }
 
 /// `shadowdiff rollout ARGS` against `report`: exit code, stdout, stderr.

@@ -13,7 +13,7 @@ use axum::Router;
 use sqlx::Row;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use crate::support::{self, TestDatabase};
+use crate::support::{self, listening, TestDatabase};
 
 /// Every secret value the test sends, or the backends answer with.
 const SECRETS: &[&str] = &[
@@ -157,25 +157,6 @@ async fn echo(status: u16, received: Received) -> support::Backend {
         }
     }))
     .await
-}
-
-/// Waits (bounded) until the process logging to `log` says where the proxy
-/// and the report API listen (both are given port 0), and returns their ports.
-pub(crate) async fn listening(log: &std::path::Path) -> (u16, u16) {
-    for _ in 0..1_000 {
-        let text = std::fs::read_to_string(log).unwrap_or_default();
-        let find = |message| {
-            text.lines()
-                .find_map(|l| support::logged_address(l, message))
-        };
-        if let (Some(proxy), Some(report)) =
-            (find("shadowdiff listening"), find("report API listening"))
-        {
-            return (proxy.port(), report.port());
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    panic!("{} never said where it listens", log.display());
 }
 
 /// The report API's answer to `path`, as text.

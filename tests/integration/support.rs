@@ -144,20 +144,33 @@ impl Hits {
 
 /// A backend that records each request and answers `{"ok":true}`.
 pub async fn recording_backend() -> (Backend, Hits) {
+    answering_backend(|_| (http::StatusCode::OK, "{\"ok\":true}")).await
+}
+
+/// A backend that records each request and answers it with the status and
+/// JSON body `answer` gives for its head.
+pub async fn answering_backend(
+    answer: impl Fn(&http::request::Parts) -> (http::StatusCode, &'static str)
+        + Clone
+        + Send
+        + Sync
+        + 'static,
+) -> (Backend, Hits) {
     let hits = Hits::default();
     let sink = hits.clone();
     let router = Router::new().fallback(move |request: Request| {
-        let sink = sink.clone();
+        let (sink, answer) = (sink.clone(), answer.clone());
         async move {
             let (parts, body) = request.into_parts();
             let body = axum::body::to_bytes(body, usize::MAX).await.unwrap();
-            sink.0.lock().unwrap().push(Hit {
+            let (status, json) = answer(&parts);
+            sink.push(Hit {
                 method: parts.method,
                 target: parts.uri.to_string(),
                 headers: parts.headers,
                 body,
             });
-            ([("content-type", "application/json")], "{\"ok\":true}")
+            (status, [("content-type", "application/json")], json)
         }
     });
     (backend(router).await, hits)

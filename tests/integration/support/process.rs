@@ -199,3 +199,43 @@ pub fn raise_open_files() {
         }
     }
 }
+
+/// Waits (bounded) until the process logging to `log` says where the proxy
+/// and the report API listen (both are given port 0), and returns their ports.
+pub async fn listening(log: &std::path::Path) -> (u16, u16) {
+    for _ in 0..1_000 {
+        let text = std::fs::read_to_string(log).unwrap_or_default();
+        let find = |message| text.lines().find_map(|l| logged_address(l, message));
+        if let (Some(proxy), Some(report)) =
+            (find("shadowdiff listening"), find("report API listening"))
+        {
+            return (proxy.port(), report.port());
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("{} never said where it listens", log.display());
+}
+
+/// `shadowdiff serve --config` with `config` written to `dir`, a clean
+/// environment but `envs`, and its stderr in `dir`: the process and its
+/// proxy and report ports (both 0 in the config).
+pub async fn serve_config(
+    dir: &std::path::Path,
+    name: &str,
+    config: &str,
+    envs: &[(&str, &str)],
+) -> (Child, u16, u16) {
+    let path = dir.join(format!("{name}.toml"));
+    std::fs::write(&path, config).unwrap();
+    let stderr = dir.join(format!("{name}.log"));
+    let child = Command::new(env!("CARGO_BIN_EXE_shadowdiff"))
+        .args(["serve", "--config", path.to_str().unwrap()])
+        .env_clear()
+        .envs(envs.iter().copied())
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&stderr).unwrap())
+        .spawn()
+        .unwrap();
+    let (listen, report) = listening(&stderr).await;
+    (child, listen, report)
+}

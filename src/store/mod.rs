@@ -13,8 +13,9 @@
 //! `model` (counts, groups, windows), `latency` (the histogram's buckets and
 //! quantiles), `mismatch` (a stored
 //! exemplar and its SQL), `open` (connecting, migrating, closing), `repair`
-//! (migrations extended after release), `write` and `read`, and `rollout`
-//! (the cutover's shared weights and their history).
+//! (migrations extended after release), `write` and `read`, `triage` (a
+//! group's triage with its history, and outcome counts over time), and
+//! `rollout` (the cutover's shared weights and their history).
 
 mod error;
 mod latency;
@@ -24,6 +25,7 @@ mod open;
 mod read;
 mod repair;
 mod rollout;
+mod triage;
 mod url;
 mod write;
 
@@ -40,6 +42,7 @@ pub use model::{
 };
 pub use open::SqlStore;
 pub use rollout::{RolloutChange, RolloutEvent, RolloutRow};
+pub use triage::{TriageChange, TriageEntry, TrendRow};
 pub use url::{Backend, DatabaseUrl, DatabaseUrlError};
 
 /// Exemplars kept per group per hour; beyond, occurrences are only counted.
@@ -90,13 +93,23 @@ pub trait Store: Send + Sync {
         endpoint: Option<&'a str>,
         status: Option<&'a str>,
     ) -> BoxFuture<'a, Result<Vec<Group>, StoreError>>;
-    /// Sets a group's triage status and note; `false` if there is no such group.
-    fn triage<'a>(
+    /// Sets a group's triage status and note and keeps the change in its
+    /// history; `false` if there is no such group.
+    fn triage<'a>(&'a self, change: &'a TriageChange<'a>) -> BoxFuture<'a, Result<bool, StoreError>>;
+    /// A group's triage history, newest first, at most `limit` entries.
+    fn triage_history<'a>(
         &'a self,
         fingerprint: &'a str,
-        status: &'a str,
-        note: &'a str,
-    ) -> BoxFuture<'a, Result<bool, StoreError>>;
+        limit: i64,
+    ) -> BoxFuture<'a, Result<Vec<TriageEntry>, StoreError>>;
+    /// Outcome counts per step of `step_minutes` over a window, oldest first.
+    fn trend<'a>(
+        &'a self,
+        window: Window,
+        run: &'a str,
+        endpoint: Option<&'a str>,
+        step_minutes: i64,
+    ) -> BoxFuture<'a, Result<Vec<TrendRow>, StoreError>>;
     /// Mismatches newest first, after `before` (an id) if given.
     fn mismatches<'a>(
         &'a self,
@@ -157,13 +170,24 @@ impl Store for SqlStore {
     ) -> BoxFuture<'a, Result<Vec<Group>, StoreError>> {
         Box::pin(self.read_groups(endpoint, status))
     }
-    fn triage<'a>(
+    fn triage<'a>(&'a self, change: &'a TriageChange<'a>) -> BoxFuture<'a, Result<bool, StoreError>> {
+        Box::pin(self.set_triage(change))
+    }
+    fn triage_history<'a>(
         &'a self,
         fingerprint: &'a str,
-        status: &'a str,
-        note: &'a str,
-    ) -> BoxFuture<'a, Result<bool, StoreError>> {
-        Box::pin(self.set_triage(fingerprint, status, note))
+        limit: i64,
+    ) -> BoxFuture<'a, Result<Vec<TriageEntry>, StoreError>> {
+        Box::pin(self.read_triage_history(fingerprint, limit))
+    }
+    fn trend<'a>(
+        &'a self,
+        window: Window,
+        run: &'a str,
+        endpoint: Option<&'a str>,
+        step_minutes: i64,
+    ) -> BoxFuture<'a, Result<Vec<TrendRow>, StoreError>> {
+        Box::pin(self.read_trend(window, run, endpoint, step_minutes))
     }
     fn mismatches<'a>(
         &'a self,

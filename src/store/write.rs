@@ -1,5 +1,5 @@
 //! Writing: a batch of counts, groups, exemplars and losses added in one
-//! transaction, in named phases; triage; and pruning past the retention.
+//! transaction, in named phases, and pruning past the retention.
 
 use sqlx::{Any, Transaction};
 
@@ -227,35 +227,18 @@ impl SqlStore {
         Ok(())
     }
 
-    /// Sets a group's triage status and note; `false` if there is no such group.
-    pub(super) async fn set_triage(
-        &self,
-        fingerprint: &str,
-        status: &str,
-        note: &str,
-    ) -> Result<bool, StoreError> {
-        let sql =
-            self.sql("UPDATE mismatch_groups SET status = $1, note = $2 WHERE fingerprint = $3");
-        let done = sqlx::query(&sql)
-            .bind(status)
-            .bind(note)
-            .bind(fingerprint)
-            .execute(&self.pool)
-            .await?;
-        Ok(done.rows_affected() > 0)
-    }
-
     /// Deletes everything older than `before_ms`; returns rows removed.
     pub(super) async fn delete_before(&self, before_ms: i64) -> Result<u64, StoreError> {
         let minute = before_ms.div_euclid(60_000);
         let mut removed = 0;
-        let statements: [(&'static str, i64); 8] = [
+        let statements: [(&'static str, i64); 9] = [
             ("DELETE FROM counters WHERE minute < $1", minute),
             ("DELETE FROM group_counts WHERE minute < $1", minute),
             ("DELETE FROM latencies WHERE minute < $1", minute),
             ("DELETE FROM latency_histograms WHERE minute < $1", minute),
             ("DELETE FROM lost_records WHERE minute < $1", minute),
             ("DELETE FROM mismatches WHERE at < $1", before_ms),
+            ("DELETE FROM triage_history WHERE at < $1", before_ms),
             (
                 "DELETE FROM mismatch_groups WHERE last_seen < $1",
                 before_ms,

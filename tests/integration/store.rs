@@ -7,7 +7,7 @@
 use serde_json::json;
 use shadowdiff::store::{
     Batch, CounterDelta, GroupCountDelta, GroupDelta, LatencyDelta, MismatchFilter, MismatchRecord,
-    SqlStore, Store, Window, EXEMPLARS_PER_GROUP_HOUR,
+    SqlStore, Store, TrendRow, TriageChange, TriageEntry, Window, EXEMPLARS_PER_GROUP_HOUR,
 };
 
 use crate::support::{self, TestDatabase};
@@ -25,6 +25,18 @@ async fn open(db: &TestDatabase) -> SqlStore {
         .await
         .unwrap_or_else(|e| panic!("{}: {e}", db.name));
     store
+}
+
+/// Triages a group as an anonymous reviewer at T0.
+async fn triage(store: &SqlStore, fingerprint: &str, status: &str, note: &str) -> bool {
+    let change = TriageChange {
+        fingerprint,
+        status,
+        note,
+        reviewer: "",
+        at_ms: T0,
+    };
+    store.triage(&change).await.unwrap()
 }
 
 fn window(hours: i64) -> Window {
@@ -132,6 +144,29 @@ async fn counts_from_several_instances_add_up() {
         let counts = store.counts(narrow, "", Some("GET /a")).await.unwrap();
         assert_eq!(counts.len(), 1);
         assert_eq!(counts[0].outcomes.get("mismatched"), None, "{}", db.name);
+
+        // Over time: per minute, then per five minutes, for one endpoint.
+        let row = |minute_offset, outcome: &str, count| TrendRow {
+            minute: T0 / 60_000 + minute_offset,
+            outcome: outcome.into(),
+            count,
+        };
+        assert_eq!(
+            store.trend(window(1), "", None, 1).await.unwrap(),
+            vec![
+                row(0, "candidate_error/timeout", 2),
+                row(0, "matched", 11),
+                row(1, "mismatched", 4),
+            ],
+            "{}",
+            db.name
+        );
+        assert_eq!(
+            store.trend(window(1), "", Some("GET /a"), 5).await.unwrap(),
+            vec![row(0, "matched", 11), row(0, "mismatched", 4)],
+            "{}",
+            db.name
+        );
     }
 }
 
@@ -222,11 +257,38 @@ async fn groups_merge_and_keep_their_triage() {
             (&vec!["vary".to_string()], Some((200, 500)))
         );
 
-        assert!(store
-            .triage("aa", "expected", "rounding, fixed in v2")
-            .await
-            .unwrap());
-        assert!(!store.triage("zz", "bug", "").await.unwrap());
+        assert!(triage(&store, "aa", "expected", "rounding, fixed in v2").await);
+        assert!(!triage(&store, "zz", "bug", "").await);
+        // Each triage is kept, newest first, with who set it; none for a
+        // group that does not exist.
+        let reviewed = TriageChange {
+            fingerprint: "aa",
+            status: "bug",
+            note: "not rounding after all",
+            reviewer: "dana",
+            at_ms: T0 + HOUR,
+        };
+        assert!(store.triage(&reviewed).await.unwrap());
+        assert!(triage(&store, "aa", "expected", "rounding, fixed in v2").await);
+        let history = store.triage_history("aa", 10).await.unwrap();
+        let entry = |at_ms, status: &str, note: &str, reviewer: &str| TriageEntry {
+            at_ms,
+            status: status.into(),
+            note: note.into(),
+            reviewer: reviewer.into(),
+        };
+        assert_eq!(
+            history,
+            vec![
+                entry(T0 + HOUR, "bug", "not rounding after all", "dana"),
+                entry(T0, "expected", "rounding, fixed in v2", ""),
+                entry(T0, "expected", "rounding, fixed in v2", ""),
+            ],
+            "{}",
+            db.name
+        );
+        assert_eq!(store.triage_history("aa", 1).await.unwrap().len(), 1);
+        assert!(store.triage_history("zz", 10).await.unwrap().is_empty());
         let expected = store.groups(None, Some("expected")).await.unwrap();
         assert_eq!(expected.len(), 1);
         assert_eq!(expected[0].note, "rounding, fixed in v2");
@@ -389,7 +451,7 @@ async fn everything_survives_a_reconnect_and_retention_prunes() {
             2
         );
 
-        assert!(store.triage("kept", "expected", "").await.unwrap());
+        assert!(triage(&store, "kept", "expected", "").await);
         assert_eq!(
             store.expected(window(24 * 30), "").await.unwrap(),
             vec![("GET /a".to_string(), 5)],
@@ -460,10 +522,7 @@ async fn replay_runs_are_counted_apart_and_expected_groups_per_window() {
         // Nothing is expected until a group is triaged so; then only its
         // occurrences inside the window count.
         assert!(store.expected(window(1), "").await.unwrap().is_empty());
-        assert!(store
-            .triage("aa", "expected", "float formatting")
-            .await
-            .unwrap());
+        assert!(triage(&store, "aa", "expected", "float formatting").await);
         assert_eq!(
             store.expected(window(1), "").await.unwrap(),
             vec![("GET /a".to_string(), 2)],

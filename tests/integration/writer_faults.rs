@@ -19,7 +19,7 @@ use shadowdiff::outcome::{Comparison, DropReason, Outcome, SampleInfo, SkipReaso
 use shadowdiff::redact::{RedactConfig, Redactor};
 use shadowdiff::store::{
     Batch, EndpointCounts, EndpointLatency, Group, MismatchFilter, SqlStore, Store, StoreError,
-    StoredMismatch, Window, Written,
+    StoredMismatch, TrendRow, TriageChange, TriageEntry, Window, Written,
 };
 use shadowdiff::writer::health::{ErrorClass, HealthSnapshot, LossReason};
 use shadowdiff::writer::{StoreWriter, WriterConfig};
@@ -99,13 +99,24 @@ impl Store for FlakyStore {
     ) -> BoxFuture<'a, Result<Vec<Group>, StoreError>> {
         self.inner.groups(endpoint, status)
     }
-    fn triage<'a>(
+    fn triage<'a>(&'a self, change: &'a TriageChange<'a>) -> BoxFuture<'a, Result<bool, StoreError>> {
+        self.inner.triage(change)
+    }
+    fn triage_history<'a>(
         &'a self,
         fingerprint: &'a str,
-        status: &'a str,
-        note: &'a str,
-    ) -> BoxFuture<'a, Result<bool, StoreError>> {
-        self.inner.triage(fingerprint, status, note)
+        limit: i64,
+    ) -> BoxFuture<'a, Result<Vec<TriageEntry>, StoreError>> {
+        self.inner.triage_history(fingerprint, limit)
+    }
+    fn trend<'a>(
+        &'a self,
+        window: Window,
+        run: &'a str,
+        endpoint: Option<&'a str>,
+        step_minutes: i64,
+    ) -> BoxFuture<'a, Result<Vec<TrendRow>, StoreError>> {
+        self.inner.trend(window, run, endpoint, step_minutes)
     }
     fn mismatches<'a>(
         &'a self,
@@ -153,6 +164,7 @@ async fn start(refuse_counts: usize, refuse_exemplars: usize, max_pending: usize
         retention: None,
         max_body_bytes: 1 << 20,
         exemplar_bytes_per_hour: 64 << 20,
+        stored_body_bytes: shadowdiff::writer::BODY_CAP,
         on_new_group: None,
     };
     let writer = StoreWriter::new(config, Redactor::new(&RedactConfig::default()));

@@ -90,6 +90,10 @@ declare_settings! {
         /// beyond, exemplars are lost and counted.
         store_exemplar_bytes_per_hour: NonZeroUsize, "BYTES", default("67108864")
             => store_exemplar_bytes_per_hour: NonZeroUsize;
+        /// Bytes of each body (request, primary, candidate) a stored
+        /// mismatch keeps; beyond, it is cut and marked truncated.
+        store_body_bytes: NonZeroUsize, "BYTES", default("262144")
+            => store_body_bytes: NonZeroUsize;
         /// Address of the report API.
         report_listen: SocketAddr, "ADDR", default(Settings::DEFAULT_REPORT_LISTEN)
             => report_listen: SocketAddr;
@@ -343,6 +347,7 @@ impl Settings {
             retention: Some(self.retention),
             max_body_bytes: self.max_body_bytes,
             exemplar_bytes_per_hour: self.store_exemplar_bytes_per_hour.get(),
+            stored_body_bytes: self.store_body_bytes.get(),
             on_new_group: None,
         }
     }

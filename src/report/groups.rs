@@ -1,5 +1,6 @@
-//! GET /api/v1/groups and PATCH /api/v1/groups/{fingerprint}: mismatch
-//! groups and their triage, the one thing the report API writes.
+//! GET /api/v1/groups, GET and PATCH /api/v1/groups/{fingerprint}: mismatch
+//! groups and their triage (who set which status when, kept as history),
+//! the one thing the report API writes.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -15,8 +16,8 @@ use serde::{Deserialize, Serialize};
 use super::error::{bad, ApiError};
 use super::params::Params;
 use super::{input, ReportState};
-use crate::store::{Group, Store, StoreError};
-use crate::time::format_millis;
+use crate::store::{Group, Store, StoreError, TriageChange};
+use crate::time::{format_millis, now_ms};
 
 /// A group's triage status. The store keeps it as text ([`TriageStatus::as_str`]);
 /// requests and stored rows are parsed into it where they enter.
@@ -109,22 +110,71 @@ pub(super) async fn triage(
         }
         bad(
             "body",
-            format!("expected {{\"status\": \"…\", \"note\": \"…\"}}: {e}"),
+            format!("expected {{\"status\": \"…\", \"note\": \"…\", \"by\": \"…\"}}: {e}"),
         )
     })?;
     let status = status_of(&request.status)?;
     let note = request.note.unwrap_or_default();
     input::no_nul("note", &note)?;
+    let reviewer = request.by.unwrap_or_default();
+    input::no_nul("by", &reviewer)?;
+    if reviewer.chars().count() > MAX_REVIEWER_CHARS {
+        return Err(bad(
+            "by",
+            format!("`by` is a name of at most {MAX_REVIEWER_CHARS} characters"),
+        ));
+    }
     let store = state.store().await?;
-    if !store
-        .triage(&fingerprint, status.as_str(), &note)
-        .await
-        .map_err(ApiError::Store)?
-    {
+    let change = TriageChange {
+        fingerprint: &fingerprint,
+        status: status.as_str(),
+        note: &note,
+        reviewer: &reviewer,
+        at_ms: now_ms(),
+    };
+    if !store.triage(&change).await.map_err(ApiError::Store)? {
         return Err(ApiError::NotFound(format!(
             "no mismatch group {fingerprint:?}"
         )));
     }
+    Ok(Json(one_group(store, &fingerprint).await?))
+}
+
+/// `GET /groups/{fingerprint}`: one group with its triage history.
+pub(super) async fn group(
+    State(state): State<Arc<ReportState>>,
+    fingerprint: Result<Path<String>, PathRejection>,
+) -> Result<Json<GroupDetail>, ApiError> {
+    let fingerprint = input::path_text("fingerprint", fingerprint)?;
+    let store = state.store().await?;
+    let group = one_group(store, &fingerprint).await?;
+    let history = store
+        .triage_history(&fingerprint, HISTORY_SHOWN)
+        .await
+        .map_err(ApiError::Store)?
+        .into_iter()
+        .map(|entry| {
+            let status = entry.status.parse().map_err(|_| {
+                ApiError::Store(StoreError::Malformed(format!(
+                    "a triage of {fingerprint:?} has the unknown status {:?}",
+                    entry.status
+                )))
+            })?;
+            Ok(TriageView {
+                at: format_millis(entry.at_ms),
+                status,
+                note: entry.note,
+                by: entry.reviewer,
+            })
+        })
+        .collect::<Result<_, ApiError>>()?;
+    Ok(Json(GroupDetail { group, history }))
+}
+
+async fn one_group(
+    store: &crate::store::SqlStore,
+    fingerprint: &str,
+) -> Result<GroupView, ApiError> {
     let group = store
         .groups(None, None)
         .await
@@ -132,7 +182,31 @@ pub(super) async fn triage(
         .into_iter()
         .find(|g| g.fingerprint == fingerprint)
         .ok_or_else(|| ApiError::NotFound(format!("no mismatch group {fingerprint:?}")))?;
-    Ok(Json(GroupView::try_from(group).map_err(ApiError::Store)?))
+    GroupView::try_from(group).map_err(ApiError::Store)
+}
+
+/// The triage entries a group's page shows, newest first.
+const HISTORY_SHOWN: i64 = 100;
+/// The longest reviewer name kept.
+const MAX_REVIEWER_CHARS: usize = 100;
+
+/// One group and who triaged it when.
+#[derive(Serialize)]
+pub struct GroupDetail {
+    #[serde(flatten)]
+    pub group: GroupView,
+    /// Every triage, newest first (at most 100).
+    pub history: Vec<TriageView>,
+}
+
+/// One triage as shown.
+#[derive(Serialize)]
+pub struct TriageView {
+    pub at: String,
+    pub status: TriageStatus,
+    pub note: String,
+    /// Who, as the reviewer gave it; empty when not given.
+    pub by: String,
 }
 
 /// A mismatch group as listed.
@@ -194,6 +268,8 @@ impl TryFrom<Group> for GroupView {
 pub struct TriageRequest {
     pub status: String,
     pub note: Option<String>,
+    /// Who triages, as they name themselves.
+    pub by: Option<String>,
 }
 
 #[cfg(test)]

@@ -16,6 +16,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
 use super::error::{bad, ApiError};
+use super::session::{self, Signed};
 use super::ReportState;
 
 /// The token of an `Authorization: Bearer <token>` value. The scheme is
@@ -30,7 +31,7 @@ pub fn bearer_token(value: &str) -> Option<&str> {
 
 /// Whether the token sent is the one configured, compared in constant time
 /// (a length mismatch is told at once: the length is no secret worth hiding).
-fn token_matches(given: &str, expected: &str) -> bool {
+pub(super) fn token_matches(given: &str, expected: &str) -> bool {
     given.as_bytes().ct_eq(expected.as_bytes()).into()
 }
 
@@ -44,9 +45,23 @@ pub(super) async fn require_token(
             .headers()
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
-            .and_then(bearer_token)
-            .unwrap_or("");
-        if !token_matches(given, token.as_str()) {
+            .and_then(bearer_token);
+        let allowed = match given {
+            Some(given) => token_matches(given, token.as_str()),
+            // The review UI's session, in place of the header.
+            None => match session::by_session(token, request.method(), request.headers()) {
+                Signed::Session { safe: true } => true,
+                Signed::Session { safe: false } => {
+                    return ApiError::Forbidden(format!(
+                        "a change made with a session cookie needs the `{}: 1` header",
+                        session::UI_HEADER
+                    ))
+                    .into_response()
+                }
+                Signed::No => false,
+            },
+        };
+        if !allowed {
             return ApiError::Unauthorized.into_response();
         }
     }

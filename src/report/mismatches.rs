@@ -1,6 +1,7 @@
 //! GET /api/v1/mismatches, /api/v1/mismatches/{id} and
 //! /api/v1/mismatches/{id}/curl: stored mismatches, a page at a time, one in
-//! full, and the curl commands that replay one against each backend.
+//! full, and the curl commands that replay one against each backend (as
+//! JSON, or as plain lines to paste into a shell).
 //! Verdicts are served as the versioned `VerdictRecord`, read from the
 //! store's JSON (rows from before the version read as version 1).
 
@@ -10,6 +11,7 @@ use std::sync::Arc;
 
 use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
+use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Serialize;
 
@@ -57,7 +59,7 @@ pub(super) async fn mismatches(
 
 /// A stored mismatch's verdict in the served format. One the store holds
 /// but this release cannot read is the store's failure (logged, not shown).
-fn verdict_of(m: &StoredMismatch) -> Result<VerdictRecord, ApiError> {
+pub(super) fn verdict_of(m: &StoredMismatch) -> Result<VerdictRecord, ApiError> {
     VerdictRecord::read(&m.record.verdict)
         .map_err(|e| ApiError::Store(StoreError::Malformed(format!("mismatch {}: {e}", m.id))))
 }
@@ -72,7 +74,10 @@ fn id_of(raw: &str) -> Result<i64, ApiError> {
 }
 
 /// The stored mismatch a path's `{id}` names, or the error to answer with.
-async fn stored_mismatch(state: &ReportState, raw_id: &str) -> Result<StoredMismatch, ApiError> {
+pub(super) async fn stored_mismatch(
+    state: &ReportState,
+    raw_id: &str,
+) -> Result<StoredMismatch, ApiError> {
     let id = id_of(raw_id)?;
     state
         .store()
@@ -92,11 +97,45 @@ pub(super) async fn mismatch(
     Ok(Json(MismatchDetail::of(&m, verdict)))
 }
 
+/// The curl commands as JSON, or, for `Accept: text/plain`, as lines to
+/// paste into a shell (the note as a comment).
 pub(super) async fn curl(
     State(state): State<Arc<ReportState>>,
     id: Result<Path<String>, PathRejection>,
-) -> Result<Json<CurlCommands>, ApiError> {
-    let m = stored_mismatch(&state, &input::path_text("id", id)?).await?;
+    headers: axum::http::HeaderMap,
+) -> Result<Response, ApiError> {
+    let commands = curl_commands(&state, id).await?;
+    if !wants_text(&headers) {
+        return Ok(Json(commands).into_response());
+    }
+    let text = format!(
+        "# {}\n# primary\n{}\n# candidate\n{}\n",
+        commands.note, commands.primary, commands.candidate
+    );
+    Ok((
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; charset=utf-8",
+        )],
+        text,
+    )
+        .into_response())
+}
+
+/// Whether the client asks for text rather than JSON.
+fn wants_text(headers: &axum::http::HeaderMap) -> bool {
+    headers
+        .get_all(axum::http::header::ACCEPT)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .any(|v| v.contains("text/plain") && !v.contains("application/json"))
+}
+
+async fn curl_commands(
+    state: &ReportState,
+    id: Result<Path<String>, PathRejection>,
+) -> Result<CurlCommands, ApiError> {
+    let m = stored_mismatch(state, &input::path_text("id", id)?).await?;
     let r = &m.record;
     // Each backend of the endpoint's route, as this process routes it.
     let target = state.targets.as_ref().map(|t| t.for_endpoint(&r.endpoint));
@@ -115,11 +154,11 @@ pub(super) async fn curl(
         query: &c.query,
         headers: &c.headers,
     });
-    Ok(Json(CurlCommands {
+    Ok(CurlCommands {
         primary: curl_command(primary, r, &as_sent),
         candidate: curl_command(candidate, r, rewritten.as_ref().unwrap_or(&as_sent)),
         note: "secrets are redacted: replace each redacted:… value (and each [from $NAME], with that variable's value) before running",
-    }))
+    })
 }
 
 /// The parts of a request a curl command repeats.

@@ -8,10 +8,13 @@
 //! `openapi.json`.
 //!
 //! With a token configured every /api route needs `Authorization: Bearer`
-//! (the scheme in any case), the token compared in constant time. Errors are one JSON shape; 5xx say nothing
+//! (the scheme in any case), the token compared in constant time, or the
+//! review UI's session cookie (`session`); the UI's pages (`crate::ui`)
+//! are served beside the API and hold no data. Errors are one JSON shape; 5xx say nothing
 //! about their cause to the client and are logged once with the full chain.
 
 mod error;
+mod forgive;
 mod gate;
 mod groups;
 mod input;
@@ -21,12 +24,14 @@ mod openapi;
 mod params;
 pub mod rejudge;
 mod rollout;
+mod session;
 mod summary;
+mod trend;
 
 use std::sync::Arc;
 
 use axum::middleware;
-use axum::routing::{get, patch, post};
+use axum::routing::{get, post};
 use axum::Router;
 use tokio::sync::OnceCell;
 
@@ -164,10 +169,15 @@ pub fn router(state: Arc<ReportState>) -> Router {
         .route("/summary", get(summary::summary))
         .route("/endpoints", get(summary::endpoints))
         .route("/groups", get(groups::groups))
-        .route("/groups/{fingerprint}", patch(groups::triage))
+        .route(
+            "/groups/{fingerprint}",
+            get(groups::group).patch(groups::triage),
+        )
         .route("/mismatches", get(mismatches::mismatches))
         .route("/mismatches/{id}", get(mismatches::mismatch))
         .route("/mismatches/{id}/curl", get(mismatches::curl))
+        .route("/mismatches/{id}/forgive", get(forgive::forgive))
+        .route("/trend", get(trend::trend))
         // POST too: Flagger's webhooks post; the body is not read.
         .route("/gate", get(gate::gate).post(gate::gate))
         .route("/rejudge", post(rejudge::rejudge))
@@ -186,9 +196,16 @@ pub fn router(state: Arc<ReportState>) -> Router {
             state.clone(),
             input::require_token,
         ));
+    // The review UI's sign-in, beside its pages (which hold no data).
+    let session = Router::new()
+        .route("/ui/session", get(session::status))
+        .route("/ui/login", post(session::login))
+        .route("/ui/logout", post(session::logout));
     Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
         .merge(metrics)
+        .merge(session)
+        .merge(crate::ui::router())
         .nest("/api/v1", api)
         .with_state(state)
 }

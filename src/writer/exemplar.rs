@@ -15,13 +15,15 @@ use crate::redact::Redactor;
 use crate::store::{MismatchDetails, MismatchRecord, SentRequestRecord, StoredBody, StoredMessage};
 use crate::verdict_record::{BodyKindRecord, HeaderRecord, StatusRecord, VerdictRecord};
 
-/// Bodies are stored up to this many bytes each, with a truncated flag.
+/// Bodies are stored up to this many bytes each by default (the setting
+/// `store_body_bytes`), with a truncated flag.
 pub const BODY_CAP: usize = 256 * 1024;
 
-/// Builds the stored record of a mismatch seen at `at` (Unix milliseconds).
+/// Builds the stored record of a mismatch seen at `at` (Unix milliseconds):
+/// bodies decoded up to the first limit, stored up to the second.
 pub fn build(
     redactor: &Redactor,
-    limit: usize,
+    (limit, body_cap): (usize, usize),
     at: i64,
     info: &SampleInfo,
     c: &Comparison,
@@ -76,7 +78,7 @@ pub fn build(
         status: stored.status.as_u16(),
         // The headers as received, masked.
         headers: r.headers(&received.headers),
-        body: StoredBody::capped(&stored.body, BODY_CAP),
+        body: StoredBody::capped(&stored.body, body_cap),
     };
     MismatchRecord {
         at_ms: at,
@@ -89,7 +91,7 @@ pub fn build(
         request: StoredMessage {
             status: 0,
             headers: r.headers(&request.headers),
-            body: StoredBody::capped(&r.body(&request.body, &request.headers, limit), BODY_CAP),
+            body: StoredBody::capped(&r.body(&request.body, &request.headers, limit), body_cap),
         },
         primary: message(&c.exchange.primary, &primary),
         candidate: message(&c.exchange.candidate, &candidate),

@@ -78,6 +78,9 @@ pub struct WriterConfig {
     /// exemplars are lost and counted. Also bounds the bytes of exemplars
     /// waiting in memory.
     pub exemplar_bytes_per_hour: usize,
+    /// Each stored body is cut to this many bytes (`store_body_bytes`;
+    /// [`BODY_CAP`] by default).
+    pub stored_body_bytes: usize,
     /// Told of each mismatch group the store had not seen, besides the log.
     pub on_new_group: Option<GroupHook>,
 }
@@ -258,11 +261,16 @@ impl StoreWriter {
         true
     }
 
+    /// How far bodies decode, and how much of each is stored.
+    fn limits(&self) -> (usize, usize) {
+        (self.config.max_body_bytes, self.config.stored_body_bytes)
+    }
+
     /// Redacts a mismatch into an exemplar and queues it, within the byte
     /// budget and the queue's bounds.
     fn queue_exemplar(&self, at: i64, info: &SampleInfo, c: &Comparison) {
         // Redaction and the second comparison happen outside the lock.
-        let record = exemplar::build(&self.redactor, self.config.max_body_bytes, at, info, c);
+        let record = exemplar::build(&self.redactor, self.limits(), at, info, c);
         let size = exemplar::size(&record);
         let minute = at.div_euclid(60_000);
         let mut p = self.lock();

@@ -244,7 +244,8 @@ fn cases(id: i64, fingerprint: &str) -> Vec<Case> {
         format!("/api/v1/mismatches/{id}"),
         format!("/api/v1/mismatches/{id}/curl"),
     );
-    let triage = json!({"status": "bug", "note": "rounding"});
+    let triage = json!({"status": "bug", "note": "rounding", "by": "dana"});
+    let (forgive, trend) = ("/api/v1/mismatches/{id}/forgive", "/api/v1/trend");
     let with_body = |mut c: Case, body: Value| {
         c.body = Some(body);
         c
@@ -257,6 +258,17 @@ fn cases(id: i64, fingerprint: &str) -> Vec<Case> {
         case("GET", "/api/v1/groups", "/api/v1/groups", 200),
         with_body(case("PATCH", groups_route, &group, 200), triage.clone()),
         case("GET", "/api/v1/groups", "/api/v1/groups?status=bug", 200),
+        case("GET", groups_route, &group, 200),
+        case("GET", groups_route, "/api/v1/groups/nope", 404),
+        case(
+            "GET",
+            forgive,
+            &format!("/api/v1/mismatches/{id}/forgive"),
+            200,
+        ),
+        case("GET", forgive, "/api/v1/mismatches/999999/forgive", 404),
+        case("GET", trend, "/api/v1/trend?since=1h", 200),
+        case("GET", trend, "/api/v1/trend?since=1h&step=0", 400),
         case(
             "GET",
             "/api/v1/mismatches",

@@ -42,7 +42,7 @@ pub use model::{
 };
 pub use open::SqlStore;
 pub use rollout::{RolloutChange, RolloutEvent, RolloutRow};
-pub use triage::{TriageChange, TriageEntry, TrendRow};
+pub use triage::{TrendRow, TriageChange, TriageEntry};
 pub use url::{Backend, DatabaseUrl, DatabaseUrlError};
 
 /// Exemplars kept per group per hour; beyond, occurrences are only counted.
@@ -95,7 +95,10 @@ pub trait Store: Send + Sync {
     ) -> BoxFuture<'a, Result<Vec<Group>, StoreError>>;
     /// Sets a group's triage status and note and keeps the change in its
     /// history; `false` if there is no such group.
-    fn triage<'a>(&'a self, change: &'a TriageChange<'a>) -> BoxFuture<'a, Result<bool, StoreError>>;
+    fn triage<'a>(
+        &'a self,
+        change: &'a TriageChange<'a>,
+    ) -> BoxFuture<'a, Result<bool, StoreError>>;
     /// A group's triage history, newest first, at most `limit` entries.
     fn triage_history<'a>(
         &'a self,
@@ -170,7 +173,10 @@ impl Store for SqlStore {
     ) -> BoxFuture<'a, Result<Vec<Group>, StoreError>> {
         Box::pin(self.read_groups(endpoint, status))
     }
-    fn triage<'a>(&'a self, change: &'a TriageChange<'a>) -> BoxFuture<'a, Result<bool, StoreError>> {
+    fn triage<'a>(
+        &'a self,
+        change: &'a TriageChange<'a>,
+    ) -> BoxFuture<'a, Result<bool, StoreError>> {
         Box::pin(self.set_triage(change))
     }
     fn triage_history<'a>(

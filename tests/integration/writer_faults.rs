@@ -99,7 +99,10 @@ impl Store for FlakyStore {
     ) -> BoxFuture<'a, Result<Vec<Group>, StoreError>> {
         self.inner.groups(endpoint, status)
     }
-    fn triage<'a>(&'a self, change: &'a TriageChange<'a>) -> BoxFuture<'a, Result<bool, StoreError>> {
+    fn triage<'a>(
+        &'a self,
+        change: &'a TriageChange<'a>,
+    ) -> BoxFuture<'a, Result<bool, StoreError>> {
         self.inner.triage(change)
     }
     fn triage_history<'a>(

@@ -29,6 +29,7 @@ mod properties;
 mod replay;
 mod report_api;
 mod report_contract;
+mod review_ui;
 mod rollout;
 mod sampling;
 mod secrets;

@@ -8,7 +8,9 @@
 //! paces itself by `--concurrency` and `--rate`.
 
 pub mod credentials;
+pub mod fixed;
 pub mod input;
+pub mod progress;
 mod response;
 
 use std::num::NonZeroUsize;

@@ -253,10 +253,21 @@ async fn stored_mismatches_are_sent_again_to_see_whether_a_fix_landed() {
                     "--from-store",
                     "--fingerprint",
                     &fingerprint,
+                    "--mark-fixed",
                 ],
             ))
             .await;
             let gate = report(&out);
+            // The group is marked fixed only once all its requests match.
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            let group = &store.groups(None, None).await.unwrap()[0];
+            let told = match mismatched {
+                0 => "marked fixed: all 5 requests of the group now match",
+                _ => "not marked fixed: 5 requests still differ",
+            };
+            assert!(stderr.contains(told), "{}: {stderr}", db.name);
+            let status = if mismatched > 0 { "open" } else { "fixed" };
+            assert_eq!(group.status, status, "{}", db.name);
             assert_eq!(
                 (gate.total.mismatched, gate.total.matched),
                 (mismatched, matched),
@@ -266,7 +277,14 @@ async fn stored_mismatches_are_sent_again_to_see_whether_a_fix_landed() {
             );
             assert_eq!(out.status.code(), Some(if mismatched > 0 { 1 } else { 3 }));
         }
-        // The replays did not touch the live counts or groups.
+        let history = store.triage_history(&fingerprint, 10).await.unwrap();
+        assert_eq!(history.len(), 1, "{}", db.name);
+        assert_eq!(history[0].reviewer, "shadowdiff replay");
+        assert!(
+            history[0].note.starts_with("replay run recheck-2: all 5"),
+            "{history:?}"
+        );
+        // The replays did not touch the live counts.
         let live = counts(&db, "").await;
         assert_eq!(live["GET /users/{id}"]["mismatched"], 5);
         assert_eq!(live["GET /users/{id}"]["matched"], 5);

@@ -6,7 +6,8 @@
 # `shadowdiff gate` that with the python-go preset and the suggested rules only
 # the genuine bug is left, as one group, that the gate fails on its endpoint
 # and passes on the others, and that replaying the recorded traffic gives the
-# same verdicts.
+# same verdicts; then, with the port fixed, that the group's stored requests
+# match again and `replay --mark-fixed` marks it fixed.
 #
 # Needs: python3 (with venv), go, psql, and PostgreSQL at
 # $SHADOWDIFF_TEST_POSTGRES_URL (default postgres://postgres@127.0.0.1:5432/postgres).
@@ -124,4 +125,21 @@ pick = lambda r: {e["endpoint"]: (e["matched"], e["mismatched"], e["verdict"]) f
 assert pick(live) == pick(replay), (pick(live), pick(replay))
 print(f"  {len(pick(live))} endpoints: the same matched, mismatched and verdict live and replayed")
 PY
+
+echo "== e2e: the port fixed, the group's requests match again and it is marked fixed"
+fingerprint=$(psql -tA "$db_url" -c "SELECT fingerprint FROM mismatch_groups")
+kill "${pids[1]}"; wait "${pids[1]}" 2>/dev/null || true
+"$work/candidate" -addr "127.0.0.1:$candidate_port" -fix-total >"$work/candidate-fixed.log" 2>&1 & pids+=($!)
+wait_for "$candidate_port"
+set +e
+SHADOWDIFF_LOG=warn "$shadowdiff" replay --config "$example/shadowdiff.toml" --from-store \
+  --fingerprint "$fingerprint" --mark-fixed --run-id e2e-fixed \
+  --primary "http://127.0.0.1:$legacy_port" --candidate "http://127.0.0.1:$candidate_port" \
+  --database-url "$db_url" --format json >"$work/gate-fixed.json" 2>"$work/fixed.log"; code=$?
+set -e
+grep -q "group $fingerprint: marked fixed: all [0-9]* requests of the group now match" "$work/fixed.log" ||
+  { echo "e2e: the group was not marked fixed (exit $code)" >&2; cat "$work/fixed.log" >&2; exit 1; }
+status=$(psql -tA "$db_url" -c "SELECT status || ' by ' || reviewer FROM mismatch_groups JOIN triage_history USING (fingerprint)")
+[ "$status" = "fixed by shadowdiff replay" ] || { echo "e2e: the group's triage is '$status'" >&2; exit 1; }
+echo "  $(grep -o 'marked fixed.*' "$work/fixed.log")"
 echo "== e2e: ok"

@@ -61,6 +61,8 @@ fn points(rows: &[TrendRow]) -> Vec<TrendPoint> {
         let counts =
             Counts::from_stored(rows[i..end].iter().map(|r| (r.outcome.as_str(), r.count)));
         let (matched, mismatched) = (counts.matched(), counts.mismatched());
+        // As the summary counts it: a candidate error is a failed comparison.
+        let compared = matched + mismatched + counts.candidate_errors();
         points.push(TrendPoint {
             at: format_millis(minute * 60_000),
             matched,
@@ -68,8 +70,7 @@ fn points(rows: &[TrendRow]) -> Vec<TrendPoint> {
             candidate_errors: counts.candidate_errors(),
             skipped: counts.skipped(),
             dropped: counts.dropped(),
-            parity: (matched + mismatched > 0)
-                .then(|| matched as f64 / (matched + mismatched) as f64),
+            parity: (compared > 0).then(|| matched as f64 / compared as f64),
         });
         i = end;
     }
@@ -94,7 +95,8 @@ pub struct TrendPoint {
     pub candidate_errors: i64,
     pub skipped: i64,
     pub dropped: i64,
-    /// matched / (matched + mismatched); null without a comparison.
+    /// matched / (matched + mismatched + candidate_errors), as the
+    /// summary's; null without a comparison.
     pub parity: Option<f64>,
 }
 
@@ -120,7 +122,7 @@ mod tests {
             (got[0].matched, got[0].mismatched, got[0].candidate_errors),
             (3, 1, 2)
         );
-        assert_eq!(got[0].parity, Some(0.75));
+        assert_eq!(got[0].parity, Some(0.5));
         assert_eq!(got[0].at, format_millis(600_000));
         assert_eq!((got[1].dropped, got[1].parity), (4, None));
     }

@@ -110,6 +110,13 @@ pub enum Command {
         2 refused (an unknown route, a weight outside 0-100, no token, a plan at its last step)."
     )]
     Rollout(RolloutArgs),
+    /// Read a running shadowdiff's report API in a terminal: the summary,
+    /// the mismatch groups, or one mismatch with its bodies side by side.
+    #[command(
+        after_help = "Exit codes: 0 done, 1 the API could not be reached or failed, \
+        2 refused (a wrong token, no such mismatch, a bad argument)."
+    )]
+    Show(crate::show::ShowArgs),
 }
 
 #[derive(Debug, Args)]
@@ -307,6 +314,10 @@ pub struct ReplayArgs {
     /// With --from-store: only this mismatch group.
     #[arg(long, value_name = "FINGERPRINT", requires = "from_store")]
     pub fingerprint: Option<String>,
+
+    /// With --fingerprint: triage the group `fixed` (named in its history) if every one of its requests now matches.
+    #[arg(long, requires = "fingerprint")]
+    pub mark_fixed: bool,
 
     /// With --from-store: the mismatches of this replay run instead of live traffic.
     #[arg(long, value_name = "ID", requires = "from_store")]

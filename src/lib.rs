@@ -28,6 +28,7 @@ pub mod rollout;
 pub mod sampling;
 pub mod server;
 pub mod shadow;
+pub mod show;
 pub mod store;
 pub mod time;
 pub mod ui;

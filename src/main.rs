@@ -36,6 +36,16 @@ fn main() -> ExitCode {
         Command::Gate(args) => gate(&args),
         Command::Replay(args) => replay(&args),
         Command::Rollout(args) => rollout(&args),
+        Command::Show(args) => match shadowdiff::show::run(&args) {
+            Ok(()) => ExitCode::from(cli::EXIT_OK),
+            Err(error) => {
+                eprintln!("error: {error}");
+                ExitCode::from(match error.is_refusal() {
+                    true => cli::EXIT_USAGE,
+                    false => cli::EXIT_FAILURE,
+                })
+            }
+        },
         Command::Rejudge(args) => match rejudge(&args) {
             Ok(()) => ExitCode::from(cli::EXIT_OK),
             Err(error) => {
@@ -351,7 +361,7 @@ async fn run_replay(
         settings.candidate
     );
     // Drawn on stderr when it is a terminal, hidden otherwise.
-    let bar = progress_bar(selected.len() as u64);
+    let bar = replay::progress::progress_bar(selected.len() as u64);
     let options = ReplayOptions {
         run_id,
         concurrency: args.concurrency,
@@ -361,15 +371,16 @@ async fn run_replay(
         recorded_primary: args.recorded_primary,
         credentials,
     };
+    let store = std::sync::Arc::new(store);
     let summary = replay::run(
         settings,
-        std::sync::Arc::new(store),
+        store.clone(),
         selected,
         &options,
         &args.criteria.criteria(),
         {
             let bar = bar.clone();
-            move |p| show_progress(&bar, &p)
+            move |p| replay::progress::show_progress(&bar, &p)
         },
         async {
             let _ = tokio::signal::ctrl_c().await;
@@ -378,7 +389,12 @@ async fn run_replay(
     .await;
     // The summary printed next says what the bar said.
     bar.finish_and_clear();
-    Ok((summary?, problems.len()))
+    let summary = summary?;
+    if let (true, Some(fingerprint)) = (args.mark_fixed, &args.fingerprint) {
+        let marked = replay::fixed::mark_fixed(store.as_ref(), fingerprint, &summary).await?;
+        eprintln!("group {fingerprint}: {marked}");
+    }
+    Ok((summary, problems.len()))
 }
 
 type ReplayInput = (
@@ -419,28 +435,6 @@ async fn open_migrated(url: &DatabaseUrl) -> anyhow::Result<shadowdiff::store::S
         .await
         .map_err(|e| anyhow::anyhow!("{url}: {e}"))?;
     Ok(store)
-}
-
-/// The replay's progress bar: one line, redrawn in place; the counts are
-/// cut to the terminal's width.
-fn progress_bar(total: u64) -> indicatif::ProgressBar {
-    let bar = indicatif::ProgressBar::new(total);
-    let style =
-        indicatif::ProgressStyle::with_template("[{bar:20}] {pos}/{len} eta {eta}  {wide_msg}")
-            .map(|style| style.progress_chars("=> "));
-    if let Ok(style) = style {
-        bar.set_style(style);
-    }
-    bar
-}
-
-fn show_progress(bar: &indicatif::ProgressBar, p: &shadowdiff::replay::Progress) {
-    bar.set_length(p.total);
-    bar.set_position(p.done);
-    bar.set_message(format!(
-        "{} matched, {} mismatched, {} candidate errors, {} skipped",
-        p.matched, p.mismatched, p.candidate_errors, p.skipped
-    ));
 }
 
 /// Says what the run did and where its mismatches are, prints the gate,

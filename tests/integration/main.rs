@@ -33,6 +33,7 @@ mod review_ui;
 mod rollout;
 mod sampling;
 mod secrets;
+mod show;
 mod store;
 mod store_faults;
 mod support;

@@ -280,6 +280,8 @@ async fn the_api_requires_its_token_and_names_bad_parameters() {
         assert!(!body.to_string().contains("SELECT"), "{path}: {body}");
     }
     let (status, body) = api.get("/api/v1/groups/abc").await;
+    assert_eq!((status, &body["error"]["code"]), (404, &json!("not_found")));
+    let (status, body) = api.get("/api/v1/rejudge").await;
     assert_eq!(
         (status, &body["error"]["code"]),
         (405, &json!("method_not_allowed"))

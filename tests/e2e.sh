@@ -139,7 +139,7 @@ SHADOWDIFF_LOG=warn "$shadowdiff" replay --config "$example/shadowdiff.toml" --f
 set -e
 grep -q "group $fingerprint: marked fixed: all [0-9]* requests of the group now match" "$work/fixed.log" ||
   { echo "e2e: the group was not marked fixed (exit $code)" >&2; cat "$work/fixed.log" >&2; exit 1; }
-status=$(psql -tA "$db_url" -c "SELECT status || ' by ' || reviewer FROM mismatch_groups JOIN triage_history USING (fingerprint)")
+status=$(psql -tA "$db_url" -c "SELECT g.status || ' by ' || h.reviewer FROM mismatch_groups g JOIN triage_history h USING (fingerprint)")
 [ "$status" = "fixed by shadowdiff replay" ] || { echo "e2e: the group's triage is '$status'" >&2; exit 1; }
 echo "  $(grep -o 'marked fixed.*' "$work/fixed.log")"
 echo "== e2e: ok"

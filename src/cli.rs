@@ -10,7 +10,8 @@ use crate::config::value::whole_u64;
 use crate::config::{BackendUrl, Layer, NonZeroMillis, ReportToken, ServeFlags};
 use crate::gate::render::Format;
 use crate::gate::{
-    Confidence, Criteria, EndpointGlob, LatencyLimits, Limit, MinParity, Percentile, TimeBound,
+    Confidence, Criteria, EndpointGlob, FailOn, LatencyLimits, Limit, MinParity, Percentile,
+    TimeBound,
 };
 use crate::replay::input::InputFormat;
 use crate::replay::{Concurrency, ExtraHeader, Rate, RunId};
@@ -117,6 +118,15 @@ pub enum Command {
         2 refused (a wrong token, no such mismatch, a bad argument)."
     )]
     Show(crate::show::ShowArgs),
+    /// What was learned about noise (differences the old code has with
+    /// itself, from a secondary; volatile-looking values without one), per
+    /// endpoint, with rates and samples; --suggest prints the config that
+    /// forgives exactly those paths; --reset forgets an endpoint's.
+    #[command(
+        after_help = "Exit codes: 0 done, 1 the API could not be reached or failed, \
+        2 refused (a wrong token, a bad argument)."
+    )]
+    Noise(crate::show::NoiseArgs),
 }
 
 #[derive(Debug, Args)]
@@ -482,6 +492,10 @@ pub struct GateCriteriaArgs {
     #[arg(long, value_name = "POINTS", allow_negative_numbers = true)]
     pub max_error_rate_delta: Option<Limit>,
 
+    /// Fail when groups of these severity classes (not triaged expected) had mismatches: status, structure, membership, value, headers, comma-separated.
+    #[arg(long, value_name = "CLASSES")]
+    pub fail_on: Option<FailOn>,
+
     /// Only endpoints matching this pattern ('GET /api/users/*'; * within a segment, ** across); repeatable.
     #[arg(long = "endpoint", value_name = "PATTERN")]
     pub endpoints: Vec<EndpointGlob>,
@@ -515,6 +529,7 @@ impl GateCriteriaArgs {
             },
             min_byte_parity: self.min_byte_parity,
             max_error_rate_delta: self.max_error_rate_delta,
+            fail_on: self.fail_on.clone().unwrap_or_default(),
             endpoints: self.endpoints.clone(),
         }
     }

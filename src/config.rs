@@ -34,7 +34,7 @@ pub use role::RoleHeader;
 pub use serving::{Advance, Fallback, Plan, Writes};
 pub use settings::{ConnectionLimits, Layer, Mode, Route, ServeFlags, Settings};
 pub use token::{ReportToken, TokenError};
-pub use units::{HumanDuration, NonZeroMillis};
+pub use units::{DelayMillis, HumanDuration, NonZeroMillis};
 
 /// The prefix of every environment variable that sets a serve setting.
 pub const ENV_PREFIX: &str = "SHADOWDIFF_";

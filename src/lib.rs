@@ -16,6 +16,7 @@ pub mod exchange;
 pub mod forgive;
 pub mod gate;
 pub mod headers;
+pub mod noise;
 pub mod notify;
 pub mod outcome;
 pub mod proxy;

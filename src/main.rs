@@ -36,16 +36,8 @@ fn main() -> ExitCode {
         Command::Gate(args) => gate(&args),
         Command::Replay(args) => replay(&args),
         Command::Rollout(args) => rollout(&args),
-        Command::Show(args) => match shadowdiff::show::run(&args) {
-            Ok(()) => ExitCode::from(cli::EXIT_OK),
-            Err(error) => {
-                eprintln!("error: {error}");
-                ExitCode::from(match error.is_refusal() {
-                    true => cli::EXIT_USAGE,
-                    false => cli::EXIT_FAILURE,
-                })
-            }
-        },
+        Command::Show(args) => shown(shadowdiff::show::run(&args)),
+        Command::Noise(args) => shown(shadowdiff::show::noise(&args)),
         Command::Rejudge(args) => match rejudge(&args) {
             Ok(()) => ExitCode::from(cli::EXIT_OK),
             Err(error) => {
@@ -78,6 +70,20 @@ fn main() -> ExitCode {
                 }
             },
         },
+    }
+}
+
+/// The exit code of a view of the report API: 2 when it refused, 1 when it failed.
+fn shown(result: Result<(), shadowdiff::show::ShowError>) -> ExitCode {
+    match result {
+        Ok(()) => ExitCode::from(cli::EXIT_OK),
+        Err(error) => {
+            eprintln!("error: {error}");
+            ExitCode::from(match error.is_refusal() {
+                true => cli::EXIT_USAGE,
+                false => cli::EXIT_FAILURE,
+            })
+        }
     }
 }
 

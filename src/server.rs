@@ -62,9 +62,14 @@ pub struct Server {
     /// Notification delivery and the gate watcher, when configured.
     notifications: Notifications,
     /// Stops the periodic tasks: the per-endpoint summary lines, the
-    /// rollout's weights and plans.
+    /// rollout's weights and plans, the learned noise's sync.
     summaries: CancellationToken,
+    /// What the old code differs in with itself, learned and discounted.
+    noise: Arc<crate::noise::Noise>,
 }
+
+/// How often learned noise is added to the store and read back.
+const NOISE_SYNC_EVERY: std::time::Duration = std::time::Duration::from_secs(2);
 
 impl Server {
     /// Builds the server; must be called inside a Tokio runtime.
@@ -110,6 +115,17 @@ impl Server {
         // Without a database the weights are the settings' (and the kill file's).
         let url = settings.database_url.clone();
         tokio::spawn(cutover.clone().run(url, summaries.clone()));
+        let noise = Arc::new(crate::noise::Noise::new(
+            settings.secondary.clone(),
+            settings.noise_min_samples.get() as u64,
+        ));
+        if let Some(url) = settings.database_url.clone() {
+            let instance = settings.instance.clone();
+            let every = NOISE_SYNC_EVERY;
+            let task =
+                crate::noise::sync_task(noise.clone(), url, instance, every, summaries.clone());
+            tokio::spawn(task);
+        }
         let budget = BodyBudget::new(settings.max_buffered_bytes);
         let breaker = settings
             .breaker_failures
@@ -119,6 +135,7 @@ impl Server {
             ShadowConfig {
                 record,
                 breaker: breaker.clone(),
+                noise: Some(noise.clone()),
                 ..ShadowConfig::from_settings(&settings, client, &budget)
             }
             .with_backend_limits(&targets),
@@ -150,6 +167,7 @@ impl Server {
             record: record_task,
             notifications,
             summaries,
+            noise,
         })
     }
 
@@ -202,7 +220,8 @@ impl Server {
             .with_notify_stats(self.notifications.stats())
             .with_recorder(self.recorder.clone())
             .with_targets(self.targets.clone())
-            .with_cutover(self.cutover.clone()),
+            .with_cutover(self.cutover.clone())
+            .with_noise(self.noise.clone()),
         );
         let address = report.local_addr()?;
         tracing::info!(%address, "report API listening");

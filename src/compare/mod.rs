@@ -5,7 +5,8 @@
 //! Steps: decode both bodies; compare status and headers; if the decoded
 //! bodies are identical, stop (fast path); otherwise compare by kind: JSON
 //! (and forms, read as JSON) structurally after normalising each side by the
-//! rules, text by lines, binary by length and hash.
+//! rules, text by lines, binary by length and hash. Each mismatch gets a
+//! severity class (`severity`) from what differs.
 
 mod body_rules;
 pub mod conflicts;
@@ -17,6 +18,7 @@ pub mod headers;
 pub mod json;
 mod reconcile;
 pub mod rules;
+pub mod severity;
 mod values;
 
 use std::collections::BTreeSet;
@@ -33,6 +35,7 @@ use fingerprint::fingerprint;
 pub use fingerprint::generalise_path;
 use headers::HeaderDiff;
 pub use rules::{CompareConfig, Rules};
+pub use severity::Severity;
 use values::{form_as_json, json_lines, parse_json_lines_pair, parse_json_pair};
 
 /// Patches are cut to this many operations (and say so in the fingerprint).
@@ -61,6 +64,8 @@ pub struct Verdict {
     pub paths: Vec<String>,
     /// Groups mismatches of one kind on one endpoint; `None` when matched.
     pub fingerprint: Option<String>,
+    /// How severe the difference is (`severity`); `None` when matched.
+    pub severity: Option<Severity>,
     /// Why the comparison went as it did where that is not obvious.
     pub reasons: Vec<String>,
 }
@@ -172,6 +177,7 @@ pub fn compare_responses_with(
             equal: false,
             paths: vec![String::new()],
             summary: Some("body undecodable".into()),
+            severity: Severity::Structure,
             ..BodyComparison::default()
         };
     }
@@ -179,6 +185,14 @@ pub fn compare_responses_with(
     let matched = status.is_none() && header_diffs.is_empty() && body.equal;
     let fingerprint =
         (!matched).then(|| fingerprint(endpoint, status, &header_diffs, &body, &undecoded));
+    // Under `body = "length"` only lengths were asked about, not kinds.
+    let kinds_differ = rules.body == BodyRule::Compare && kinds.0 != kinds.1;
+    let severity = severity::of(
+        status.is_some(),
+        &body,
+        kinds_differ,
+        !header_diffs.is_empty(),
+    );
     Verdict {
         matched,
         byte_equal,
@@ -189,6 +203,7 @@ pub fn compare_responses_with(
         text_diff: body.text_diff,
         paths: body.paths,
         fingerprint,
+        severity,
         reasons,
     }
 }
@@ -251,6 +266,10 @@ fn compare_whole(
             equal: false,
             paths: vec![String::new()],
             summary: Some(format!("body {what}")),
+            severity: match rule {
+                BodyRule::Kind => Severity::Structure,
+                _ => Severity::Value,
+            },
             ..BodyComparison::default()
         },
     }
@@ -351,6 +370,9 @@ struct BodyComparison {
     /// Generalised paths of arrays whose lengths differ: how their elements
     /// shifted depends on the data, so the fingerprint names the array instead.
     resized: BTreeSet<String>,
+    /// How severe the body's difference is, when it differs; bodies of one
+    /// kind compared by bytes or as text differ in value.
+    severity: Severity,
 }
 
 impl Default for BodyComparison {
@@ -362,6 +384,7 @@ impl Default for BodyComparison {
             paths: Vec::new(),
             summary: None,
             resized: BTreeSet::new(),
+            severity: Severity::Value,
         }
     }
 }
@@ -423,6 +446,12 @@ fn compare_bodies(
             equal: false,
             text_diff: (detail == Detail::Full).then(|| text_diff(&p_text, &c_text)),
             paths: vec![String::new()],
+            // One side not the JSON its kind promises, the other one is:
+            // another structure. Neither is: two texts that differ.
+            severity: match unparsed.len() {
+                1 => Severity::Structure,
+                _ => Severity::Value,
+            },
             // Which side failed to parse tells bugs apart: a text 404 from
             // the candidate is not the same bug as a truncated primary body.
             summary: Some(match unparsed.is_empty() {
@@ -477,12 +506,14 @@ fn compare_structured(p: Value, c: Value, rules: &Rules, detail: Detail) -> Body
         return BodyComparison::default();
     }
     let mut patch = json_patch::diff(&p, &c);
+    let mut resized = BTreeSet::new();
+    resized_arrays(&p, &c, &mut String::new(), &mut resized);
+    // Of the whole patch: what is cut below may hold the worst difference.
+    let severity = severity::of_patch(&p, &patch, &resized);
     // Two long arrays shifted by one differ everywhere: keep the verdict small.
     let truncated = patch.0.len() > MAX_PATCH_OPERATIONS;
     patch.0.truncate(MAX_PATCH_OPERATIONS);
     let paths: Vec<String> = patch.0.iter().map(|op| op.path().to_string()).collect();
-    let mut resized = BTreeSet::new();
-    resized_arrays(&p, &c, &mut String::new(), &mut resized);
     let pretty = |v: &Value| serde_json::to_string_pretty(v).unwrap_or_default();
     BodyComparison {
         equal: false,
@@ -491,6 +522,7 @@ fn compare_structured(p: Value, c: Value, rules: &Rules, detail: Detail) -> Body
         paths,
         summary: truncated.then(|| "patch truncated".to_string()),
         resized,
+        severity,
     }
 }
 

@@ -408,6 +408,19 @@ pub struct Rules {
 }
 
 impl Rules {
+    /// These rules with more paths ignored and more headers ignored: how
+    /// learned noise is discounted, as plain data, without I/O here.
+    pub fn with_ignored(&self, paths: &[PathPattern], headers: &[String]) -> Rules {
+        let mut rules = self.clone();
+        // First, so that an ignored path is gone before any other rule sees it.
+        let ignored = paths.iter().map(|p| (p.clone(), Action::Ignore));
+        rules.paths = ignored.chain(self.paths.iter().cloned()).collect();
+        rules
+            .ignore_headers
+            .extend(headers.iter().map(|h| h.to_ascii_lowercase()));
+        rules
+    }
+
     /// The path patterns of rules that only JSON (and forms) can apply.
     pub fn path_rules(&self) -> impl Iterator<Item = &PathPattern> {
         self.paths.iter().map(|(pattern, _)| pattern)

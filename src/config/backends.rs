@@ -109,6 +109,9 @@ pub struct Target {
     pub primary_name: String,
     pub primary: BackendUrl,
     pub candidate: Option<CandidateTarget>,
+    /// With `recheck` on: how long a safe request's mismatch waits before
+    /// both backends are called again.
+    pub recheck: Option<Duration>,
 }
 
 /// A candidate as a request meets it, its rewrites (backend's and route's) merged.
@@ -211,10 +214,18 @@ impl Targets {
                     })
                 }
             };
+            let recheck = recheck(settings, route.recheck, format!("route[{i}].recheck"))?;
+            if route.recheck == Some(true) && candidate.is_none() {
+                return Err(ConfigError::Refused {
+                    key: format!("route[{i}].recheck"),
+                    message: "the route has no candidate (`candidate = false`), so nothing is compared to recheck".into(),
+                });
+            }
             routes.push(Arc::new(Target {
                 primary_name,
                 primary,
                 candidate,
+                recheck,
             }));
         }
         Ok(Targets {
@@ -223,6 +234,7 @@ impl Targets {
                 primary_name: "primary".to_string(),
                 primary: settings.primary.clone(),
                 candidate: Some(default_candidate),
+                recheck: recheck(settings, None, "recheck".into())?,
             }),
             routes,
         })
@@ -262,6 +274,25 @@ impl Targets {
             .max()
             .unwrap_or_default()
     }
+}
+
+/// A route's recheck delay, when its own `recheck` (or else the global one)
+/// is on. Refused in collector mode, which is given the primary's responses
+/// and cannot ask the primary again: `key` names the setting that asked.
+fn recheck(
+    settings: &Settings,
+    own: Option<bool>,
+    key: String,
+) -> Result<Option<Duration>, ConfigError> {
+    let on = own.unwrap_or(settings.recheck);
+    if on && settings.mode == super::Mode::Collector {
+        let key = if own.is_some() { key } else { "recheck".into() };
+        return Err(ConfigError::Refused {
+            key,
+            message: "collector mode is given the primary's responses and cannot call the primary again: a recheck needs inline or mirror mode".into(),
+        });
+    }
+    Ok(on.then_some(settings.recheck_delay))
 }
 
 #[cfg(test)]
@@ -318,6 +349,52 @@ mod tests {
         let users = targets.get(Some(2)).candidate.as_ref().unwrap();
         assert_eq!(users.name, "candidate");
         assert_eq!(targets.get(None).primary.to_string(), "http://mono:1");
+    }
+
+    #[test]
+    fn a_routes_recheck_overrides_the_global_one() {
+        let routes = "[[route]]\nmatch = \"GET /a\"\nrecheck = false\n[[route]]\nmatch = \"GET /b\"\nrecheck = true\n[[route]]\nmatch = \"GET /c\"\n";
+        let off = Targets::new(&settings(routes).unwrap()).unwrap();
+        let on = Targets::new(
+            &settings(&format!("recheck = true\nrecheck_delay_ms = 250\n{routes}")).unwrap(),
+        )
+        .unwrap();
+        let second = Duration::from_secs(1);
+        let quarter = Duration::from_millis(250);
+        let delays = |t: &Targets| [None, Some(0), Some(1), Some(2)].map(|i| t.get(i).recheck);
+        assert_eq!(delays(&off), [None, None, Some(second), None]);
+        assert_eq!(
+            delays(&on),
+            [Some(quarter), None, Some(quarter), Some(quarter)]
+        );
+        for (text, key, words) in [
+            (
+                "mode = \"collector\"\nrecheck = true",
+                "recheck",
+                "collector mode",
+            ),
+            (
+                "mode = \"collector\"\n[[route]]\nmatch = \"GET /a\"\nrecheck = true",
+                "route[0].recheck",
+                "collector mode",
+            ),
+            (
+                "[[route]]\nmatch = \"GET /a\"\ncandidate = false\nrecheck = true",
+                "route[0].recheck",
+                "no candidate",
+            ),
+        ] {
+            match settings(text) {
+                Err(ConfigError::Refused { key: k, message }) => {
+                    assert_eq!(k, key, "{text}");
+                    assert!(message.contains(words), "{text}: {message}");
+                }
+                other => panic!("{text}: {other:?}"),
+            }
+        }
+        // Collector mode with every route's recheck off and no global one.
+        let quiet = "mode = \"collector\"\n[[route]]\nmatch = \"GET /a\"\nrecheck = false";
+        assert!(settings(quiet).is_ok());
     }
 
     #[test]

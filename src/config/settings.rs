@@ -24,8 +24,8 @@ use super::backends::{BackendName, BackendSpec, CandidateChoice};
 use super::declare::declare_settings;
 use super::rewrite::Rewrite;
 use super::{
-    BackendUrl, Fallback, GateWatch, HostHeader, HumanDuration, NonZeroMillis, ReportToken,
-    RoleHeader, WebhookUrl, Writes,
+    BackendUrl, DelayMillis, Fallback, GateWatch, HostHeader, HumanDuration, NonZeroMillis,
+    ReportToken, RoleHeader, WebhookUrl, Writes,
 };
 use crate::compare::CompareConfig;
 use crate::endpoint::RoutePattern;
@@ -73,6 +73,12 @@ declare_settings! {
         drain_timeout_ms: u64, "MS", default("10000")
             => drain_timeout: Duration, via Duration::from_millis;
         // `Settings::new`, which tests use, keeps them in memory only.
+        /// A second instance of the primary: sampled requests also go there,
+        /// to learn which differences the old code has with itself (noise).
+        secondary: BackendUrl, "URL", none => secondary: Option<BackendUrl>, via Some;
+        /// Paired samples an endpoint needs before any of its paths can be
+        /// noise.
+        noise_min_samples: NonZeroUsize, "N", default("20") => noise_min_samples: NonZeroUsize;
         /// Where outcomes and mismatches are stored: sqlite://FILE or
         /// postgres://….
         database_url: DatabaseUrl, "URL", serving("sqlite://shadowdiff.db")
@@ -174,6 +180,14 @@ declare_settings! {
         /// (1 s doubling to 30 s); 0 never pauses.
         breaker_failures: u32, "N", default("5")
             => breaker_failures: Option<NonZeroU32>, via NonZeroU32::new;
+        /// On a mismatch of a safe request (GET, HEAD, OPTIONS), call both
+        /// backends again after `recheck_delay_ms`: a difference gone by then
+        /// came from data changing between the two calls and ends as
+        /// `skipped/transient`. For routes that set no `recheck` of their own.
+        recheck: bool, "BOOL", default("false") => recheck: bool;
+        /// How long a mismatch waits before its recheck, 0 to 60000.
+        recheck_delay_ms: DelayMillis, "MS", default("1000")
+            => recheck_delay: Duration, via DelayMillis::duration;
     }
     groups {
         /// How client connections are bounded in time and number.
@@ -251,6 +265,10 @@ pub struct Route {
     /// Allows methods other than GET, HEAD and OPTIONS to reach the candidate.
     #[serde(default)]
     pub mirror_unsafe: bool,
+    /// Calls both backends again after a mismatch of a safe request
+    /// (`recheck_delay_ms` later); overrides the global `recheck`.
+    #[serde(default)]
+    pub recheck: Option<bool>,
     /// Comparison rules added to the global `[compare]` ones for these requests.
     #[serde(default)]
     pub compare: Option<CompareConfig>,

@@ -64,6 +64,48 @@ impl NonZeroMillis {
     }
 }
 
+/// A wait in whole milliseconds, from 0 to a minute (`recheck_delay_ms`):
+/// a longer one would hold a shadow slot, and the bodies it compares, for
+/// nothing a minute later could still tell.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "u64")]
+pub struct DelayMillis(u64);
+
+impl DelayMillis {
+    /// The longest wait accepted.
+    pub const MAX: u64 = 60_000;
+
+    pub fn duration(self) -> Duration {
+        Duration::from_millis(self.0)
+    }
+}
+
+impl TryFrom<u64> for DelayMillis {
+    type Error = String;
+    fn try_from(ms: u64) -> Result<Self, Self::Error> {
+        match ms {
+            0..=Self::MAX => Ok(DelayMillis(ms)),
+            _ => Err(format!(
+                "at most {} (a minute, in milliseconds); got {ms}: a longer wait holds a shadow slot and its bodies for nothing",
+                Self::MAX
+            )),
+        }
+    }
+}
+
+impl FromStr for DelayMillis {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let ms: u64 = s.trim().parse().map_err(|_| {
+            format!(
+                "expected whole milliseconds from 0 to {}, got {s:?}",
+                Self::MAX
+            )
+        })?;
+        ms.try_into()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -78,5 +120,20 @@ mod tests {
         for bad in ["", "15", "m", "0h", "2 hours", "-1d"] {
             assert!(bad.parse::<HumanDuration>().is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn delays_stay_within_a_minute() {
+        assert_eq!(
+            "0".parse::<DelayMillis>().unwrap().duration(),
+            Duration::ZERO
+        );
+        assert_eq!(
+            "60000".parse::<DelayMillis>().unwrap().duration(),
+            Duration::from_secs(60)
+        );
+        let err = "60001".parse::<DelayMillis>().unwrap_err();
+        assert!(err.contains("at most 60000"), "{err}");
+        assert!("-1".parse::<DelayMillis>().is_err());
     }
 }

@@ -11,8 +11,8 @@ use std::str::FromStr;
 use clap::builder::{EnumValueParser, ValueParser};
 
 use super::{
-    BackendUrl, Fallback, GateWatch, HostHeader, HumanDuration, Mode, NonZeroMillis, ReportToken,
-    RoleHeader, WebhookUrl, Writes,
+    BackendUrl, DelayMillis, Fallback, GateWatch, HostHeader, HumanDuration, Mode, NonZeroMillis,
+    ReportToken, RoleHeader, WebhookUrl, Writes,
 };
 use crate::sampling::{SampleRate, StickyKey, Weight};
 use crate::store::DatabaseUrl;
@@ -122,11 +122,13 @@ macro_rules! from_str_values {
 }
 
 from_str_values! {
+    bool => false,
     SocketAddr => false,
     BackendUrl => false,
     SampleRate => false,
     StickyKey => false,
     NonZeroMillis => false,
+    DelayMillis => false,
     DatabaseUrl => false,
     HumanDuration => false,
     HostHeader => false,

@@ -1,12 +1,14 @@
 //! What a gate checks, parsed once from flags or query parameters: the
-//! minimum parity, the confidence, optional latency and error limits, and the
-//! endpoint patterns that select what is judged.
+//! minimum parity, the confidence, optional latency and error limits, the
+//! severity classes that fail it, and the endpoint patterns that select
+//! what is judged.
 
 use std::fmt;
 use std::str::FromStr;
 
 use super::latency::{LatencyLimits, Percentile};
 use super::stats::normal_quantile;
+use crate::compare::severity::{self, Severity};
 
 /// The least parity to pass, in percent (`99.9`).
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -92,6 +94,36 @@ impl FromStr for Limit {
                 "expected a number of at least 0, such as 1.05 or 0.5; got {s:?}"
             )),
         }
+    }
+}
+
+/// The severity classes whose mismatches fail the gate (`status,structure`):
+/// each once, most severe first; empty fails on none.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct FailOn(Vec<Severity>);
+
+impl FailOn {
+    pub fn classes(&self) -> &[Severity] {
+        &self.0
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl FromStr for FailOn {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        severity::parse_list(s).map(FailOn)
+    }
+}
+
+impl fmt::Display for FailOn {
+    /// As given: the classes' names, comma-separated.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let names: Vec<&str> = self.0.iter().map(|s| s.as_str()).collect();
+        f.write_str(&names.join(","))
     }
 }
 
@@ -184,6 +216,9 @@ pub struct Criteria {
     /// The least share of byte-identical pairs, if checked.
     pub min_byte_parity: Option<MinParity>,
     pub max_error_rate_delta: Option<Limit>,
+    /// Fail when groups of these classes (not triaged `expected`) had
+    /// mismatches; empty: the classes are shown, never judged.
+    pub fail_on: FailOn,
     /// Empty: every endpoint.
     pub endpoints: Vec<EndpointGlob>,
 }
@@ -197,7 +232,7 @@ pub struct CriteriaError {
 }
 
 /// The query parameters the gate takes besides `since`, `until` and `run`.
-pub const CRITERIA_PARAMETERS: [&str; 10] = [
+pub const CRITERIA_PARAMETERS: [&str; 11] = [
     "min_parity",
     "confidence",
     "per_endpoint",
@@ -207,6 +242,7 @@ pub const CRITERIA_PARAMETERS: [&str; 10] = [
     "max_latency_ratio",
     "min_byte_parity",
     "max_error_rate_delta",
+    "fail_on",
     "endpoint",
 ];
 
@@ -260,6 +296,7 @@ impl Criteria {
                 }
                 "min_byte_parity" => c.min_byte_parity = Some(parse(name, value)?),
                 "max_error_rate_delta" => c.max_error_rate_delta = Some(parse(name, value)?),
+                "fail_on" => c.fail_on = parse(name, value)?,
                 "endpoint" => c.endpoints.push(parse(name, value)?),
                 _ => {}
             }
@@ -291,6 +328,11 @@ impl Criteria {
         }
         if let Some(d) = self.max_error_rate_delta {
             q.push(("max_error_rate_delta", d.0.to_string()));
+        }
+        // Only when set: a report API of an earlier release refuses it,
+        // rather than deciding without it.
+        if !self.fail_on.is_empty() {
+            q.push(("fail_on", self.fail_on.to_string()));
         }
         q.extend(self.endpoints.iter().map(|e| ("endpoint", e.0.clone())));
         q
@@ -367,6 +409,7 @@ mod tests {
             max_latency_ratio: "p50=1.02,p99=1.05".parse().unwrap(),
             min_byte_parity: Some("90".parse().unwrap()),
             max_error_rate_delta: Some("0.5".parse().unwrap()),
+            fail_on: "structure,status".parse().unwrap(),
             endpoints: vec!["GET /a/*".parse().unwrap(), "/b".parse().unwrap()],
         };
         let pairs: Vec<(String, String)> = c
@@ -388,6 +431,12 @@ mod tests {
             Criteria::from_query(&twice).unwrap_err().parameter,
             "max_latency_ratio"
         );
+        let unknown = [("fail_on".to_string(), "status,typo".to_string())];
+        assert_eq!(
+            Criteria::from_query(&unknown).unwrap_err().parameter,
+            "fail_on"
+        );
+        assert_eq!(c.fail_on.to_string(), "status,structure");
         assert!("100.1".parse::<MinParity>().is_err());
         assert!("-1".parse::<Limit>().is_err());
     }

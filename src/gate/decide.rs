@@ -2,8 +2,9 @@
 //! with `per_endpoint`; the worst enforced verdict wins and one sentence
 //! says why. Pure: stored counts in, a [`GateReport`] out.
 
+use super::classes::judge;
 use super::scope::evaluate_scope;
-use super::Counts;
+use super::{ClassCounts, Counts};
 use super::{
     Criteria, EndpointData, GateCriteria, GateReport, GateScope, GateVerdict, Limit, MinParity,
     Percentile, WindowView, REPORT_VERSION,
@@ -25,17 +26,20 @@ pub fn decide(
     let mut all = Counts::default();
     let (mut expected, mut primary, mut candidate) =
         (0, Histogram::default(), Histogram::default());
+    let mut classes = ClassCounts::default();
     for d in data {
         all.merge(&d.outcomes);
         expected += d.expected;
         primary.merge(&d.primary_latency);
         candidate.merge(&d.candidate_latency);
+        classes.merge(&d.classes);
     }
-    let total = evaluate_scope(criteria, TOTAL, true, &all, expected, &primary, &candidate);
+    let mut total = evaluate_scope(criteria, TOTAL, true, &all, expected, &primary, &candidate);
+    judge(criteria, &classes, &mut total);
     let endpoints: Vec<GateScope> = data
         .iter()
         .map(|d| {
-            evaluate_scope(
+            let mut scope = evaluate_scope(
                 criteria,
                 &d.endpoint,
                 criteria.per_endpoint,
@@ -43,7 +47,9 @@ pub fn decide(
                 d.expected,
                 &d.primary_latency,
                 &d.candidate_latency,
-            )
+            );
+            judge(criteria, &d.classes, &mut scope);
+            scope
         })
         .map(|mut scope| {
             // An endpoint whose samples were all skipped or dropped (writes
@@ -89,6 +95,12 @@ pub fn decide(
                 .collect(),
             min_byte_parity_percent: criteria.min_byte_parity.map(MinParity::percent),
             max_error_rate_delta_points: criteria.max_error_rate_delta.map(Limit::get),
+            fail_on: criteria
+                .fail_on
+                .classes()
+                .iter()
+                .map(|s| s.as_str().to_string())
+                .collect(),
             endpoints: criteria.endpoints.iter().map(|e| e.to_string()).collect(),
         },
         total,
@@ -270,6 +282,9 @@ mod tests {
         a.outcomes
             .add(CountKey::parse("candidate_error/timeout"), 2);
         a.expected = 3;
+        // The 7 mismatches left once the expected group's 3 are out.
+        a.classes.add(4, 5);
+        a.classes.add(5, 2);
         let b = data("GET /b", 20, 0);
         let c = Criteria {
             per_endpoint: true,
@@ -278,6 +293,7 @@ mod tests {
             max_latency_ratio: "p50=1.05,p99=1.5".parse().unwrap(),
             min_byte_parity: Some("90".parse().unwrap()),
             max_error_rate_delta: Some("0.5".parse().unwrap()),
+            fail_on: "status,structure".parse().unwrap(),
             endpoints: vec!["/a".parse().unwrap(), "GET /b".parse().unwrap()],
             ..Criteria::default()
         };
@@ -305,6 +321,7 @@ mod tests {
         let first: GateReport = serde_json::from_str(include_str!("report_v1_first.json")).unwrap();
         assert_eq!(first.version, 1);
         assert!(first.total.cost.is_none() && first.criteria.max_latency_ratio.is_empty());
+        assert!(first.total.severity.is_none() && first.criteria.fail_on.is_empty());
     }
 
     /// `n` latencies around `ms` milliseconds, spread over 1%.

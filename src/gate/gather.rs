@@ -1,10 +1,11 @@
 //! What a gate reads from a store: each selected endpoint's outcome counts,
-//! expected mismatches and latency histograms over the window, and whether
-//! the store's own health lets those counts be decided on at all.
+//! expected mismatches, mismatches by severity class and latency histograms
+//! over the window, and whether the store's own health lets those counts be
+//! decided on at all.
 
 use std::collections::HashMap;
 
-use super::{Counts, Criteria};
+use super::{ClassCounts, Counts, Criteria};
 use crate::store::{EndpointLatency, Histogram, Store, StoreError, Window};
 
 /// Which backend a latency histogram measures. The store keeps it as text
@@ -63,6 +64,9 @@ pub struct EndpointData {
     /// Latency histograms, for the latency check and the cost.
     pub primary_latency: Histogram,
     pub candidate_latency: Histogram,
+    /// Mismatches by their group's severity class, groups triaged
+    /// expected left out.
+    pub classes: ClassCounts,
 }
 
 /// Reads what [`decide`] needs for the endpoints the criteria select.
@@ -77,6 +81,15 @@ pub async fn gather(
     } else {
         HashMap::new()
     };
+    let mut classes: HashMap<String, ClassCounts> = HashMap::new();
+    for g in store.groups_in_window(window, run).await? {
+        if !g.expected {
+            classes
+                .entry(g.endpoint)
+                .or_default()
+                .add(g.severity, g.count);
+        }
+    }
     let mut latencies: HashMap<String, EndpointLatency> = store
         .latencies(window, run, None)
         .await?
@@ -91,6 +104,7 @@ pub async fn gather(
         let latency = latencies.remove(&counts.endpoint).unwrap_or_default();
         out.push(EndpointData {
             expected: expected.get(&counts.endpoint).copied().unwrap_or(0),
+            classes: classes.remove(&counts.endpoint).unwrap_or_default(),
             endpoint: counts.endpoint,
             outcomes: Counts::from_stored(counts.outcomes),
             primary_latency: latency.primary,

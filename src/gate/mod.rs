@@ -8,6 +8,7 @@
 //! through the `Store` trait, and [`remote`] asks a running report API. The
 //! CLI and `/api/v1/gate` both end in [`decide`], so they cannot disagree.
 
+mod classes;
 mod counts;
 mod criteria;
 mod decide;
@@ -20,9 +21,10 @@ mod scope;
 mod stats;
 mod window;
 
+pub use classes::ClassCounts;
 pub use counts::{CountKey, Counts};
 pub use criteria::{
-    parse_flag, Confidence, Criteria, CriteriaError, EndpointGlob, Limit, MinParity,
+    parse_flag, Confidence, Criteria, CriteriaError, EndpointGlob, FailOn, Limit, MinParity,
     CRITERIA_PARAMETERS,
 };
 pub use decide::{decide, TOTAL};
@@ -30,7 +32,7 @@ pub use gather::{gather, store_problem, EndpointData, Side};
 pub use latency::{cost, LatencyLimits, Percentile};
 pub use report::{
     GateByteParity, GateCost, GateCriteria, GateErrors, GateLatency, GateLatencyPercentile,
-    GateReport, GateScope, GateVerdict, SideCost, WindowView, REPORT_VERSION,
+    GateReport, GateScope, GateSeverity, GateVerdict, SideCost, WindowView, REPORT_VERSION,
 };
 pub use scope::error_rates;
 pub use stats::{comparisons_to_decide, normal_quantile, wilson_interval};

@@ -4,7 +4,7 @@
 
 use std::fmt::Write as _;
 
-use super::{GateReport, GateScope, GateVerdict};
+use super::{GateReport, GateScope, GateSeverity, GateVerdict};
 
 /// How `shadowdiff gate` prints its report.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -107,6 +107,22 @@ fn criteria_line(report: &GateReport) -> String {
     if let Some(d) = c.max_error_rate_delta_points {
         let _ = write!(line, ", error rate +{d} points at most");
     }
+    if !c.fail_on.is_empty() {
+        let _ = write!(line, ", fail on {}", c.fail_on.join(","));
+    }
+    line
+}
+
+/// Mismatches by class, most severe first: `status 0, structure 1, …`,
+/// the unknown ones only when there are some.
+fn classes(s: &GateSeverity) -> String {
+    let mut line = format!(
+        "status {}, structure {}, membership {}, value {}, headers {}",
+        s.status, s.structure, s.membership, s.value, s.headers
+    );
+    if s.unknown > 0 {
+        let _ = write!(line, ", unknown {}", s.unknown);
+    }
     line
 }
 
@@ -196,6 +212,19 @@ fn notes(report: &GateReport) -> Vec<String> {
                 b.lower_bound_percent.unwrap_or(0.0),
                 b.min_percent
             ));
+        }
+    }
+    // The total's classes always; an endpoint's when it had mismatches.
+    for s in std::iter::once(&report.total).chain(&report.endpoints) {
+        if let Some(c) = &s.severity {
+            let any = c.status + c.structure + c.membership + c.value + c.headers + c.unknown;
+            if any > 0 || std::ptr::eq(s, &report.total) {
+                notes.push(format!(
+                    "{}: mismatches by severity: {}",
+                    s.endpoint,
+                    classes(c)
+                ));
+            }
         }
     }
     if let Some(c) = &report.total.cost {
@@ -344,6 +373,9 @@ fn junit(report: &GateReport) -> String {
         if let Some(r) = s.cost.as_ref().and_then(|c| c.time_ratio) {
             let _ = write!(summary, ", time ratio {r:.3}");
         }
+        if let Some(c) = &s.severity {
+            let _ = write!(summary, ", by severity: {}", classes(c));
+        }
         let why = if s.reasons.is_empty() {
             summary.clone()
         } else {
@@ -442,6 +474,35 @@ mod tests {
         let m = render(&report(), Format::Markdown);
         assert!(m.starts_with("### ❌ shadowdiff gate: fail"));
         assert_eq!(m.lines().filter(|l| l.starts_with("| `")).count(), 3);
+    }
+
+    #[test]
+    fn every_format_shows_mismatches_by_severity_and_what_fails() {
+        let mut d = EndpointData {
+            endpoint: "GET /a".into(),
+            outcomes: crate::gate::Counts::from_stored([("matched", 30_000), ("mismatched", 4)]),
+            ..EndpointData::default()
+        };
+        d.classes.add(2, 1);
+        d.classes.add(4, 3);
+        let c = Criteria {
+            fail_on: "structure".parse().unwrap(),
+            ..Criteria::default()
+        };
+        let window = Window {
+            since_ms: 0,
+            until_ms: 60_000,
+        };
+        let r = decide(&c, window, None, &[d]);
+        let line = "status 0, structure 1, membership 0, value 3, headers 0";
+        for format in [Format::Text, Format::Markdown, Format::Junit] {
+            let out = render(&r, format);
+            assert!(out.contains(line), "{format:?}: {out}");
+            assert!(out.contains("fail on structure"), "{format:?}: {out}");
+        }
+        let json = render(&r, Format::Json);
+        assert!(json.contains("\"structure\": 1"), "{json}");
+        assert!(render(&r, Format::Junit).contains("<failure"));
     }
 
     #[test]

@@ -72,6 +72,9 @@ pub struct GateCriteria {
     #[serde(default)]
     pub min_byte_parity_percent: Option<f64>,
     pub max_error_rate_delta_points: Option<f64>,
+    /// The severity classes that fail the gate; empty: none.
+    #[serde(default)]
+    pub fail_on: Vec<String>,
     /// Endpoint patterns; empty means every endpoint.
     pub endpoints: Vec<String>,
 }
@@ -111,6 +114,9 @@ pub struct GateScope {
     /// Cost per compared request, always shown, never judged.
     #[serde(default)]
     pub cost: Option<GateCost>,
+    /// Mismatches by severity class, always shown; judged with `fail_on`.
+    #[serde(default)]
+    pub severity: Option<GateSeverity>,
     /// Why the verdict is what it is, one line each.
     pub reasons: Vec<String>,
 }
@@ -184,4 +190,22 @@ pub struct GateErrors {
     pub candidate_rate_percent: Option<f64>,
     pub delta_points: Option<f64>,
     pub max_delta_points: f64,
+}
+
+/// Mismatches in the window by their group's severity class, most severe
+/// first; groups triaged `expected` are left out (whatever
+/// `exclude_expected` says), as the `fail_on` check leaves them out.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+pub struct GateSeverity {
+    /// With `fail_on`: fail when a class it names had mismatches, else
+    /// pass; null without it.
+    pub verdict: Option<GateVerdict>,
+    pub status: i64,
+    pub structure: i64,
+    pub membership: i64,
+    pub value: i64,
+    pub headers: i64,
+    /// In groups of no known class: stored before classes were kept, or
+    /// counted by an earlier release.
+    pub unknown: i64,
 }

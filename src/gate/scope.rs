@@ -149,6 +149,8 @@ pub(super) fn evaluate_scope(
         byte_parity,
         errors,
         cost: Some(cost(outcomes, primary_latency, candidate_latency)),
+        // Filled in by `classes::judge`, from the groups' counts.
+        severity: None,
         reasons,
     }
 }

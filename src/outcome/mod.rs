@@ -58,6 +58,10 @@ pub enum SkipReason {
     /// The request's route has no candidate (`candidate = false`): proxied,
     /// never shadowed.
     NoCandidate,
+    /// The responses differed, and no longer did when both backends were
+    /// called again (`recheck`): the data changed between the two calls, so
+    /// the pair is not comparable, not a bug.
+    Transient,
 }
 
 /// Why a sampled request was dropped without an attempt.
@@ -91,6 +95,9 @@ pub struct Comparison {
     pub verdict: Verdict,
     /// The rules the verdict was reached under, to compare again after redaction.
     pub rules: std::sync::Arc<crate::compare::Rules>,
+    /// Differences discounted as learned noise, and why: kept with the
+    /// stored verdict's reasons.
+    pub discounted: Vec<String>,
 }
 
 /// The outcome kind as counted: `matched`, `candidate_error/timeout`, …
@@ -131,6 +138,7 @@ names!(SkipReason {
     Incomplete => "incomplete",
     CandidateUnhealthy => "candidate_unhealthy",
     NoCandidate => "no_candidate",
+    Transient => "transient",
 });
 names!(DropReason {
     QueueFull => "queue_full",

@@ -1,6 +1,7 @@
 //! GET /api/v1/groups, GET and PATCH /api/v1/groups/{fingerprint}: mismatch
-//! groups and their triage (who set which status when, kept as history),
-//! the one thing the report API writes.
+//! groups, most severe first, with their severity class, and their triage
+//! (who set which status when, kept as history), the one thing the report
+//! API writes.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -16,6 +17,7 @@ use serde::{Deserialize, Serialize};
 use super::error::{bad, ApiError};
 use super::params::Params;
 use super::{input, ReportState};
+use crate::compare::severity::{self, Severity};
 use crate::store::{Group, Store, StoreError, TriageChange};
 use crate::time::{format_millis, now_ms};
 
@@ -80,18 +82,35 @@ pub(super) async fn groups(
     State(state): State<Arc<ReportState>>,
     raw: Result<Query<HashMap<String, String>>, QueryRejection>,
 ) -> Result<Json<Vec<GroupView>>, ApiError> {
-    let params = Params::new(raw, &["status", "endpoint", "since"])?;
+    let params = Params::new(raw, &["status", "endpoint", "since", "severity"])?;
     let status = params.text("status").map(status_of).transpose()?;
     let since = params.time("since")?;
+    let classes = params
+        .text("severity")
+        .map(|list| {
+            severity::parse_list(list).map_err(|m| {
+                bad(
+                    "severity",
+                    format!("`severity` is a comma-separated list: {m}"),
+                )
+            })
+        })
+        .transpose()?;
     let groups = state
         .store()
         .await?
         .groups(params.text("endpoint"), status.map(TriageStatus::as_str))
         .await
         .map_err(ApiError::Store)?;
+    // The store's order: most severe first (unknown last), then most frequent.
     let views = groups
         .into_iter()
         .filter(|g| since.is_none_or(|s| g.last_seen >= s))
+        .filter(|g| {
+            classes
+                .as_ref()
+                .is_none_or(|c| Severity::from_rank(g.severity).is_some_and(|s| c.contains(&s)))
+        })
         .map(GroupView::try_from)
         .collect::<Result<_, _>>()
         .map_err(ApiError::Store)?;
@@ -226,6 +245,9 @@ pub struct GroupView {
     /// Triage: open, expected, bug or fixed.
     pub status: TriageStatus,
     pub note: String,
+    /// The most severe class of its mismatches; null for groups stored
+    /// before classes were kept.
+    pub severity: Option<Severity>,
 }
 
 #[derive(Serialize)]
@@ -257,6 +279,7 @@ impl TryFrom<Group> for GroupView {
                 .map(|(primary, candidate)| StatusPair { primary, candidate }),
             status,
             note: g.note,
+            severity: Severity::from_rank(g.severity),
         })
     }
 }

@@ -2,10 +2,10 @@
 //! format (version 0.0.4), read from memory on every scrape, never from the
 //! store: requests, sampled requests by endpoint and outcome, mismatches by
 //! kind of difference, byte-equal pairs, per backend its 5xx, response
-//! bytes and latency histogram, the shadow stage's queue, work in flight and
-//! comparing time, client connections, the store writer's backlog and
-//! losses, and build information. Endpoint labels are bounded by the
-//! endpoint cap (`max_endpoints`, then `other`).
+//! bytes and latency histogram, the shadow stage's queue, work in flight,
+//! comparing time and rechecks, client connections, the store writer's
+//! backlog and losses, and build information. Endpoint labels are bounded
+//! by the endpoint cap (`max_endpoints`, then `other`).
 
 use std::fmt::Write;
 use std::sync::atomic::Ordering;
@@ -217,6 +217,29 @@ fn shadow_stage(out: &mut String, shadow: &ShadowStats) {
     ] {
         single(out, (name, kind, help), value);
     }
+    let rechecks = shadow.rechecks();
+    family(
+        out,
+        "shadowdiff_rechecks_total",
+        "counter",
+        "Mismatches of safe requests called again (recheck), by result: transient (the difference had gone: skipped/transient), differing (still there) or incomplete (not completed); the last two stay mismatches.",
+    );
+    for (result, n) in [
+        ("transient", rechecks.transient),
+        ("differing", rechecks.differing),
+        ("incomplete", rechecks.incomplete),
+    ] {
+        let _ = writeln!(out, "shadowdiff_rechecks_total{{result=\"{result}\"}} {n}");
+    }
+    single(
+        out,
+        (
+            "shadowdiff_rechecks_waiting",
+            "gauge",
+            "Mismatches waiting for their recheck or being rechecked, each holding a shadow slot.",
+        ),
+        rechecks.waiting,
+    );
 }
 
 fn connections(out: &mut String, stats: &ConnectionStats) {

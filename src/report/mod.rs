@@ -20,6 +20,7 @@ mod groups;
 mod input;
 mod metrics;
 mod mismatches;
+mod noise;
 mod openapi;
 mod params;
 pub mod rejudge;
@@ -63,6 +64,8 @@ pub struct ReportState {
     targets: Option<crate::config::Targets>,
     /// The serving weights and plans, for `/rollout`.
     cutover: Option<Arc<crate::rollout::Cutover>>,
+    /// This process's noise learner, for `/noise`.
+    noise: Option<Arc<crate::noise::Noise>>,
 }
 
 impl ReportState {
@@ -85,12 +88,19 @@ impl ReportState {
             notify: None,
             targets: None,
             cutover: None,
+            noise: None,
         }
     }
 
     /// Shows and commands this process's cutover on `/rollout`.
     pub fn with_cutover(mut self, cutover: Arc<crate::rollout::Cutover>) -> Self {
         self.cutover = Some(cutover);
+        self
+    }
+
+    /// Serves what this process learned about noise on `/noise`.
+    pub fn with_noise(mut self, noise: Arc<crate::noise::Noise>) -> Self {
+        self.noise = Some(noise);
         self
     }
 
@@ -178,6 +188,7 @@ pub fn router(state: Arc<ReportState>) -> Router {
         .route("/mismatches/{id}/curl", get(mismatches::curl))
         .route("/mismatches/{id}/forgive", get(forgive::forgive))
         .route("/trend", get(trend::trend))
+        .route("/noise", get(noise::noise).delete(noise::reset))
         // POST too: Flagger's webhooks post; the body is not read.
         .route("/gate", get(gate::gate).post(gate::gate))
         .route("/rejudge", post(rejudge::rejudge))

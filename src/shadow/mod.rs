@@ -21,10 +21,13 @@ use crate::exchange::{Exchange, RecordedRequest};
 use crate::outcome::{Comparison, DropReason, Outcome, Sample, SkipReason};
 
 mod fetch;
+mod recheck;
+mod secondary;
 mod sent;
 mod source;
 
 use fetch::Call;
+pub use recheck::Rechecks;
 use sent::{backend_headers, sent_request};
 use source::{candidate_response, primary_response, request_body};
 pub use source::{BodySource, CandidateSource, CopyError, PrimarySource, ResponseCopy};
@@ -75,6 +78,9 @@ pub struct ShadowConfig {
     /// Named candidates' own caps on calls at once: a sample finding its
     /// candidate at its cap is dropped, never waited for.
     pub backend_slots: std::collections::HashMap<String, Arc<Semaphore>>,
+    /// What the old code differs in with itself: learned from a secondary,
+    /// discounted from verdicts.
+    pub noise: Option<Arc<crate::noise::Noise>>,
 }
 
 impl ShadowConfig {
@@ -98,6 +104,7 @@ impl ShadowConfig {
             comparisons: settings.shadow_threads.get(),
             breaker: None,
             backend_slots: Default::default(),
+            noise: None,
         }
     }
 
@@ -142,6 +149,7 @@ pub struct ShadowStats {
     running: AtomicU64,
     comparisons: AtomicU64,
     compare_nanos: AtomicU64,
+    rechecks: recheck::RecheckStats,
 }
 
 impl ShadowStats {
@@ -164,6 +172,11 @@ impl ShadowStats {
             self.comparisons.load(Ordering::Relaxed),
             self.compare_nanos.load(Ordering::Relaxed) as f64 / 1e9,
         )
+    }
+
+    /// Mismatches called again (`recheck`): under way, and how they ended.
+    pub fn rechecks(&self) -> Rechecks {
+        self.rechecks.snapshot()
     }
 }
 
@@ -207,6 +220,7 @@ impl ShadowStage {
             running: AtomicU64::new(0),
             comparisons: AtomicU64::new(0),
             compare_nanos: AtomicU64::new(0),
+            rechecks: Default::default(),
         });
         let shared = Arc::new(Shared {
             comparing: Arc::new(Semaphore::new(config.comparisons.max(1))),
@@ -346,21 +360,19 @@ async fn run(
             }
         },
     };
+    let recheck = recheck::planned(&target, &request.method, &primary);
     let sources = (primary, candidate_source);
     let prepared = execute(&config, endpoint, request, sources, (&target, candidate)).await;
     drop(backend_slot);
     match prepared {
         Prepared::Done(outcome) => sample.finish(outcome),
-        Prepared::Compare(exchange, claims) => {
-            compare_off_thread(
-                config.max_body_bytes,
-                &shared,
-                sample,
-                rules,
-                exchange,
-                claims,
-            )
-            .await
+        Prepared::Compare(exchange, claims, secondary) => {
+            let judge = (config.max_body_bytes, config.noise.clone(), secondary);
+            let held = compare_off_thread(judge, &shared, sample, rules, exchange, claims, recheck);
+            // A mismatch to recheck comes back unfinished, still holding the slot.
+            if let Some(waiting) = held.await {
+                recheck::run(&config, &shared, &target, waiting).await;
+            }
         }
     }
 }
@@ -370,17 +382,19 @@ async fn run(
 /// makes there, and memory stays bounded. The comparison finishes the sample
 /// (recording a mismatch redacts and compares again: CPU work too), unless
 /// this task is given up first (the drain deadline), which finishes it as
-/// abandoned: one outcome either way.
+/// abandoned: one outcome either way. A mismatch with a `recheck` delay is
+/// returned unfinished instead, for `recheck::run`.
 async fn compare_off_thread(
-    limit: usize,
+    (limit, noise, secondary): (usize, Option<Arc<crate::noise::Noise>>, Secondary),
     shared: &Shared,
     sample: Sample,
     rules: Arc<Rules>,
     exchange: Box<Exchange>,
     claims: [Claim; 3],
-) {
+    recheck: Option<Duration>,
+) -> Option<recheck::Waiting> {
     let Ok(turn) = Arc::clone(&shared.comparing).acquire_owned().await else {
-        return;
+        return None;
     };
     let stats = Arc::clone(&shared.stats);
     let handoff = Handoff(Arc::new(std::sync::Mutex::new(Some(sample))));
@@ -389,24 +403,45 @@ async fn compare_off_thread(
         // The line diff is left out: the exemplar stored is compared again in full.
         let started = Instant::now();
         let verdict = compare(&exchange, &rules, limit, Detail::Grouping);
+        let secondary_response = secondary.as_ref().map(|pair| &pair.0);
+        let judged = match &noise {
+            Some(noise) => noise.judge(
+                &exchange,
+                secondary_response,
+                (&rules, limit),
+                verdict,
+                crate::time::now_ms(),
+            ),
+            None => crate::noise::Judged {
+                verdict,
+                rules,
+                discounted: Vec::new(),
+            },
+        };
         let took = u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX);
         stats.compare_nanos.fetch_add(took, Ordering::Relaxed);
         stats.comparisons.fetch_add(1, Ordering::Relaxed);
         let sample = shared.lock().unwrap_or_else(|e| e.into_inner()).take();
+        let mut held = None;
         if let Some(sample) = sample {
-            sample.finish(Outcome::Compared(Box::new(Comparison {
+            let comparison = Comparison {
                 exchange: *exchange,
-                verdict,
-                rules,
-            })));
+                verdict: judged.verdict,
+                rules: judged.rules,
+                discounted: judged.discounted,
+            };
+            held = recheck::finish_or_hold(sample, comparison, claims, recheck, &stats);
         }
-        drop((claims, turn));
+        drop((turn, secondary));
+        held
     });
     // A comparison that panicked drops the sample, which records it as abandoned.
-    if let Err(e) = compared.await {
+    let held = compared.await.unwrap_or_else(|e| {
         tracing::error!(error = %e, "a comparison failed");
-    }
+        None
+    });
     drop(handoff);
+    held
 }
 
 /// A sample on its way to a comparison thread; dropped before the thread
@@ -419,11 +454,15 @@ impl Drop for Handoff {
     }
 }
 
+/// The secondary's response, and the budget its body holds until compared.
+type Secondary = Option<Box<(crate::exchange::RecordedResponse, Claim)>>;
+
 /// What the shadow calls left to do: nothing, or a comparison.
 enum Prepared {
     Done(Outcome),
-    /// The exchange, and the budget its bodies hold until compared.
-    Compare(Box<Exchange>, [Claim; 3]),
+    /// The exchange, the budget its bodies hold until compared, and the
+    /// secondary's response.
+    Compare(Box<Exchange>, [Claim; 3], Secondary),
 }
 
 impl From<Outcome> for Prepared {
@@ -471,21 +510,25 @@ async fn execute(
         candidate_source,
         (candidate_target, &candidate_call, candidate_headers),
     );
+    let secondary = secondary::secondary_response(config, &call, primary_headers.clone());
     let primary = primary_response(config, primary, &target.primary, &call, primary_headers);
     // Without a primary response there is nothing to compare: stop the
     // candidate call as soon as the primary side fails.
-    let (primary, candidate) = {
+    let both = async {
         tokio::pin!(candidate, primary);
         tokio::select! {
             p = &mut primary => match p {
-                Err(reason) => return Outcome::Skipped(reason).into(),
-                Ok(p) => (p, candidate.await),
+                Err(reason) => Err(reason),
+                Ok(p) => Ok((p, candidate.await)),
             },
-            c = &mut candidate => match primary.await {
-                Err(reason) => return Outcome::Skipped(reason).into(),
-                Ok(p) => (p, c),
-            },
+            c = &mut candidate => primary.await.map(|p| (p, c)),
         }
+    };
+    let (both, secondary) = tokio::join!(both, secondary);
+    let secondary = secondary.map(Box::new);
+    let (primary, candidate) = match both {
+        Err(reason) => return Outcome::Skipped(reason).into(),
+        Ok(pair) => pair,
     };
     let (primary, primary_claim) = primary;
     let (candidate, candidate_claim) = match candidate {
@@ -507,5 +550,6 @@ async fn execute(
     Prepared::Compare(
         Box::new(exchange),
         [request_claim, primary_claim, candidate_claim],
+        secondary,
     )
 }

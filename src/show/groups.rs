@@ -1,8 +1,9 @@
 //! `show groups`: `GET /api/v1/groups` as one aligned row per mismatch
-//! group: the newest stored mismatch's id (what `show mismatch` takes), the
-//! fingerprint's first characters, endpoint, count, triage status, first
-//! and last seen, and what differs (statuses, headers, body paths), cut to
-//! the terminal's width. On a narrow terminal the group and the first
+//! group, most severe first as the API lists them: the newest stored
+//! mismatch's id (what `show mismatch` takes), the fingerprint's first
+//! characters, endpoint, count, severity class, triage status, first and
+//! last seen, and what differs (statuses, headers, body paths), cut to the
+//! terminal's width. On a narrow terminal the group and the first
 //! seen are left out before what differs is cut: the id already names the
 //! group for `show mismatch`, and what differs is why one reads the list.
 
@@ -34,6 +35,7 @@ pub fn render(groups: &Value, latest: Option<&Value>, layout: Layout) -> String 
         Column::left("GROUP").optional(1),
         Column::left("ENDPOINT").shrinking(),
         Column::right("COUNT"),
+        Column::left("SEVERITY"),
         Column::left("STATUS"),
         Column::left("FIRST SEEN (UTC)").optional(2),
         Column::left("LAST SEEN (UTC)"),
@@ -54,6 +56,7 @@ pub fn render(groups: &Value, latest: Option<&Value>, layout: Layout) -> String 
             Cell::plain(fingerprint.chars().take(SHORT).collect::<String>()),
             Cell::plain(text(&g["endpoint"])),
             Cell::plain(text(&g["count"])),
+            severity(&g["severity"]),
             Cell::new(status, paint),
             Cell::plain(instant(&text(&g["first_seen"]))),
             Cell::plain(instant(&text(&g["last_seen"]))),
@@ -64,6 +67,21 @@ pub fn render(groups: &Value, latest: Option<&Value>, layout: Layout) -> String 
     let hint = "show mismatch ID: the newest of a group in full";
     out.push_str(&format!("\n{}\n", cut(hint, layout.width)));
     out
+}
+
+/// A group's class, the worst in red; `-` for a group stored before
+/// classes were kept (null).
+fn severity(class: &Value) -> Cell {
+    let name = class
+        .as_str()
+        .map_or_else(|| "-".to_string(), str::to_string);
+    let paint = match name.as_str() {
+        "status" | "structure" => Paint::Red,
+        "membership" | "value" => Paint::Yellow,
+        "headers" => Paint::Dim,
+        _ => Paint::Plain,
+    };
+    Cell::new(name, paint)
 }
 
 /// Each group's newest mismatch id in the page (newest first, so the first
@@ -124,15 +142,18 @@ mod tests {
             "fingerprint": fingerprint, "endpoint": endpoint, "count": count,
             "first_seen": "2026-11-30T11:02:03.400Z", "last_seen": "2026-11-30T11:05:09Z",
             "paths": ["/name", "/items/*/price"], "headers": ["etag"],
-            "statuses": {"primary": 200, "candidate": 500}, "status": "open", "note": ""
+            "statuses": {"primary": 200, "candidate": 500}, "status": "open", "note": "",
+            "severity": "status"
         })
     }
 
     #[test]
     fn a_row_per_group_with_its_newest_mismatch() {
+        let mut before_classes = group("fedcba9876543210", "POST /orders", 3);
+        before_classes["severity"] = Value::Null;
         let groups = json!([
             group("0123456789abcdef", "GET /items/{id}", 12),
-            group("fedcba9876543210", "POST /orders", 3)
+            before_classes
         ]);
         let page = json!({"items": [
             {"id": 9, "fingerprint": "fedcba9876543210"},
@@ -148,11 +169,11 @@ mod tests {
         assert!(lines[0].starts_with("ID  GROUP     ENDPOINT"), "{out}");
         assert_eq!(
             lines[1],
-            " 8  01234567  GET /items/{id}     12  open    2026-11-30 11:02:03  \
+            " 8  01234567  GET /items/{id}     12  status    open    2026-11-30 11:02:03  \
              2026-11-30 11:05:09  status 200 → 500, header etag, /name, /items/*/price"
         );
         assert!(
-            lines[2].starts_with(" 9  fedcba98  POST /orders         3  open"),
+            lines[2].starts_with(" 9  fedcba98  POST /orders         3  -         open"),
             "{out}"
         );
         // Without the page the ids are unknown, not wrong.

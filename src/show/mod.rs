@@ -12,6 +12,7 @@
 
 mod groups;
 mod mismatch;
+mod noise;
 mod side;
 mod summary;
 mod table;
@@ -26,12 +27,44 @@ use crate::config::ReportToken;
 use crate::gate::remote::RemoteError;
 use crate::gate::TimeBound;
 
-/// `shadowdiff show …`: the options every view shares, then the view.
+/// `shadowdiff show …`: the view, and the options every view shares.
 #[derive(Debug, Args)]
 pub struct ShowArgs {
     #[command(subcommand)]
     pub view: View,
 
+    #[command(flatten)]
+    pub common: Common,
+}
+
+/// `shadowdiff noise`: what was learned about noise, per endpoint (the
+/// same as `shadowdiff show noise`).
+#[derive(Debug, Args)]
+pub struct NoiseArgs {
+    #[command(flatten)]
+    pub noise: NoiseView,
+
+    #[command(flatten)]
+    pub common: Common,
+}
+
+/// What `noise` shows or does.
+#[derive(Debug, Args)]
+pub struct NoiseView {
+    /// Only this endpoint (such as 'GET /api/orders/{id}').
+    #[arg(long, value_name = "ENDPOINT")]
+    pub endpoint: Option<String>,
+    /// Print only the config snippets that forgive what was learned.
+    #[arg(long)]
+    pub suggest: bool,
+    /// Forget what was learned about this endpoint, on every instance.
+    #[arg(long, value_name = "ENDPOINT", conflicts_with_all = ["endpoint", "suggest"])]
+    pub reset: Option<String>,
+}
+
+/// The options of every view: where the API is, and how to print.
+#[derive(Debug, Args)]
+pub struct Common {
     /// The report API of a running shadowdiff.
     #[arg(
         long,
@@ -98,6 +131,8 @@ pub enum View {
         #[arg(value_name = "ID", value_parser = clap::value_parser!(u64).range(1..=i64::MAX as u64))]
         id: u64,
     },
+    /// What was learned about noise per endpoint (as `shadowdiff noise`).
+    Noise(NoiseView),
 }
 
 /// A group's triage status, as the API's `status` parameter takes it.
@@ -171,7 +206,7 @@ pub struct Layout {
 
 impl Layout {
     /// From the flags, the environment and what standard output is.
-    fn of(args: &ShowArgs) -> Layout {
+    fn of(args: &Common) -> Layout {
         let terminal = std::io::stdout().is_terminal();
         let measured =
             || terminal_size::terminal_size_of(std::io::stdout()).map(|(w, _)| usize::from(w.0));
@@ -188,7 +223,7 @@ impl Layout {
     /// to anything but empty (no-color.org). Width: the flag, else COLUMNS,
     /// else the terminal's, else 120.
     fn decide(
-        args: &ShowArgs,
+        args: &Common,
         terminal: bool,
         no_color: Option<&std::ffi::OsStr>,
         columns: Option<&str>,
@@ -216,7 +251,7 @@ impl Layout {
 
 /// Fetches and prints the view `args` asks for.
 pub fn run(args: &ShowArgs) -> Result<(), ShowError> {
-    let layout = Layout::of(args);
+    let layout = Layout::of(&args.common);
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -230,8 +265,8 @@ pub fn run(args: &ShowArgs) -> Result<(), ShowError> {
 /// The view as text: fetched, then rendered (or the JSON as it came).
 async fn view(args: &ShowArgs, layout: Layout) -> Result<String, ShowError> {
     let api = Api::new(
-        &args.report_url,
-        args.report_token.as_ref().map(ReportToken::as_str),
+        &args.common.report_url,
+        args.common.report_token.as_ref().map(ReportToken::as_str),
     )?;
     let raw = |(body, _): (String, Value)| match body.ends_with('\n') {
         true => body,
@@ -241,7 +276,7 @@ async fn view(args: &ShowArgs, layout: Layout) -> Result<String, ShowError> {
         View::Summary { since } => {
             let query = [("since", since.as_ref().map(TimeBound::as_str))];
             let answer = api.get("summary", &query).await?;
-            Ok(match args.json {
+            Ok(match args.common.json {
                 true => raw(answer),
                 false => summary::render(&answer.1, layout),
             })
@@ -258,7 +293,7 @@ async fn view(args: &ShowArgs, layout: Layout) -> Result<String, ShowError> {
                 ("since", since.as_ref().map(TimeBound::as_str)),
             ];
             let answer = api.get("groups", &query).await?;
-            if args.json {
+            if args.common.json {
                 return Ok(raw(answer));
             }
             // The newest mismatch of each group, so that a row names an id
@@ -272,6 +307,7 @@ async fn view(args: &ShowArgs, layout: Layout) -> Result<String, ShowError> {
             let latest = api.get("mismatches", &page).await.ok().map(|(_, v)| v);
             Ok(groups::render(&answer.1, latest.as_ref(), layout))
         }
+        View::Noise(noise) => noise_view(noise, &args.common, layout).await,
         View::Mismatch { id } => {
             let path = format!("mismatches/{id}");
             let no_such = |e| match e {
@@ -284,7 +320,7 @@ async fn view(args: &ShowArgs, layout: Layout) -> Result<String, ShowError> {
                 e => e,
             };
             let answer = api.get(&path, &[]).await.map_err(no_such)?;
-            if args.json {
+            if args.common.json {
                 return Ok(raw(answer));
             }
             let curl = api
@@ -294,6 +330,54 @@ async fn view(args: &ShowArgs, layout: Layout) -> Result<String, ShowError> {
             Ok(mismatch::render(&answer.1, Some(&curl.1), layout))
         }
     }
+}
+
+/// `shadowdiff noise`: the same as `show noise`.
+pub fn noise(args: &NoiseArgs) -> Result<(), ShowError> {
+    let layout = Layout::of(&args.common);
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(ShowError::Runtime)?;
+    let text = runtime.block_on(noise_view(&args.noise, &args.common, layout))?;
+    let _ = std::io::stdout().lock().write_all(text.as_bytes());
+    Ok(())
+}
+
+/// The noise report (or a reset) as text.
+async fn noise_view(
+    view: &NoiseView,
+    common: &Common,
+    layout: Layout,
+) -> Result<String, ShowError> {
+    let api = Api::new(
+        &common.report_url,
+        common.report_token.as_ref().map(ReportToken::as_str),
+    )?;
+    if let Some(endpoint) = &view.reset {
+        let (body, answer) = api
+            .send(
+                reqwest::Method::DELETE,
+                "noise",
+                &[("endpoint", Some(endpoint))],
+            )
+            .await?;
+        return Ok(match common.json {
+            true => body + "\n",
+            false => format!(
+                "forgot what was learned about {endpoint}: {} rows removed\n",
+                text(&answer["removed"])
+            ),
+        });
+    }
+    let (body, answer) = api
+        .get("noise", &[("endpoint", view.endpoint.as_deref())])
+        .await?;
+    Ok(match (common.json, view.suggest) {
+        (true, _) => body + "\n",
+        (false, true) => noise::suggestions(&answer),
+        (false, false) => noise::render(&answer, layout),
+    })
 }
 
 /// The report API at one base URL, with its token.
@@ -332,6 +416,16 @@ impl<'a> Api<'a> {
         path: &str,
         query: &[(&str, Option<&str>)],
     ) -> Result<(String, Value), ShowError> {
+        self.send(reqwest::Method::GET, path, query).await
+    }
+
+    /// Any method to `/api/v1/{path}`, as [`Api::get`].
+    async fn send(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        query: &[(&str, Option<&str>)],
+    ) -> Result<(String, Value), ShowError> {
         let mut url = reqwest::Url::parse(&format!("{}/api/v1/{path}", self.base))
             .map_err(|_| RemoteError::BadUrl(self.base.clone()))?;
         let given: Vec<(&str, &str)> = query
@@ -341,7 +435,9 @@ impl<'a> Api<'a> {
         if !given.is_empty() {
             url.query_pairs_mut().extend_pairs(given);
         }
-        let body = crate::gate::remote::send(self.client.get(url), &self.base, self.token).await?;
+        let body =
+            crate::gate::remote::send(self.client.request(method, url), &self.base, self.token)
+                .await?;
         let text = String::from_utf8_lossy(&body).into_owned();
         let value = serde_json::from_str(&text).map_err(|e| ShowError::NotJson {
             url: self.base.clone(),
@@ -444,7 +540,7 @@ mod tests {
     fn colour_and_width_follow_the_flags_then_the_environment() {
         let args = |more: &[&str]| {
             let all = ["x", "summary"].iter().chain(more);
-            Cli::try_parse_from(all).unwrap().show
+            Cli::try_parse_from(all).unwrap().show.common
         };
         let none = || None;
         let auto = args(&[]);
@@ -493,7 +589,7 @@ mod tests {
                 ..
             }
         ));
-        assert_eq!(cli.show.width, Some(80));
+        assert_eq!(cli.show.common.width, Some(80));
         assert!(Cli::try_parse_from(["x", "mismatch", "0"]).is_err());
         assert!(Cli::try_parse_from(["x", "summary", "--since", "soon"]).is_err());
     }

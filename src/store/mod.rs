@@ -15,12 +15,14 @@
 //! exemplar and its SQL), `open` (connecting, migrating, closing), `repair`
 //! (migrations extended after release), `write` and `read`, `triage` (a
 //! group's triage with its history, and outcome counts over time), and
-//! `rollout` (the cutover's shared weights and their history).
+//! `rollout` (the cutover's shared weights and their history), `noise`
+//! (learned noise counts, per instance, summed when read).
 
 mod error;
 mod latency;
 mod mismatch;
 mod model;
+mod noise;
 mod open;
 mod read;
 mod repair;
@@ -37,9 +39,10 @@ pub use mismatch::{
     MismatchDetails, MismatchRecord, SentRequestRecord, StoredBody, StoredMessage, StoredMismatch,
 };
 pub use model::{
-    Batch, CounterDelta, EndpointCounts, EndpointLatency, Group, GroupCountDelta, GroupDelta,
-    LatencyDelta, MismatchFilter, Window, Written,
+    most_severe, Batch, CounterDelta, EndpointCounts, EndpointLatency, Group, GroupCountDelta,
+    GroupDelta, GroupInWindow, LatencyDelta, MismatchFilter, Window, Written,
 };
+pub use noise::{NoiseEndpointRow, NoisePathRow, NoiseRows};
 pub use open::SqlStore;
 pub use rollout::{RolloutChange, RolloutEvent, RolloutRow};
 pub use triage::{TrendRow, TriageChange, TriageEntry};
@@ -87,7 +90,14 @@ pub trait Store: Send + Sync {
         window: Window,
         run: &'a str,
     ) -> BoxFuture<'a, Result<Vec<(String, i64)>, StoreError>>;
-    /// Groups, most frequent first.
+    /// Each group's mismatches over a window, with its severity rank and
+    /// whether it is triaged `expected`.
+    fn groups_in_window<'a>(
+        &'a self,
+        window: Window,
+        run: &'a str,
+    ) -> BoxFuture<'a, Result<Vec<GroupInWindow>, StoreError>>;
+    /// Groups, most severe first (unknown last), then most frequent.
     fn groups<'a>(
         &'a self,
         endpoint: Option<&'a str>,
@@ -165,6 +175,13 @@ impl Store for SqlStore {
         run: &'a str,
     ) -> BoxFuture<'a, Result<Vec<(String, i64)>, StoreError>> {
         Box::pin(self.read_group_counts(window, run))
+    }
+    fn groups_in_window<'a>(
+        &'a self,
+        window: Window,
+        run: &'a str,
+    ) -> BoxFuture<'a, Result<Vec<GroupInWindow>, StoreError>> {
+        Box::pin(self.read_groups_in_window(window, run))
     }
     fn groups<'a>(
         &'a self,

@@ -1,6 +1,8 @@
 //! What the store holds and is asked, as plain data: the counts a batch
 //! adds, groups and per-endpoint counts as read back, time windows, filters,
-//! and latency buckets to add.
+//! and latency buckets to add. A severity class is kept as its rank (0
+//! unknown, then 1 status to 5 headers, smaller more severe): the classes
+//! are the comparison's, which the store does not know.
 
 use serde::Serialize;
 
@@ -23,6 +25,8 @@ pub struct GroupCountDelta {
     pub endpoint: String,
     pub fingerprint: String,
     pub count: i64,
+    /// The most severe class among them, as a rank (0 unknown).
+    pub severity: i64,
 }
 
 /// Counts to add to one latency bucket.
@@ -48,6 +52,18 @@ pub struct GroupDelta {
     pub headers: Vec<String>,
     /// The statuses (primary, candidate) when they differ.
     pub statuses: Option<(u16, u16)>,
+    /// The most severe class among them, as a rank (0 unknown).
+    pub severity: i64,
+}
+
+/// The more severe of two severity ranks: the smaller, but 0 (unknown)
+/// never wins over a known one. The store merges with this rule too.
+pub fn most_severe(a: i64, b: i64) -> i64 {
+    match (a, b) {
+        (0, b) => b,
+        (a, 0) => a,
+        (a, b) => a.min(b),
+    }
 }
 
 /// Everything one write adds, applied in one transaction.
@@ -136,6 +152,22 @@ pub struct Group {
     pub statuses: Option<(u16, u16)>,
     pub status: String,
     pub note: String,
+    /// The most severe class any of its mismatches had, as a rank (0 for
+    /// groups stored before classes).
+    pub severity: i64,
+}
+
+/// One group's mismatches over a window, for the gate's classes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GroupInWindow {
+    pub endpoint: String,
+    pub fingerprint: String,
+    pub count: i64,
+    /// The most severe of the group's class and its counts' in the window
+    /// (a replay's mismatches have counts but no group), as a rank.
+    pub severity: i64,
+    /// Whether the group is triaged `expected`.
+    pub expected: bool,
 }
 
 /// Outcome counts of one endpoint over a window, summed over instances.
@@ -190,6 +222,15 @@ fn ceil_div(a: i64, b: i64) -> i64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_most_severe_rank_is_the_smallest_known_one() {
+        assert_eq!(most_severe(0, 0), 0);
+        assert_eq!(most_severe(0, 4), 4);
+        assert_eq!(most_severe(5, 0), 5);
+        assert_eq!(most_severe(2, 4), 2);
+        assert_eq!(most_severe(4, 1), 1);
+    }
 
     #[test]
     fn chunks_keep_every_row_once() {

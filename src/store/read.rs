@@ -1,6 +1,7 @@
 //! Reading: counts, latency histograms and losses over a window, the counts
-//! of groups triaged as expected, and the groups themselves. Columns are read
-//! by name; computed ones are named in the statement.
+//! of groups triaged as expected, each group's count and class over a window,
+//! and the groups themselves. Columns are read by name; computed ones are
+//! named in the statement.
 
 use sqlx::any::AnyRow;
 use sqlx::Row;
@@ -8,17 +9,21 @@ use sqlx::Row;
 use std::collections::BTreeMap;
 
 use super::latency::{legacy_bucket, Histogram};
-use super::{EndpointCounts, EndpointLatency, Group, SqlStore, StoreError, Window};
+use super::{
+    most_severe, EndpointCounts, EndpointLatency, Group, GroupInWindow, SqlStore, StoreError,
+    Window,
+};
 
 /// Mismatches per group and minute over a window (`$1` and `$2` minutes,
-/// `$3` the run): from `group_counts`, and from `counters` rows
-/// `group/<fingerprint>`, where an instance of an earlier release still
-/// running during a rolling upgrade counts them.
+/// `$3` the run), with their severity rank: from `group_counts`, and from
+/// `counters` rows `group/<fingerprint>`, where an instance of an earlier
+/// release still running during a rolling upgrade counts them (of no known
+/// class).
 const GROUP_COUNTS_IN_WINDOW: &str = "\
-    SELECT endpoint, fingerprint, count FROM group_counts \
+    SELECT endpoint, fingerprint, count, severity FROM group_counts \
       WHERE run = $3 AND minute >= $1 AND minute < $2 \
     UNION ALL \
-    SELECT endpoint, substr(outcome, 7) AS fingerprint, count FROM counters \
+    SELECT endpoint, substr(outcome, 7) AS fingerprint, count, 0 AS severity FROM counters \
       WHERE run = $3 AND minute >= $1 AND minute < $2 AND substr(outcome, 1, 6) = 'group/'";
 
 impl SqlStore {
@@ -142,6 +147,43 @@ impl SqlStore {
             .await
     }
 
+    /// Each group's count over the window, its severity (the most severe
+    /// of the group's and its counts'), and whether it is triaged expected.
+    pub(super) async fn read_groups_in_window(
+        &self,
+        window: Window,
+        run: &str,
+    ) -> Result<Vec<GroupInWindow>, StoreError> {
+        let sql = format!(
+            "SELECT c.endpoint AS endpoint, c.fingerprint AS fingerprint, \
+             CAST(SUM(c.count) AS BIGINT) AS count, \
+             CAST(COALESCE(MIN(NULLIF(c.severity, 0)), 0) AS BIGINT) AS counted, \
+             CAST(COALESCE(MAX(g.severity), 0) AS BIGINT) AS grouped, \
+             CAST(MAX(CASE WHEN g.status = 'expected' THEN 1 ELSE 0 END) AS BIGINT) AS expected \
+             FROM ({GROUP_COUNTS_IN_WINDOW}) c LEFT JOIN mismatch_groups g ON c.fingerprint = g.fingerprint \
+             GROUP BY c.endpoint, c.fingerprint ORDER BY c.endpoint, c.fingerprint"
+        );
+        let sql = self.sql(&sql);
+        let rows = sqlx::query(&sql)
+            .bind(window.first_minute())
+            .bind(window.end_minute())
+            .bind(run)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|r| {
+                let (counted, grouped): (i64, i64) = (r.try_get("counted")?, r.try_get("grouped")?);
+                Ok(GroupInWindow {
+                    endpoint: r.try_get("endpoint")?,
+                    fingerprint: r.try_get("fingerprint")?,
+                    count: r.try_get("count")?,
+                    severity: most_severe(counted, grouped),
+                    expected: r.try_get::<i64, _>("expected")? != 0,
+                })
+            })
+            .collect()
+    }
+
     /// Runs a query over [`GROUP_COUNTS_IN_WINDOW`] for `window` and `run`;
     /// its rows are `key` and `count`.
     async fn group_counts_by(
@@ -167,8 +209,9 @@ impl SqlStore {
         status: Option<&str>,
     ) -> Result<Vec<Group>, StoreError> {
         let sql = self.sql(
-            "SELECT fingerprint, endpoint, first_seen, last_seen, count, paths, status, note, headers, statuses FROM mismatch_groups \
-             WHERE ($1 = '' OR endpoint = $1) AND ($2 = '' OR status = $2) ORDER BY count DESC, fingerprint",
+            "SELECT fingerprint, endpoint, first_seen, last_seen, count, paths, status, note, headers, statuses, severity FROM mismatch_groups \
+             WHERE ($1 = '' OR endpoint = $1) AND ($2 = '' OR status = $2) \
+             ORDER BY CASE WHEN severity = 0 THEN 1 ELSE 0 END, severity, count DESC, fingerprint",
         );
         let rows = sqlx::query(&sql)
             .bind(endpoint.unwrap_or(""))
@@ -212,6 +255,7 @@ fn group_from_row(r: &AnyRow) -> Result<Group, StoreError> {
             .and_then(|(p, c)| Some((p.parse().ok()?, c.parse().ok()?))),
         status: r.try_get("status")?,
         note: r.try_get("note")?,
+        severity: r.try_get("severity")?,
     })
 }
 

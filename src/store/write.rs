@@ -61,6 +61,7 @@ impl SqlStore {
             .await
     }
 
+    /// Adds each group's per-minute counts, keeping the most severe class.
     async fn add_group_counts(
         &self,
         tx: &mut Tx,
@@ -68,16 +69,32 @@ impl SqlStore {
         run: &str,
         batch: &Batch,
     ) -> Result<(), StoreError> {
-        let rows = batch
-            .group_counts
-            .iter()
-            .map(|c| (c.minute, &*c.endpoint, &*c.fingerprint, c.count));
-        self.add_counts(tx, ("group_counts", "fingerprint"), (instance, run), rows)
-            .await
+        let sql = format!(
+            "INSERT INTO group_counts (minute, endpoint, fingerprint, instance, count, run, severity) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7) \
+             ON CONFLICT (run, minute, endpoint, fingerprint, instance) DO UPDATE SET \
+             count = group_counts.count + excluded.count, severity = {}",
+            most_severe_sql("group_counts")
+        );
+        let sql = self.sql(&sql);
+        for c in &batch.group_counts {
+            sqlx::query(&sql)
+                .bind(c.minute)
+                .bind(&c.endpoint)
+                .bind(&c.fingerprint)
+                .bind(instance)
+                .bind(c.count)
+                .bind(run)
+                .bind(c.severity)
+                .execute(&mut **tx)
+                .await?;
+        }
+        Ok(())
     }
 
     /// Adds per-minute counts to a table keyed by (run, minute, endpoint,
-    /// `key`, instance): outcomes in `counters`, groups in `group_counts`.
+    /// `key`, instance): outcomes in `counters`. (Group counts carry a
+    /// severity besides, merged by their own statement.)
     async fn add_counts<'r>(
         &self,
         tx: &mut Tx,
@@ -169,15 +186,18 @@ impl SqlStore {
         // everywhere, so two writers cannot deadlock on them.
         let mut groups: Vec<&GroupDelta> = groups.iter().collect();
         groups.sort_by(|a, b| a.fingerprint.cmp(&b.fingerprint));
-        let group = self.sql(
-            "INSERT INTO mismatch_groups (fingerprint, endpoint, first_seen, last_seen, count, paths, headers, statuses) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
+        let group = format!(
+            "INSERT INTO mismatch_groups (fingerprint, endpoint, first_seen, last_seen, count, paths, headers, statuses, severity) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
              ON CONFLICT (fingerprint) DO UPDATE SET \
              first_seen = CASE WHEN excluded.first_seen < mismatch_groups.first_seen THEN excluded.first_seen ELSE mismatch_groups.first_seen END, \
              last_seen = CASE WHEN excluded.last_seen > mismatch_groups.last_seen THEN excluded.last_seen ELSE mismatch_groups.last_seen END, \
-             count = mismatch_groups.count + excluded.count \
+             count = mismatch_groups.count + excluded.count, \
+             severity = {} \
              RETURNING count",
+            most_severe_sql("mismatch_groups")
         );
+        let group = self.sql(&group);
         let mut created = Vec::new();
         for g in groups {
             let json =
@@ -194,6 +214,7 @@ impl SqlStore {
                     g.statuses
                         .map_or(String::new(), |(p, c)| format!("{p}>{c}")),
                 )
+                .bind(g.severity)
                 .fetch_one(&mut **tx)
                 .await?;
             let count: i64 = row.try_get("count")?;
@@ -257,4 +278,14 @@ impl SqlStore {
         }
         Ok(removed)
     }
+}
+
+/// The upsert's new severity of a row of `table`: the stored and the
+/// written rank merged as [`super::most_severe`] does (the smaller, 0 never
+/// winning over a known one).
+fn most_severe_sql(table: &str) -> String {
+    format!(
+        "CASE WHEN excluded.severity <> 0 AND ({table}.severity = 0 OR excluded.severity < {table}.severity) \
+         THEN excluded.severity ELSE {table}.severity END"
+    )
 }

@@ -65,6 +65,8 @@ pub fn build(
             failures.push((side, format!("{side}: {e}; compared the bytes as received")));
         }
     }
+    // What the live comparison discounted as noise, and why.
+    verdict.reasons.extend(c.discounted.iter().cloned());
     if !failures.is_empty() {
         let prefixes: Vec<String> = failures.iter().map(|(s, _)| format!("{s}: ")).collect();
         verdict
@@ -206,6 +208,10 @@ mod tests {
         assert!(!verdict.headers.is_empty() && verdict.fingerprint.is_some());
         let mut engine = serde_json::to_value(&verdict).unwrap();
         engine["version"] = serde_json::json!(1);
+        // The class came later and belongs to the group, stored with it:
+        // version 1 of the record does not carry it.
+        assert!(engine["severity"].is_string());
+        engine.as_object_mut().unwrap().remove("severity");
         let stored = record_of(verdict).to_stored();
         assert_eq!(stored, engine);
         assert_eq!(VerdictRecord::read(&stored).unwrap().to_stored(), stored);

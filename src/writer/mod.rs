@@ -33,7 +33,7 @@ use self::health::{LossReason, StoreHealth};
 use self::pending::Pending;
 use crate::outcome::{Comparison, Outcome, OutcomeSink, SampleInfo};
 use crate::redact::Redactor;
-use crate::store::{latency_bucket, GroupDelta, EXEMPLARS_PER_GROUP_HOUR};
+use crate::store::{latency_bucket, most_severe, GroupDelta, EXEMPLARS_PER_GROUP_HOUR};
 use crate::time::now_ms;
 
 pub use self::exemplar::BODY_CAP;
@@ -224,6 +224,8 @@ impl StoreWriter {
     fn count_group(&self, p: &mut Pending, at: i64, endpoint: &str, c: &Comparison) -> bool {
         let minute = at.div_euclid(60_000);
         let fingerprint = c.verdict.fingerprint.clone().unwrap_or_default();
+        // The store keeps a class as its rank, 0 for none known.
+        let severity = c.verdict.severity.map_or(0, |s| s.rank());
         let group = p
             .groups
             .entry(fingerprint.clone())
@@ -236,14 +238,21 @@ impl StoreWriter {
                 paths: generalised_paths(&c.verdict.paths),
                 headers: c.verdict.headers.iter().map(|h| h.name.clone()).collect(),
                 statuses: c.verdict.status.map(|s| (s.primary, s.candidate)),
+                severity,
             });
         group.count += 1;
         group.last_seen = group.last_seen.max(at);
+        // One fingerprint can hold several classes (a value that changed,
+        // or changed type, at one path): the group keeps the worst.
+        group.severity = most_severe(group.severity, severity);
         // Per-minute group counts let the gate leave out groups
         // triaged as expected, over any window.
-        *p.group_counts
+        let counted = p
+            .group_counts
             .entry((minute, endpoint.to_string(), fingerprint.clone()))
-            .or_default() += 1;
+            .or_default();
+        counted.0 += 1;
+        counted.1 = most_severe(counted.1, severity);
         // Past the hourly cap a mismatch is only counted: a storm
         // costs no redaction, no second comparison, no memory.
         let hour = at.div_euclid(3_600_000);

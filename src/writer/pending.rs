@@ -8,7 +8,7 @@ use std::collections::{HashMap, VecDeque};
 use super::health::LossReason;
 use super::{exemplar, StoreWriter, CHUNK_ROWS, EXEMPLAR_CHUNK_BYTES};
 use crate::store::{
-    Batch, CounterDelta, GroupCountDelta, GroupDelta, LatencyDelta, MismatchRecord,
+    most_severe, Batch, CounterDelta, GroupCountDelta, GroupDelta, LatencyDelta, MismatchRecord,
 };
 use crate::time::now_ms;
 
@@ -17,8 +17,9 @@ pub(super) struct Pending {
     pub(super) counters: HashMap<(i64, String, String), i64>,
     pub(super) latencies: HashMap<(i64, String, &'static str, i64), i64>,
     pub(super) groups: HashMap<String, GroupDelta>,
-    /// Mismatches per (minute, endpoint, fingerprint).
-    pub(super) group_counts: HashMap<(i64, String, String), i64>,
+    /// Mismatches per (minute, endpoint, fingerprint), and their most
+    /// severe class's rank.
+    pub(super) group_counts: HashMap<(i64, String, String), (i64, i64)>,
     pub(super) mismatches: VecDeque<(MismatchRecord, usize)>,
     /// Bytes of the exemplars in `mismatches`.
     pub(super) mismatch_bytes: usize,
@@ -75,12 +76,15 @@ impl StoreWriter {
             group_counts: p
                 .group_counts
                 .drain()
-                .map(|((minute, endpoint, fingerprint), count)| GroupCountDelta {
-                    minute,
-                    endpoint,
-                    fingerprint,
-                    count,
-                })
+                .map(
+                    |((minute, endpoint, fingerprint), (count, severity))| GroupCountDelta {
+                        minute,
+                        endpoint,
+                        fingerprint,
+                        count,
+                        severity,
+                    },
+                )
                 .collect(),
             mismatches: Vec::new(),
             lost: p.lost.drain().collect(),
@@ -149,6 +153,7 @@ impl StoreWriter {
                 Some(newer) => {
                     newer.count += g.count;
                     newer.first_seen = newer.first_seen.min(g.first_seen);
+                    newer.severity = most_severe(newer.severity, g.severity);
                 }
                 None => {
                     p.groups.insert(g.fingerprint.clone(), g);
@@ -156,9 +161,12 @@ impl StoreWriter {
             }
         }
         for c in batch.group_counts {
-            *p.group_counts
+            let counted = p
+                .group_counts
                 .entry((c.minute, c.endpoint, c.fingerprint))
-                .or_default() += c.count;
+                .or_default();
+            counted.0 += c.count;
+            counted.1 = most_severe(counted.1, c.severity);
         }
         for (minute, count) in batch.lost {
             *p.lost.entry(minute).or_default() += count;

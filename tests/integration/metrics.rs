@@ -206,7 +206,8 @@ async fn metrics_count_the_traffic_sent_behind_the_token() {
                     "backend",
                     "le",
                     "route",
-                    "side"
+                    "side",
+                    "result"
                 ]
                 .contains(&key),
                 "label {key} is not documented: {line}"

@@ -288,6 +288,7 @@ async fn upgrades(previous: Previous) {
         );
         assert_eq!(old.paths, vec!["/total".to_string()]);
         assert!(old.headers.is_empty() && old.statuses.is_none(), "{name}");
+        assert_eq!(old.severity, 0, "{name}: stored before classes, of none");
 
         // What the current release writes fits the upgraded schema.
         let group = GroupDelta {
@@ -299,6 +300,7 @@ async fn upgrades(previous: Previous) {
             paths: vec![],
             headers: vec!["etag".into()],
             statuses: Some((200, 500)),
+            severity: 1,
         };
         let batch = Batch {
             groups: vec![group],
@@ -314,6 +316,7 @@ async fn upgrades(previous: Previous) {
                 endpoint: "GET /items/{id}".into(),
                 fingerprint: "fp-old".into(),
                 count: 4,
+                severity: 4,
             }],
             ..Batch::default()
         };
@@ -348,6 +351,15 @@ async fn upgrades(previous: Previous) {
         let new = store.groups(None, Some("open")).await.unwrap();
         assert_eq!(new[0].headers, vec!["etag".to_string()], "{name}");
         assert_eq!(new[0].statuses, Some((200, 500)), "{name}");
+        assert_eq!(new[0].severity, 1, "{name}");
+        // The old group's class is its counts' since the upgrade; those
+        // moved by 0003 and the previous release's are of none.
+        let classes: Vec<_> = store.groups_in_window(window, "").await.unwrap();
+        let classes: Vec<_> = classes
+            .iter()
+            .map(|g| (&*g.fingerprint, g.count, g.severity, g.expected))
+            .collect();
+        assert_eq!(classes, vec![("fp-old", 9, 4, true)], "{name}");
 
         let made_new = SqlStore::connect(&fresh.url).await.unwrap();
         made_new.migrate().await.unwrap();

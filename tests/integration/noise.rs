@@ -215,8 +215,8 @@ async fn noise_learned_from_a_second_primary_leaves_only_the_real_bug() {
         paths.is_empty(),
         "noisy on orders is no noise on users: {paths:?}"
     );
-    let config = format!("{suggestion}");
-    shadowdiff::config::Layer::from_toml(&config).unwrap_or_else(|e| panic!("{config}: {e:?}"));
+    shadowdiff::config::Layer::from_toml(&suggestion)
+        .unwrap_or_else(|e| panic!("{suggestion}: {e:?}"));
 
     // What was learned is in the store: it survives a restart, and can be reset.
     proxy.stop().await;

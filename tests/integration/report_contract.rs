@@ -258,6 +258,18 @@ fn cases(id: i64, fingerprint: &str) -> Vec<Case> {
         case("GET", "/api/v1/groups", "/api/v1/groups", 200),
         with_body(case("PATCH", groups_route, &group, 200), triage.clone()),
         case("GET", "/api/v1/groups", "/api/v1/groups?status=bug", 200),
+        case(
+            "GET",
+            "/api/v1/groups",
+            "/api/v1/groups?severity=status,value",
+            200,
+        ),
+        case(
+            "GET",
+            "/api/v1/groups",
+            "/api/v1/groups?severity=worst",
+            400,
+        ),
         case("GET", groups_route, &group, 200),
         case("GET", groups_route, "/api/v1/groups/nope", 404),
         case(
@@ -268,6 +280,14 @@ fn cases(id: i64, fingerprint: &str) -> Vec<Case> {
         ),
         case("GET", forgive, "/api/v1/mismatches/999999/forgive", 404),
         case("GET", trend, "/api/v1/trend?since=1h", 200),
+        case("GET", "/api/v1/noise", "/api/v1/noise", 200),
+        case(
+            "DELETE",
+            "/api/v1/noise",
+            "/api/v1/noise?endpoint=GET%20/nowhere",
+            200,
+        ),
+        case("DELETE", "/api/v1/noise", "/api/v1/noise", 400),
         case("GET", trend, "/api/v1/trend?since=1h&step=0", 400),
         case(
             "GET",
@@ -280,6 +300,14 @@ fn cases(id: i64, fingerprint: &str) -> Vec<Case> {
         case("GET", "/api/v1/openapi.json", "/api/v1/openapi.json", 200),
         case("GET", gate, "/api/v1/gate?since=1h", 200),
         case("POST", gate, "/api/v1/gate?since=1h", 200),
+        case(
+            "GET",
+            gate,
+            "/api/v1/gate?since=1h&fail_on=status,value",
+            200,
+        ),
+        case("POST", gate, "/api/v1/gate?since=1h&fail_on=headers", 200),
+        case("GET", gate, "/api/v1/gate?fail_on=", 400),
         Case {
             token: None,
             ..case("GET", "/api/v1/summary", "/api/v1/summary", 401)

@@ -232,6 +232,7 @@ async fn groups_name_what_differs_and_a_mismatch_id(report: u16) {
     let titles = [
         "GROUP",
         "ENDPOINT",
+        "SEVERITY",
         "STATUS",
         "FIRST SEEN",
         "LAST SEEN",
@@ -259,7 +260,13 @@ async fn groups_name_what_differs_and_a_mismatch_id(report: u16) {
             );
         }
         assert!(ends_at(line, count_end), "{line:?}\n{out}");
-        assert!(line.contains(&format!(" {}  open", g["count"])), "{line}");
+        // The count, then the group's class (the API lists the worst first).
+        let class = g["severity"].as_str().unwrap();
+        assert!(
+            line.contains(&format!(" {}  {class} ", g["count"])),
+            "{line}"
+        );
+        assert!(line.contains(" open "), "{line}");
         assert!(line.contains(g["endpoint"].as_str().unwrap()), "{line}");
     }
     let items = out.lines().find(|l| l.contains("GET /items/{id}")).unwrap();

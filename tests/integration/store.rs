@@ -66,6 +66,7 @@ fn group_count(
         endpoint: endpoint.into(),
         fingerprint: fingerprint.into(),
         count,
+        severity: 0,
     }
 }
 
@@ -100,6 +101,7 @@ fn group(fingerprint: &str, first: i64, last: i64, count: i64) -> GroupDelta {
         paths: vec!["/total".into()],
         headers: vec!["vary".into()],
         statuses: Some((200, 500)),
+        severity: 0,
     }
 }
 

@@ -18,8 +18,8 @@ use shadowdiff::exchange::{Exchange, RecordedRequest, RecordedResponse};
 use shadowdiff::outcome::{Comparison, DropReason, Outcome, SampleInfo, SkipReason};
 use shadowdiff::redact::{RedactConfig, Redactor};
 use shadowdiff::store::{
-    Batch, EndpointCounts, EndpointLatency, Group, MismatchFilter, SqlStore, Store, StoreError,
-    StoredMismatch, TrendRow, TriageChange, TriageEntry, Window, Written,
+    Batch, EndpointCounts, EndpointLatency, Group, GroupInWindow, MismatchFilter, SqlStore, Store,
+    StoreError, StoredMismatch, TrendRow, TriageChange, TriageEntry, Window, Written,
 };
 use shadowdiff::writer::health::{ErrorClass, HealthSnapshot, LossReason};
 use shadowdiff::writer::{StoreWriter, WriterConfig};
@@ -91,6 +91,13 @@ impl Store for FlakyStore {
         run: &'a str,
     ) -> BoxFuture<'a, Result<Vec<(String, i64)>, StoreError>> {
         self.inner.group_counts(window, run)
+    }
+    fn groups_in_window<'a>(
+        &'a self,
+        window: Window,
+        run: &'a str,
+    ) -> BoxFuture<'a, Result<Vec<GroupInWindow>, StoreError>> {
+        self.inner.groups_in_window(window, run)
     }
     fn groups<'a>(
         &'a self,
@@ -237,6 +244,7 @@ fn mismatch(n: u64) -> Outcome {
         exchange,
         verdict,
         rules,
+        discounted: Vec::new(),
     }))
 }
 

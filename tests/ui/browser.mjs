@@ -350,11 +350,19 @@ async function main() {
     const rows = () => page.$$eval('table[data-testid="groups"] tbody tr[data-fingerprint]', (trs) => trs.map((tr) => ({
       fingerprint: tr.getAttribute('data-fingerprint'),
       endpoint: tr.querySelector('[data-col="endpoint"]').textContent,
+      severity: tr.querySelector('[data-col="severity"]').textContent,
       status: tr.querySelector('[data-col="status"]').textContent,
       count: tr.querySelector('[data-col="count"]').textContent,
     })));
-    const asRows = (list) => list.map((g) => ({ fingerprint: g.fingerprint, endpoint: g.endpoint, status: g.status, count: String(g.count) }));
+    const asRows = (list) => list.map((g) => ({
+      fingerprint: g.fingerprint, endpoint: g.endpoint, severity: g.severity || '–', status: g.status, count: String(g.count),
+    }));
     assertEqual(await rows(), asRows(all), 'groups in the API order');
+    // The API lists the most severe first; a number turned string is structure.
+    const SEVERITIES = ['status', 'structure', 'membership', 'value', 'headers'];
+    const rank = (g) => (SEVERITIES.includes(g.severity) ? SEVERITIES.indexOf(g.severity) : SEVERITIES.length);
+    assertEqual(all.map(rank), all.map(rank).sort((a, b) => a - b), 'the API lists groups most severe first');
+    assertEqual([users.severity, orders.severity, catalog.severity], ['structure', 'status', 'headers'], 'classes');
     await shot('groups');
     await page.click('button[data-sort="count"]');
     const byCount = all.slice().sort((a, b) => b.count - a.count);
@@ -365,6 +373,16 @@ async function main() {
     await page.click('button[data-sort="endpoint"]');
     const byEndpoint = all.slice().sort((a, b) => (a.endpoint < b.endpoint ? -1 : a.endpoint > b.endpoint ? 1 : 0));
     assertEqual(await rows(), asRows(byEndpoint), 'groups sorted by endpoint');
+    await page.click('button[data-sort="severity"]');
+    assertEqual(await rows(), asRows(all.slice().sort((a, b) => rank(a) - rank(b))), 'groups sorted by severity, most severe first');
+    await page.click('button[data-sort="severity"]');
+    assertEqual(await rows(), asRows(all.slice().sort((a, b) => rank(b) - rank(a))), 'groups sorted by severity, least severe first');
+    await page.click('button[data-sort="endpoint"]');
+    await page.selectOption('#severity-filter', 'structure');
+    const kept = await page.$$eval('table[data-testid="groups"] tbody tr[data-fingerprint]', (trs) => trs.map((tr) => tr.getAttribute('data-fingerprint')).sort());
+    assertEqual(kept, (await get('/groups?severity=structure')).map((g) => g.fingerprint).sort(), 'filtered by severity');
+    assertEqual(new URL(page.url()).searchParams.get('severity'), 'structure', 'the severity filter in the query string');
+    await page.selectOption('#severity-filter', '');
     await page.selectOption('#endpoint-filter', 'GET /api/orders/{id}');
     const fps = async () => (await rows()).map((r) => r.fingerprint).sort();
     assertEqual(await fps(), (await get(`/groups?endpoint=${encodeURIComponent('GET /api/orders/{id}')}`)).map((g) => g.fingerprint).sort(), 'filtered by endpoint');

@@ -1,15 +1,20 @@
-// groups.js: the /ui/groups page, every mismatch group in one table. The
-// groups are fetched once and filtered and sorted here, with the state in
-// the query string (endpoint, status, q, sort, dir) so a filtered view is a
-// link. Keys: "/" focuses the path filter, j and k move between rows,
+// groups.js: the /ui/groups page, every mismatch group in one table, most
+// severe first as the API lists them. The groups are fetched once and
+// filtered and sorted here, with the state in the query string (endpoint,
+// severity, status, q, sort, dir) so a filtered view is a link. Keys: "/" focuses the path filter, j and k move between rows,
 // Enter opens the focused one.
 
 import { api, h, fmtCount, timeEl, seg } from './api.js';
 
 const STATUSES = ['open', 'expected', 'bug', 'fixed'];
+// Severity classes, most severe first; a group stored before classes has none.
+export const SEVERITIES = ['status', 'structure', 'membership', 'value', 'headers'];
+// A class's place, groups of none after every class.
+const severityRank = (g) => (SEVERITIES.includes(g.severity) ? SEVERITIES.indexOf(g.severity) : SEVERITIES.length);
 // Sortable columns and how to compare two groups by each.
 const SORTS = {
   endpoint: (a, b) => cmp(a.endpoint, b.endpoint),
+  severity: (a, b) => severityRank(a) - severityRank(b),
   status: (a, b) => STATUSES.indexOf(a.status) - STATUSES.indexOf(b.status),
   count: (a, b) => a.count - b.count,
   first_seen: (a, b) => cmp(a.first_seen, b.first_seen),
@@ -27,9 +32,10 @@ export function differsIn(g) {
 }
 
 /** The groups a filter keeps, in the order a sort gives (the API's when none). */
-export function view(all, { endpoint, status, q, sort, dir }) {
+export function view(all, { endpoint, severity, status, q, sort, dir }) {
   const text = (q || '').toLowerCase();
   const kept = all.filter((g) => (!endpoint || g.endpoint === endpoint)
+    && (!severity || g.severity === severity)
     && (!status || g.status === status)
     && (!text || (g.paths || []).some((p) => p.toLowerCase().includes(text))));
   if (!SORTS[sort]) return kept;
@@ -45,6 +51,7 @@ export async function render(ctx) {
   if (signal.aborted) return;
   const state = {
     endpoint: query.get('endpoint') || '',
+    severity: SEVERITIES.includes(query.get('severity')) ? query.get('severity') : '',
     status: STATUSES.includes(query.get('status')) ? query.get('status') : '',
     q: query.get('q') || '',
     sort: SORTS[query.get('sort')] ? query.get('sort') : '',
@@ -60,6 +67,9 @@ export async function render(ctx) {
   const endpointSelect = h('select', { id: 'endpoint-filter' },
     h('option', { value: '' }, 'all endpoints'),
     endpoints.map((e) => h('option', { value: e, selected: e === state.endpoint }, e)));
+  const severitySelect = h('select', { id: 'severity-filter' },
+    h('option', { value: '' }, 'any severity'),
+    SEVERITIES.map((s) => h('option', { value: s, selected: s === state.severity }, s)));
   const statusSelect = h('select', { id: 'status-filter' },
     h('option', { value: '' }, 'any status'),
     STATUSES.map((s) => h('option', { value: s, selected: s === state.status }, s)));
@@ -73,6 +83,7 @@ export async function render(ctx) {
   const columns = [
     ['fingerprint', 'Group', false],
     ['endpoint', 'Endpoint', true],
+    ['severity', 'Severity', true],
     ['status', 'Status', true],
     ['count', 'Count', true],
     ['first_seen', 'First seen', true],
@@ -82,7 +93,7 @@ export async function render(ctx) {
   ];
 
   const save = () => ctx.setQuery({
-    endpoint: state.endpoint, status: state.status, q: state.q,
+    endpoint: state.endpoint, severity: state.severity, status: state.status, q: state.q,
     sort: state.sort, dir: state.sort ? state.dir : '',
   });
 
@@ -97,8 +108,9 @@ export async function render(ctx) {
           if (state.sort === key) state.dir = state.dir === 'asc' ? 'desc' : 'asc';
           else {
             state.sort = key;
-            // Counts and times read best largest or newest first.
-            state.dir = key === 'endpoint' || key === 'status' ? 'asc' : 'desc';
+            // Counts and times read best largest or newest first, classes
+            // most severe first.
+            state.dir = ['endpoint', 'severity', 'status'].includes(key) ? 'asc' : 'desc';
           }
           save();
           draw();
@@ -124,13 +136,16 @@ export async function render(ctx) {
         h('td', { 'data-col': 'fingerprint' },
           h('a', { href: `/ui/groups/${seg(g.fingerprint)}`, class: 'mono', tabindex: '-1' }, g.fingerprint.slice(0, 12))),
         h('td', { 'data-col': 'endpoint' }, g.endpoint),
+        h('td', { 'data-col': 'severity' }, g.severity
+          ? h('span', { class: `badge severity-${SEVERITIES.indexOf(g.severity) < 2 ? 'high' : 'low'}` }, g.severity)
+          : h('span', { class: 'muted', title: 'stored before severity classes were kept' }, '–')),
         h('td', { 'data-col': 'status' }, h('span', { class: `badge ${g.status}` }, g.status)),
         h('td', { 'data-col': 'count', class: 'num' }, fmtCount(g.count)),
         h('td', { 'data-col': 'first_seen' }, timeEl(g.first_seen)),
         h('td', { 'data-col': 'last_seen' }, timeEl(g.last_seen)),
         h('td', { 'data-col': 'differs', class: 'differs' }, differsIn(g)),
         h('td', { 'data-col': 'note', class: 'note' }, g.note || ''));
-      row.setAttribute('aria-label', `Group ${g.fingerprint.slice(0, 12)}, ${g.endpoint}, ${g.status}, ${g.count} mismatches: press Enter to open`);
+      row.setAttribute('aria-label', `Group ${g.fingerprint.slice(0, 12)}, ${g.endpoint}, ${g.severity || 'no'} severity, ${g.status}, ${g.count} mismatches: press Enter to open`);
       row.addEventListener('keydown', (event) => {
         if (event.key === 'Enter' && event.target === row) {
           event.preventDefault();
@@ -159,6 +174,11 @@ export async function render(ctx) {
   });
   endpointSelect.addEventListener('change', () => {
     state.endpoint = endpointSelect.value;
+    save();
+    drawBody();
+  });
+  severitySelect.addEventListener('change', () => {
+    state.severity = severitySelect.value;
     save();
     drawBody();
   });
@@ -199,6 +219,7 @@ export async function render(ctx) {
     h('div', { class: 'filters', role: 'search', 'aria-label': 'Filter groups' },
       h('span', { class: 'field' }, h('label', { for: 'filter' }, 'Path contains'), filter),
       h('span', { class: 'field' }, h('label', { for: 'endpoint-filter' }, 'Endpoint'), endpointSelect),
+      h('span', { class: 'field' }, h('label', { for: 'severity-filter' }, 'Severity'), severitySelect),
       h('span', { class: 'field' }, h('label', { for: 'status-filter' }, 'Status'), statusSelect),
       shown),
     h('p', { id: 'groups-help', class: 'muted small' },

@@ -21,13 +21,14 @@ export async function render(ctx) {
   ctx.setTitle('Overview');
   const known = WINDOWS.map(([w]) => w);
   const since = known.includes(query.get('since')) ? query.get('since') : DEFAULT_WINDOW;
-  const [summary, gate, rollout, trend] = await Promise.all([
+  const [summary, gate, rollout, trend, noise] = await Promise.all([
     settle(api.get('/summary', { since }, signal)),
     settle(api.get('/gate', { since, per_endpoint: 'true' }, signal)),
     settle(api.get('/rollout', null, signal)),
     settle(api.get('/trend', { since }, signal)),
+    settle(api.get('/noise', null, signal)),
   ]);
-  for (const part of [summary, gate, rollout, trend]) {
+  for (const part of [summary, gate, rollout, trend, noise]) {
     if (part.error && isAbort(part.error)) throw part.error;
   }
   if (signal.aborted) return;
@@ -57,7 +58,34 @@ export async function render(ctx) {
     endpointsSection(s, gateByEndpoint, weights),
     outcomesSection(s),
     rolloutSection(rollout),
+    noiseSection(noise),
   ].filter(Boolean));
+}
+
+// What was learned about noise: per endpoint, the paths discounted (with a
+// secondary) or proposed as volatile (without one), and the snippet.
+function noiseSection(noise) {
+  if (noise.error || !noise.value) return null;
+  const endpoints = (noise.value.endpoints || []).filter((e) => (e.paths || []).length > 0);
+  const head = h('h2', { id: 'noise-title' }, 'Learned noise');
+  if (endpoints.length === 0) {
+    return h('section', { 'aria-labelledby': 'noise-title' }, head,
+      h('p', { class: 'muted', 'data-testid': 'noise-none' }, noise.value.secondary
+        ? 'Nothing learned yet: each endpoint needs ' + noise.value.min_samples + ' paired samples.'
+        : 'No secondary, and no value that looks volatile yet.'));
+  }
+  return h('section', { 'aria-labelledby': 'noise-title' }, head,
+    endpoints.map((e) => h('div', { class: 'noise-endpoint', 'data-endpoint': e.endpoint },
+      h('h3', null, e.endpoint, h('span', { class: 'muted' }, ` (${fmtCount(e.paired)} paired of ${fmtCount(e.compared)} compared)`)),
+      h('div', { class: 'table-wrap' }, h('table', { class: 'data' },
+        h('thead', null, h('tr', null, ['Path', 'Noise', 'Raw', 'Learned', 'Why'].map((c) => h('th', { scope: 'col' }, c)))),
+        h('tbody', null, e.paths.map((p) => h('tr', { 'data-path': p.path },
+          h('th', { scope: 'row' }, h('code', null, p.path)),
+          h('td', { class: 'num' }, fmtFraction(p.noise_rate)),
+          h('td', { class: 'num' }, fmtFraction(p.raw_rate)),
+          h('td', null, p.noise ? 'noise' : `looks ${p.volatile}`),
+          h('td', { class: 'muted' }, p.why)))))),
+      e.suggestion ? h('pre', { class: 'snippet' }, e.suggestion) : null)));
 }
 
 function gateBanner(gate) {

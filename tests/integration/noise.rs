@@ -83,14 +83,7 @@ async fn instance(bug: bool) -> support::Backend {
 }
 
 async fn api(base: &str, path: &str) -> Value {
-    support::client()
-        .get(format!("{base}{path}"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap()
+    support::get_json(&format!("{base}{path}")).await
 }
 
 /// Sends `n` requests to each endpoint, one at a time, in a random order of ids.

@@ -17,14 +17,7 @@ const HOUR: i64 = 3_600_000;
 const T0: i64 = 1_767_225_600_000;
 
 async fn open(db: &TestDatabase) -> SqlStore {
-    let store = SqlStore::connect(&db.url)
-        .await
-        .unwrap_or_else(|e| panic!("{}: {e}", db.name));
-    store
-        .migrate()
-        .await
-        .unwrap_or_else(|e| panic!("{}: {e}", db.name));
-    store
+    db.store().await
 }
 
 /// Triages a group as an anonymous reviewer at T0.

@@ -21,14 +21,7 @@ const VALUE: i64 = 4;
 const HEADERS: i64 = 5;
 
 async fn open(db: &TestDatabase) -> SqlStore {
-    let store = SqlStore::connect(&db.url)
-        .await
-        .unwrap_or_else(|e| panic!("{}: {e}", db.name));
-    store
-        .migrate()
-        .await
-        .unwrap_or_else(|e| panic!("{}: {e}", db.name));
-    store
+    db.store().await
 }
 
 fn group(fingerprint: &str, count: i64, severity: i64) -> GroupDelta {

@@ -260,6 +260,18 @@ impl RunningProxy {
     }
 }
 
+/// GET `url` and its JSON body (whatever the status).
+pub async fn get_json(url: &str) -> serde_json::Value {
+    client()
+        .get(url)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
 /// A client that changes nothing: no redirects, no decompression, no proxy.
 pub fn client() -> reqwest::Client {
     reqwest::Client::builder()

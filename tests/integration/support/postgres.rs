@@ -21,6 +21,21 @@ pub struct TestDatabase {
     drop_from: Option<(String, String)>,
 }
 
+impl TestDatabase {
+    /// The store on this database, connected and migrated (a failure names
+    /// the database).
+    pub async fn store(&self) -> shadowdiff::store::SqlStore {
+        let store = shadowdiff::store::SqlStore::connect(&self.url)
+            .await
+            .unwrap_or_else(|e| panic!("{}: {e}", self.name));
+        store
+            .migrate()
+            .await
+            .unwrap_or_else(|e| panic!("{}: {e}", self.name));
+        store
+    }
+}
+
 impl Drop for TestDatabase {
     fn drop(&mut self) {
         if let Some((admin, db)) = self.drop_from.take() {

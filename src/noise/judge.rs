@@ -93,8 +93,12 @@ impl Noise {
         now_ms: i64,
     ) -> Vec<(String, Volatility)> {
         let keys = keys_of(verdict);
+        // Parsing both bodies again is the detector's cost: paid only
+        // without a secondary, on JSON that differs, and on bodies small
+        // enough for a few milliseconds of parsing.
+        let size = exchange.primary.body.len() + exchange.candidate.body.len();
         let values = match (&verdict.patch, self.secondary.is_none()) {
-            (Some(_), true) => {
+            (Some(_), true) if size <= DETECTOR_MAX_BYTES => {
                 json_of(&exchange.primary, limit).zip(json_of(&exchange.candidate, limit))
             }
             _ => None,
@@ -126,6 +130,10 @@ impl Noise {
             .collect()
     }
 }
+
+/// Both bodies' bytes (as received) beyond which the detector does not
+/// look at values.
+const DETECTOR_MAX_BYTES: usize = 1024 * 1024;
 
 /// A response's body as JSON, decoded as the comparison decodes it.
 fn json_of(response: &RecordedResponse, limit: usize) -> Option<Value> {

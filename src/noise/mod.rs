@@ -202,17 +202,24 @@ impl Noise {
         if self.secondary.is_none() {
             return Vec::new();
         }
-        let counts = self.counts(endpoint);
+        // Only the keys asked are summed: a busy endpoint's whole map is
+        // not copied for every mismatch.
+        let state = self.lock();
+        let sides = [state.stored.get(endpoint), state.local.get(endpoint)];
+        let paired: u64 = sides.iter().flatten().map(|c| c.paired).sum();
         let mut out: Vec<(String, String)> = Vec::new();
         for key in keys {
             if key.is_empty() || out.iter().any(|(k, _)| k == key) {
                 continue;
             }
-            let Some(c) = counts.paths.get(key) else {
-                continue;
-            };
+            let mut c = PathCounts::default();
+            for side in sides.iter().flatten() {
+                if let Some(counts) = side.paths.get(key) {
+                    c.add(counts);
+                }
+            }
             let test = significance::Test {
-                samples: counts.paired,
+                samples: paired,
                 noise: c.noise,
                 raw: c.raw_paired,
                 min_samples: self.min_samples,

@@ -115,8 +115,12 @@ impl Server {
         // Without a database the weights are the settings' (and the kill file's).
         let url = settings.database_url.clone();
         tokio::spawn(cutover.clone().run(url, summaries.clone()));
+        let paired = settings
+            .secondary
+            .clone()
+            .map(|s| (settings.primary.clone(), s));
         let noise = Arc::new(crate::noise::Noise::new(
-            settings.secondary.clone(),
+            paired,
             settings.noise_min_samples.get() as u64,
         ));
         if let Some(url) = settings.database_url.clone() {

@@ -120,7 +120,8 @@ pub struct Observation {
 /// The learner: what this process counted since its last sync, and the
 /// totals of every instance as of that sync.
 pub struct Noise {
-    secondary: Option<BackendUrl>,
+    /// The second instance, and the primary it is an instance of.
+    secondary: Option<(BackendUrl, BackendUrl)>,
     min_samples: u64,
     state: Mutex<State>,
 }
@@ -137,7 +138,9 @@ struct State {
 }
 
 impl Noise {
-    pub fn new(secondary: Option<BackendUrl>, min_samples: u64) -> Noise {
+    /// A learner; `secondary` is a second instance of `primary` (the default
+    /// primary: routes with a primary of their own are not paired with it).
+    pub fn new(secondary: Option<(BackendUrl, BackendUrl)>, min_samples: u64) -> Noise {
         Noise {
             secondary,
             min_samples,
@@ -147,7 +150,17 @@ impl Noise {
 
     /// The second instance of the primary, when there is one.
     pub fn secondary(&self) -> Option<&BackendUrl> {
-        self.secondary.as_ref()
+        self.secondary.as_ref().map(|(_, secondary)| secondary)
+    }
+
+    /// The secondary to pair with a request sent to `primary`: none when
+    /// the route's primary is another backend, whose differences from the
+    /// secondary would say nothing about noise (and would hide real bugs).
+    pub fn secondary_for(&self, primary: &BackendUrl) -> Option<&BackendUrl> {
+        match &self.secondary {
+            Some((mirrored, secondary)) if mirrored == primary => Some(secondary),
+            _ => None,
+        }
     }
 
     pub fn min_samples(&self) -> u64 {

@@ -6,8 +6,25 @@ fn keys(list: &[&str]) -> Vec<String> {
     list.iter().map(|k| k.to_string()).collect()
 }
 
-fn secondary() -> Option<BackendUrl> {
-    Some("http://127.0.0.1:9".parse().unwrap())
+fn secondary() -> Option<(BackendUrl, BackendUrl)> {
+    let url = |port: u16| format!("http://127.0.0.1:{port}").parse().unwrap();
+    Some((url(8), url(9)))
+}
+
+#[test]
+fn only_requests_to_the_mirrored_primary_are_paired() {
+    let noise = Noise::new(secondary(), 20);
+    let url = |port: u16| {
+        format!("http://127.0.0.1:{port}")
+            .parse::<BackendUrl>()
+            .unwrap()
+    };
+    assert_eq!(noise.secondary_for(&url(8)), Some(&url(9)));
+    assert_eq!(
+        noise.secondary_for(&url(7)),
+        None,
+        "a route with a primary of its own"
+    );
 }
 
 /// `n` paired samples of `endpoint` on which the two primaries differ at

@@ -510,7 +510,8 @@ async fn execute(
         candidate_source,
         (candidate_target, &candidate_call, candidate_headers),
     );
-    let secondary = secondary::secondary_response(config, &call, primary_headers.clone());
+    let secondary =
+        secondary::secondary_response(config, &target.primary, &call, primary_headers.clone());
     let primary = primary_response(config, primary, &target.primary, &call, primary_headers);
     // Without a primary response there is nothing to compare: stop the
     // candidate call as soon as the primary side fails.

@@ -179,6 +179,11 @@ impl Noise {
         let paired = seen.noise.is_some();
         counts.paired += u64::from(paired);
         let mut bump = |key: &str, f: &dyn Fn(&mut PathCounts)| {
+            // PostgreSQL keeps no NUL in text: a key holding one (a JSON
+            // member's name may) would fail every sync, so it is not learned.
+            if key.contains('\0') {
+                return;
+            }
             if let Some(c) = counts.paths.get_mut(key) {
                 f(c);
             } else if counts.paths.len() < MAX_PATHS_PER_ENDPOINT {

@@ -109,3 +109,11 @@ fn stored_totals_and_local_counts_add_up() {
         }
     );
 }
+
+#[test]
+fn a_key_with_a_nul_is_not_learned() {
+    let noise = Noise::new(secondary(), 1);
+    learn(&noise, "GET /a", 3, &["/a\0b"], &["/a\0b"]);
+    assert!(noise.counts("GET /a").paths.is_empty());
+    assert_eq!(noise.counts("GET /a").paired, 3);
+}

@@ -34,7 +34,12 @@ impl Noise {
         now_ms: i64,
     ) -> Judged {
         let endpoint = exchange.endpoint.as_str();
-        let noise = secondary.map(|s| {
+        // A secondary that failed (an error page, a 503, another deploy)
+        // differs everywhere: counted, it would teach every path as noise.
+        let usable = |s: &&RecordedResponse| {
+            s.status == exchange.primary.status && !s.status.is_server_error()
+        };
+        let noise = secondary.filter(usable).map(|s| {
             let limits = (limit, Detail::Grouping);
             keys_of(&compare_responses_with(
                 endpoint,
@@ -73,6 +78,18 @@ impl Noise {
             &discounted_rules,
             (limit, Detail::Grouping),
         );
+        // A pattern hides every path it matches: one learned at a member
+        // whose name looked like an index (`/stats/2024` as `/stats/*`)
+        // would hide its siblings too. Every difference not learned as
+        // noise must still be there, or nothing is discounted.
+        let left = keys_of(&again);
+        let hid_more = keys_of(&verdict)
+            .into_iter()
+            .filter(|k| !noisy.iter().any(|(n, _)| n == k))
+            .any(|k| !left.contains(&k));
+        if hid_more {
+            return unchanged(verdict);
+        }
         let discounted: Vec<String> = noisy.into_iter().map(|(_, why)| why).collect();
         again.reasons.extend(discounted.iter().cloned());
         Judged {

@@ -35,6 +35,9 @@ pub use judge::Judged;
 pub use sync::sync_task;
 pub use volatile::Volatility;
 
+/// The longest key learned, in bytes.
+pub const MAX_KEY_BYTES: usize = 512;
+
 /// Paths tracked per endpoint at most; beyond, new ones are not learned
 /// (an object keyed by ids could otherwise grow without bound).
 pub const MAX_PATHS_PER_ENDPOINT: usize = 1_000;
@@ -179,9 +182,11 @@ impl Noise {
         let paired = seen.noise.is_some();
         counts.paired += u64::from(paired);
         let mut bump = |key: &str, f: &dyn Fn(&mut PathCounts)| {
-            // PostgreSQL keeps no NUL in text: a key holding one (a JSON
-            // member's name may) would fail every sync, so it is not learned.
-            if key.contains('\0') {
+            // Not learned: a key holding a NUL (PostgreSQL keeps none in
+            // text) or too long for its index (past about 2.7 KB) would fail
+            // every sync; a member named `**` would read as any depth.
+            if key.contains('\0') || key.len() > MAX_KEY_BYTES || key.split('/').any(|s| s == "**")
+            {
                 return;
             }
             if let Some(c) = counts.paths.get_mut(key) {

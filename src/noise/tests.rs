@@ -117,3 +117,11 @@ fn a_key_with_a_nul_is_not_learned() {
     assert!(noise.counts("GET /a").paths.is_empty());
     assert_eq!(noise.counts("GET /a").paired, 3);
 }
+
+#[test]
+fn keys_a_sync_or_a_pattern_cannot_hold_are_not_learned() {
+    let noise = Noise::new(secondary(), 1);
+    let long = format!("/{}", "k".repeat(MAX_KEY_BYTES));
+    learn(&noise, "GET /a", 3, &[&long, "/**/x"], &[&long, "/**/x"]);
+    assert!(noise.counts("GET /a").paths.is_empty());
+}

@@ -115,6 +115,13 @@ impl Drop for Waiting {
     }
 }
 
+/// Whether the candidate answered with a server error the primary did not
+/// give: a flaky candidate, never a change of data between two calls, so
+/// never cleared by a recheck that happens to succeed.
+fn candidate_failed(c: &Comparison) -> bool {
+    c.exchange.candidate.status.is_server_error() && !c.exchange.primary.status.is_server_error()
+}
+
 /// Ends the sample with its comparison, unless it is a mismatch to recheck
 /// (`delay` is the job's plan): that one is held, with its bodies' claims,
 /// for [`run`]. Called on the comparison's blocking thread.
@@ -128,12 +135,16 @@ pub(super) fn finish_or_hold(
     let first = Outcome::Compared(Box::new(comparison));
     // What is sent again is copied only for a mismatch that will be.
     let again = match (&first, delay) {
-        (Outcome::Compared(c), Some(delay)) if first.key() == OutcomeKey::Mismatched => Some((
-            delay,
-            c.exchange.endpoint.clone(),
-            c.exchange.request.clone(),
-            Arc::clone(&c.rules),
-        )),
+        (Outcome::Compared(c), Some(delay))
+            if first.key() == OutcomeKey::Mismatched && !candidate_failed(c) =>
+        {
+            Some((
+                delay,
+                c.exchange.endpoint.clone(),
+                c.exchange.request.clone(),
+                Arc::clone(&c.rules),
+            ))
+        }
         _ => None,
     };
     let Some((delay, endpoint, request, rules)) = again else {

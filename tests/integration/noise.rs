@@ -282,3 +282,66 @@ async fn without_a_secondary_the_detector_proposes_masks_for_volatile_values_onl
     assert_eq!(summary["totals"]["matched"], 0, "{summary}");
     proxy.stop().await;
 }
+
+/// The secondary is a production instance of the old code: it never gets a
+/// write, even where a route sends writes to the candidate, and never a
+/// request whose route has a primary of its own.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_secondary_gets_only_safe_requests_for_the_primary_it_mirrors() {
+    let (primary, _) = support::recording_backend().await;
+    let (secondary, secondary_hits) = support::recording_backend().await;
+    let (candidate, candidate_hits) = support::recording_backend().await;
+    let (other, _) = support::recording_backend().await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = format!(
+        r#"
+        listen = "127.0.0.1:0"
+        report_listen = "127.0.0.1:0"
+        primary = "{}"
+        secondary = "{}"
+        candidate = "{}"
+        database_url = "sqlite://{}/s.db"
+
+        [backend.other]
+        url = "{}"
+
+        [[route]]
+        match = "POST /orders"
+        mirror_unsafe = true
+
+        [[route]]
+        match = "GET /search"
+        primary = "other"
+        "#,
+        primary.url(),
+        secondary.url(),
+        candidate.url(),
+        dir.path().display(),
+        other.url(),
+    );
+    let (mut child, listen, _) = support::serve_config(dir.path(), "noise", &config, &[]).await;
+    let client = support::client();
+    let base = format!("http://127.0.0.1:{listen}");
+    client
+        .post(format!("{base}/orders"))
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    client
+        .get(format!("{base}/search?q=x"))
+        .send()
+        .await
+        .unwrap();
+    client.get(format!("{base}/orders/1")).send().await.unwrap();
+    // Every shadow call made: the POST and both GETs reach the candidate.
+    candidate_hits.wait_for(3).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let sent: Vec<String> = secondary_hits
+        .all()
+        .iter()
+        .map(|h| format!("{} {}", h.method, h.target))
+        .collect();
+    assert_eq!(sent, ["GET /orders/1"]);
+    child.kill().unwrap();
+}

@@ -31,6 +31,8 @@ pub const COOKIE: &str = "shadowdiff_session";
 pub const UI_HEADER: &str = "x-shadowdiff-ui";
 /// How long a session lasts: a working day.
 const LIFETIME_MS: i64 = 12 * 3_600_000;
+/// How long a wrong token's answer waits.
+const WRONG_TOKEN_DELAY: std::time::Duration = std::time::Duration::from_millis(250);
 /// What the MAC covers besides the expiry, so that it signs nothing else.
 const DOMAIN: &[u8] = b"shadowdiff ui session v1 ";
 
@@ -146,6 +148,7 @@ pub(super) struct Login {
 /// `POST /ui/login`: the token for a session cookie; 401 for a wrong one.
 pub(super) async fn login(
     State(state): State<Arc<ReportState>>,
+    headers: HeaderMap,
     body: Result<Json<Login>, axum::extract::rejection::JsonRejection>,
 ) -> Result<Response, ApiError> {
     let Json(login) = body.map_err(|e| match e.status() {
@@ -158,12 +161,20 @@ pub(super) async fn login(
         return Ok(StatusCode::NO_CONTENT.into_response());
     };
     if !super::input::token_matches(&login.token, token.as_str()) {
+        // Each wrong guess costs its sender this long: a token cannot be
+        // guessed at the speed of the network.
+        tokio::time::sleep(WRONG_TOKEN_DELAY).await;
         return Err(ApiError::Unauthorized);
     }
     let value = sign(token, now_ms() + LIFETIME_MS);
+    // Behind a TLS-terminating proxy the browser must send it over TLS only.
+    let secure = headers
+        .get("x-forwarded-proto")
+        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"https"));
     let cookie = format!(
-        "{COOKIE}={value}; Path=/; HttpOnly; SameSite=Strict; Max-Age={}",
-        LIFETIME_MS / 1000
+        "{COOKIE}={value}; Path=/; HttpOnly; SameSite=Strict; Max-Age={}{}",
+        LIFETIME_MS / 1000,
+        if secure { "; Secure" } else { "" }
     );
     with_cookie(cookie)
 }

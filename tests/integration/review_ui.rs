@@ -170,7 +170,23 @@ async fn the_token_buys_a_cookie_that_reads_and_changes_only_with_the_ui_header(
     assert!(wrong.headers().get("set-cookie").is_none());
     let right = login(TOKEN).await.unwrap();
     assert_eq!(right.status(), 204);
+    assert!(!right.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .contains("Secure"));
     let cookie = cookie_of(&right);
+    // Behind a TLS-terminating proxy, the cookie is for TLS only.
+    let behind_tls = client
+        .post(format!("{base}/ui/login"))
+        .header("x-forwarded-proto", "https")
+        .json(&json!({ "token": TOKEN }))
+        .send()
+        .await
+        .unwrap();
+    assert!(behind_tls.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .contains("; Secure"));
     assert!(
         !cookie.contains(TOKEN),
         "the cookie is not the token: {cookie}"

@@ -8,10 +8,11 @@ use std::sync::Arc;
 
 use serde_json::Value;
 
+use super::keys::{keys, pattern};
 use super::volatile::{kind_of, Kind, Volatility};
-use super::{keys_of, Noise, Observation};
+use super::{Noise, Observation};
 use crate::compare::rules::PathPattern;
-use crate::compare::{compare_responses_with, decode, generalise_path, Detail, Rules, Verdict};
+use crate::compare::{compare_responses_with, decode, Detail, Rules, Verdict};
 use crate::exchange::{Exchange, RecordedResponse};
 
 /// A verdict after the noise step, and the rules it was reached under (the
@@ -36,20 +37,21 @@ impl Noise {
         let endpoint = exchange.endpoint.as_str();
         // A secondary that failed (an error page, a 503, another deploy)
         // differs everywhere: counted, it would teach every path as noise.
-        let usable = |s: &&RecordedResponse| {
-            s.status == exchange.primary.status && !s.status.is_server_error()
-        };
-        let noise = secondary.filter(usable).map(|s| {
-            let limits = (limit, Detail::Grouping);
-            keys_of(&compare_responses_with(
-                endpoint,
-                &exchange.primary,
-                s,
-                rules,
-                limits,
-            ))
-        });
-        let raw = self.raw_keys(exchange, &verdict, limit, now_ms);
+        let secondary = secondary
+            .filter(|s| s.status == exchange.primary.status && !s.status.is_server_error());
+        let limits = (limit, Detail::Grouping);
+        let against_secondary = secondary
+            .map(|s| compare_responses_with(endpoint, &exchange.primary, s, rules, limits));
+        let bodies = Bodies::parse(
+            exchange,
+            secondary,
+            limit,
+            [Some(&verdict), against_secondary.as_ref()],
+        );
+        let noise = against_secondary
+            .as_ref()
+            .map(|v| keys(v, [bodies.primary.as_ref(), bodies.secondary.as_ref()]));
+        let raw = self.raw_keys(exchange, &verdict, &bodies, now_ms);
         self.observe(endpoint, &Observation { noise, raw });
         let unchanged = |verdict| Judged {
             verdict,
@@ -59,7 +61,9 @@ impl Noise {
         if verdict.matched {
             return unchanged(verdict);
         }
-        let noisy = self.noisy_keys(endpoint, &keys_of(&verdict));
+        let sides = [bodies.primary.as_ref(), bodies.candidate.as_ref()];
+        let differing = keys(&verdict, sides);
+        let noisy = self.noisy_keys(endpoint, &differing);
         if noisy.is_empty() {
             return unchanged(verdict);
         }
@@ -76,14 +80,13 @@ impl Noise {
             &exchange.primary,
             &exchange.candidate,
             &discounted_rules,
-            (limit, Detail::Grouping),
+            limits,
         );
-        // A pattern hides every path it matches: one learned at a member
-        // whose name looked like an index (`/stats/2024` as `/stats/*`)
-        // would hide its siblings too. Every difference not learned as
-        // noise must still be there, or nothing is discounted.
-        let left = keys_of(&again);
-        let hid_more = keys_of(&verdict)
+        // A pattern hides every path it matches. Every difference not
+        // learned as noise must still be there, or nothing is discounted: a
+        // safety net under keys that never generalise a member's name.
+        let left = keys(&again, sides);
+        let hid_more = differing
             .into_iter()
             .filter(|k| !noisy.iter().any(|(n, _)| n == k))
             .any(|k| !left.contains(&k));
@@ -100,37 +103,26 @@ impl Noise {
     }
 
     /// The keys the primary and the candidate differ on, each with how
-    /// volatile its two values looked (looked at only for JSON bodies that
-    /// differ, and only without a secondary, where the detector needs it).
+    /// volatile its two values looked (looked at only without a secondary,
+    /// where the detector needs it).
     fn raw_keys(
         &self,
         exchange: &Exchange,
         verdict: &Verdict,
-        limit: usize,
+        bodies: &Bodies,
         now_ms: i64,
     ) -> Vec<(String, Volatility)> {
-        let keys = keys_of(verdict);
-        // Parsing both bodies again is the detector's cost: paid only
-        // without a secondary, on JSON that differs, and on bodies small
-        // enough for a few milliseconds of parsing.
-        let size = exchange.primary.body.len() + exchange.candidate.body.len();
-        let values = match (&verdict.patch, self.secondary.is_none()) {
-            (Some(_), true) if size <= DETECTOR_MAX_BYTES => {
-                json_of(&exchange.primary, limit).zip(json_of(&exchange.candidate, limit))
-            }
-            _ => None,
-        };
-        let Some((p, c)) = values else {
-            return keys
-                .into_iter()
-                .map(|k| (k, Volatility::default()))
-                .collect();
-        };
+        let (p, c) = (bodies.primary.as_ref(), bodies.candidate.as_ref());
         let mut kinds: Vec<(String, Option<Kind>)> = Vec::new();
         for pointer in &verdict.paths {
-            let key = generalise_path(pointer);
-            let kind = match (p.pointer(pointer), c.pointer(pointer)) {
-                (Some(a), Some(b)) => kind_of(a, b, now_ms)
+            let Some(key) = pattern(pointer, [p, c]) else {
+                continue;
+            };
+            let values = p
+                .and_then(|p| p.pointer(pointer))
+                .zip(c.and_then(|c| c.pointer(pointer)));
+            let kind = match (values, self.secondary.is_none()) {
+                (Some((a, b)), true) => kind_of(a, b, now_ms)
                     .filter(|k| *k != Kind::Counter || self.counts_up(exchange, &key, a)),
                 _ => None,
             };
@@ -139,7 +131,8 @@ impl Noise {
                 kinds.push((key, kind));
             }
         }
-        keys.into_iter()
+        keys(verdict, [p, c])
+            .into_iter()
             .map(|key| {
                 let kind = kinds.iter().find(|(k, _)| *k == key).and_then(|(_, k)| *k);
                 (key, Volatility::of(kind))
@@ -148,9 +141,48 @@ impl Noise {
     }
 }
 
-/// Both bodies' bytes (as received) beyond which the detector does not
-/// look at values.
-const DETECTOR_MAX_BYTES: usize = 1024 * 1024;
+/// The bodies as JSON, parsed once for the keys and the detector: only
+/// where a verdict names a body path, and only up to [`LEARN_MAX_BYTES`]
+/// together (beyond, keys stay as the paths are, narrower).
+struct Bodies {
+    primary: Option<Value>,
+    candidate: Option<Value>,
+    secondary: Option<Value>,
+}
+
+impl Bodies {
+    fn parse(
+        exchange: &Exchange,
+        secondary: Option<&RecordedResponse>,
+        limit: usize,
+        verdicts: [Option<&Verdict>; 2],
+    ) -> Bodies {
+        let none = Bodies {
+            primary: None,
+            candidate: None,
+            secondary: None,
+        };
+        let wanted = verdicts
+            .iter()
+            .flatten()
+            .any(|v| v.paths.iter().any(|p| !p.is_empty()));
+        let size = exchange.primary.body.len()
+            + exchange.candidate.body.len()
+            + secondary.map_or(0, |s| s.body.len());
+        if !wanted || size > LEARN_MAX_BYTES {
+            return none;
+        }
+        Bodies {
+            primary: json_of(&exchange.primary, limit),
+            candidate: json_of(&exchange.candidate, limit),
+            secondary: secondary.and_then(|s| json_of(s, limit)),
+        }
+    }
+}
+
+/// The bodies' bytes (as received) beyond which they are not parsed again
+/// for the keys and the detector: a few milliseconds of parsing at most.
+const LEARN_MAX_BYTES: usize = 2 * 1024 * 1024;
 
 /// A response's body as JSON, decoded as the comparison decodes it.
 fn json_of(response: &RecordedResponse, limit: usize) -> Option<Value> {

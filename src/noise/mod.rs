@@ -20,6 +20,7 @@
 //! The comparison stays pure: the learner hands it plain ignore patterns.
 
 mod judge;
+pub mod keys;
 pub mod report;
 pub mod significance;
 pub mod sync;
@@ -28,7 +29,6 @@ pub mod volatile;
 use std::collections::HashMap;
 use std::sync::Mutex;
 
-use crate::compare::{generalise_path, Verdict};
 use crate::config::BackendUrl;
 
 pub use judge::Judged;
@@ -333,21 +333,6 @@ impl Noise {
             }
         }
     }
-}
-
-/// A verdict's differing keys: each body path generalised, each header as
-/// `header:<name>`.
-pub fn keys_of(verdict: &Verdict) -> Vec<String> {
-    let mut keys: Vec<String> = verdict.paths.iter().map(|p| generalise_path(p)).collect();
-    keys.extend(
-        verdict
-            .headers
-            .iter()
-            .map(|h| format!("header:{}", h.name.to_ascii_lowercase())),
-    );
-    keys.sort();
-    keys.dedup();
-    keys
 }
 
 #[cfg(test)]

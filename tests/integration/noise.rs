@@ -294,6 +294,37 @@ async fn without_a_secondary_the_detector_proposes_masks_for_volatile_values_onl
     proxy.stop().await;
 }
 
+/// A secondary answering with an error teaches nothing: every path would
+/// differ from the primary's and be learned as noise, hiding real bugs.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_failing_secondary_teaches_nothing() {
+    let (primary, candidate) = (instance(false).await, instance(true).await);
+    let (failing, hits) = support::answering_backend(|_| {
+        (
+            http::StatusCode::SERVICE_UNAVAILABLE,
+            "{\"error\":\"down\"}",
+        )
+    })
+    .await;
+    let db = support::sqlite_database();
+    let proxy =
+        support::start_with_report(settings(&primary, &candidate, Some(&failing), &db)).await;
+    let base = format!("http://{}", proxy.report.unwrap());
+    let mut done = 0;
+    traffic(&proxy, WARM_UP + 5, &mut done).await;
+    assert!(hits.all().len() >= WARM_UP, "the secondary was asked");
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let report = api(&base, "/api/v1/noise").await;
+    let (paths, _) = learned(&report, "GET /api/orders/{id}");
+    assert!(paths.is_empty(), "{report}");
+    let summary = api(&base, "/api/v1/summary").await;
+    assert_eq!(
+        summary["totals"]["matched"], 0,
+        "nothing discounted: {summary}"
+    );
+    proxy.stop().await;
+}
+
 /// The secondary is a production instance of the old code: it never gets a
 /// write, even where a route sends writes to the candidate, and never a
 /// request whose route has a primary of its own.

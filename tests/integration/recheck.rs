@@ -77,7 +77,8 @@ impl Moving {
 
     /// What a backend answers. Under `/real/` the candidate has a real bug
     /// (a field too many); under `/broken/` its second answer breaks off
-    /// mid-body, which fails the call at once (no timeout to wait for).
+    /// mid-body, which fails the call at once (no timeout to wait for);
+    /// under `/flaky/` its first answer is a 500.
     async fn answer(self: Arc<Self>, candidate: bool, request: Request) -> Response {
         let path = request.uri().path().to_string();
         let key = format!("{} {path}", request.method());
@@ -105,6 +106,10 @@ impl Moving {
                 landed.wait_for(|l| l.contains(&key)),
             );
             assert!(waited.await.is_ok(), "{key}: the primary never answered");
+            if path.starts_with("/flaky/") {
+                let failed = (http::StatusCode::INTERNAL_SERVER_ERROR, json("{}"));
+                return failed.into_response();
+            }
         } else if path.starts_with("/broken/") {
             let broken = futures_util::stream::iter([
                 Ok(bytes::Bytes::from_static(b"{\"version\":")),
@@ -377,6 +382,21 @@ async fn a_recheck_that_cannot_complete_leaves_the_mismatch() {
     stored_summary(&proxy, 1).await;
     let groups = api(&proxy, "/api/v1/groups?since=1h").await;
     assert_eq!(groups.as_array().unwrap().len(), 1, "{groups}");
+    proxy.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_candidates_server_error_is_never_cleared_by_a_recheck() {
+    let moving = Moving::start();
+    let backends = backends(&moving).await;
+    let db = support::sqlite_database();
+    let settings = with_recheck(&backends, &db, true, "");
+    let proxy = support::start_with_report(settings).await;
+    let tally = send_each(&proxy, &items("/flaky/", 2)).await;
+    assert_eq!(tally.count(OutcomeKey::Mismatched), 2, "{tally:?}");
+    assert_eq!(tally.count(TRANSIENT), 0, "{tally:?}");
+    // Not called again: its next answer would have agreed.
+    assert_eq!(moving.calls(true, "GET /flaky/1").len(), 1);
     proxy.stop().await;
 }
 

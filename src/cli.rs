@@ -134,25 +134,8 @@ pub struct RolloutArgs {
     #[command(subcommand)]
     pub action: RolloutAction,
 
-    /// The report API of a running shadowdiff.
-    #[arg(
-        long,
-        env = "SHADOWDIFF_REPORT_URL",
-        value_name = "URL",
-        default_value = "http://127.0.0.1:9090",
-        global = true
-    )]
-    pub report_url: String,
-
-    /// Bearer token of the report API (also from SHADOWDIFF_REPORT_TOKEN); commands need one.
-    #[arg(
-        long,
-        env = "SHADOWDIFF_REPORT_TOKEN",
-        hide_env_values = true,
-        value_name = "TOKEN",
-        global = true
-    )]
-    pub report_token: Option<ReportToken>,
+    #[command(flatten)]
+    pub api: crate::show::ReportApi,
 
     /// Print the API's JSON instead of a table.
     #[arg(long, global = true)]

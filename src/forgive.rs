@@ -11,6 +11,7 @@
 use serde::Serialize;
 use serde_json::Value;
 
+use crate::compare::observed_pattern;
 use crate::compare::rules::MaskKind;
 
 /// One way to forgive one difference.
@@ -252,40 +253,9 @@ fn nameable(endpoint: &str) -> bool {
         .is_some_and(|(method, path)| !method.is_empty() && path.starts_with('/'))
 }
 
-/// The pattern of a pointer: each segment that indexes an array (on either
-/// side) becomes `*`; object keys stay literal. `None` when a key is itself
-/// `*` or `**`, which a pattern cannot name without widening it.
+/// The pattern of a pointer as both bodies show it.
 fn pattern_of(pointer: &str, primary: &Value, candidate: &Value) -> Option<String> {
-    if pointer.is_empty() {
-        return Some(String::new());
-    }
-    let raw: Vec<&str> = pointer.strip_prefix('/')?.split('/').collect();
-    let mut out = String::new();
-    let (mut left, mut right) = (Some(primary), Some(candidate));
-    for segment in raw {
-        let in_array = left.is_some_and(Value::is_array) || right.is_some_and(Value::is_array);
-        if in_array {
-            out.push_str("/*");
-        } else {
-            if segment == "*" || segment == "**" {
-                return None;
-            }
-            out.push('/');
-            out.push_str(segment);
-        }
-        let key = segment.replace("~1", "/").replace("~0", "~");
-        left = left.and_then(|v| child(v, &key));
-        right = right.and_then(|v| child(v, &key));
-    }
-    Some(out)
-}
-
-fn child<'v>(value: &'v Value, key: &str) -> Option<&'v Value> {
-    match value {
-        Value::Object(map) => map.get(key),
-        Value::Array(items) => key.parse::<usize>().ok().and_then(|i| items.get(i)),
-        _ => None,
-    }
+    observed_pattern(pointer, [Some(primary), Some(candidate)])
 }
 
 /// The pointer's parent when it is an array on both sides holding the same

@@ -485,8 +485,8 @@ fn replay_verdict(
 /// `shadowdiff rollout …`: one call to the report API, its answer printed.
 fn rollout(args: &cli::RolloutArgs) -> ExitCode {
     use shadowdiff::rollout::remote;
-    let token = args.report_token.as_ref().map(|t| t.as_str());
-    let call = remote::call(&args.report_url, token, args.action.body());
+    let token = args.api.report_token.as_ref().map(|t| t.as_str());
+    let call = remote::call(&args.api.report_url, token, args.action.body());
     match tokio::runtime::Runtime::new().map(|r| r.block_on(call)) {
         Ok(Ok(view)) if args.json => println!("{view}"),
         Ok(Ok(view)) => print!("{}", remote::render(&view)),

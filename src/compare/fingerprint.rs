@@ -5,6 +5,8 @@
 
 use std::collections::BTreeSet;
 
+use serde_json::Value;
+
 use super::headers::HeaderDiff;
 use super::{BodyComparison, StatusDiff};
 use crate::sampling::stable_hash;
@@ -24,6 +26,43 @@ pub fn generalise_path(pointer: &str) -> String {
         })
         .collect::<Vec<_>>()
         .join("/")
+}
+
+/// A JSON Pointer generalised no further than two bodies show: a segment
+/// that indexes an array on either side becomes `*`; an object's member
+/// stays itself, digits or not; past both bodies a segment stays as it is.
+/// `None` when a member is named `*` or `**`, which a pattern cannot name
+/// without widening it. Rule suggestions and learned noise use it, so that
+/// neither is ever broader than what was seen.
+pub fn observed_pattern(pointer: &str, sides: [Option<&Value>; 2]) -> Option<String> {
+    let Some(rest) = pointer.strip_prefix('/') else {
+        return Some(pointer.to_string());
+    };
+    let mut at = sides;
+    let mut out = String::new();
+    for segment in rest.split('/') {
+        let in_array = at.iter().flatten().any(|v| v.is_array());
+        if in_array {
+            out.push_str("/*");
+        } else {
+            if segment == "*" || segment == "**" {
+                return None;
+            }
+            out.push('/');
+            out.push_str(segment);
+        }
+        let name = segment.replace("~1", "/").replace("~0", "~");
+        at = at.map(|side| side.and_then(|v| child(v, &name)));
+    }
+    Some(out)
+}
+
+fn child<'v>(value: &'v Value, name: &str) -> Option<&'v Value> {
+    match value {
+        Value::Object(map) => map.get(name),
+        Value::Array(items) => name.parse::<usize>().ok().and_then(|i| items.get(i)),
+        _ => None,
+    }
 }
 
 pub(super) fn fingerprint(

@@ -32,7 +32,7 @@ use crate::sampling::stable_hash;
 use body_rules::BodyRule;
 use decode::BodyKind;
 use fingerprint::fingerprint;
-pub use fingerprint::generalise_path;
+pub use fingerprint::{generalise_path, observed_pattern};
 use headers::HeaderDiff;
 pub use rules::{CompareConfig, Rules};
 pub use severity::Severity;

@@ -8,11 +8,13 @@ use std::sync::Arc;
 
 use serde_json::Value;
 
-use super::keys::{keys, pattern};
+use super::keys::keys;
 use super::volatile::{kind_of, Kind, Volatility};
 use super::{Noise, Observation};
 use crate::compare::rules::PathPattern;
-use crate::compare::{compare_responses_with, decode, Detail, Rules, Verdict};
+use crate::compare::{
+    compare_responses_with, decode, observed_pattern as pattern, Detail, Rules, Verdict,
+};
 use crate::exchange::{Exchange, RecordedResponse};
 
 /// A verdict after the noise step, and the rules it was reached under (the

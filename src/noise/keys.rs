@@ -7,7 +7,7 @@
 
 use serde_json::Value;
 
-use crate::compare::Verdict;
+use crate::compare::{observed_pattern as pattern, Verdict};
 
 /// A verdict's differing keys, sorted and each once, given the two bodies
 /// it compared where they were parsed.
@@ -26,38 +26,6 @@ pub fn keys(verdict: &Verdict, sides: [Option<&Value>; 2]) -> Vec<String> {
     keys.sort();
     keys.dedup();
     keys
-}
-
-/// One pointer's key, or `None` when a member's name would read as a pattern.
-pub fn pattern(pointer: &str, sides: [Option<&Value>; 2]) -> Option<String> {
-    let Some(rest) = pointer.strip_prefix('/') else {
-        return Some(pointer.to_string());
-    };
-    let mut at = sides;
-    let mut out = String::new();
-    for segment in rest.split('/') {
-        let in_array = at.iter().flatten().any(|v| v.is_array());
-        if in_array {
-            out.push_str("/*");
-        } else {
-            if segment == "*" || segment == "**" {
-                return None;
-            }
-            out.push('/');
-            out.push_str(segment);
-        }
-        let name = segment.replace("~1", "/").replace("~0", "~");
-        at = at.map(|side| side.and_then(|v| child(v, &name)));
-    }
-    Some(out)
-}
-
-fn child<'v>(value: &'v Value, name: &str) -> Option<&'v Value> {
-    match value {
-        Value::Object(map) => map.get(name),
-        Value::Array(items) => name.parse::<usize>().ok().and_then(|i| items.get(i)),
-        _ => None,
-    }
 }
 
 #[cfg(test)]

@@ -229,16 +229,10 @@ async fn noise_learned_from_a_second_primary_leaves_only_the_real_bug() {
     let base = format!("http://{}", proxy.report.unwrap());
     let (paths, _) = learned(&api(&base, "/api/v1/noise").await, "GET /api/orders/{id}");
     assert_eq!(paths.len(), 5);
-    let reset: Value = support::client()
-        .delete(format!(
-            "{base}/api/v1/noise?endpoint=GET%20/api/orders/%7Bid%7D"
-        ))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let reset: Value = support::json_of(support::client().delete(format!(
+        "{base}/api/v1/noise?endpoint=GET%20/api/orders/%7Bid%7D"
+    )))
+    .await;
     assert!(reset["removed"].as_u64().unwrap() > 0, "{reset}");
     let report = api(&base, "/api/v1/noise").await;
     assert!(

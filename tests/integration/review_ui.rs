@@ -66,15 +66,12 @@ fn cookie_of(response: &reqwest::Response) -> String {
 /// Waits until the API lists at least one mismatch; returns its id.
 async fn first_mismatch(base: &str) -> i64 {
     for _ in 0..100 {
-        let page: Value = support::client()
-            .get(format!("{base}/api/v1/mismatches"))
-            .bearer_auth(TOKEN)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let page: Value = support::json_of(
+            support::client()
+                .get(format!("{base}/api/v1/mismatches"))
+                .bearer_auth(TOKEN),
+        )
+        .await;
         if let Some(id) = page["items"][0]["id"].as_i64() {
             return id;
         }
@@ -143,14 +140,7 @@ async fn the_token_buys_a_cookie_that_reads_and_changes_only_with_the_ui_header(
     reqwest::get(proxy.url("/users/1")).await.unwrap();
     let id = first_mismatch(&base).await;
 
-    let session: Value = client
-        .get(format!("{base}/ui/session"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let session: Value = support::json_of(client.get(format!("{base}/ui/session"))).await;
     assert_eq!(session, json!({"token_required": true, "signed_in": false}));
     let anonymous = client
         .get(format!("{base}/api/v1/summary"))
@@ -202,23 +192,15 @@ async fn the_token_buys_a_cookie_that_reads_and_changes_only_with_the_ui_header(
         .await
         .unwrap();
     assert_eq!(read.status(), 200);
-    let session: Value = with_cookie(reqwest::Method::GET, "/ui/session")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let session: Value = support::json_of(with_cookie(reqwest::Method::GET, "/ui/session")).await;
     assert_eq!(session["signed_in"], true);
 
     // A change needs the UI's header: a form another site posts has none.
-    let detail: Value = with_cookie(reqwest::Method::GET, &format!("/api/v1/mismatches/{id}"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let detail: Value = support::json_of(with_cookie(
+        reqwest::Method::GET,
+        &format!("/api/v1/mismatches/{id}"),
+    ))
+    .await;
     let fingerprint = detail["fingerprint"].as_str().unwrap().to_string();
     let triage = json!({"status": "bug", "note": "total is off by 10x", "by": "dana"});
     let group = format!("/api/v1/groups/{fingerprint}");
@@ -235,13 +217,7 @@ async fn the_token_buys_a_cookie_that_reads_and_changes_only_with_the_ui_header(
         .await
         .unwrap();
     assert_eq!(made.status(), 200);
-    let shown: Value = with_cookie(reqwest::Method::GET, &group)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let shown: Value = support::json_of(with_cookie(reqwest::Method::GET, &group)).await;
     assert_eq!(shown["status"], "bug");
     assert_eq!(shown["history"].as_array().unwrap().len(), 1, "{shown}");
     assert_eq!(shown["history"][0]["by"], "dana");
@@ -297,15 +273,12 @@ async fn curl_commands_answer_as_text_and_differences_as_rules() {
     assert_eq!(lines[3], "# candidate");
     assert!(lines[4].contains(&candidate.url().to_string()), "{text}");
 
-    let forgive: Value = client
-        .get(format!("{base}/api/v1/mismatches/{id}/forgive"))
-        .bearer_auth(TOKEN)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let forgive: Value = support::json_of(
+        client
+            .get(format!("{base}/api/v1/mismatches/{id}/forgive"))
+            .bearer_auth(TOKEN),
+    )
+    .await;
     assert_eq!(forgive["endpoint"], "GET /users/{id}");
     let rules: Vec<(&str, &str)> = forgive["suggestions"]
         .as_array()
@@ -321,16 +294,13 @@ async fn curl_commands_answer_as_text_and_differences_as_rules() {
     // The narrowest rule clears the group when the stored exemplars are
     // judged again under it.
     let snippet = forgive["suggestions"][0]["endpoint_toml"].as_str().unwrap();
-    let rejudged: Value = client
-        .post(format!("{base}/api/v1/rejudge"))
-        .bearer_auth(TOKEN)
-        .json(&json!({ "config": snippet, "since": "1h" }))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let rejudged: Value = support::json_of(
+        client
+            .post(format!("{base}/api/v1/rejudge"))
+            .bearer_auth(TOKEN)
+            .json(&json!({ "config": snippet, "since": "1h" })),
+    )
+    .await;
     assert_eq!(
         rejudged["groups"][0]["fate"], "vanishes",
         "{snippet}\n{rejudged}"

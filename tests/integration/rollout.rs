@@ -49,15 +49,8 @@ async fn monolith() -> support::Backend {
 /// The API's view of the cutover (with the token the second test's
 /// instances require; an API without one ignores it).
 async fn rollout_view(report: std::net::SocketAddr) -> Value {
-    support::client()
-        .get(format!("http://{report}/api/v1/rollout"))
-        .bearer_auth("t0k3n")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap()
+    let url = format!("http://{report}/api/v1/rollout");
+    support::json_of(support::client().get(url).bearer_auth("t0k3n")).await
 }
 
 /// Polls (bounded) until `done` holds for the rollout view.
@@ -183,21 +176,7 @@ async fn rollout_command(
     token: Option<&str>,
     args: &[&str],
 ) -> (Option<i32>, String, String) {
-    let mut all = vec![
-        "rollout".to_string(),
-        "--report-url".into(),
-        format!("http://127.0.0.1:{report}"),
-    ];
-    if let Some(token) = token {
-        all.extend(["--report-token".to_string(), token.to_string()]);
-    }
-    all.extend(args.iter().map(|a| a.to_string()));
-    let out = support::binary(all).await;
-    (
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    support::api_command("rollout", (report, token), args).await
 }
 
 fn stop(mut child: std::process::Child) {

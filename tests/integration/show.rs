@@ -34,34 +34,13 @@ fn candidate_answer(parts: &http::request::Parts) -> (http::StatusCode, &'static
 /// `shadowdiff show ARGS` against the report API on `report` (with the
 /// token unless `token` is none): exit code, stdout, stderr.
 async fn show(report: u16, token: Option<&str>, args: &[&str]) -> (Option<i32>, String, String) {
-    let mut all = vec![
-        "show".to_string(),
-        "--report-url".into(),
-        format!("http://127.0.0.1:{report}"),
-    ];
-    if let Some(token) = token {
-        all.extend(["--report-token".to_string(), token.to_string()]);
-    }
-    all.extend(args.iter().map(|a| a.to_string()));
-    let out = support::binary(all).await;
-    (
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    support::api_command("show", (report, token), args).await
 }
 
 /// GET `/api/v1/{path}` with the token, as JSON.
 async fn api(report: u16, path: &str) -> Value {
-    support::client()
-        .get(format!("http://127.0.0.1:{report}/api/v1/{path}"))
-        .bearer_auth(TOKEN)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap()
+    let url = format!("http://127.0.0.1:{report}/api/v1/{path}");
+    support::json_of(support::client().get(url).bearer_auth(TOKEN)).await
 }
 
 /// Where each title starts and ends on the title line, in chars.

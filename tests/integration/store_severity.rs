@@ -46,6 +46,15 @@ fn counted(fingerprint: &str, count: i64, severity: i64) -> GroupCountDelta {
     }
 }
 
+/// Writes groups alone, as live traffic's.
+async fn write_groups(store: &SqlStore, groups: Vec<GroupDelta>) {
+    let batch = Batch {
+        groups,
+        ..Batch::default()
+    };
+    write(store, "", batch).await;
+}
+
 async fn write(store: &SqlStore, run: &str, batch: Batch) {
     store.write("one", run, &batch).await.unwrap();
 }
@@ -62,40 +71,16 @@ async fn groups_keep_their_most_severe_class_and_are_read_most_severe_first() {
             group("membership-many", 5, MEMBERSHIP),
             group("status", 1, STATUS),
         ];
-        write(
-            &store,
-            "",
-            Batch {
-                groups,
-                ..Batch::default()
-            },
-        )
-        .await;
+        write_groups(&store, groups).await;
         // "value" turns out to change a type too; later writes of a less
         // severe class, or of none (an earlier release), change nothing.
         for severity in [STRUCTURE, UNKNOWN, HEADERS, VALUE] {
             let groups = vec![group("value", 1, severity)];
-            write(
-                &store,
-                "",
-                Batch {
-                    groups,
-                    ..Batch::default()
-                },
-            )
-            .await;
+            write_groups(&store, groups).await;
         }
         // A group of no known class takes the first class it is given.
         let groups = vec![group("unknown", 1, UNKNOWN), group("headers", 1, UNKNOWN)];
-        write(
-            &store,
-            "",
-            Batch {
-                groups,
-                ..Batch::default()
-            },
-        )
-        .await;
+        write_groups(&store, groups).await;
         let read: Vec<(String, i64, i64)> = store
             .groups(None, None)
             .await

@@ -262,14 +262,12 @@ impl RunningProxy {
 
 /// GET `url` and its JSON body (whatever the status).
 pub async fn get_json(url: &str) -> serde_json::Value {
-    client()
-        .get(url)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap()
+    json_of(client().get(url)).await
+}
+
+/// Sends a request and reads its JSON body (whatever the status).
+pub async fn json_of(request: reqwest::RequestBuilder) -> serde_json::Value {
+    request.send().await.unwrap().json().await.unwrap()
 }
 
 /// A client that changes nothing: no redirects, no decompression, no proxy.

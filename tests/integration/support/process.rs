@@ -21,6 +21,30 @@ pub async fn binary(args: Vec<String>) -> std::process::Output {
     .unwrap()
 }
 
+/// `shadowdiff COMMAND ARGS` against the report API on `report` (with the
+/// token unless `token` is none): exit code, stdout, stderr.
+pub async fn api_command(
+    command: &str,
+    (report, token): (u16, Option<&str>),
+    args: &[&str],
+) -> (Option<i32>, String, String) {
+    let mut all = vec![
+        command.to_string(),
+        "--report-url".into(),
+        format!("http://127.0.0.1:{report}"),
+    ];
+    if let Some(token) = token {
+        all.extend(["--report-token".to_string(), token.to_string()]);
+    }
+    all.extend(args.iter().map(|a| a.to_string()));
+    let out = binary(all).await;
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
 /// `shadowdiff serve` as a real process, with a clean environment, its own
 /// working directory and, where given, a limit on open files; stopped with
 /// SIGKILL when dropped.
